@@ -1,0 +1,404 @@
+//! The executor: runs a plan's operations along the dependency graph.
+//!
+//! # Guarantees
+//! - An operation starts as soon as every operation it depends on has
+//!   succeeded, with at most `parallelism` running at once, and never two
+//!   operations on one resource at once (a replace is delete, then create).
+//! - When an operation fails, running ones finish, independent branches go
+//!   on, and everything depending on the failure is skipped.
+//! - Safe to kill at any point: every create tags its object in the create
+//!   call, so the next run finds what was made and continues from there.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::aws::{Aws, AwsError};
+use crate::kinds::{Desired, Kind, Live};
+use crate::plan::{self, Action, Plan};
+use crate::printer::{Printer, Style};
+use crate::spec::Stack;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Create,
+    Update,
+    Delete,
+}
+
+impl OpKind {
+    fn verb(self) -> (&'static str, &'static str) {
+        match self {
+            OpKind::Create => ("creating", "created"),
+            OpKind::Update => ("updating", "updated"),
+            OpKind::Delete => ("destroying", "destroyed"),
+        }
+    }
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub name: String,
+    pub kind: &'static dyn Kind,
+    pub op: OpKind,
+    /// The object to update or delete.
+    pub live: Option<Live>,
+    /// Part of a replace.
+    pub replace: bool,
+}
+
+impl std::fmt::Debug for dyn Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.type_name())
+    }
+}
+
+impl Op {
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.name, self.kind.type_name())
+    }
+}
+
+/// Operations and the edges between them (`deps[i]`: what op `i` waits for).
+#[derive(Debug)]
+pub struct OpGraph {
+    pub ops: Vec<Op>,
+    pub deps: Vec<BTreeSet<usize>>,
+}
+
+/// Turns a plan into operations.
+pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
+    let mut ops = Vec::new();
+    let mut create_or_update: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut deletes: Vec<usize> = Vec::new();
+    let mut replaced_create: BTreeMap<usize, usize> = BTreeMap::new();
+    for rc in &plan.resources {
+        let kind = crate::kinds::lookup(rc.kind).expect("planned kinds are registered");
+        let mut push = |op: OpKind, replace: bool| {
+            ops.push(Op {
+                name: rc.name.clone(),
+                kind,
+                op,
+                live: rc.live.clone(),
+                replace,
+            });
+            ops.len() - 1
+        };
+        match rc.action {
+            Action::NoOp => {}
+            Action::Create => {
+                let i = push(OpKind::Create, false);
+                create_or_update.insert(&rc.name, i);
+            }
+            Action::Update => {
+                let i = push(OpKind::Update, false);
+                create_or_update.insert(&rc.name, i);
+            }
+            Action::Delete => deletes.push(push(OpKind::Delete, false)),
+            Action::Replace => {
+                let d = push(OpKind::Delete, true);
+                let c = push(OpKind::Create, true);
+                deletes.push(d);
+                replaced_create.insert(c, d);
+                create_or_update.insert(&rc.name, c);
+            }
+        }
+    }
+    let mut deps = vec![BTreeSet::new(); ops.len()];
+    for (i, op) in ops.iter().enumerate() {
+        match op.op {
+            OpKind::Create | OpKind::Update => {
+                if let Some(r) = stack.resources.get(&op.name) {
+                    for d in &r.deps {
+                        if let Some(&j) = create_or_update.get(d.as_str()) {
+                            deps[i].insert(j);
+                        }
+                    }
+                }
+                if let Some(&d) = replaced_create.get(&i) {
+                    deps[i].insert(d);
+                }
+            }
+            OpKind::Delete => {
+                // Users of this object are deleted first.
+                let me = op.live.as_ref().expect("delete has a live object");
+                for &j in &deletes {
+                    let other = ops[j].live.as_ref().expect("delete has a live object");
+                    let spec_user = stack
+                        .resources
+                        .get(&ops[j].name)
+                        .is_some_and(|r| r.deps.contains(&op.name));
+                    if j != i
+                        && (plan::uses(other, me) || spec_user && ops[j].replace && op.replace)
+                    {
+                        deps[i].insert(j);
+                    }
+                }
+            }
+        }
+    }
+    OpGraph { ops, deps }
+}
+
+/// How one operation ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Done { id: String, elapsed: Duration },
+    Failed(AwsError),
+    Skipped { because: String },
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub results: Vec<(Op, Outcome)>,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+            .count()
+    }
+}
+
+/// Runs `graph` against AWS.
+///
+/// `known` holds the outputs of resources that exist and are not replaced;
+/// outputs of created objects are added as they complete, and each create
+/// or update resolves its properties only when it starts.
+pub async fn execute(
+    aws: &Aws,
+    stack: Arc<Stack>,
+    graph: OpGraph,
+    mut known: BTreeMap<String, BTreeMap<String, Value>>,
+    parallelism: usize,
+    printer: &Printer,
+) -> Report {
+    let OpGraph { ops, deps } = graph;
+    let n = ops.len();
+    let mut waiting: Vec<usize> = deps.iter().map(BTreeSet::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(i);
+        }
+    }
+    let mut outcome: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+    let sem = Arc::new(Semaphore::new(parallelism.max(1)));
+    let mut running: JoinSet<(usize, Result<Option<Live>, AwsError>)> = JoinSet::new();
+    let mut started: BTreeMap<usize, Instant> = BTreeMap::new();
+    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut ticker = tokio::time::interval(Duration::from_secs(10));
+    ticker.tick().await;
+
+    loop {
+        // Start everything ready, in plan order.
+        ready.sort_unstable();
+        for i in ready.drain(..) {
+            let op = ops[i].clone();
+            let desired = match &op.op {
+                OpKind::Delete => None,
+                _ => match desired_for(&stack, &op, &known) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        printer.out(&printer.paint(Style::Error, &format!("{}: {e}", op.label())));
+                        outcome[i] = Some(Outcome::Failed(e));
+                        continue;
+                    }
+                },
+            };
+            printer.out(&format!("{}: {}…", op.label(), op.op.verb().0));
+            started.insert(i, Instant::now());
+            let aws = aws.clone();
+            let sem = sem.clone();
+            running.spawn(async move {
+                let _permit = sem
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed");
+                let res = match (op.op, desired) {
+                    (OpKind::Create, Some(d)) => op.kind.create(&aws, &d).await.map(Some),
+                    (OpKind::Update, Some(d)) => op
+                        .kind
+                        .update(&aws, &d, op.live.as_ref().expect("update has live"))
+                        .await
+                        .map(Some),
+                    _ => op
+                        .kind
+                        .delete(&aws, op.live.as_ref().expect("delete has live"))
+                        .await
+                        .map(|_| None),
+                };
+                (i, res)
+            });
+        }
+        // Failed-at-start ops count as finished: skip their dependents.
+        for i in 0..n {
+            if matches!(outcome[i], Some(Outcome::Failed(_))) && !started.contains_key(&i) {
+                started.insert(i, Instant::now());
+                skip_dependents(i, &ops, &dependents, &mut outcome);
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(joined) = joined else { break };
+                let (i, res) = joined.expect("operation task panicked");
+                let op = &ops[i];
+                let elapsed = started[&i].elapsed();
+                match res {
+                    Ok(live) => {
+                        let id = live.as_ref().map(|l| l.id.clone()).or_else(|| op.live.as_ref().map(|l| l.id.clone())).unwrap_or_default();
+                        if let Some(l) = live {
+                            known.insert(op.name.clone(), l.outputs);
+                        }
+                        printer.out(&printer.paint(Style::Bold, &format!("{}: {} {id} [{:.1}s]", op.label(), op.op.verb().1, elapsed.as_secs_f64())));
+                        outcome[i] = Some(Outcome::Done { id, elapsed });
+                        for &d in &dependents[i] {
+                            waiting[d] -= 1;
+                            if waiting[d] == 0 && outcome[d].is_none() {
+                                ready.push(d);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        printer.out(&printer.paint(Style::Error, &format!("{}: {} failed: {e}", op.label(), op.op.verb().0)));
+                        outcome[i] = Some(Outcome::Failed(e));
+                        skip_dependents(i, &ops, &dependents, &mut outcome);
+                    }
+                }
+            }
+            _ = ticker.tick() => {
+                for i in 0..n {
+                    if outcome[i].is_none() && let Some(t) = started.get(&i) {
+                        printer.out(&format!("{}: still {}… [{}s elapsed]", ops[i].label(), ops[i].op.verb().0, t.elapsed().as_secs()));
+                    }
+                }
+            }
+        }
+    }
+    let results = ops
+        .into_iter()
+        .zip(outcome)
+        .map(|(op, o)| {
+            let o = o.unwrap_or_else(|| Outcome::Skipped {
+                because: "not started".into(),
+            });
+            (op, o)
+        })
+        .collect();
+    Report { results }
+}
+
+fn skip_dependents(
+    failed: usize,
+    ops: &[Op],
+    dependents: &[Vec<usize>],
+    outcome: &mut [Option<Outcome>],
+) {
+    let mut stack = dependents[failed].clone();
+    while let Some(d) = stack.pop() {
+        if outcome[d].is_none() {
+            outcome[d] = Some(Outcome::Skipped {
+                because: format!("depends on {}, which failed", ops[failed].name),
+            });
+            stack.extend(dependents[d].iter().copied());
+        }
+    }
+}
+
+fn desired_for(
+    stack: &Stack,
+    op: &Op,
+    known: &BTreeMap<String, BTreeMap<String, Value>>,
+) -> Result<Desired, AwsError> {
+    let r = &stack.resources[&op.name];
+    let props =
+        plan::desired_props(r, known).map_err(|e| AwsError::other("converge", e.to_string()))?;
+    if crate::value::contains_unknown(&props) {
+        return Err(AwsError::other(
+            "converge",
+            "a referenced output is still unknown (its resource was not created)",
+        ));
+    }
+    Ok(Desired {
+        name: r.name.clone(),
+        physical_name: r.physical_name.clone(),
+        props,
+        tags: r.tags.clone(),
+    })
+}
+
+/// The closing summary and exit status of an apply or destroy.
+pub fn summarize(report: &Report, printer: &Printer) -> bool {
+    let mut created = 0;
+    let mut updated = 0;
+    let mut replaced = 0;
+    let mut destroyed = 0;
+    for (op, o) in &report.results {
+        if let Outcome::Done { .. } = o {
+            match (op.op, op.replace) {
+                (OpKind::Create, true) => replaced += 1,
+                (OpKind::Create, false) => created += 1,
+                (OpKind::Update, _) => updated += 1,
+                (OpKind::Delete, false) => destroyed += 1,
+                (OpKind::Delete, true) => {}
+            }
+        }
+    }
+    printer.out("");
+    if report.failed() == 0
+        && report
+            .results
+            .iter()
+            .all(|(_, o)| matches!(o, Outcome::Done { .. }))
+    {
+        printer.out(&printer.paint(
+            Style::Bold,
+            &format!("Apply complete: {created} created, {updated} updated, {replaced} replaced, {destroyed} destroyed."),
+        ));
+        return true;
+    }
+    let ok = report
+        .results
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Done { .. }))
+        .count();
+    let skipped = report
+        .results
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Skipped { .. }))
+        .count();
+    printer.out(&printer.paint(
+        Style::Error,
+        &format!(
+            "Apply failed: {ok} succeeded, {} failed, {skipped} skipped.",
+            report.failed()
+        ),
+    ));
+    for (op, o) in &report.results {
+        match o {
+            Outcome::Failed(e) => printer.out(&format!(
+                "  failed:  {} {}: {e}",
+                op.op.verb().0,
+                op.label()
+            )),
+            Outcome::Skipped { because } => printer.out(&format!(
+                "  skipped: {} {}: {because}",
+                op.op.verb().0,
+                op.label()
+            )),
+            Outcome::Done { .. } => {}
+        }
+    }
+    printer.out("Fix the error and run `converge apply` again: what was created is found by its tags and kept.");
+    false
+}

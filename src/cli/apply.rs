@@ -1,0 +1,53 @@
+//! `converge apply`: plan, confirm, execute.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::ApplyArgs;
+use crate::plan::{Action, render};
+use crate::printer::Printer;
+
+pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
+    let stack = super::load(&args.stack, true)?;
+    let targets = super::targets(&stack, &args.targets)?;
+    let aws = super::connect(&stack, &args.aws).await;
+    let live = crate::live::read(&aws, &stack).await?;
+    let plan = crate::plan::plan(&stack, &live, targets.as_ref())?;
+    printer.out(render::text(&plan, printer).trim_end());
+    if !plan.has_changes() {
+        return Ok(0);
+    }
+    printer.out("");
+    if !super::confirm(args.auto_approve, "apply these changes", printer)? {
+        printer.out("Apply cancelled.");
+        return Ok(1);
+    }
+    // Outputs known before any operation: objects that exist and are kept.
+    let known: BTreeMap<_, _> = plan
+        .resources
+        .iter()
+        .filter(|r| matches!(r.action, Action::NoOp | Action::Update))
+        .filter_map(|r| r.live.as_ref().map(|l| (r.name.clone(), l.outputs.clone())))
+        .chain(
+            // Resources outside --target that exist.
+            stack
+                .resources
+                .values()
+                .filter(|r| !plan.resources.iter().any(|p| p.name == r.name))
+                .filter_map(|r| {
+                    live.get(r.kind, &r.name)
+                        .map(|l| (r.name.clone(), l.outputs.clone()))
+                }),
+        )
+        .collect();
+    let stack = Arc::new(stack);
+    let graph = crate::apply::operations(&stack, &plan);
+    printer.out("");
+    let report =
+        crate::apply::execute(&aws, stack, graph, known, args.parallelism.into(), printer).await;
+    Ok(if crate::apply::summarize(&report, printer) {
+        0
+    } else {
+        1
+    })
+}

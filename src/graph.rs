@@ -1,0 +1,199 @@
+//! The dependency graph between a stack's resources.
+//!
+//! Edges point from a dependency to its dependent, so a topological order
+//! is a valid creation order and its reverse a valid deletion order.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+pub struct Graph {
+    g: DiGraph<String, ()>,
+    nodes: BTreeMap<String, NodeIndex>,
+}
+
+impl Graph {
+    /// Builds the graph from `(resource, its dependencies)`. Dependencies on
+    /// names that are not nodes are ignored (the resolver reports them).
+    pub fn new<'a, I: IntoIterator<Item = (&'a str, &'a BTreeSet<String>)>>(items: I) -> Graph {
+        let items: Vec<_> = items.into_iter().collect();
+        let mut g = DiGraph::new();
+        let mut nodes = BTreeMap::new();
+        for (name, _) in &items {
+            nodes.insert(name.to_string(), g.add_node(name.to_string()));
+        }
+        for (name, deps) in &items {
+            for d in deps.iter() {
+                if let Some(&from) = nodes.get(d) {
+                    g.add_edge(from, nodes[*name], ());
+                }
+            }
+        }
+        Graph { g, nodes }
+    }
+
+    /// A dependency cycle as `[a, b, a]` (a depends on b depends on a),
+    /// starting from its alphabetically first member; `None` if acyclic.
+    pub fn find_cycle(&self) -> Option<Vec<String>> {
+        let mut best: Option<Vec<String>> = None;
+        for scc in petgraph::algo::tarjan_scc(&self.g) {
+            let start = *scc.iter().min_by_key(|n| &self.g[**n])?;
+            let cyclic = scc.len() > 1 || self.g.contains_edge(start, start);
+            if !cyclic {
+                continue;
+            }
+            // Shortest path start → … → start along "depends on" edges.
+            let members: BTreeSet<NodeIndex> = scc.iter().copied().collect();
+            let mut parent: BTreeMap<NodeIndex, NodeIndex> = BTreeMap::new();
+            let mut queue = VecDeque::from([start]);
+            let mut closing = None;
+            'bfs: while let Some(n) = queue.pop_front() {
+                let mut next: Vec<NodeIndex> =
+                    self.g.neighbors_directed(n, Direction::Incoming).collect();
+                next.sort_by_key(|m| &self.g[*m]);
+                for m in next {
+                    if m == start {
+                        closing = Some(n);
+                        break 'bfs;
+                    }
+                    if members.contains(&m) && !parent.contains_key(&m) {
+                        parent.insert(m, n);
+                        queue.push_back(m);
+                    }
+                }
+            }
+            let mut path = vec![self.g[start].clone()];
+            let mut n = closing?;
+            let mut rev = Vec::new();
+            while n != start {
+                rev.push(self.g[n].clone());
+                n = parent[&n];
+            }
+            path.extend(rev.into_iter().rev());
+            path.push(self.g[start].clone());
+            if best.as_ref().is_none_or(|b| path[0] < b[0]) {
+                best = Some(path);
+            }
+        }
+        best
+    }
+
+    /// Every resource, dependencies before dependents, ties by name.
+    pub fn order(&self) -> Vec<String> {
+        let mut indegree: BTreeMap<NodeIndex, usize> = self
+            .g
+            .node_indices()
+            .map(|n| (n, self.g.neighbors_directed(n, Direction::Incoming).count()))
+            .collect();
+        let mut ready: BTreeSet<(String, NodeIndex)> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| (self.g[*n].clone(), *n))
+            .collect();
+        let mut out = Vec::new();
+        while let Some(first) = ready.pop_first() {
+            out.push(first.0);
+            for m in self.g.neighbors_directed(first.1, Direction::Outgoing) {
+                let d = indegree.get_mut(&m).expect("node");
+                *d -= 1;
+                if *d == 0 {
+                    ready.insert((self.g[m].clone(), m));
+                }
+            }
+        }
+        out
+    }
+
+    /// `targets` and everything they depend on, transitively.
+    pub fn with_dependencies(&self, targets: &BTreeSet<String>) -> BTreeSet<String> {
+        self.closure(targets, Direction::Incoming)
+    }
+
+    /// `names` and everything that depends on them, transitively.
+    pub fn with_dependents(&self, names: &BTreeSet<String>) -> BTreeSet<String> {
+        self.closure(names, Direction::Outgoing)
+    }
+
+    fn closure(&self, start: &BTreeSet<String>, dir: Direction) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<NodeIndex> = start
+            .iter()
+            .filter_map(|n| self.nodes.get(n).copied())
+            .collect();
+        while let Some(n) = stack.pop() {
+            if seen.insert(self.g[n].clone()) {
+                stack.extend(self.g.neighbors_directed(n, dir));
+            }
+        }
+        seen
+    }
+
+    /// Direct dependencies of `name`, sorted.
+    pub fn dependencies(&self, name: &str) -> Vec<String> {
+        let Some(&n) = self.nodes.get(name) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = self
+            .g
+            .neighbors_directed(n, Direction::Incoming)
+            .map(|m| self.g[m].clone())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(edges: &[(&str, &[&str])]) -> (Graph, Vec<BTreeSet<String>>) {
+        let deps: Vec<BTreeSet<String>> = edges
+            .iter()
+            .map(|(_, d)| d.iter().map(|s| s.to_string()).collect())
+            .collect();
+        let g = Graph::new(edges.iter().zip(&deps).map(|((n, _), d)| (*n, d)));
+        (g, deps)
+    }
+
+    #[test]
+    fn order_puts_dependencies_first_and_is_deterministic() {
+        let (g, _) = graph(&[
+            ("sg", &["vpc"]),
+            ("subnet_b", &["vpc"]),
+            ("subnet_a", &["vpc"]),
+            ("vpc", &[]),
+            ("bucket", &[]),
+        ]);
+        assert_eq!(g.order(), ["bucket", "vpc", "sg", "subnet_a", "subnet_b"]);
+    }
+
+    #[test]
+    fn finds_and_prints_cycles() {
+        let (g, _) = graph(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"]), ("d", &[])]);
+        assert_eq!(g.find_cycle().unwrap(), ["a", "b", "c", "a"]);
+        let (g, _) = graph(&[("a", &["a"])]);
+        assert_eq!(g.find_cycle().unwrap(), ["a", "a"]);
+        let (g, _) = graph(&[("a", &["b"]), ("b", &[])]);
+        assert!(g.find_cycle().is_none());
+    }
+
+    #[test]
+    fn closures_follow_edges_transitively() {
+        let (g, _) = graph(&[
+            ("vpc", &[]),
+            ("subnet", &["vpc"]),
+            ("sg", &["vpc"]),
+            ("db", &["subnet", "sg"]),
+            ("bucket", &[]),
+        ]);
+        let t = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(
+            g.with_dependencies(&t(&["db"])),
+            t(&["db", "subnet", "sg", "vpc"])
+        );
+        assert_eq!(g.with_dependents(&t(&["subnet"])), t(&["subnet", "db"]));
+        assert_eq!(g.dependencies("db"), ["sg", "subnet"]);
+    }
+}

@@ -1,0 +1,208 @@
+//! `ec2.subnet`: a subnet of a VPC in one availability zone.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::ec2::{
+    from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec, waiter_error,
+};
+use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, MAX_WAIT, create_or_adopt, not_found};
+
+pub struct Subnet;
+
+/// Properties of `ec2.subnet`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetProps {
+    /// The VPC, usually `${resources.vpc.id}`. Changing it replaces the subnet.
+    pub vpc_id: String,
+    /// IPv4 CIDR block inside the VPC's. Changing it replaces the subnet.
+    #[serde(with = "super::cidr_serde")]
+    #[schemars(with = "String")]
+    pub cidr_block: String,
+    /// e.g. `${region}a`. Changing it replaces the subnet.
+    pub availability_zone: String,
+    /// Give instances a public IP (default false: converge builds private
+    /// networks).
+    #[serde(default)]
+    pub map_public_ip_on_launch: bool,
+}
+
+impl Kind for Subnet {
+    fn type_name(&self) -> &'static str {
+        "ec2.subnet"
+    }
+    fn doc(&self) -> &'static str {
+        "A subnet in one availability zone. Outputs: `id`, `cidr_block`, `availability_zone`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<SubnetProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        Ok(super::to_value(&super::typed::<SubnetProps>(props)?))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["vpc_id", "cidr_block", "availability_zone"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "cidr_block", "availability_zone"]
+    }
+
+    fn read<'a>(
+        &'a self,
+        aws: &'a Aws,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let subnets = aws
+                .ec2
+                .describe_subnets()
+                .set_filters(Some(scope_filters(scope)))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2:DescribeSubnets", e))?;
+            Ok(subnets
+                .into_iter()
+                .filter_map(|s| {
+                    let tags = from_tags(s.tags());
+                    let name = scope.owner(&tags, None)?;
+                    Some(live(name, s, tags))
+                })
+                .collect())
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: SubnetProps = parse(&d.props)?;
+            let subnet = create_or_adopt(
+                CREATE_ATTEMPTS,
+                || async {
+                    let out = aws
+                        .ec2
+                        .create_subnet()
+                        .vpc_id(&p.vpc_id)
+                        .cidr_block(&p.cidr_block)
+                        .availability_zone(&p.availability_zone)
+                        .tag_specifications(tag_spec(ResourceType::Subnet, &d.tags))
+                        .customize()
+                        .config_override(no_retry())
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("ec2:CreateSubnet", e))?;
+                    out.subnet.ok_or_else(|| {
+                        AwsError::other("ec2:CreateSubnet", "response has no subnet")
+                    })
+                },
+                || find(aws, d),
+            )
+            .await?;
+            let id = subnet.subnet_id.clone().unwrap_or_default();
+            aws.ec2
+                .wait_until_subnet_available()
+                .subnet_ids(&id)
+                .wait(MAX_WAIT)
+                .await
+                .map_err(|e| waiter_error("ec2:DescribeSubnets (wait available)", e))?;
+            let fresh = live(d.name.clone(), subnet, d.tags.clone());
+            self.update(aws, d, &fresh).await
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        aws: &'a Aws,
+        d: &'a Desired,
+        l: &'a Live,
+    ) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: SubnetProps = parse(&d.props)?;
+            let was: SubnetProps = parse(&l.props)?;
+            if p.map_public_ip_on_launch != was.map_public_ip_on_launch {
+                aws.ec2
+                    .modify_subnet_attribute()
+                    .subnet_id(&l.id)
+                    .map_public_ip_on_launch(
+                        AttributeBooleanValue::builder()
+                            .value(p.map_public_ip_on_launch)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ec2:ModifySubnetAttribute", e))?;
+            }
+            sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+            Ok(Live {
+                props: super::to_value(&p),
+                tags: d.tags.clone(),
+                ..l.clone()
+            })
+        })
+    }
+
+    fn delete<'a>(&'a self, aws: &'a Aws, l: &'a Live) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let res = aws
+                .ec2
+                .delete_subnet()
+                .subnet_id(&l.id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2:DeleteSubnet", e));
+            not_found(res, &["InvalidSubnetID.NotFound"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<SubnetProps, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("ec2.subnet", e.to_string()))
+}
+
+async fn find(aws: &Aws, d: &Desired) -> Result<Option<aws_sdk_ec2::types::Subnet>, AwsError> {
+    let out = aws
+        .ec2
+        .describe_subnets()
+        .set_filters(Some(resource_filters(&d.tags)))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ec2:DescribeSubnets", e))?;
+    Ok(out.subnets.unwrap_or_default().into_iter().next())
+}
+
+fn live(name: String, s: aws_sdk_ec2::types::Subnet, tags: BTreeMap<String, String>) -> Live {
+    let id = s.subnet_id.unwrap_or_default();
+    let props = SubnetProps {
+        vpc_id: s.vpc_id.unwrap_or_default(),
+        cidr_block: s.cidr_block.unwrap_or_default(),
+        availability_zone: s.availability_zone.unwrap_or_default(),
+        map_public_ip_on_launch: s.map_public_ip_on_launch.unwrap_or(false),
+    };
+    let outputs = [
+        ("id".to_string(), Value::from(id.clone())),
+        (
+            "cidr_block".to_string(),
+            Value::from(props.cidr_block.clone()),
+        ),
+        (
+            "availability_zone".to_string(),
+            Value::from(props.availability_zone.clone()),
+        ),
+    ]
+    .into();
+    Live {
+        name,
+        id,
+        props: super::to_value(&props),
+        tags,
+        outputs,
+    }
+}

@@ -1,0 +1,217 @@
+//! Resource kinds: one module per kind, one trait, one registry.
+//!
+//! A kind knows its property schema, which attributes force replacement,
+//! which outputs other resources may reference, and how to read, create,
+//! update and delete its AWS objects. Adding a kind is one new module plus
+//! one line in [`REGISTRY`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::aws::{Aws, AwsError};
+
+pub mod ec2_security_group;
+pub mod ec2_subnet;
+pub mod ec2_vpc;
+pub mod s3_bucket;
+
+/// Every kind converge knows, in the order `converge schema` documents them.
+pub static REGISTRY: &[&dyn Kind] = &[
+    &ec2_vpc::Vpc,
+    &ec2_subnet::Subnet,
+    &ec2_security_group::SecurityGroup,
+    &s3_bucket::Bucket,
+];
+
+/// Looks a kind up by its `type:` name.
+pub fn lookup(type_name: &str) -> Option<&'static dyn Kind> {
+    REGISTRY
+        .iter()
+        .copied()
+        .find(|k| k.type_name() == type_name)
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Tag keys converge writes on every resource it creates.
+pub const TAG_STACK: &str = "converge:stack";
+pub const TAG_ENV: &str = "converge:env";
+pub const TAG_RESOURCE: &str = "converge:resource";
+
+/// Which stack and environment a read is for, and the resources of this kind
+/// the spec names (for kinds identified by physical name).
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub stack: String,
+    pub env: String,
+    pub region: String,
+    /// physical name → resource name, for this kind's resources in the spec.
+    pub names: BTreeMap<String, String>,
+}
+
+impl Scope {
+    /// The resource name a live object belongs to: its `converge:resource`
+    /// tag when it carries this stack/env's tags, else the spec resource
+    /// whose physical name it has (adoption of an untagged object).
+    pub fn owner(
+        &self,
+        tags: &BTreeMap<String, String>,
+        physical_name: Option<&str>,
+    ) -> Option<String> {
+        let ours = tags.get(TAG_STACK) == Some(&self.stack) && tags.get(TAG_ENV) == Some(&self.env);
+        if ours && let Some(r) = tags.get(TAG_RESOURCE) {
+            return Some(r.clone());
+        }
+        physical_name.and_then(|n| self.names.get(n).cloned())
+    }
+}
+
+/// A resource as the spec wants it, fully resolved (no unknown values).
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub name: String,
+    pub physical_name: String,
+    /// Canonical properties, as produced by [`Kind::canonicalize`].
+    pub props: Value,
+    /// All tags to set, the `converge:` ones included.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A resource as AWS has it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Live {
+    /// The spec resource it belongs to.
+    pub name: String,
+    /// The AWS identifier (vpc-…, sg-…, bucket name).
+    pub id: String,
+    /// Properties in the same canonical shape as the desired ones.
+    pub props: Value,
+    pub tags: BTreeMap<String, String>,
+    /// Values other resources may reference (`${resources.NAME.ATTR}`).
+    pub outputs: BTreeMap<String, Value>,
+}
+
+/// Why typed property checking failed: the path inside `properties` and the
+/// message.
+#[derive(Debug, Clone)]
+pub struct PropsError {
+    pub path: String,
+    pub message: String,
+}
+
+/// One resource kind.
+///
+/// # Guarantees
+/// Implementations must make `create` safe to retry after a crash or a lost
+/// response: the object is tagged by the create call itself (or carries a
+/// deterministic unique name), so a later [`Kind::read`] finds it and the
+/// next run adopts it instead of creating a second one. `delete` treats "not
+/// found" as success.
+pub trait Kind: Send + Sync + 'static {
+    /// The `type:` name in a spec, e.g. `ec2.vpc`.
+    fn type_name(&self) -> &'static str;
+    /// One paragraph for `converge schema` and the README.
+    fn doc(&self) -> &'static str;
+    /// JSON Schema of `properties`.
+    fn schema(&self, generator: &mut SchemaGenerator) -> Schema;
+    /// Checks `props` against the typed schema and returns the canonical
+    /// form: defaults filled in, sets sorted, equivalent spellings unified.
+    /// Live reads produce the same shape, so the two compare attribute by
+    /// attribute.
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError>;
+    /// Attributes whose change replaces the resource.
+    fn replace_on(&self) -> &'static [&'static str];
+    /// Attributes other resources may reference.
+    fn outputs(&self) -> &'static [&'static str];
+    /// Attributes AWS never returns (passwords): set on create and update,
+    /// not compared.
+    fn write_only(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Checks a physical name against the service's naming rules.
+    fn check_physical_name(&self, _name: &str) -> Result<(), String> {
+        Ok(())
+    }
+    /// Reads every object of this kind that belongs to `scope`, in one
+    /// paginated list call where the API allows it.
+    fn read<'a>(
+        &'a self,
+        aws: &'a Aws,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, Result<Vec<Live>, AwsError>>;
+    /// Creates the object, tagged by the create call, and waits until usable.
+    fn create<'a>(
+        &'a self,
+        aws: &'a Aws,
+        desired: &'a Desired,
+    ) -> BoxFuture<'a, Result<Live, AwsError>>;
+    /// Brings `live` to `desired` in place (only attributes not in
+    /// [`Kind::replace_on`] differ).
+    fn update<'a>(
+        &'a self,
+        aws: &'a Aws,
+        desired: &'a Desired,
+        live: &'a Live,
+    ) -> BoxFuture<'a, Result<Live, AwsError>>;
+    /// Deletes the object; already gone is success.
+    fn delete<'a>(&'a self, aws: &'a Aws, live: &'a Live) -> BoxFuture<'a, Result<(), AwsError>>;
+}
+
+/// Checks `props` as `P` and serializes it back: the shared core of every
+/// kind's [`Kind::canonicalize`].
+pub fn typed<P: DeserializeOwned>(props: Value) -> Result<P, PropsError> {
+    serde_path_to_error::deserialize(props).map_err(|e| PropsError {
+        path: crate::spec::path_string(e.path()),
+        message: e.inner().to_string(),
+    })
+}
+
+pub fn to_value<P: Serialize>(p: &P) -> Value {
+    serde_json::to_value(p).expect("kind properties serialize to JSON")
+}
+
+pub fn schema_of<P: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<P>()
+}
+
+/// Tag set from EC2-style `(key, value)` pairs.
+pub fn tag_map<I: IntoIterator<Item = (Option<String>, Option<String>)>>(
+    tags: I,
+) -> BTreeMap<String, String> {
+    tags.into_iter()
+        .filter_map(|(k, v)| Some((k?, v.unwrap_or_default())))
+        .filter(|(k, _)| !k.starts_with("aws:"))
+        .collect()
+}
+
+/// A CIDR block: validated when known, passed through while unknown.
+pub mod cidr_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &str, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        if crate::value::is_unknown_str(&s) {
+            return Ok(s);
+        }
+        let net: ipnet::IpNet = s.parse().map_err(|_| {
+            serde::de::Error::custom(format!("`{s}` is not a CIDR block (e.g. 10.0.0.0/16)"))
+        })?;
+        if net.trunc() != net {
+            return Err(serde::de::Error::custom(format!(
+                "`{s}` has host bits set; did you mean `{}`?",
+                net.trunc()
+            )));
+        }
+        Ok(net.to_string())
+    }
+}

@@ -1,0 +1,18 @@
+//! converge: a declarative AWS infrastructure provisioner.
+//!
+//! The module tree reads as the pipeline: [`spec`] (YAML → validated model)
+//! → [`graph`] → [`live`] (read AWS) → [`plan`] (diff, render) → [`apply`]
+//! (execute along the graph). [`kinds`] holds one module per resource kind,
+//! [`aws`] the SDK clients and error mapping, [`cli`] one file per command.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod apply;
+pub mod aws;
+pub mod cli;
+pub mod graph;
+pub mod kinds;
+pub mod live;
+pub mod plan;
+pub mod printer;
+pub mod spec;
+pub mod value;

@@ -1,0 +1,58 @@
+//! Reading live state: every kind's read runs concurrently, one paginated
+//! list call per kind (plus the nested reads a kind's API forces).
+
+use std::collections::BTreeMap;
+
+use crate::aws::{Aws, AwsError};
+use crate::kinds::{Kind, Live, REGISTRY};
+use crate::spec::Stack;
+
+/// Live objects of one stack/env, by kind and resource name. A name with
+/// more than one object (left by an older tool, or created by hand with our
+/// tags) keeps all of them: the plan deletes the extras.
+#[derive(Debug, Default)]
+pub struct LiveState {
+    pub objects: BTreeMap<(&'static str, String), Vec<Live>>,
+}
+
+impl LiveState {
+    pub fn get(&self, kind: &dyn Kind, name: &str) -> Option<&Live> {
+        self.objects
+            .get(&(kind.type_name(), name.to_string()))
+            .and_then(|v| v.first())
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads every kind in the registry (not only those in the spec: a kind
+/// whose last resource was removed from the spec still has objects to
+/// delete).
+///
+/// # Errors
+/// The first failed read; nothing is planned from partial state.
+pub async fn read(aws: &Aws, stack: &Stack) -> Result<LiveState, AwsError> {
+    let reads = REGISTRY.iter().map(|kind| {
+        let scope = stack.scope(*kind);
+        async move {
+            let objects = kind.read(aws, &scope).await?;
+            Ok::<_, AwsError>((kind.type_name(), objects))
+        }
+    });
+    let mut state = LiveState::default();
+    for (kind, objects) in futures_util::future::try_join_all(reads).await? {
+        for o in objects {
+            // Stable order among duplicates: the id.
+            let slot = state.objects.entry((kind, o.name.clone())).or_default();
+            slot.push(o);
+            slot.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+    }
+    Ok(state)
+}

@@ -1,0 +1,370 @@
+//! The plan: desired vs live, attribute by attribute.
+//!
+//! A [`Plan`] never holds a secret: attributes fed from `${env.NAME}` are
+//! masked when the plan is built, so every renderer (text, JSON) and any
+//! file written from a plan is safe to publish.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::graph::Graph;
+use crate::kinds::{Kind, Live};
+use crate::live::LiveState;
+use crate::spec::{Resource, Stack};
+use crate::value::{self, SENSITIVE};
+
+pub mod render;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    NoOp,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::NoOp => " ",
+        }
+    }
+}
+
+/// One attribute's change. `old` is `None` on create, `new` on delete.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttrChange {
+    pub attr: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    pub forces_replacement: bool,
+    pub sensitive: bool,
+}
+
+/// What happens to one resource.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceChange {
+    pub name: String,
+    pub kind: &'static str,
+    pub action: Action,
+    /// The live object's id (update, replace, delete).
+    pub id: Option<String>,
+    /// Why, for deletes: not in the spec, a duplicate, destroy.
+    pub reason: Option<String>,
+    pub changes: Vec<AttrChange>,
+    /// The live object, for the executor.
+    #[serde(skip)]
+    pub live: Option<Live>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub stack: String,
+    pub env: String,
+    pub region: String,
+    /// Creates and updates in dependency order, then deletes.
+    pub resources: Vec<ResourceChange>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub replace: usize,
+    pub destroy: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for r in &self.resources {
+            match r.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => s.replace += 1,
+                Action::Delete => s.destroy += 1,
+                Action::NoOp => {}
+            }
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.resources.iter().any(|r| r.action != Action::NoOp)
+    }
+}
+
+/// A plan that cannot be made: a resolved value the kind rejects.
+#[derive(Debug, thiserror::Error)]
+#[error("resource `{resource}`: {message}")]
+pub struct PlanError {
+    pub resource: String,
+    pub message: String,
+}
+
+/// Which outputs are known at plan time: those of resources that exist and
+/// are kept (no-op or update). Created and replaced ones are unknown.
+type Known = BTreeMap<String, BTreeMap<String, Value>>;
+
+/// Resolves `r`'s properties against `known` outputs and canonicalizes.
+/// While a value is unknown the kind may not be able to check it: the raw
+/// resolved value is used, and the executor resolves again at apply time.
+pub fn desired_props(r: &Resource, known: &Known) -> Result<Value, PlanError> {
+    let resolved = r
+        .props
+        .resolve(&|name, attr| known.get(name).and_then(|o| o.get(attr)).cloned());
+    match r.kind.canonicalize(resolved.clone()) {
+        Ok(v) => Ok(v),
+        Err(_) if value::contains_unknown(&resolved) => Ok(resolved),
+        Err(e) => Err(PlanError {
+            resource: r.name.clone(),
+            message: if r.sensitive.iter().any(|s| e.path.starts_with(s.as_str())) {
+                format!("{}: invalid value (sensitive, not shown)", e.path)
+            } else {
+                format!("{}: {}", e.path, e.message)
+            },
+        }),
+    }
+}
+
+fn mask(v: Value, sensitive: bool) -> Value {
+    if sensitive {
+        Value::String(SENSITIVE.into())
+    } else {
+        v
+    }
+}
+
+/// Compares `desired` with `live` for one resource. Only attributes the
+/// spec sets are compared (the canonical form fills in defaults, so an
+/// omitted optional setting is still managed).
+pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -> Vec<AttrChange> {
+    let mut out = Vec::new();
+    let empty = serde_json::Map::new();
+    let want = desired.as_object().unwrap_or(&empty);
+    let have = live.props.as_object().unwrap_or(&empty);
+    for (attr, new) in want {
+        if kind.write_only().contains(&attr.as_str()) {
+            continue;
+        }
+        let old = have.get(attr).cloned().unwrap_or(Value::Null);
+        if value::contains_unknown(new) || *new != old {
+            let sensitive = r.sensitive.contains(attr);
+            out.push(AttrChange {
+                attr: attr.clone(),
+                forces_replacement: kind.replace_on().contains(&attr.as_str()),
+                old: Some(mask(old, sensitive)),
+                new: Some(mask(new.clone(), sensitive)),
+                sensitive,
+            });
+        }
+    }
+    if r.tags != live.tags {
+        out.push(AttrChange {
+            attr: "tags".into(),
+            old: Some(serde_json::to_value(&live.tags).unwrap_or_default()),
+            new: Some(serde_json::to_value(&r.tags).unwrap_or_default()),
+            forces_replacement: false,
+            sensitive: false,
+        });
+    }
+    out
+}
+
+fn create_attrs(r: &Resource, desired: &Value) -> Vec<AttrChange> {
+    let mut out: Vec<AttrChange> = desired
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(attr, v)| {
+            let sensitive = r.sensitive.contains(attr);
+            AttrChange {
+                attr: attr.clone(),
+                old: None,
+                new: Some(mask(v.clone(), sensitive)),
+                forces_replacement: false,
+                sensitive,
+            }
+        })
+        .collect();
+    out.push(AttrChange {
+        attr: "tags".into(),
+        old: None,
+        new: Some(serde_json::to_value(&r.tags).unwrap_or_default()),
+        forces_replacement: false,
+        sensitive: false,
+    });
+    out
+}
+
+fn delete_change(kind: &'static str, live: &Live, reason: &str) -> ResourceChange {
+    ResourceChange {
+        name: live.name.clone(),
+        kind,
+        action: Action::Delete,
+        id: Some(live.id.clone()),
+        reason: Some(reason.into()),
+        changes: Vec::new(),
+        live: Some(live.clone()),
+    }
+}
+
+/// Plans `stack` against `live`. With `targets`, only those resources and
+/// what they depend on are planned, and nothing is deleted unless named.
+///
+/// # Errors
+/// A resolved property the kind rejects (e.g. an output of the wrong type).
+pub fn plan(
+    stack: &Stack,
+    live: &LiveState,
+    targets: Option<&BTreeSet<String>>,
+) -> Result<Plan, PlanError> {
+    let graph = Graph::new(stack.resources.values().map(|r| (r.name.as_str(), &r.deps)));
+    let scope = targets.map(|t| graph.with_dependencies(t));
+    let in_scope = |name: &str| scope.as_ref().is_none_or(|s| s.contains(name));
+    let mut known: Known = BTreeMap::new();
+    let mut resources = Vec::new();
+    for name in graph.order() {
+        let r = &stack.resources[&name];
+        let l = live.get(r.kind, &name);
+        if !in_scope(&name) {
+            // Outside the targets: not planned, but its outputs are known.
+            if let Some(l) = l {
+                known.insert(name.clone(), l.outputs.clone());
+            }
+            continue;
+        }
+        let desired = desired_props(r, &known)?;
+        let rc = match l {
+            None => ResourceChange {
+                name: name.clone(),
+                kind: r.kind.type_name(),
+                action: Action::Create,
+                id: None,
+                reason: None,
+                changes: create_attrs(r, &desired),
+                live: None,
+            },
+            Some(l) => {
+                let changes = diff_attrs(r.kind, r, &desired, l);
+                let action = if changes.iter().any(|c| c.forces_replacement) {
+                    Action::Replace
+                } else if changes.is_empty() {
+                    Action::NoOp
+                } else {
+                    Action::Update
+                };
+                if action != Action::Replace {
+                    known.insert(name.clone(), l.outputs.clone());
+                }
+                ResourceChange {
+                    name: name.clone(),
+                    kind: r.kind.type_name(),
+                    action,
+                    id: Some(l.id.clone()),
+                    reason: None,
+                    changes,
+                    live: Some(l.clone()),
+                }
+            }
+        };
+        resources.push(rc);
+    }
+    // Objects the spec no longer has, and duplicates of those it has.
+    let mut deletes = Vec::new();
+    for ((kind, name), objects) in &live.objects {
+        let spec_kind = stack.resources.get(name).map(|r| r.kind.type_name());
+        let wanted = spec_kind == Some(*kind);
+        let targeted = targets.is_none_or(|t| t.contains(name));
+        for (i, o) in objects.iter().enumerate() {
+            if wanted && i == 0 {
+                continue;
+            }
+            if !targeted {
+                continue;
+            }
+            let reason = match (wanted, spec_kind) {
+                (true, _) => "a duplicate: another object has this resource's tags",
+                (false, Some(_)) => "the spec now gives this resource another type",
+                (false, None) => "no longer in the spec",
+            };
+            deletes.push(delete_change(kind, o, reason));
+        }
+    }
+    resources.extend(order_deletes(deletes));
+    Ok(Plan {
+        stack: stack.name.clone(),
+        env: stack.env.clone(),
+        region: stack.region.clone(),
+        resources,
+    })
+}
+
+/// Plans deleting every object of the stack/env.
+pub fn destroy(stack: &Stack, live: &LiveState) -> Plan {
+    let deletes = live
+        .objects
+        .iter()
+        .flat_map(|((kind, _), objects)| objects.iter().map(|o| delete_change(kind, o, "destroy")))
+        .collect();
+    Plan {
+        stack: stack.name.clone(),
+        env: stack.env.clone(),
+        region: stack.region.clone(),
+        resources: order_deletes(deletes),
+    }
+}
+
+/// True if `a`'s live properties mention `b`'s id (a subnet names its VPC, a
+/// rule its source group): `a` must go before `b`.
+pub fn uses(a: &Live, b: &Live) -> bool {
+    fn mentions(v: &Value, id: &str) -> bool {
+        match v {
+            Value::String(s) => s == id,
+            Value::Array(xs) => xs.iter().any(|x| mentions(x, id)),
+            Value::Object(m) => m.values().any(|x| mentions(x, id)),
+            _ => false,
+        }
+    }
+    a.id != b.id && mentions(&a.props, &b.id)
+}
+
+/// Orders deletes so that users go before what they use (the reverse of
+/// creation order), ties by kind and name.
+fn order_deletes(mut deletes: Vec<ResourceChange>) -> Vec<ResourceChange> {
+    deletes.sort_by(|a, b| (a.kind, &a.name, &a.id).cmp(&(b.kind, &b.name, &b.id)));
+    let n = deletes.len();
+    let mut placed = vec![false; n];
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        // Next: an unplaced delete that no other unplaced delete uses.
+        let next = (0..n)
+            .find(|&i| {
+                !placed[i]
+                    && !(0..n).any(|j| {
+                        j != i
+                            && !placed[j]
+                            && uses(
+                                deletes[j].live.as_ref().expect("live"),
+                                deletes[i].live.as_ref().expect("live"),
+                            )
+                    })
+            })
+            // A cycle of uses (two groups naming each other): keep order.
+            .unwrap_or_else(|| (0..n).find(|&i| !placed[i]).expect("unplaced"));
+        placed[next] = true;
+        out.push(deletes[next].clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,273 @@
+//! Plan renderers: text for humans and merge requests, JSON for tools.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::{Action, AttrChange, Plan, ResourceChange, Summary};
+use crate::printer::{Printer, Style};
+use crate::value::{self, UNKNOWN};
+
+fn style_of(a: Action) -> Style {
+    match a {
+        Action::Create => Style::Add,
+        Action::Update => Style::Change,
+        Action::Replace => Style::Replace,
+        Action::Delete => Style::Remove,
+        Action::NoOp => Style::Plain,
+    }
+}
+
+/// A value on one line: strings quoted, unknowns as `(known after apply)`.
+pub fn inline(v: &Value) -> String {
+    match v {
+        Value::String(s) if s == UNKNOWN => "(known after apply)".into(),
+        Value::String(s) if s == value::SENSITIVE => s.clone(),
+        Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
+        Value::Array(xs) => format!("[{}]", xs.iter().map(inline).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => {
+            if m.is_empty() {
+                return "{}".into();
+            }
+            let items: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{} = {}", key(k), inline(v)))
+                .collect();
+            format!("{{ {} }}", items.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn key(k: &str) -> String {
+    if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        k.to_string()
+    } else {
+        format!("\"{k}\"")
+    }
+}
+
+/// Tags without the `converge:` identity tags, which every resource has.
+fn user_tags(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !k.starts_with("converge:"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+struct Out<'a> {
+    p: &'a Printer,
+    s: String,
+}
+
+impl Out<'_> {
+    fn line(&mut self, indent: usize, style: Style, text: &str) {
+        let _ = writeln!(
+            self.s,
+            "{}{}",
+            " ".repeat(indent),
+            self.p.paint(style, text)
+        );
+    }
+}
+
+/// The whole plan as text.
+pub fn text(plan: &Plan, p: &Printer) -> String {
+    let mut o = Out {
+        p,
+        s: String::new(),
+    };
+    o.line(
+        0,
+        Style::Bold,
+        &format!(
+            "converge plan: stack {}, environment {}, region {}",
+            plan.stack, plan.env, plan.region
+        ),
+    );
+    o.line(0, Style::Plain, "");
+    if !plan.has_changes() {
+        o.line(0, Style::Bold, "No changes. AWS matches the spec.");
+        return o.s;
+    }
+    for r in plan.resources.iter().filter(|r| r.action != Action::NoOp) {
+        resource(&mut o, r);
+        o.line(0, Style::Plain, "");
+    }
+    o.line(0, Style::Bold, &summary_line(&plan.summary()));
+    o.s
+}
+
+pub fn summary_line(s: &Summary) -> String {
+    format!(
+        "Plan: {} to add, {} to change, {} to replace, {} to destroy.",
+        s.add, s.change, s.replace, s.destroy
+    )
+}
+
+fn resource(o: &mut Out<'_>, r: &ResourceChange) {
+    let st = style_of(r.action);
+    let id =
+        r.id.as_deref()
+            .map(|i| format!(", {i}"))
+            .unwrap_or_default();
+    let what = match r.action {
+        Action::Create => "will be created".to_string(),
+        Action::Update => "will be updated in place".to_string(),
+        Action::Replace => {
+            let by: Vec<&str> = r
+                .changes
+                .iter()
+                .filter(|c| c.forces_replacement)
+                .map(|c| c.attr.as_str())
+                .collect();
+            format!("must be replaced ({} forces replacement)", by.join(", "))
+        }
+        Action::Delete => format!("will be destroyed ({})", r.reason.as_deref().unwrap_or("")),
+        Action::NoOp => String::new(),
+    };
+    let head = format!(
+        "{:>3} {} ({}{id}) {what}",
+        r.action.symbol(),
+        r.name,
+        r.kind
+    );
+    o.line(0, st, &head);
+    let width = r.changes.iter().map(|c| c.attr.len()).max().unwrap_or(0);
+    for c in &r.changes {
+        attr(o, r.action, c, width);
+    }
+}
+
+fn attr(o: &mut Out<'_>, action: Action, c: &AttrChange, width: usize) {
+    let pad = |a: &str| format!("{a:width$}");
+    let is_tags = c.attr == "tags";
+    let new = c
+        .new
+        .as_ref()
+        .map(|v| if is_tags { user_tags(v) } else { v.clone() });
+    let old = c
+        .old
+        .as_ref()
+        .map(|v| if is_tags { user_tags(v) } else { v.clone() });
+    match (action, &old, &new) {
+        (Action::Create, _, Some(v)) => {
+            if matches!(v, Value::Array(xs) if xs.iter().any(Value::is_object)) {
+                o.line(6, Style::Add, &format!("+ {} = [", pad(&c.attr)));
+                for x in v.as_array().into_iter().flatten() {
+                    o.line(10, Style::Add, &format!("{},", inline(x)));
+                }
+                o.line(8, Style::Add, "]");
+            } else {
+                o.line(
+                    6,
+                    Style::Add,
+                    &format!("+ {} = {}", pad(&c.attr), inline(v)),
+                );
+            }
+        }
+        (_, Some(old), Some(new)) => changed(o, c, old, new, &pad(&c.attr)),
+        _ => {}
+    }
+}
+
+fn changed(o: &mut Out<'_>, c: &AttrChange, old: &Value, new: &Value, padded: &str) {
+    let forces = if c.forces_replacement {
+        "  # forces replacement"
+    } else {
+        ""
+    };
+    match (old, new) {
+        // Sets of objects (rules) and lists: element by element.
+        (Value::Array(a), Value::Array(b))
+            if !value::contains_unknown(new) || a.iter().chain(b).any(Value::is_object) =>
+        {
+            o.line(6, Style::Change, &format!("~ {}{forces}", c.attr));
+            for x in a.iter().filter(|x| !b.contains(x)) {
+                o.line(10, Style::Remove, &format!("- {}", inline(x)));
+            }
+            for x in b.iter().filter(|x| !a.contains(x)) {
+                o.line(10, Style::Add, &format!("+ {}", inline(x)));
+            }
+        }
+        // Maps (tags, nested settings): key by key.
+        (Value::Object(a), Value::Object(b)) => {
+            o.line(6, Style::Change, &format!("~ {}{forces}", c.attr));
+            for (k, v) in a.iter().filter(|(k, _)| !b.contains_key(*k)) {
+                o.line(10, Style::Remove, &format!("- {} = {}", key(k), inline(v)));
+            }
+            for (k, v) in b {
+                match a.get(k) {
+                    None => o.line(10, Style::Add, &format!("+ {} = {}", key(k), inline(v))),
+                    Some(w) if w != v => o.line(
+                        10,
+                        Style::Change,
+                        &format!("~ {} = {} → {}", key(k), inline(w), inline(v)),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        // Multi-line text (user data, rendered files): a line diff.
+        (Value::String(a), Value::String(b)) if a.contains('\n') || b.contains('\n') => {
+            o.line(6, Style::Change, &format!("~ {}{forces}", c.attr));
+            let diff = similar::TextDiff::from_lines(a, b);
+            for group in diff.grouped_ops(2) {
+                for op in group {
+                    for change in diff.iter_changes(&op) {
+                        let (sign, st) = match change.tag() {
+                            similar::ChangeTag::Delete => ("-", Style::Remove),
+                            similar::ChangeTag::Insert => ("+", Style::Add),
+                            similar::ChangeTag::Equal => (" ", Style::Dim),
+                        };
+                        o.line(
+                            10,
+                            st,
+                            &format!("{sign} {}", change.value().trim_end_matches('\n')),
+                        );
+                    }
+                }
+            }
+        }
+        _ => o.line(
+            6,
+            Style::Change,
+            &format!("~ {padded} = {} → {}{forces}", inline(old), inline(new)),
+        ),
+    }
+}
+
+/// The plan as JSON (secrets are already masked in the plan).
+pub fn json(plan: &Plan) -> String {
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        format_version: u32,
+        #[serde(flatten)]
+        plan: &'a Plan,
+        summary: Summary,
+        has_changes: bool,
+    }
+    let doc = Doc {
+        format_version: 1,
+        plan,
+        summary: plan.summary(),
+        has_changes: plan.has_changes(),
+    };
+    let mut v = serde_json::to_value(&doc).unwrap_or_default();
+    // Unknowns as a readable marker, not the internal sentinel.
+    fn fix(v: &mut Value) {
+        match v {
+            Value::String(s) if s == UNKNOWN => *s = "(known after apply)".into(),
+            Value::Array(xs) => xs.iter_mut().for_each(fix),
+            Value::Object(m) => m.values_mut().for_each(fix),
+            _ => {}
+        }
+    }
+    fix(&mut v);
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}

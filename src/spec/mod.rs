@@ -1,0 +1,190 @@
+//! Stack specs: YAML → raw structs ([`raw`]) → resolved, validated model.
+//!
+//! Everything here is offline: a spec that fails to load makes no AWS call.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::kinds::{self, Kind};
+
+pub mod expr;
+pub mod location;
+pub mod raw;
+mod resolve;
+pub mod template;
+
+pub use resolve::{LoadOptions, load, load_str};
+pub use template::Template;
+
+/// A resolved stack for one environment.
+#[derive(Debug)]
+pub struct Stack {
+    pub file: PathBuf,
+    pub name: String,
+    pub env: String,
+    pub region: String,
+    pub resources: BTreeMap<String, Resource>,
+}
+
+/// A resolved resource. Its properties may still reference other resources'
+/// outputs, which are only known from live state or after apply.
+#[derive(Clone)]
+pub struct Resource {
+    pub name: String,
+    pub kind: &'static dyn Kind,
+    pub physical_name: String,
+    pub props: Template,
+    /// Resources this one needs first: references and `depends_on`.
+    pub deps: BTreeSet<String>,
+    /// Every tag to set, the `converge:` identity tags included.
+    pub tags: BTreeMap<String, String>,
+    /// Top-level properties whose value comes from a process environment
+    /// variable: never printed, never written.
+    pub sensitive: BTreeSet<String>,
+}
+
+impl fmt::Debug for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resource")
+            .field("name", &self.name)
+            .field("kind", &self.kind.type_name())
+            .field("physical_name", &self.physical_name)
+            .field("deps", &self.deps)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One problem in a stack file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: error: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )?;
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A stack that failed to load: every problem found, in file order.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}\n{} error(s) in {}; nothing was sent to AWS. Fix them and run `converge validate` again.", list(.diagnostics), .diagnostics.len(), .file.display())]
+    Invalid {
+        file: PathBuf,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+fn list(d: &[Diagnostic]) -> String {
+    d.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `serde_path_to_error` path as `a.b[0].c`, the format of
+/// [`location::SpanIndex`].
+pub fn path_string(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut s = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => s = location::join_index(&s, *index),
+            Segment::Map { key } => s = location::join_key(&s, key),
+            Segment::Enum { variant } => s = location::join_key(&s, variant),
+            Segment::Unknown => {}
+        }
+    }
+    s
+}
+
+/// The closest of `candidates` to `word`, if close enough to be a typo.
+pub fn suggest<'a, I: IntoIterator<Item = &'a str>>(word: &str, candidates: I) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_string())
+}
+
+/// `did you mean `x`?` or the list of valid names.
+pub fn help_for<'a, I: IntoIterator<Item = &'a str> + Clone>(
+    word: &str,
+    candidates: I,
+) -> Option<String> {
+    if let Some(s) = suggest(word, candidates.clone()) {
+        return Some(format!("did you mean `{s}`?"));
+    }
+    let all: Vec<&str> = candidates.into_iter().collect();
+    if all.is_empty() {
+        None
+    } else {
+        Some(format!("expected one of: {}", all.join(", ")))
+    }
+}
+
+/// The default physical name: `<stack>-<env>-<resource>`, lower case, with
+/// `_` as `-` so that it is valid for every kind that takes a name.
+pub fn default_physical_name(stack: &str, env: &str, resource: &str) -> String {
+    format!("{stack}-{env}-{resource}")
+        .to_lowercase()
+        .replace('_', "-")
+}
+
+impl Stack {
+    pub fn kinds(&self) -> BTreeSet<&'static str> {
+        self.resources
+            .values()
+            .map(|r| r.kind.type_name())
+            .collect()
+    }
+
+    /// The scope a kind's read runs in.
+    pub fn scope(&self, kind: &dyn Kind) -> kinds::Scope {
+        kinds::Scope {
+            stack: self.name.clone(),
+            env: self.env.clone(),
+            region: self.region.clone(),
+            names: self
+                .resources
+                .values()
+                .filter(|r| r.kind.type_name() == kind.type_name())
+                .map(|r| (r.physical_name.clone(), r.name.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn file_name(&self) -> &Path {
+        &self.file
+    }
+}
+
+/// Values as the renderer and checks see them.
+pub fn lit(v: impl Into<Value>) -> Template {
+    Template::Lit(v.into())
+}

@@ -1,0 +1,68 @@
+//! The stack file as written: serde structs that reject unknown fields.
+//! Nothing here is checked beyond YAML types; see [`super::resolve`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A stack file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStack {
+    /// The stack's name: part of every resource's identity tags and default
+    /// physical names.
+    pub stack: String,
+    /// AWS region; `--region` overrides it, an environment may set its own.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Tags set on every resource of the stack.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Variables, referenced as `${var.NAME}`.
+    #[serde(default)]
+    pub variables: BTreeMap<String, Value>,
+    /// Environments (`staging`, `production` …) that override variables.
+    /// When present, `--env` is required.
+    #[serde(default)]
+    pub environments: BTreeMap<String, RawEnvironment>,
+    /// The resources, by name.
+    pub resources: BTreeMap<String, RawResource>,
+}
+
+/// One environment's overrides.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvironment {
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Overrides of variables declared at the top level.
+    #[serde(default)]
+    pub variables: BTreeMap<String, Value>,
+    /// Extra tags for this environment's resources.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One resource.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawResource {
+    /// The resource kind, e.g. `ec2.vpc` (`converge schema` lists them).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Physical name (security group name, bucket name …); defaults to
+    /// `<stack>-<env>-<resource>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The kind's properties. Strings may hold `${...}` references.
+    #[serde(default)]
+    pub properties: serde_json::Map<String, Value>,
+    /// Resources this one must come after, beyond those it references.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Tags for this resource.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}

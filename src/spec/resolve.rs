@@ -1,0 +1,704 @@
+//! Second phase: raw structs → [`Stack`], with every check that can be made
+//! offline. All problems are collected, each with file:line:col.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::expr::{self, Part, Reference};
+use super::location::{Pos, SpanIndex, join_index, join_key};
+use super::raw::{RawEnvironment, RawResource, RawStack};
+use super::{Diagnostic, Resource, SpecError, Stack, Template, default_physical_name, help_for};
+use crate::graph::Graph;
+use crate::kinds::{self, Kind, TAG_ENV, TAG_RESOURCE, TAG_STACK};
+
+/// What the command line adds to a stack file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--env`.
+    pub env: Option<String>,
+    /// `--region`: overrides the stack's and the environment's region.
+    pub region: Option<String>,
+    /// `${env.NAME}` must be set (plan/apply). `validate` leaves it off so a
+    /// review job needs no secrets.
+    pub require_secrets: bool,
+}
+
+/// Reads and resolves a stack file.
+///
+/// # Errors
+/// [`SpecError::Read`] when the file cannot be read, [`SpecError::Invalid`]
+/// with every problem found otherwise.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Stack, SpecError> {
+    let src = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(path, &src, opts)
+}
+
+/// [`load`] from a string; `path` is only used in messages.
+pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, SpecError> {
+    let invalid = |diagnostics: Vec<Diagnostic>| SpecError::Invalid {
+        file: path.to_path_buf(),
+        diagnostics,
+    };
+    let index = match SpanIndex::build(src) {
+        Ok(i) => i,
+        Err((pos, msg)) => {
+            return Err(invalid(vec![diag(
+                path,
+                pos,
+                format!("malformed YAML: {msg}"),
+                None,
+            )]));
+        }
+    };
+    let mut cx = Cx {
+        file: path.to_path_buf(),
+        index,
+        diags: Vec::new(),
+    };
+    let dups = std::mem::take(&mut cx.index.duplicates);
+    for d in &dups {
+        let within = if d.path.is_empty() {
+            "the stack".to_string()
+        } else {
+            format!("`{}`", d.path)
+        };
+        let kind = if d.path == "resources" {
+            "resource name"
+        } else {
+            "key"
+        };
+        cx.diags.push(diag(
+            path,
+            d.pos,
+            format!("duplicate {kind} `{}` in {within}", d.key),
+            Some(format!("first defined at line {}", d.first.line)),
+        ));
+    }
+    if !cx.diags.is_empty() {
+        return Err(invalid(cx.diags));
+    }
+    let raw: RawStack =
+        match serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(src)) {
+            Ok(r) => r,
+            Err(e) => {
+                let p = super::path_string(e.path());
+                let loc = e.inner().location().map(|l| Pos {
+                    line: l.line(),
+                    col: l.column(),
+                });
+                let msg = e.inner().to_string();
+                cx.serde_error(&p, &msg, loc, false);
+                return Err(invalid(cx.diags));
+            }
+        };
+    let stack = cx.resolve(raw, opts);
+    match stack {
+        Some(s) if cx.diags.is_empty() => Ok(s),
+        _ => {
+            cx.diags.sort_by_key(|d| (d.line, d.col));
+            Err(invalid(cx.diags))
+        }
+    }
+}
+
+fn diag(file: &Path, pos: Pos, message: String, help: Option<String>) -> Diagnostic {
+    Diagnostic {
+        file: file.to_path_buf(),
+        line: pos.line,
+        col: pos.col,
+        message,
+        help,
+    }
+}
+
+/// Strips what serde_yaml_ng adds around a message: the path prefix and the
+/// ` at line L column C` suffix (we print our own).
+fn bare_message<'a>(path: &str, msg: &'a str) -> &'a str {
+    let mut m = msg;
+    if let Some(i) = m.rfind(" at line ")
+        && m[i + 9..]
+            .split(" column ")
+            .all(|n| n.chars().all(|c| c.is_ascii_digit()))
+    {
+        m = &m[..i];
+    }
+    // serde_yaml_ng names the enclosing path: `resources.vpc: unknown …`.
+    if let Some((pre, rest)) = m.split_once(": ")
+        && !pre.is_empty()
+        && !pre.contains(' ')
+        && path.starts_with(pre)
+    {
+        m = rest;
+    }
+    m
+}
+
+/// Names between backticks in a serde message.
+fn backticked(s: &str) -> Vec<&str> {
+    s.split('`').skip(1).step_by(2).collect()
+}
+
+struct Cx {
+    file: PathBuf,
+    index: SpanIndex,
+    diags: Vec<Diagnostic>,
+}
+
+/// What a property walk collects for one resource.
+#[derive(Default)]
+struct Walk {
+    refs: BTreeSet<String>,
+    sensitive: BTreeSet<String>,
+}
+
+struct Env<'a> {
+    stack: &'a str,
+    env: &'a str,
+    region: &'a str,
+    vars: &'a BTreeMap<String, Value>,
+    kinds: &'a BTreeMap<String, &'static dyn Kind>,
+    require_secrets: bool,
+}
+
+impl Cx {
+    fn at_value(&mut self, path: &str, message: String, help: Option<String>) {
+        let pos = self.index.value(path).unwrap_or(Pos { line: 1, col: 1 });
+        self.diags.push(diag(&self.file, pos, message, help));
+    }
+
+    fn at_key(&mut self, path: &str, message: String, help: Option<String>) {
+        let pos = self.index.key(path).unwrap_or(Pos { line: 1, col: 1 });
+        self.diags.push(diag(&self.file, pos, message, help));
+    }
+
+    /// Turns a serde message at `path` into a diagnostic. `sensitive`
+    /// hides the message, which may quote the offending value.
+    fn serde_error(&mut self, path: &str, msg: &str, yaml_pos: Option<Pos>, sensitive: bool) {
+        let msg = bare_message(path, msg);
+        let within = if path.is_empty() {
+            "the stack".to_string()
+        } else {
+            format!("`{path}`")
+        };
+        for (prefix, what) in [("unknown field `", "field"), ("unknown variant `", "value")] {
+            if msg.starts_with(prefix) {
+                let names = backticked(msg);
+                let word = names.first().copied().unwrap_or_default();
+                let help = help_for(word, names[1..].iter().copied());
+                // Some deserializers put the unknown key in the path already.
+                let parent = if path == word {
+                    ""
+                } else {
+                    path.strip_suffix(word)
+                        .and_then(|p| p.strip_suffix('.'))
+                        .unwrap_or(path)
+                };
+                let within = if parent.is_empty() {
+                    "the stack".to_string()
+                } else {
+                    format!("`{parent}`")
+                };
+                let full = join_key(parent, word);
+                if what == "field" {
+                    self.at_key(&full, format!("unknown field `{word}` in {within}"), help);
+                } else {
+                    self.at_value(path, format!("unknown value `{word}` for `{path}`"), help);
+                }
+                return;
+            }
+        }
+        if let Some(rest) = msg.strip_prefix("missing field `") {
+            let field = rest.split('`').next().unwrap_or_default();
+            self.at_value(path, format!("missing field `{field}` in {within}"), None);
+            return;
+        }
+        let shown = if sensitive {
+            "invalid value (sensitive, not shown)"
+        } else {
+            msg
+        };
+        let message = if path.is_empty() {
+            shown.to_string()
+        } else {
+            format!("`{path}`: {shown}")
+        };
+        match (self.index.value(path), yaml_pos) {
+            (Some(_), _) if !path.is_empty() => self.at_value(path, message, None),
+            (_, Some(pos)) => self.diags.push(diag(&self.file, pos, message, None)),
+            _ => self.at_value(path, message, None),
+        }
+    }
+
+    fn resolve(&mut self, raw: RawStack, opts: &LoadOptions) -> Option<Stack> {
+        let RawStack {
+            stack,
+            region,
+            tags,
+            variables,
+            mut environments,
+            resources,
+        } = raw;
+        if !is_name(&stack) {
+            self.at_value(
+                "stack",
+                format!("stack name `{stack}` must be lower-case letters, digits and `-`"),
+                None,
+            );
+        }
+        let env_names: Vec<String> = environments.keys().cloned().collect();
+        let (env_name, env) = match (&opts.env, environments.is_empty()) {
+            (None, true) => ("default".to_string(), RawEnvironment::default()),
+            (None, false) => {
+                self.at_key(
+                    "environments",
+                    "this stack defines environments: pass --env".into(),
+                    Some(format!("one of: {}", env_names.join(", "))),
+                );
+                return None;
+            }
+            (Some(e), true) => {
+                self.at_key(
+                    "stack",
+                    format!("--env {e} given, but this stack defines no environments"),
+                    None,
+                );
+                return None;
+            }
+            (Some(e), false) => match environments.remove(e) {
+                Some(env) => (e.clone(), env),
+                None => {
+                    self.at_key(
+                        "environments",
+                        format!("unknown environment `{e}`"),
+                        help_for(e, env_names.iter().map(String::as_str)),
+                    );
+                    return None;
+                }
+            },
+        };
+        let RawEnvironment {
+            region: env_region,
+            variables: env_vars,
+            tags: env_tags,
+        } = env;
+
+        let mut vars = variables;
+        for (k, v) in env_vars {
+            if !vars.contains_key(&k) {
+                let help = help_for(&k, vars.keys().map(String::as_str));
+                self.at_key(
+                    &join_key(
+                        &join_key(&join_key("environments", &env_name), "variables"),
+                        &k,
+                    ),
+                    format!("variable `{k}` is not declared in the top-level `variables`"),
+                    help,
+                );
+                continue;
+            }
+            vars.insert(k, v);
+        }
+        for (k, v) in &vars {
+            if contains_expr(v) {
+                self.at_value(
+                    &join_key("variables", k),
+                    format!(
+                        "variable `{k}` may not contain `${{...}}`: variables are plain values"
+                    ),
+                    None,
+                );
+            }
+        }
+
+        let region = opts
+            .region
+            .clone()
+            .or(env_region)
+            .or(region)
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| {
+                self.at_key(
+                    "stack",
+                    "no region: add `region:` to the stack, pass --region or set AWS_REGION".into(),
+                    None,
+                );
+                String::new()
+            });
+
+        // First pass: kinds, so references can be checked against outputs.
+        let mut kinds_by_name: BTreeMap<String, &'static dyn Kind> = BTreeMap::new();
+        for (name, r) in &resources {
+            let rp = join_key("resources", name);
+            if !is_ident(name) {
+                self.at_key(
+                    &rp,
+                    format!("resource name `{name}` must be letters, digits, `_` and `-`"),
+                    None,
+                );
+            }
+            match kinds::lookup(&r.kind) {
+                Some(k) => {
+                    kinds_by_name.insert(name.clone(), k);
+                }
+                None => {
+                    let help = help_for(&r.kind, kinds::REGISTRY.iter().map(|k| k.type_name()));
+                    self.at_value(
+                        &join_key(&rp, "type"),
+                        format!("unknown resource type `{}` for `{rp}`", r.kind),
+                        help,
+                    );
+                }
+            }
+        }
+
+        for key in tags.keys().chain(env_tags.keys()) {
+            if key.starts_with("converge:") {
+                self.at_key(
+                    "tags",
+                    format!("tag `{key}` is reserved: converge sets the `converge:` tags itself"),
+                    None,
+                );
+            }
+        }
+        let env = Env {
+            stack: &stack,
+            env: &env_name,
+            region: &region,
+            vars: &vars,
+            kinds: &kinds_by_name,
+            require_secrets: opts.require_secrets,
+        };
+        let mut out = BTreeMap::new();
+        let mut physical: BTreeMap<(&str, String), String> = BTreeMap::new();
+        for (name, r) in resources {
+            let Some(&kind) = kinds_by_name.get(&name) else {
+                continue;
+            };
+            if let Some(res) = self.resource(&name, r, kind, &env, &tags, &env_tags) {
+                let key = (kind.type_name(), res.physical_name.clone());
+                if let Some(first) = physical.insert(key, name.clone()) {
+                    self.at_key(
+                        &join_key("resources", &name),
+                        format!(
+                            "resources `{first}` and `{name}` have the same physical name `{}`",
+                            res.physical_name
+                        ),
+                        Some("set a distinct `name:` on one of them".into()),
+                    );
+                }
+                out.insert(name, res);
+            }
+        }
+
+        let graph = Graph::new(out.values().map(|r| (r.name.as_str(), &r.deps)));
+        if let Some(cycle) = graph.find_cycle() {
+            self.at_key(
+                &join_key("resources", &cycle[0]),
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+                Some("remove one of these references or depends_on entries".into()),
+            );
+        }
+        Some(Stack {
+            file: self.file.clone(),
+            name: stack,
+            env: env_name,
+            region,
+            resources: out,
+        })
+    }
+
+    fn resource(
+        &mut self,
+        name: &str,
+        raw: RawResource,
+        kind: &'static dyn Kind,
+        env: &Env<'_>,
+        stack_tags: &BTreeMap<String, String>,
+        env_tags: &BTreeMap<String, String>,
+    ) -> Option<Resource> {
+        let RawResource {
+            kind: _,
+            name: physical,
+            properties,
+            depends_on,
+            tags,
+        } = raw;
+        let rp = join_key("resources", name);
+        let before = self.diags.len();
+        let mut walk = Walk::default();
+        let pp = join_key(&rp, "properties");
+        let mut props = BTreeMap::new();
+        for (k, v) in properties {
+            let t = self.template(v, &join_key(&pp, &k), &k, env, &mut walk);
+            props.insert(k, t);
+        }
+        let props = Template::Map(props);
+        // Typed check of the kind's properties, references as unknowns.
+        if self.diags.len() == before
+            && let Err(e) = kind.canonicalize(props.placeholder())
+        {
+            let top = e.path.split(['.', '[']).next().unwrap_or_default();
+            let sensitive = walk.sensitive.contains(top);
+            let full = if e.path.is_empty() {
+                pp.clone()
+            } else {
+                format!("{pp}.{}", e.path).replace(".[", "[")
+            };
+            self.serde_error(&full, &e.message, None, sensitive);
+        }
+
+        let mut deps = walk.refs;
+        for (i, d) in depends_on.iter().enumerate() {
+            if env.kinds.contains_key(d) {
+                deps.insert(d.clone());
+            } else {
+                let help = help_for(d, env.kinds.keys().map(String::as_str));
+                self.at_value(
+                    &join_index(&join_key(&rp, "depends_on"), i),
+                    format!("`depends_on` names unknown resource `{d}`"),
+                    help,
+                );
+            }
+        }
+
+        let physical_name = match physical {
+            None => default_physical_name(env.stack, env.env, name),
+            Some(p) => match self.template(
+                Value::String(p),
+                &join_key(&rp, "name"),
+                "name",
+                env,
+                &mut Walk::default(),
+            ) {
+                Template::Lit(Value::String(s)) => s,
+                _ => {
+                    self.at_value(
+                        &join_key(&rp, "name"),
+                        "`name` may use variables but not resource outputs".into(),
+                        None,
+                    );
+                    String::new()
+                }
+            },
+        };
+        if let Err(why) = kind.check_physical_name(&physical_name) {
+            self.at_key(
+                &join_key(&rp, "name"),
+                format!("physical name `{physical_name}` of `{name}`: {why}"),
+                None,
+            );
+        }
+
+        let mut all_tags: BTreeMap<String, String> = stack_tags.clone();
+        all_tags.extend(env_tags.clone());
+        for key in tags.keys() {
+            if key.starts_with("converge:") {
+                self.at_key(
+                    &join_key(&join_key(&rp, "tags"), key),
+                    format!("tag `{key}` is reserved"),
+                    None,
+                );
+            }
+        }
+        all_tags.extend(tags);
+        all_tags
+            .entry("Name".into())
+            .or_insert_with(|| physical_name.clone());
+        all_tags.insert(TAG_STACK.into(), env.stack.into());
+        all_tags.insert(TAG_ENV.into(), env.env.into());
+        all_tags.insert(TAG_RESOURCE.into(), name.into());
+
+        (self.diags.len() == before).then(|| Resource {
+            name: name.to_string(),
+            kind,
+            physical_name,
+            props,
+            deps,
+            tags: all_tags,
+            sensitive: walk.sensitive,
+        })
+    }
+
+    /// Substitutes everything known offline in `v`; keeps resource
+    /// references. `top` is the top-level property this value is under.
+    fn template(
+        &mut self,
+        v: Value,
+        path: &str,
+        top: &str,
+        env: &Env<'_>,
+        walk: &mut Walk,
+    ) -> Template {
+        match v {
+            Value::String(s) => self.string(&s, path, top, env, walk),
+            Value::Array(items) => Template::List(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| self.template(v, &join_index(path, i), top, env, walk))
+                    .collect(),
+            ),
+            Value::Object(m) => Template::Map(
+                m.into_iter()
+                    .map(|(k, v)| {
+                        let t = self.template(v, &join_key(path, &k), top, env, walk);
+                        (k, t)
+                    })
+                    .collect(),
+            ),
+            other => Template::Lit(other),
+        }
+    }
+
+    fn string(
+        &mut self,
+        s: &str,
+        path: &str,
+        top: &str,
+        env: &Env<'_>,
+        walk: &mut Walk,
+    ) -> Template {
+        let parts = match expr::parse(s) {
+            Ok(p) => p,
+            Err(e) => {
+                self.at_value(path, format!("`{path}`: {e}"), None);
+                return Template::Lit(Value::Null);
+            }
+        };
+        let single = parts.len() == 1;
+        let mut out: Vec<Part> = Vec::new();
+        for part in parts {
+            let value: Value = match part {
+                Part::Lit(t) => Value::String(t),
+                Part::Ref(r) => match self.reference(&r, path, top, env, walk) {
+                    Some(v) => v,
+                    None => {
+                        out.push(Part::Ref(r));
+                        continue;
+                    }
+                },
+            };
+            if single {
+                return Template::Lit(value);
+            }
+            let text = match value {
+                Value::String(t) => t,
+                Value::Number(_) | Value::Bool(_) => value.to_string(),
+                _ => {
+                    self.at_value(
+                        path,
+                        format!("`{path}`: a list, map or null cannot be interpolated into text"),
+                        None,
+                    );
+                    String::new()
+                }
+            };
+            match out.last_mut() {
+                Some(Part::Lit(prev)) => prev.push_str(&text),
+                _ => out.push(Part::Lit(text)),
+            }
+        }
+        match out.as_slice() {
+            [Part::Lit(t)] => Template::Lit(Value::String(t.clone())),
+            [] => Template::Lit(Value::String(String::new())),
+            _ => Template::Interp(out),
+        }
+    }
+
+    /// The value of an offline reference, or `None` for a resource output
+    /// (checked here, resolved later).
+    fn reference(
+        &mut self,
+        r: &Reference,
+        path: &str,
+        top: &str,
+        env: &Env<'_>,
+        walk: &mut Walk,
+    ) -> Option<Value> {
+        match r {
+            Reference::Region => Some(env.region.into()),
+            Reference::Stack => Some(env.stack.into()),
+            Reference::Environment => Some(env.env.into()),
+            Reference::Var(n) => match env.vars.get(n) {
+                Some(v) => Some(v.clone()),
+                None => {
+                    let help = help_for(n, env.vars.keys().map(String::as_str));
+                    self.at_value(
+                        path,
+                        format!("`{path}` references undefined variable `{n}`"),
+                        help,
+                    );
+                    Some(Value::Null)
+                }
+            },
+            Reference::Env(n) => {
+                walk.sensitive.insert(top.to_string());
+                match std::env::var(n) {
+                    Ok(v) => Some(Value::String(v)),
+                    Err(_) if !env.require_secrets => Some(Value::String(String::new())),
+                    Err(_) => {
+                        self.at_value(path, format!("`{path}` needs environment variable `{n}`, which is not set"), Some(format!("export {n}=… before running converge (it is never printed or stored)")));
+                        Some(Value::Null)
+                    }
+                }
+            }
+            Reference::Resource { name, attr } => {
+                match env.kinds.get(name) {
+                    None => {
+                        let help = help_for(name, env.kinds.keys().map(String::as_str));
+                        self.at_value(
+                            path,
+                            format!("`{path}` references unknown resource `{name}`"),
+                            help,
+                        );
+                    }
+                    Some(k) if !k.outputs().contains(&attr.as_str()) => {
+                        let help = help_for(attr, k.outputs().iter().copied());
+                        self.at_value(
+                            path,
+                            format!(
+                                "`{path}`: resource `{name}` ({}) has no output `{attr}`",
+                                k.type_name()
+                            ),
+                            help,
+                        );
+                    }
+                    Some(_) => {
+                        walk.refs.insert(name.clone());
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+fn contains_expr(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.replace("$${", "").contains("${"),
+        Value::Array(a) => a.iter().any(contains_expr),
+        Value::Object(m) => m.values().any(contains_expr),
+        _ => false,
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+#[cfg(test)]
+mod tests;

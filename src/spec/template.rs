@@ -1,0 +1,121 @@
+//! Property values that may still reference other resources' outputs.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::expr::{Part, Reference};
+use crate::value;
+
+/// A property value after variables, region and secrets are substituted.
+/// Only `${resources.NAME.ATTR}` references remain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Template {
+    Lit(Value),
+    /// Text and resource references; a single reference keeps its type.
+    Interp(Vec<Part>),
+    List(Vec<Template>),
+    Map(BTreeMap<String, Template>),
+}
+
+impl Template {
+    /// Substitutes resource outputs. `output(name, attr)` returns `None`
+    /// while the value is unknown (the resource is yet to be created).
+    pub fn resolve(&self, output: &dyn Fn(&str, &str) -> Option<Value>) -> Value {
+        match self {
+            Template::Lit(v) => v.clone(),
+            Template::Interp(parts) => {
+                let get = |r: &Reference| match r {
+                    Reference::Resource { name, attr } => output(name, attr),
+                    _ => None,
+                };
+                if let [Part::Ref(r)] = parts.as_slice() {
+                    return get(r).unwrap_or_else(value::unknown);
+                }
+                let mut s = String::new();
+                for p in parts {
+                    match p {
+                        Part::Lit(t) => s.push_str(t),
+                        Part::Ref(r) => match get(r) {
+                            Some(Value::String(v)) => s.push_str(&v),
+                            Some(v) if !v.is_null() => s.push_str(&v.to_string()),
+                            _ => return value::unknown(),
+                        },
+                    }
+                }
+                if value::contains_unknown(&Value::String(s.clone())) {
+                    value::unknown()
+                } else {
+                    Value::String(s)
+                }
+            }
+            Template::List(items) => {
+                Value::Array(items.iter().map(|t| t.resolve(output)).collect())
+            }
+            Template::Map(m) => Value::Object(
+                m.iter()
+                    .map(|(k, t)| (k.clone(), t.resolve(output)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The value with every reference unknown: what validation checks.
+    pub fn placeholder(&self) -> Value {
+        self.resolve(&|_, _| None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn r(n: &str, a: &str) -> Part {
+        Part::Ref(Reference::Resource {
+            name: n.into(),
+            attr: a.into(),
+        })
+    }
+
+    #[test]
+    fn single_reference_keeps_type_and_interpolation_makes_text() {
+        let out = |n: &str, a: &str| match (n, a) {
+            ("db", "port") => Some(json!(5432)),
+            ("vpc", "id") => Some(json!("vpc-1")),
+            _ => None,
+        };
+        assert_eq!(
+            Template::Interp(vec![r("db", "port")]).resolve(&out),
+            json!(5432)
+        );
+        assert_eq!(
+            Template::Interp(vec![Part::Lit("id=".into()), r("vpc", "id")]).resolve(&out),
+            json!("id=vpc-1")
+        );
+        assert_eq!(
+            Template::Interp(vec![r("new", "id")]).resolve(&out),
+            value::unknown()
+        );
+        assert_eq!(
+            Template::Interp(vec![Part::Lit("x-".into()), r("new", "id")]).resolve(&out),
+            value::unknown()
+        );
+    }
+
+    #[test]
+    fn nested_structures_resolve_recursively() {
+        let t = Template::Map(BTreeMap::from([(
+            "a".into(),
+            Template::List(vec![
+                Template::Lit(json!(1)),
+                Template::Interp(vec![r("x", "id")]),
+            ]),
+        )]));
+        assert_eq!(
+            t.resolve(&|_, _| Some(json!("sg-1"))),
+            json!({"a": [1, "sg-1"]})
+        );
+        assert!(value::contains_unknown(&t.placeholder()));
+    }
+}

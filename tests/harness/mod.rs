@@ -1,0 +1,263 @@
+//! Test harness: a moto server per test (real HTTP, real AWS SDK), the real
+//! `converge` binary, and independent SDK clients to check AWS.
+//!
+//! moto runs from `tests/harness/moto_server.py`, which logs every request
+//! so tests can count converge's AWS calls without trusting converge.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const REGION: &str = "eu-west-1";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONVERGE_TEST_PYTHON") {
+        return p.into();
+    }
+    let venv = repo().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no {}: run scripts/test, which installs moto into .venv",
+        venv.display()
+    );
+    venv
+}
+
+/// A scratch directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "converge-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes a file and returns its path.
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, content).expect("write scratch file");
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One request moto received.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Call {
+    pub service: String,
+    pub operation: String,
+    pub mutating: bool,
+}
+
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    pub dir: Scratch,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Moto {
+        let dir = Scratch::new("moto");
+        let port_file = dir.path("port");
+        let log = std::fs::File::create(dir.path("moto.out")).expect("moto log");
+        let child = Command::new(python())
+            .arg(repo().join("tests/harness/moto_server.py"))
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--log")
+            .arg(dir.path("requests.jsonl"))
+            .arg("--watch-stdin")
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start moto server");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                break p.trim().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start: {}",
+                std::fs::read_to_string(dir.path("moto.out")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            dir,
+        }
+    }
+
+    /// Every request so far.
+    pub fn calls(&self) -> Vec<Call> {
+        let text = std::fs::read_to_string(self.dir.path("requests.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("request log line"))
+            .collect()
+    }
+
+    pub fn mutating_since(&self, mark: usize) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .skip(mark)
+            .filter(|c| c.mutating)
+            .collect()
+    }
+
+    /// The `converge` binary, pointed at this server.
+    pub fn converge(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_converge"));
+        c.current_dir(repo())
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_SESSION_TOKEN", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_REGION")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.converge().args(args).output().expect("run converge"))
+    }
+
+    /// Independent SDK clients for checks.
+    pub fn ec2(&self) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::Config::builder()
+                .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+                .region(aws_sdk_ec2::config::Region::new(REGION))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .build(),
+        )
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new(REGION))
+                .endpoint_url(&self.endpoint)
+                .force_path_style(true)
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .build(),
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A finished converge run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Reads lines of a child's stdout until `pred` has matched `n` lines.
+pub fn wait_for_lines(child: &mut Child, n: usize, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    let out = child.stdout.take().expect("piped stdout");
+    let mut seen = Vec::new();
+    let mut hits = 0;
+    for line in BufReader::new(out).lines() {
+        let line = line.expect("stdout line");
+        if pred(&line) {
+            hits += 1;
+        }
+        seen.push(line);
+        if hits >= n {
+            break;
+        }
+    }
+    seen
+}
+
+/// A copy of `stacks/gitlab-ha.yaml` with `edits` applied, in `dir`.
+pub fn stack_variant(dir: &Scratch, name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let mut s = std::fs::read_to_string(repo().join("stacks/gitlab-ha.yaml")).expect("stack");
+    for (from, to) in edits {
+        assert!(s.contains(from), "edit target not in stack: {from}");
+        s = s.replacen(from, to, 1);
+    }
+    dir.write(name, &s)
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}

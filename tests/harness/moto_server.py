@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""moto server for converge's tests and demo, on a free loopback port.
+
+This is moto's own WSGI application (the one `moto_server` runs) behind a
+small middleware that only observes:
+
+- every request is logged as one JSON line to --log: the AWS service, the
+  operation and whether it mutates. Tests count converge's AWS calls from
+  this log, independently of converge.
+- --delay-mutations-ms N sleeps before each mutating request, so a test can
+  kill converge in the middle of an apply.
+
+It also corrects one serialization bug of moto 5.2.5 that the AWS SDK for
+Rust (which, unlike botocore, checks XML root elements) cannot parse:
+GetBucketVersioning answers with the root <GetBucketVersioningResponse>,
+where S3 answers <VersioningConfiguration> (S3 API reference). Only the
+element name is rewritten; the content is moto's.
+
+It binds 127.0.0.1 on a free port and writes the port to --port-file. With
+--watch-stdin it exits when its stdin closes, so a test process that dies
+cannot leave a server behind.
+"""
+
+import argparse
+import io
+import json
+import os
+import sys
+import threading
+import time
+import urllib.parse
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+READ_PREFIXES = ("Describe", "Get", "List", "Head")
+
+
+def classify(environ):
+    """(service, operation, mutating) of one request."""
+    method = environ["REQUEST_METHOD"]
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    service = ""
+    if "Credential=" in auth:
+        # Credential=AKID/date/region/service/aws4_request
+        scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+        if len(scope) >= 4:
+            service = scope[3]
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    action = (query.get("Action") or [None])[0]
+    ctype = environ.get("CONTENT_TYPE", "")
+    if action is None and method == "POST" and "x-www-form-urlencoded" in ctype:
+        # Query protocol (EC2, Auto Scaling, RDS …): Action in the form body.
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        action = (form.get("Action") or [None])[0]
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if action is None and target:
+        # JSON protocol: X-Amz-Target: Service.Operation
+        action = target.rsplit(".", 1)[-1]
+    if action is not None:
+        return service, action, not action.startswith(READ_PREFIXES)
+    # REST protocol (S3, EFS): method and sub-resource.
+    sub = sorted(k for k in query if k != "x-id")
+    op = (query.get("x-id") or [None])[0] or f"{method} {environ.get('PATH_INFO', '')}?{'&'.join(sub)}"
+    return service, op, method not in ("GET", "HEAD")
+
+
+# (query sub-resource, wrong root, S3's root) for S3 GET responses.
+ROOT_FIXES = [("versioning", b"GetBucketVersioningResponse", b"VersioningConfiguration")]
+
+
+def fix_root(environ, app, start_response):
+    """Runs `app`, renaming a wrong XML root element (see the docstring)."""
+    query = environ.get("QUERY_STRING", "")
+    fixes = [
+        (wrong, right)
+        for sub, wrong, right in ROOT_FIXES
+        if environ["REQUEST_METHOD"] == "GET" and sub in urllib.parse.parse_qs(query, keep_blank_values=True)
+    ]
+    if not fixes:
+        return app(environ, start_response)
+    captured = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"], captured["headers"] = status, headers
+        return lambda data: None
+
+    body = b"".join(app(environ, capture))
+    for wrong, right in fixes:
+        body = body.replace(b"<" + wrong, b"<" + right).replace(b"</" + wrong + b">", b"</" + right + b">")
+    headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(body))))
+    start_response(captured["status"], headers)
+    return [body]
+
+
+class Observer:
+    def __init__(self, app, log_path, delay_ms):
+        self.app = app
+        self.log = open(log_path, "a", buffering=1) if log_path else None
+        self.delay = delay_ms / 1000.0
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+            service, op, mutating = classify(environ)
+            if self.log:
+                line = json.dumps({"service": service, "operation": op, "mutating": mutating})
+                with self.lock:
+                    self.log.write(line + "\n")
+            if mutating and self.delay:
+                time.sleep(self.delay)
+        return fix_root(environ, self.app, start_response)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--log")
+    ap.add_argument("--delay-mutations-ms", type=int, default=0)
+    ap.add_argument("--watch-stdin", action="store_true")
+    args = ap.parse_args()
+
+    app = Observer(DomainDispatcherApplication(create_backend_app), args.log, args.delay_mutations_ms)
+    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    port = server.server_address[1]
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(str(port))
+        os.replace(tmp, args.port_file)
+    else:
+        print(port, flush=True)
+
+    if args.watch_stdin:
+        def watch():
+            while sys.stdin.read(1024):
+                pass
+            os._exit(0)
+
+        threading.Thread(target=watch, daemon=True).start()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
