@@ -49,8 +49,7 @@ impl Graph {
             let mut queue = VecDeque::from([start]);
             let mut closing = None;
             'bfs: while let Some(n) = queue.pop_front() {
-                let mut next: Vec<NodeIndex> =
-                    self.g.neighbors_directed(n, Direction::Incoming).collect();
+                let mut next: Vec<NodeIndex> = self.g.neighbors_directed(n, Direction::Incoming).collect();
                 next.sort_by_key(|m| &self.g[*m]);
                 for m in next {
                     if m == start {
@@ -81,16 +80,10 @@ impl Graph {
 
     /// Every resource, dependencies before dependents, ties by name.
     pub fn order(&self) -> Vec<String> {
-        let mut indegree: BTreeMap<NodeIndex, usize> = self
-            .g
-            .node_indices()
-            .map(|n| (n, self.g.neighbors_directed(n, Direction::Incoming).count()))
-            .collect();
-        let mut ready: BTreeSet<(String, NodeIndex)> = indegree
-            .iter()
-            .filter(|(_, d)| **d == 0)
-            .map(|(n, _)| (self.g[*n].clone(), *n))
-            .collect();
+        let mut indegree: BTreeMap<NodeIndex, usize> =
+            self.g.node_indices().map(|n| (n, self.g.neighbors_directed(n, Direction::Incoming).count())).collect();
+        let mut ready: BTreeSet<(String, NodeIndex)> =
+            indegree.iter().filter(|(_, d)| **d == 0).map(|(n, _)| (self.g[*n].clone(), *n)).collect();
         let mut out = Vec::new();
         while let Some(first) = ready.pop_first() {
             out.push(first.0);
@@ -117,10 +110,7 @@ impl Graph {
 
     fn closure(&self, start: &BTreeSet<String>, dir: Direction) -> BTreeSet<String> {
         let mut seen = BTreeSet::new();
-        let mut stack: Vec<NodeIndex> = start
-            .iter()
-            .filter_map(|n| self.nodes.get(n).copied())
-            .collect();
+        let mut stack: Vec<NodeIndex> = start.iter().filter_map(|n| self.nodes.get(n).copied()).collect();
         while let Some(n) = stack.pop() {
             if seen.insert(self.g[n].clone()) {
                 stack.extend(self.g.neighbors_directed(n, dir));
@@ -134,11 +124,7 @@ impl Graph {
         let Some(&n) = self.nodes.get(name) else {
             return Vec::new();
         };
-        let mut v: Vec<String> = self
-            .g
-            .neighbors_directed(n, Direction::Incoming)
-            .map(|m| self.g[m].clone())
-            .collect();
+        let mut v: Vec<String> = self.g.neighbors_directed(n, Direction::Incoming).map(|m| self.g[m].clone()).collect();
         v.sort();
         v
     }
@@ -149,23 +135,16 @@ mod tests {
     use super::*;
 
     fn graph(edges: &[(&str, &[&str])]) -> (Graph, Vec<BTreeSet<String>>) {
-        let deps: Vec<BTreeSet<String>> = edges
-            .iter()
-            .map(|(_, d)| d.iter().map(|s| s.to_string()).collect())
-            .collect();
+        let deps: Vec<BTreeSet<String>> =
+            edges.iter().map(|(_, d)| d.iter().map(|s| s.to_string()).collect()).collect();
         let g = Graph::new(edges.iter().zip(&deps).map(|((n, _), d)| (*n, d)));
         (g, deps)
     }
 
     #[test]
     fn order_puts_dependencies_first_and_is_deterministic() {
-        let (g, _) = graph(&[
-            ("sg", &["vpc"]),
-            ("subnet_b", &["vpc"]),
-            ("subnet_a", &["vpc"]),
-            ("vpc", &[]),
-            ("bucket", &[]),
-        ]);
+        let (g, _) =
+            graph(&[("sg", &["vpc"]), ("subnet_b", &["vpc"]), ("subnet_a", &["vpc"]), ("vpc", &[]), ("bucket", &[])]);
         assert_eq!(g.order(), ["bucket", "vpc", "sg", "subnet_a", "subnet_b"]);
     }
 
@@ -181,18 +160,10 @@ mod tests {
 
     #[test]
     fn closures_follow_edges_transitively() {
-        let (g, _) = graph(&[
-            ("vpc", &[]),
-            ("subnet", &["vpc"]),
-            ("sg", &["vpc"]),
-            ("db", &["subnet", "sg"]),
-            ("bucket", &[]),
-        ]);
+        let (g, _) =
+            graph(&[("vpc", &[]), ("subnet", &["vpc"]), ("sg", &["vpc"]), ("db", &["subnet", "sg"]), ("bucket", &[])]);
         let t = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-        assert_eq!(
-            g.with_dependencies(&t(&["db"])),
-            t(&["db", "subnet", "sg", "vpc"])
-        );
+        assert_eq!(g.with_dependencies(&t(&["db"])), t(&["db", "subnet", "sg", "vpc"]));
         assert_eq!(g.with_dependents(&t(&["subnet"])), t(&["subnet", "db"]));
         assert_eq!(g.dependencies("db"), ["sg", "subnet"]);
     }

@@ -17,9 +17,7 @@ pub struct LiveState {
 
 impl LiveState {
     pub fn get(&self, kind: &dyn Kind, name: &str) -> Option<&Live> {
-        self.objects
-            .get(&(kind.type_name(), name.to_string()))
-            .and_then(|v| v.first())
+        self.objects.get(&(kind.type_name(), name.to_string())).and_then(|v| v.first())
     }
 
     pub fn len(&self) -> usize {

@@ -41,9 +41,7 @@ impl Printer {
     /// `--no-color` was not given.
     pub fn new(no_color_flag: bool) -> Printer {
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Printer {
-            color: !no_color_flag && !no_color_env && std::io::stdout().is_terminal(),
-        }
+        Printer { color: !no_color_flag && !no_color_env && std::io::stdout().is_terminal() }
     }
 
     pub fn plain() -> Printer {

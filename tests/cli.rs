@@ -26,9 +26,7 @@ fn validate_accepts_both_environments_of_the_shipped_stack() {
     for env in ["staging", "production"] {
         let r = converge(&["validate", "stacks/gitlab-ha.yaml", "--env", env]).expect(0);
         assert!(
-            r.stdout.contains(&format!(
-                "valid (13 resources, environment {env}, region eu-west-1)"
-            )),
+            r.stdout.contains(&format!("valid (13 resources, environment {env}, region eu-west-1)")),
             "{}",
             r.stdout
         );
@@ -90,60 +88,25 @@ resources:
 fn graph_prints_creation_order_and_dot() {
     let r = converge(&["graph", "stacks/gitlab-ha.yaml", "--env", "staging"]).expect(0);
     insta::assert_snapshot!("graph_text", r.stdout);
-    let r = converge(&[
-        "graph",
-        "stacks/gitlab-ha.yaml",
-        "--env",
-        "staging",
-        "--format",
-        "dot",
-    ])
-    .expect(0);
-    assert!(
-        r.stdout.starts_with("digraph \"gitlab-ha-staging\" {"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("\"vpc\" -> \"private_a\";"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("\"app_sg\" -> \"db_sg\";"),
-        "{}",
-        r.stdout
-    );
+    let r = converge(&["graph", "stacks/gitlab-ha.yaml", "--env", "staging", "--format", "dot"]).expect(0);
+    assert!(r.stdout.starts_with("digraph \"gitlab-ha-staging\" {"), "{}", r.stdout);
+    assert!(r.stdout.contains("\"vpc\" -> \"private_a\";"), "{}", r.stdout);
+    assert!(r.stdout.contains("\"app_sg\" -> \"db_sg\";"), "{}", r.stdout);
 }
 
 #[test]
 fn schema_covers_every_kind_and_rejects_typos() {
     let r = converge(&["schema"]).expect(0);
     let schema: serde_json::Value = serde_json::from_str(&r.stdout).expect("schema is JSON");
-    let variants = schema["definitions"]["Resource"]["oneOf"]
-        .as_array()
-        .expect("one variant per kind");
-    let types: Vec<&str> = variants
-        .iter()
-        .map(|v| v["properties"]["type"]["const"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        ["ec2.vpc", "ec2.subnet", "ec2.security_group", "s3.bucket"]
-    );
+    let variants = schema["definitions"]["Resource"]["oneOf"].as_array().expect("one variant per kind");
+    let types: Vec<&str> = variants.iter().map(|v| v["properties"]["type"]["const"].as_str().unwrap()).collect();
+    assert_eq!(types, ["ec2.vpc", "ec2.subnet", "ec2.security_group", "s3.bucket"]);
     assert_eq!(schema["additionalProperties"], serde_json::json!(false));
-    let reference = variants[0]["properties"]["properties"]["$ref"]
-        .as_str()
-        .expect("props by reference");
+    let reference = variants[0]["properties"]["properties"]["$ref"].as_str().expect("props by reference");
     let vpc = &schema["definitions"][reference.trim_start_matches("#/definitions/")];
-    assert_eq!(
-        vpc["additionalProperties"],
-        serde_json::json!(false),
-        "{vpc}"
-    );
+    assert_eq!(vpc["additionalProperties"], serde_json::json!(false), "{vpc}");
     assert!(
-        vpc["properties"]["cidr_block"].is_object()
-            && vpc["properties"]["enable_dns_hostnames"].is_object(),
+        vpc["properties"]["cidr_block"].is_object() && vpc["properties"]["enable_dns_hostnames"].is_object(),
         "{vpc}"
     );
     assert_eq!(vpc["required"], serde_json::json!(["cidr_block"]), "{vpc}");
@@ -163,11 +126,7 @@ fn secrets_from_the_environment_are_never_printed() {
         .env("CONVERGE_TEST_SECRET", "hunter2-s3cr3t")
         .output()
         .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("sensitive"), "{all}");
     assert!(!all.contains("hunter2"), "secret leaked: {all}");

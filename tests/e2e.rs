@@ -33,28 +33,15 @@ const BUCKETS: [&str; 4] = [
 
 fn filters(env: &str) -> Vec<Filter> {
     vec![
-        Filter::builder()
-            .name("tag:converge:stack")
-            .values("gitlab-ha")
-            .build(),
-        Filter::builder()
-            .name("tag:converge:env")
-            .values(env)
-            .build(),
+        Filter::builder().name("tag:converge:stack").values("gitlab-ha").build(),
+        Filter::builder().name("tag:converge:env").values(env).build(),
     ]
 }
 
 type Tags = BTreeMap<String, String>;
 
 fn ec2_tags(tags: &[aws_sdk_ec2::types::Tag]) -> Tags {
-    tags.iter()
-        .map(|t| {
-            (
-                t.key.clone().unwrap_or_default(),
-                t.value.clone().unwrap_or_default(),
-            )
-        })
-        .collect()
+    tags.iter().map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default())).collect()
 }
 
 /// Everything tagged for gitlab-ha/`env`, read with an independent client:
@@ -65,56 +52,24 @@ fn tagged(moto: &Moto, env: &str) -> BTreeMap<(String, String), usize> {
     rt().block_on(async {
         let mut out: BTreeMap<(String, String), usize> = BTreeMap::new();
         let mut add = |kind: &str, tags: Tags| {
-            assert_eq!(
-                tags.get("converge:stack").map(String::as_str),
-                Some("gitlab-ha")
-            );
+            assert_eq!(tags.get("converge:stack").map(String::as_str), Some("gitlab-ha"));
             assert_eq!(tags.get("converge:env").map(String::as_str), Some(env));
-            let name = tags
-                .get("converge:resource")
-                .cloned()
-                .expect("converge:resource tag");
+            let name = tags.get("converge:resource").cloned().expect("converge:resource tag");
             *out.entry((kind.to_string(), name)).or_default() += 1;
         };
-        for v in ec2
-            .describe_vpcs()
-            .set_filters(Some(filters(env)))
-            .send()
-            .await
-            .unwrap()
-            .vpcs()
-        {
+        for v in ec2.describe_vpcs().set_filters(Some(filters(env))).send().await.unwrap().vpcs() {
             add("vpc", ec2_tags(v.tags()));
         }
-        for s in ec2
-            .describe_subnets()
-            .set_filters(Some(filters(env)))
-            .send()
-            .await
-            .unwrap()
-            .subnets()
-        {
+        for s in ec2.describe_subnets().set_filters(Some(filters(env))).send().await.unwrap().subnets() {
             add("subnet", ec2_tags(s.tags()));
         }
-        for g in ec2
-            .describe_security_groups()
-            .set_filters(Some(filters(env)))
-            .send()
-            .await
-            .unwrap()
-            .security_groups()
+        for g in ec2.describe_security_groups().set_filters(Some(filters(env))).send().await.unwrap().security_groups()
         {
             add("sg", ec2_tags(g.tags()));
         }
         for b in s3.list_buckets().send().await.unwrap().buckets() {
             let name = b.name().unwrap();
-            let tags = s3
-                .get_bucket_tagging()
-                .bucket(name)
-                .send()
-                .await
-                .map(|t| t.tag_set)
-                .unwrap_or_default();
+            let tags = s3.get_bucket_tagging().bucket(name).send().await.map(|t| t.tag_set).unwrap_or_default();
             let tags: Tags = tags.into_iter().map(|t| (t.key, t.value)).collect();
             if tags.get("converge:env").map(String::as_str) == Some(env) {
                 add("bucket", tags);
@@ -129,8 +84,7 @@ fn plan(moto: &Moto, stack: &str) -> harness::Run {
 }
 
 fn apply(moto: &Moto, stack: &str) -> harness::Run {
-    moto.run(&["apply", stack, "--env", "staging", "--auto-approve"])
-        .expect(0)
+    moto.run(&["apply", stack, "--env", "staging", "--auto-approve"]).expect(0)
 }
 
 #[test]
@@ -141,28 +95,14 @@ fn create_noop_update_drift_replace_delete_destroy() {
     // 1. Empty account: every resource is a create.
     let r = plan(&moto, STACK).expect(2);
     for name in RESOURCES {
-        assert!(
-            r.stdout.contains(&format!("  + {name} (")),
-            "{name} not planned for creation:\n{}",
-            r.stdout
-        );
+        assert!(r.stdout.contains(&format!("  + {name} (")), "{name} not planned for creation:\n{}", r.stdout);
     }
-    assert!(
-        r.stdout
-            .contains("Plan: 13 to add, 0 to change, 0 to replace, 0 to destroy."),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("Plan: 13 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert!(moto.calls().iter().all(|c| !c.mutating), "plan mutated AWS");
 
     // 2. Apply creates them, each carrying the three identity tags.
     let r = apply(&moto, STACK);
-    assert!(
-        r.stdout
-            .contains("Apply complete: 13 created, 0 updated, 0 replaced, 0 destroyed."),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("Apply complete: 13 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
     let found = tagged(&moto, "staging");
     assert_eq!(found.len(), 13, "{found:?}");
     assert!(found.values().all(|n| *n == 1), "duplicates: {found:?}");
@@ -172,63 +112,30 @@ fn create_noop_update_drift_replace_delete_destroy() {
         // The spec's settings, read back independently.
         let sg = ec2
             .describe_security_groups()
-            .filters(
-                Filter::builder()
-                    .name("tag:converge:resource")
-                    .values("db_sg")
-                    .build(),
-            )
+            .filters(Filter::builder().name("tag:converge:resource").values("db_sg").build())
             .send()
             .await
             .unwrap();
         let perms = sg.security_groups()[0].ip_permissions();
         assert_eq!(perms.len(), 1);
-        assert_eq!(
-            (perms[0].from_port, perms[0].to_port),
-            (Some(5432), Some(5432))
-        );
-        assert_eq!(
-            perms[0].user_id_group_pairs().len(),
-            1,
-            "db_sg admits the app group"
-        );
+        assert_eq!((perms[0].from_port, perms[0].to_port), (Some(5432), Some(5432)));
+        assert_eq!(perms[0].user_id_group_pairs().len(), 1, "db_sg admits the app group");
         for b in BUCKETS {
             let pab = s3.get_public_access_block().bucket(b).send().await.unwrap();
             let c = pab.public_access_block_configuration().unwrap();
             assert_eq!(
-                (
-                    c.block_public_acls,
-                    c.ignore_public_acls,
-                    c.block_public_policy,
-                    c.restrict_public_buckets
-                ),
+                (c.block_public_acls, c.ignore_public_acls, c.block_public_policy, c.restrict_public_buckets),
                 (Some(true), Some(true), Some(true), Some(true)),
                 "{b}"
             );
             let enc = s3.get_bucket_encryption().bucket(b).send().await.unwrap();
-            assert!(
-                enc.server_side_encryption_configuration().is_some(),
-                "{b} encrypted"
-            );
+            assert!(enc.server_side_encryption_configuration().is_some(), "{b} encrypted");
         }
-        let v = s3
-            .get_bucket_versioning()
-            .bucket("acme-gitlab-staging-config")
-            .send()
-            .await
-            .unwrap();
+        let v = s3.get_bucket_versioning().bucket("acme-gitlab-staging-config").send().await.unwrap();
         assert_eq!(v.status().map(|s| s.as_str()), Some("Enabled"));
-        let lc = s3
-            .get_bucket_lifecycle_configuration()
-            .bucket("acme-gitlab-staging-runner-cache")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            lc.rules()[0].expiration().and_then(|e| e.days),
-            Some(3),
-            "staging overrides runner_cache_days"
-        );
+        let lc =
+            s3.get_bucket_lifecycle_configuration().bucket("acme-gitlab-staging-runner-cache").send().await.unwrap();
+        assert_eq!(lc.rules()[0].expiration().and_then(|e| e.days), Some(3), "staging overrides runner_cache_days");
     });
 
     // 3. Nothing to do: plan exits 0, apply makes no mutating call.
@@ -237,12 +144,7 @@ fn create_noop_update_drift_replace_delete_destroy() {
     let mark = moto.calls().len();
     let r = apply(&moto, STACK);
     assert!(r.stdout.contains("No changes."), "{}", r.stdout);
-    assert_eq!(
-        moto.mutating_since(mark).len(),
-        0,
-        "{:?}",
-        moto.mutating_since(mark)
-    );
+    assert_eq!(moto.mutating_since(mark).len(), 0, "{:?}", moto.mutating_since(mark));
 
     // 4a. One more ingress rule: exactly one in-place update.
     let more_rules = (
@@ -251,31 +153,16 @@ fn create_noop_update_drift_replace_delete_destroy() {
     );
     let more = stack_variant(&dir, "more.yaml", &[more_rules]);
     let r = plan(&moto, path_str(&more)).expect(2);
+    assert!(r.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("  ~ db_sg (ec2.security_group, sg-"), "{}", r.stdout);
     assert!(
-        r.stdout
-            .contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("  ~ db_sg (ec2.security_group, sg-"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains(
-            "+ { protocol = \"tcp\", from_port = 5432, to_port = 5432, cidr = \"10.30.0.0/24\""
-        ),
+        r.stdout.contains("+ { protocol = \"tcp\", from_port = 5432, to_port = 5432, cidr = \"10.30.0.0/24\""),
         "{}",
         r.stdout
     );
     let mark = moto.calls().len();
     apply(&moto, path_str(&more));
-    let muts: Vec<String> = moto
-        .mutating_since(mark)
-        .into_iter()
-        .map(|c| c.operation)
-        .collect();
+    let muts: Vec<String> = moto.mutating_since(mark).into_iter().map(|c| c.operation).collect();
     assert_eq!(muts, ["AuthorizeSecurityGroupIngress"]);
     plan(&moto, path_str(&more)).expect(0);
 
@@ -284,12 +171,7 @@ fn create_noop_update_drift_replace_delete_destroy() {
     rt().block_on(async {
         let g = ec2
             .describe_security_groups()
-            .filters(
-                Filter::builder()
-                    .name("tag:converge:resource")
-                    .values("db_sg")
-                    .build(),
-            )
+            .filters(Filter::builder().name("tag:converge:resource").values("db_sg").build())
             .send()
             .await
             .unwrap();
@@ -301,11 +183,7 @@ fn create_noop_update_drift_replace_delete_destroy() {
                     .ip_protocol("tcp")
                     .from_port(5432)
                     .to_port(5432)
-                    .ip_ranges(
-                        aws_sdk_ec2::types::IpRange::builder()
-                            .cidr_ip("10.30.0.0/24")
-                            .build(),
-                    )
+                    .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("10.30.0.0/24").build())
                     .build(),
             )
             .send()
@@ -313,19 +191,15 @@ fn create_noop_update_drift_replace_delete_destroy() {
             .unwrap();
     });
     let r = plan(&moto, path_str(&more)).expect(2);
+    assert!(r.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert!(
-        r.stdout
-            .contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."),
+        r.stdout.contains("+ { protocol = \"tcp\", from_port = 5432, to_port = 5432, cidr = \"10.30.0.0/24\""),
         "{}",
         r.stdout
     );
-    assert!(
-        r.stdout.contains(
-            "+ { protocol = \"tcp\", from_port = 5432, to_port = 5432, cidr = \"10.30.0.0/24\""
-        ),
-        "{}",
-        r.stdout
-    );
+    insta::with_settings!({filters => vec![(r"sg-[0-9a-f]+", "sg-[ID]")]}, {
+        insta::assert_snapshot!("drift_plan", r.stdout);
+    });
     apply(&moto, path_str(&more));
     plan(&moto, path_str(&more)).expect(0);
 
@@ -333,57 +207,28 @@ fn create_noop_update_drift_replace_delete_destroy() {
     let moved = stack_variant(
         &dir,
         "moved.yaml",
-        &[
-            more_rules,
-            (
-                "      subnet_b_cidr: 10.30.2.0/24",
-                "      subnet_b_cidr: 10.30.3.0/24",
-            ),
-        ],
+        &[more_rules, ("      subnet_b_cidr: 10.30.2.0/24", "      subnet_b_cidr: 10.30.3.0/24")],
     );
     let r = plan(&moto, path_str(&moved)).expect(2);
+    assert!(r.stdout.contains("-/+ private_b (ec2.subnet, subnet-"), "{}", r.stdout);
+    assert!(r.stdout.contains("must be replaced (cidr_block forces replacement)"), "{}", r.stdout);
     assert!(
-        r.stdout.contains("-/+ private_b (ec2.subnet, subnet-"),
+        r.stdout.contains("~ cidr_block = \"10.30.2.0/24\" → \"10.30.3.0/24\"  # forces replacement"),
         "{}",
         r.stdout
     );
-    assert!(
-        r.stdout
-            .contains("must be replaced (cidr_block forces replacement)"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .contains("~ cidr_block = \"10.30.2.0/24\" → \"10.30.3.0/24\"  # forces replacement"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .contains("Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy."),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy."), "{}", r.stdout);
     let r = apply(&moto, path_str(&moved));
     assert!(r.stdout.contains("1 replaced"), "{}", r.stdout);
     plan(&moto, path_str(&moved)).expect(0);
     let cidrs: Vec<String> = rt().block_on(async {
         let s = ec2
             .describe_subnets()
-            .filters(
-                Filter::builder()
-                    .name("tag:converge:resource")
-                    .values("private_b")
-                    .build(),
-            )
+            .filters(Filter::builder().name("tag:converge:resource").values("private_b").build())
             .send()
             .await
             .unwrap();
-        s.subnets()
-            .iter()
-            .filter_map(|s| s.cidr_block.clone())
-            .collect()
+        s.subnets().iter().filter_map(|s| s.cidr_block.clone()).collect()
     });
     assert_eq!(cidrs, ["10.30.3.0/24"]);
 
@@ -391,52 +236,19 @@ fn create_noop_update_drift_replace_delete_destroy() {
     let text = std::fs::read_to_string(&moved).unwrap();
     let start = text.find("  # Runner manager").unwrap();
     let end = text.find("  config_bucket:").unwrap();
-    let removed = dir.write(
-        "removed.yaml",
-        &format!("{}{}", &text[..start], &text[end..]),
-    );
+    let removed = dir.write("removed.yaml", &format!("{}{}", &text[..start], &text[end..]));
     let r = plan(&moto, path_str(&removed)).expect(2);
-    assert!(
-        r.stdout.contains("  - runners_sg (ec2.security_group, sg-"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .contains("will be destroyed (no longer in the spec)"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .contains("Plan: 0 to add, 0 to change, 0 to replace, 1 to destroy."),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("  - runners_sg (ec2.security_group, sg-"), "{}", r.stdout);
+    assert!(r.stdout.contains("will be destroyed (no longer in the spec)"), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 0 to add, 0 to change, 0 to replace, 1 to destroy."), "{}", r.stdout);
     apply(&moto, path_str(&removed));
     assert_eq!(tagged(&moto, "staging").len(), 12);
 
     // 5. Destroy leaves nothing tagged for the stack/env.
-    let r = moto
-        .run(&[
-            "destroy",
-            path_str(&removed),
-            "--env",
-            "staging",
-            "--auto-approve",
-        ])
-        .expect(0);
-    assert!(r.stdout.contains("12 destroyed"), "{}", r.stdout);
+    let r = moto.run(&["destroy", path_str(&removed), "--env", "staging", "--auto-approve"]).expect(0);
+    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 12 destroyed."), "{}", r.stdout);
     assert!(tagged(&moto, "staging").is_empty());
-    let left = rt().block_on(async {
-        moto.s3()
-            .list_buckets()
-            .send()
-            .await
-            .unwrap()
-            .buckets()
-            .len()
-    });
+    let left = rt().block_on(async { moto.s3().list_buckets().send().await.unwrap().buckets().len() });
     assert_eq!(left, 0);
 }
 
@@ -445,16 +257,24 @@ fn environments_are_isolated_by_tags() {
     let moto = Moto::start();
     apply(&moto, STACK);
     // Production sees none of staging's objects as its own.
-    let r = moto
-        .run(&["plan", STACK, "--env", "production", "--detailed-exitcode"])
-        .expect(2);
-    assert!(
-        r.stdout
-            .contains("Plan: 13 to add, 0 to change, 0 to replace, 0 to destroy."),
-        "{}",
-        r.stdout
-    );
+    let r = moto.run(&["plan", STACK, "--env", "production", "--detailed-exitcode"]).expect(2);
+    assert!(r.stdout.contains("Plan: 13 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert_eq!(tagged(&moto, "production").len(), 0);
+
+    // JSON for tools: the same plan, machine-readable.
+    let r = moto.run(&["plan", STACK, "--env", "production", "--format", "json"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
+    assert_eq!(doc["summary"], serde_json::json!({"add": 13, "change": 0, "replace": 0, "destroy": 0}));
+    let private_a = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "private_a").unwrap();
+    assert_eq!(private_a["action"], "create");
+    let vpc_id = private_a["changes"].as_array().unwrap().iter().find(|c| c["attr"] == "vpc_id").unwrap();
+    assert_eq!(vpc_id["new"], "(known after apply)");
+
+    // --target: that resource and what it depends on.
+    let r = moto.run(&["plan", STACK, "--env", "production", "--target", "private_a", "--detailed-exitcode"]).expect(2);
+    assert!(r.stdout.contains("Plan: 2 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    let r = moto.run(&["plan", STACK, "--env", "production", "--target", "privte_a"]).expect(1);
+    assert!(r.stderr.contains("did you mean `private_a`?"), "{}", r.stderr);
 }
 
 #[test]
@@ -471,15 +291,7 @@ fn killed_apply_reruns_without_duplicates() {
     let moto = Moto::start_with(&["--delay-mutations-ms", "150"]);
     let mut child = moto
         .converge()
-        .args([
-            "apply",
-            STACK,
-            "--env",
-            "staging",
-            "--auto-approve",
-            "--parallelism",
-            "2",
-        ])
+        .args(["apply", STACK, "--env", "staging", "--auto-approve", "--parallelism", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -488,19 +300,13 @@ fn killed_apply_reruns_without_duplicates() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let partial = tagged(&moto, "staging");
-    assert!(
-        partial.len() >= 3 && partial.len() < 13,
-        "kill did not land mid-apply: {partial:?}\n{seen:?}"
-    );
+    assert!(partial.len() >= 3 && partial.len() < 13, "kill did not land mid-apply: {partial:?}\n{seen:?}");
 
     let r = apply(&moto, STACK);
     assert!(r.stdout.contains("Apply complete"), "{}", r.stdout);
     let all = tagged(&moto, "staging");
     assert_eq!(all.len(), 13, "{all:?}");
-    assert!(
-        all.values().all(|n| *n == 1),
-        "duplicates after rerun: {all:?}"
-    );
+    assert!(all.values().all(|n| *n == 1), "duplicates after rerun: {all:?}");
     plan(&moto, STACK).expect(0);
 }
 
@@ -510,10 +316,7 @@ fn bad_specs() -> Vec<(&'static str, String, &'static str, &'static str)> {
     vec![
         (
             "unknown field",
-            good.replace(
-                "      cidr_block: 10.0.0.0/16",
-                "      cidr_blok: 10.0.0.0/16",
-            ),
+            good.replace("      cidr_block: 10.0.0.0/16", "      cidr_blok: 10.0.0.0/16"),
             ":7:7:",
             "unknown field `cidr_blok`",
         ),
@@ -534,36 +337,23 @@ fn bad_specs() -> Vec<(&'static str, String, &'static str, &'static str)> {
         ),
         (
             "cycle",
-            good.replace(
-                "    type: ec2.vpc\n",
-                "    type: ec2.vpc\n    depends_on: [subnet]\n",
-            ),
+            good.replace("    type: ec2.vpc\n", "    type: ec2.vpc\n    depends_on: [subnet]\n"),
             ":9:3:",
             "dependency cycle: subnet -> vpc -> subnet",
         ),
         (
             "duplicate name",
-            format!(
-                "{good}  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.1.0.0/16\n"
-            ),
+            format!("{good}  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.1.0.0/16\n"),
             ":14:3:",
             "duplicate resource name `vpc`",
         ),
         (
             "malformed YAML",
-            good.replace(
-                "      cidr_block: 10.0.1.0/24",
-                "      cidr_block: [10.0.1.0/24",
-            ),
+            good.replace("      cidr_block: 10.0.1.0/24", "      cidr_block: [10.0.1.0/24"),
             ":13:",
             "malformed YAML",
         ),
-        (
-            "bad CIDR",
-            good.replace("10.0.1.0/24", "10.0.1.0/33"),
-            ":12:19:",
-            "`10.0.1.0/33` is not a CIDR block",
-        ),
+        ("bad CIDR", good.replace("10.0.1.0/24", "10.0.1.0/33"), ":12:19:", "`10.0.1.0/33` is not a CIDR block"),
         (
             "unknown type",
             good.replace("type: ec2.subnet", "type: ec2.subnett"),
@@ -587,22 +377,9 @@ fn bad_specs_fail_with_a_location_and_make_no_aws_call() {
             let r = moto.run(&args);
             assert_eq!(r.code, 1, "{what} ({cmd}): {r:?}");
             let at = format!("{}{pos}", file.display());
-            assert!(
-                r.stderr.contains(&at),
-                "{what} ({cmd}): expected {at} in:\n{}",
-                r.stderr
-            );
-            assert!(
-                r.stderr.contains(text),
-                "{what} ({cmd}): expected `{text}` in:\n{}",
-                r.stderr
-            );
+            assert!(r.stderr.contains(&at), "{what} ({cmd}): expected {at} in:\n{}", r.stderr);
+            assert!(r.stderr.contains(text), "{what} ({cmd}): expected `{text}` in:\n{}", r.stderr);
         }
     }
-    assert_eq!(
-        moto.calls().len(),
-        0,
-        "bad specs reached AWS: {:?}",
-        moto.calls()
-    );
+    assert_eq!(moto.calls().len(), 0, "bad specs reached AWS: {:?}", moto.calls());
 }

@@ -80,13 +80,7 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
     for rc in &plan.resources {
         let kind = crate::kinds::lookup(rc.kind).expect("planned kinds are registered");
         let mut push = |op: OpKind, replace: bool| {
-            ops.push(Op {
-                name: rc.name.clone(),
-                kind,
-                op,
-                live: rc.live.clone(),
-                replace,
-            });
+            ops.push(Op { name: rc.name.clone(), kind, op, live: rc.live.clone(), replace });
             ops.len() - 1
         };
         match rc.action {
@@ -129,13 +123,8 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
                 let me = op.live.as_ref().expect("delete has a live object");
                 for &j in &deletes {
                     let other = ops[j].live.as_ref().expect("delete has a live object");
-                    let spec_user = stack
-                        .resources
-                        .get(&ops[j].name)
-                        .is_some_and(|r| r.deps.contains(&op.name));
-                    if j != i
-                        && (plan::uses(other, me) || spec_user && ops[j].replace && op.replace)
-                    {
+                    let spec_user = stack.resources.get(&ops[j].name).is_some_and(|r| r.deps.contains(&op.name));
+                    if j != i && (plan::uses(other, me) || spec_user && ops[j].replace && op.replace) {
                         deps[i].insert(j);
                     }
                 }
@@ -160,10 +149,7 @@ pub struct Report {
 
 impl Report {
     pub fn failed(&self) -> usize {
-        self.results
-            .iter()
-            .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
-            .count()
+        self.results.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).count()
     }
 }
 
@@ -218,22 +204,13 @@ pub async fn execute(
             let aws = aws.clone();
             let sem = sem.clone();
             running.spawn(async move {
-                let _permit = sem
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore is never closed");
+                let _permit = sem.acquire_owned().await.expect("semaphore is never closed");
                 let res = match (op.op, desired) {
                     (OpKind::Create, Some(d)) => op.kind.create(&aws, &d).await.map(Some),
-                    (OpKind::Update, Some(d)) => op
-                        .kind
-                        .update(&aws, &d, op.live.as_ref().expect("update has live"))
-                        .await
-                        .map(Some),
-                    _ => op
-                        .kind
-                        .delete(&aws, op.live.as_ref().expect("delete has live"))
-                        .await
-                        .map(|_| None),
+                    (OpKind::Update, Some(d)) => {
+                        op.kind.update(&aws, &d, op.live.as_ref().expect("update has live")).await.map(Some)
+                    }
+                    _ => op.kind.delete(&aws, op.live.as_ref().expect("delete has live")).await.map(|_| None),
                 };
                 (i, res)
             });
@@ -289,56 +266,34 @@ pub async fn execute(
         .into_iter()
         .zip(outcome)
         .map(|(op, o)| {
-            let o = o.unwrap_or_else(|| Outcome::Skipped {
-                because: "not started".into(),
-            });
+            let o = o.unwrap_or_else(|| Outcome::Skipped { because: "not started".into() });
             (op, o)
         })
         .collect();
     Report { results }
 }
 
-fn skip_dependents(
-    failed: usize,
-    ops: &[Op],
-    dependents: &[Vec<usize>],
-    outcome: &mut [Option<Outcome>],
-) {
+fn skip_dependents(failed: usize, ops: &[Op], dependents: &[Vec<usize>], outcome: &mut [Option<Outcome>]) {
     let mut stack = dependents[failed].clone();
     while let Some(d) = stack.pop() {
         if outcome[d].is_none() {
-            outcome[d] = Some(Outcome::Skipped {
-                because: format!("depends on {}, which failed", ops[failed].name),
-            });
+            outcome[d] = Some(Outcome::Skipped { because: format!("depends on {}, which failed", ops[failed].name) });
             stack.extend(dependents[d].iter().copied());
         }
     }
 }
 
-fn desired_for(
-    stack: &Stack,
-    op: &Op,
-    known: &BTreeMap<String, BTreeMap<String, Value>>,
-) -> Result<Desired, AwsError> {
+fn desired_for(stack: &Stack, op: &Op, known: &BTreeMap<String, BTreeMap<String, Value>>) -> Result<Desired, AwsError> {
     let r = &stack.resources[&op.name];
-    let props =
-        plan::desired_props(r, known).map_err(|e| AwsError::other("converge", e.to_string()))?;
+    let props = plan::desired_props(r, known).map_err(|e| AwsError::other("converge", e.to_string()))?;
     if crate::value::contains_unknown(&props) {
-        return Err(AwsError::other(
-            "converge",
-            "a referenced output is still unknown (its resource was not created)",
-        ));
+        return Err(AwsError::other("converge", "a referenced output is still unknown (its resource was not created)"));
     }
-    Ok(Desired {
-        name: r.name.clone(),
-        physical_name: r.physical_name.clone(),
-        props,
-        tags: r.tags.clone(),
-    })
+    Ok(Desired { name: r.name.clone(), physical_name: r.physical_name.clone(), props, tags: r.tags.clone() })
 }
 
 /// The closing summary and exit status of an apply or destroy.
-pub fn summarize(report: &Report, printer: &Printer) -> bool {
+pub fn summarize(what: &str, report: &Report, printer: &Printer) -> bool {
     let mut created = 0;
     let mut updated = 0;
     let mut replaced = 0;
@@ -355,50 +310,35 @@ pub fn summarize(report: &Report, printer: &Printer) -> bool {
         }
     }
     printer.out("");
-    if report.failed() == 0
-        && report
-            .results
-            .iter()
-            .all(|(_, o)| matches!(o, Outcome::Done { .. }))
-    {
+    if report.failed() == 0 && report.results.iter().all(|(_, o)| matches!(o, Outcome::Done { .. })) {
         printer.out(&printer.paint(
             Style::Bold,
-            &format!("Apply complete: {created} created, {updated} updated, {replaced} replaced, {destroyed} destroyed."),
+            &format!(
+                "{what} complete: {created} created, {updated} updated, {replaced} replaced, {destroyed} destroyed."
+            ),
         ));
         return true;
     }
-    let ok = report
-        .results
-        .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Done { .. }))
-        .count();
-    let skipped = report
-        .results
-        .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Skipped { .. }))
-        .count();
-    printer.out(&printer.paint(
-        Style::Error,
-        &format!(
-            "Apply failed: {ok} succeeded, {} failed, {skipped} skipped.",
-            report.failed()
+    let ok = report.results.iter().filter(|(_, o)| matches!(o, Outcome::Done { .. })).count();
+    let skipped = report.results.iter().filter(|(_, o)| matches!(o, Outcome::Skipped { .. })).count();
+    printer.out(
+        &printer.paint(
+            Style::Error,
+            &format!("Apply failed: {ok} succeeded, {} failed, {skipped} skipped.", report.failed()),
         ),
-    ));
+    );
     for (op, o) in &report.results {
         match o {
-            Outcome::Failed(e) => printer.out(&format!(
-                "  failed:  {} {}: {e}",
-                op.op.verb().0,
-                op.label()
-            )),
-            Outcome::Skipped { because } => printer.out(&format!(
-                "  skipped: {} {}: {because}",
-                op.op.verb().0,
-                op.label()
-            )),
+            Outcome::Failed(e) => printer.out(&format!("  failed:  {} {}: {e}", op.op.verb().0, op.label())),
+            Outcome::Skipped { because } => {
+                printer.out(&format!("  skipped: {} {}: {because}", op.op.verb().0, op.label()))
+            }
             Outcome::Done { .. } => {}
         }
     }
-    printer.out("Fix the error and run `converge apply` again: what was created is found by its tags and kept.");
+    printer.out(&format!(
+        "Fix the error and run `converge {}` again: what was already done is found by its tags and not repeated.",
+        what.to_lowercase()
+    ));
     false
 }

@@ -11,16 +11,11 @@ use crate::kinds::{Scope, TAG_ENV, TAG_RESOURCE, TAG_STACK};
 /// `TagSpecifications` for a create call: tags land atomically with the
 /// object, so a crash can never leave it untagged (and unfindable).
 pub fn tag_spec(resource_type: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(resource_type)
-        .set_tags(Some(to_tags(tags)))
-        .build()
+    TagSpecification::builder().resource_type(resource_type).set_tags(Some(to_tags(tags))).build()
 }
 
 pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
 pub fn from_tags(tags: &[Tag]) -> BTreeMap<String, String> {
@@ -30,14 +25,8 @@ pub fn from_tags(tags: &[Tag]) -> BTreeMap<String, String> {
 /// Server-side filters selecting this stack/env's objects.
 pub fn scope_filters(scope: &Scope) -> Vec<Filter> {
     vec![
-        Filter::builder()
-            .name(format!("tag:{TAG_STACK}"))
-            .values(&scope.stack)
-            .build(),
-        Filter::builder()
-            .name(format!("tag:{TAG_ENV}"))
-            .values(&scope.env)
-            .build(),
+        Filter::builder().name(format!("tag:{TAG_STACK}")).values(&scope.stack).build(),
+        Filter::builder().name(format!("tag:{TAG_ENV}")).values(&scope.env).build(),
     ]
 }
 
@@ -45,12 +34,7 @@ pub fn scope_filters(scope: &Scope) -> Vec<Filter> {
 pub fn resource_filters(tags: &BTreeMap<String, String>) -> Vec<Filter> {
     [TAG_STACK, TAG_ENV, TAG_RESOURCE]
         .iter()
-        .map(|k| {
-            Filter::builder()
-                .name(format!("tag:{k}"))
-                .values(tags.get(*k).cloned().unwrap_or_default())
-                .build()
-        })
+        .map(|k| Filter::builder().name(format!("tag:{k}")).values(tags.get(*k).cloned().unwrap_or_default()).build())
         .collect()
 }
 
@@ -68,11 +52,8 @@ pub async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let set: BTreeMap<String, String> = desired
-        .iter()
-        .filter(|(k, v)| live.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let set: BTreeMap<String, String> =
+        desired.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
     let remove: Vec<Tag> = live
         .keys()
         .filter(|k| !desired.contains_key(*k) && !k.starts_with("converge:"))
@@ -101,8 +82,5 @@ pub async fn sync_tags(
 
 /// A waiter's failure as an [`AwsError`].
 pub fn waiter_error(operation: &'static str, e: impl std::error::Error) -> AwsError {
-    AwsError::other(
-        operation,
-        aws_sdk_ec2::error::DisplayErrorContext(e).to_string(),
-    )
+    AwsError::other(operation, aws_sdk_ec2::error::DisplayErrorContext(e).to_string())
 }

@@ -38,9 +38,8 @@ impl Aws {
     /// Loads credentials through the standard chain (environment, profiles,
     /// SSO, web identity, instance/container roles).
     pub async fn connect(opts: &AwsOptions) -> Aws {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(opts.region.clone()))
-            .retry_config(
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(opts.region.clone())).retry_config(
                 RetryConfig::adaptive()
                     .with_max_attempts(MAX_ATTEMPTS)
                     .with_initial_backoff(Duration::from_millis(200))
@@ -54,16 +53,9 @@ impl Aws {
         }
         let conf = loader.load().await;
         // Emulators and custom endpoints serve S3 on one host: path-style.
-        let path_style =
-            opts.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        let s3 = aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(path_style)
-            .build();
-        Aws {
-            ec2: aws_sdk_ec2::Client::new(&conf),
-            s3: aws_sdk_s3::Client::from_conf(s3),
-            region: opts.region.clone(),
-        }
+        let path_style = opts.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let s3 = aws_sdk_s3::config::Builder::from(&conf).force_path_style(path_style).build();
+        Aws { ec2: aws_sdk_ec2::Client::new(&conf), s3: aws_sdk_s3::Client::from_conf(s3), region: opts.region.clone() }
     }
 }
 
@@ -87,9 +79,7 @@ impl AwsError {
         R: std::fmt::Debug,
     {
         let transient = match &err {
-            SdkError::TimeoutError(_)
-            | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => true,
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
             SdkError::ServiceError(e) => {
                 let code = e.err().code().unwrap_or_default();
                 code.contains("Throttl")
@@ -104,12 +94,7 @@ impl AwsError {
             Some(m) => m.to_string(),
             None => DisplayErrorContext(&err).to_string(),
         };
-        AwsError {
-            operation,
-            code,
-            message,
-            transient,
-        }
+        AwsError { operation, code, message, transient }
     }
 
     pub fn is(&self, code: &str) -> bool {
@@ -117,12 +102,7 @@ impl AwsError {
     }
 
     pub fn other(operation: &'static str, message: impl Into<String>) -> AwsError {
-        AwsError {
-            operation,
-            code: "ConvergeError".into(),
-            message: message.into(),
-            transient: false,
-        }
+        AwsError { operation, code: "ConvergeError".into(), message: message.into(), transient: false }
     }
 }
 
@@ -147,11 +127,7 @@ pub fn not_found<T>(res: Result<T, AwsError>, codes: &[&str]) -> Result<Option<T
 /// # Errors
 /// The first non-transient error, or the last transient one after
 /// `attempts` tries.
-pub async fn create_or_adopt<T, C, CF, F, FF>(
-    attempts: u32,
-    mut create: C,
-    mut find: F,
-) -> Result<T, AwsError>
+pub async fn create_or_adopt<T, C, CF, F, FF>(attempts: u32, mut create: C, mut find: F) -> Result<T, AwsError>
 where
     C: FnMut() -> CF,
     CF: Future<Output = Result<T, AwsError>>,
@@ -189,10 +165,7 @@ where
     let mut delay = Duration::from_secs(1);
     loop {
         match call().await {
-            Err(e)
-                if e.is("DependencyViolation")
-                    && tokio::time::Instant::now() + delay < deadline =>
-            {
+            Err(e) if e.is("DependencyViolation") && tokio::time::Instant::now() + delay < deadline => {
                 tracing::info!(error = %e, "dependency still visible; retrying delete");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(15));
@@ -214,12 +187,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn transient() -> AwsError {
-        AwsError {
-            operation: "ec2:CreateVpc",
-            code: "RequestTimeout".into(),
-            message: "lost".into(),
-            transient: true,
-        }
+        AwsError { operation: "ec2:CreateVpc", code: "RequestTimeout".into(), message: "lost".into(), transient: true }
     }
 
     #[tokio::test]
@@ -244,30 +212,15 @@ mod tests {
         let creates = AtomicU32::new(0);
         let got = create_or_adopt(
             5,
-            || async {
-                if creates.fetch_add(1, Ordering::SeqCst) == 0 {
-                    Err(transient())
-                } else {
-                    Ok("vpc-new")
-                }
-            },
+            || async { if creates.fetch_add(1, Ordering::SeqCst) == 0 { Err(transient()) } else { Ok("vpc-new") } },
             || async { Ok(None) },
         )
         .await
         .unwrap();
         assert_eq!((got, creates.load(Ordering::SeqCst)), ("vpc-new", 2));
 
-        let hard = AwsError {
-            transient: false,
-            ..transient()
-        };
-        let err = create_or_adopt(
-            5,
-            || async { Err::<(), _>(hard.clone()) },
-            || async { Ok(None) },
-        )
-        .await
-        .unwrap_err();
+        let hard = AwsError { transient: false, ..transient() };
+        let err = create_or_adopt(5, || async { Err::<(), _>(hard.clone()) }, || async { Ok(None) }).await.unwrap_err();
         assert_eq!(err.code, "RequestTimeout");
     }
 }

@@ -34,20 +34,12 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
                 .resources
                 .values()
                 .filter(|r| !plan.resources.iter().any(|p| p.name == r.name))
-                .filter_map(|r| {
-                    live.get(r.kind, &r.name)
-                        .map(|l| (r.name.clone(), l.outputs.clone()))
-                }),
+                .filter_map(|r| live.get(r.kind, &r.name).map(|l| (r.name.clone(), l.outputs.clone()))),
         )
         .collect();
     let stack = Arc::new(stack);
     let graph = crate::apply::operations(&stack, &plan);
     printer.out("");
-    let report =
-        crate::apply::execute(&aws, stack, graph, known, args.parallelism.into(), printer).await;
-    Ok(if crate::apply::summarize(&report, printer) {
-        0
-    } else {
-        1
-    })
+    let report = crate::apply::execute(&aws, stack, graph, known, args.parallelism.into(), printer).await;
+    Ok(if crate::apply::summarize("Apply", &report, printer) { 0 } else { 1 })
 }

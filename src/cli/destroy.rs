@@ -18,10 +18,7 @@ pub async fn run(args: DestroyArgs, printer: &Printer) -> anyhow::Result<u8> {
         return Ok(0);
     }
     printer.out("");
-    let what = format!(
-        "destroy every resource of stack {} in environment {}",
-        stack.name, stack.env
-    );
+    let what = format!("destroy every resource of stack {} in environment {}", stack.name, stack.env);
     if !super::confirm(args.auto_approve, &what, printer)? {
         printer.out("Destroy cancelled.");
         return Ok(1);
@@ -29,18 +26,6 @@ pub async fn run(args: DestroyArgs, printer: &Printer) -> anyhow::Result<u8> {
     let stack = Arc::new(stack);
     let graph = crate::apply::operations(&stack, &plan);
     printer.out("");
-    let report = crate::apply::execute(
-        &aws,
-        stack,
-        graph,
-        BTreeMap::new(),
-        args.parallelism.into(),
-        printer,
-    )
-    .await;
-    Ok(if crate::apply::summarize(&report, printer) {
-        0
-    } else {
-        1
-    })
+    let report = crate::apply::execute(&aws, stack, graph, BTreeMap::new(), args.parallelism.into(), printer).await;
+    Ok(if crate::apply::summarize("Destroy", &report, printer) { 0 } else { 1 })
 }

@@ -24,17 +24,9 @@ pub fn run(args: GraphArgs, printer: &Printer) -> anyhow::Result<u8> {
             }
         }
         GraphFormat::Dot => {
-            let _ = writeln!(
-                s,
-                "digraph \"{}-{}\" {{\n  rankdir=LR;\n  node [shape=box];",
-                stack.name, stack.env
-            );
+            let _ = writeln!(s, "digraph \"{}-{}\" {{\n  rankdir=LR;\n  node [shape=box];", stack.name, stack.env);
             for name in graph.order() {
-                let _ = writeln!(
-                    s,
-                    "  \"{name}\" [label=\"{name}\\n{}\"];",
-                    stack.resources[&name].kind.type_name()
-                );
+                let _ = writeln!(s, "  \"{name}\" [label=\"{name}\\n{}\"];", stack.resources[&name].kind.type_name());
             }
             for name in graph.order() {
                 for d in graph.dependencies(&name) {

@@ -18,11 +18,7 @@ mod schema;
 mod validate;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "converge",
-    version,
-    about = "Declarative AWS infrastructure: plan, apply, drift."
-)]
+#[command(name = "converge", version, about = "Declarative AWS infrastructure: plan, apply, drift.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -142,10 +138,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let printer = Printer::new(cli.no_color);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             printer.err(&format!("error: cannot start the async runtime: {e}"));
@@ -178,25 +171,14 @@ pub fn main() -> ExitCode {
 
 fn init_tracing(verbose: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if verbose {
-            "converge=debug,aws_smithy_runtime=debug"
-        } else {
-            "warn"
-        })
+        tracing_subscriber::EnvFilter::new(if verbose { "converge=debug,aws_smithy_runtime=debug" } else { "warn" })
     });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Loads and validates the stack: every problem, and no AWS call.
 pub fn load(args: &StackArgs, require_secrets: bool) -> anyhow::Result<Stack> {
-    let opts = LoadOptions {
-        env: args.env.clone(),
-        region: args.region.clone(),
-        require_secrets,
-    };
+    let opts = LoadOptions { env: args.env.clone(), region: args.region.clone(), require_secrets };
     Ok(crate::spec::load(&args.stack, &opts)?)
 }
 
@@ -216,12 +198,8 @@ pub fn targets(stack: &Stack, names: &[String]) -> anyhow::Result<Option<BTreeSe
     }
     for n in names {
         if !stack.resources.contains_key(n) {
-            let help = crate::spec::help_for(n, stack.resources.keys().map(String::as_str))
-                .unwrap_or_default();
-            anyhow::bail!(
-                "--target {n}: no such resource in {}; {help}",
-                stack.file.display()
-            );
+            let help = crate::spec::help_for(n, stack.resources.keys().map(String::as_str)).unwrap_or_default();
+            anyhow::bail!("--target {n}: no such resource in {}; {help}", stack.file.display());
         }
     }
     Ok(Some(names.iter().cloned().collect()))
@@ -238,9 +216,7 @@ pub fn confirm(auto_approve: bool, what: &str, printer: &Printer) -> anyhow::Res
             "refusing to {what} without confirmation: stdin is not a terminal. Review the plan and pass --auto-approve (as CI does)."
         );
     }
-    printer.prompt(&format!(
-        "Do you want to {what}? Only 'yes' will be accepted: "
-    ));
+    printer.prompt(&format!("Do you want to {what}? Only 'yes' will be accepted: "));
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(answer.trim() == "yes")

@@ -14,9 +14,5 @@ pub async fn run(args: PlanArgs, printer: &Printer) -> anyhow::Result<u8> {
         PlanFormat::Text => printer.out(render::text(&plan, printer).trim_end()),
         PlanFormat::Json => printer.out(&render::json(&plan)),
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() {
-        2
-    } else {
-        0
-    })
+    Ok(if args.detailed_exitcode && plan.has_changes() { 2 } else { 0 })
 }

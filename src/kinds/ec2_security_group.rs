@@ -7,9 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ec2::types::{
-    IpPermission, IpRange, ResourceType, SecurityGroup as AwsGroup, UserIdGroupPair,
-};
+use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, SecurityGroup as AwsGroup, UserIdGroupPair};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -103,10 +101,7 @@ pub struct Canonical {
 fn flatten(rules: &[RuleSpec], field: &str) -> Result<Vec<Rule>, PropsError> {
     let mut out = BTreeSet::new();
     for (i, r) in rules.iter().enumerate() {
-        let err = |message: String| PropsError {
-            path: format!("{field}[{i}]"),
-            message,
-        };
+        let err = |message: String| PropsError { path: format!("{field}[{i}]"), message };
         let (from, to) = match (r.protocol, r.port, r.from_port, r.to_port) {
             (Protocol::All, None, None, None) => (None, None),
             (Protocol::All, ..) => return Err(err("protocol `all` takes no ports".into())),
@@ -114,9 +109,7 @@ fn flatten(rules: &[RuleSpec], field: &str) -> Result<Vec<Rule>, PropsError> {
             (_, None, Some(f), Some(t)) => (Some(f), Some(t)),
             (Protocol::Icmp, None, None, None) => (Some(-1), Some(-1)),
             (_, Some(_), ..) => {
-                return Err(err(
-                    "give either `port` or `from_port` and `to_port`, not both".into(),
-                ));
+                return Err(err("give either `port` or `from_port` and `to_port`, not both".into()));
             }
             _ => return Err(err("give `port`, or both `from_port` and `to_port`".into())),
         };
@@ -124,9 +117,7 @@ fn flatten(rules: &[RuleSpec], field: &str) -> Result<Vec<Rule>, PropsError> {
             && let (Some(f), Some(t)) = (from, to)
             && !(0..=65535).contains(&f) | !(0..=65535).contains(&t) | (f > t)
         {
-            return Err(err(format!(
-                "port range {f}-{t} is not within 0-65535 and ascending"
-            )));
+            return Err(err(format!("port range {f}-{t} is not within 0-65535 and ascending")));
         }
         if r.cidr_blocks.is_empty() && r.security_groups.is_empty() {
             return Err(err("a rule needs `cidr_blocks` or `security_groups`".into()));
@@ -146,18 +137,12 @@ fn flatten(rules: &[RuleSpec], field: &str) -> Result<Vec<Rule>, PropsError> {
             description: r.description.clone(),
         };
         for c in &r.cidr_blocks {
-            let cidr = super::cidr_serde::deserialize(serde_json::Value::String(c.clone()))
-                .map_err(|e| err(e.to_string()))?;
-            out.insert(Rule {
-                cidr: Some(cidr),
-                ..base.clone()
-            });
+            let cidr =
+                super::cidr_serde::deserialize(serde_json::Value::String(c.clone())).map_err(|e| err(e.to_string()))?;
+            out.insert(Rule { cidr: Some(cidr), ..base.clone() });
         }
         for g in &r.security_groups {
-            out.insert(Rule {
-                security_group: Some(g.clone()),
-                ..base.clone()
-            });
+            out.insert(Rule { security_group: Some(g.clone()), ..base.clone() });
         }
     }
     Ok(out.into_iter().collect())
@@ -194,18 +179,12 @@ impl Kind for SecurityGroup {
     }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
         if name.is_empty() || name.len() > 255 || name.starts_with("sg-") {
-            return Err(
-                "a security group name is 1-255 characters and does not start with `sg-`".into(),
-            );
+            return Err("a security group name is 1-255 characters and does not start with `sg-`".into());
         }
         Ok(())
     }
 
-    fn read<'a>(
-        &'a self,
-        aws: &'a Aws,
-        scope: &'a Scope,
-    ) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let groups = aws
                 .ec2
@@ -249,17 +228,9 @@ impl Kind for SecurityGroup {
                     let found = aws
                         .ec2
                         .describe_security_groups()
+                        .filters(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&p.vpc_id).build())
                         .filters(
-                            aws_sdk_ec2::types::Filter::builder()
-                                .name("vpc-id")
-                                .values(&p.vpc_id)
-                                .build(),
-                        )
-                        .filters(
-                            aws_sdk_ec2::types::Filter::builder()
-                                .name("group-name")
-                                .values(&d.physical_name)
-                                .build(),
+                            aws_sdk_ec2::types::Filter::builder().name("group-name").values(&d.physical_name).build(),
                         )
                         .send()
                         .await
@@ -268,21 +239,14 @@ impl Kind for SecurityGroup {
                 }
                 Err(e) => return Err(e),
             };
-            let g = fresh.ok_or_else(|| {
-                AwsError::other("ec2:CreateSecurityGroup", "created group not found")
-            })?;
+            let g = fresh.ok_or_else(|| AwsError::other("ec2:CreateSecurityGroup", "created group not found"))?;
             let tags = from_tags(g.tags());
             let l = live(d.name.clone(), g, tags);
             self.update(aws, d, &l).await
         })
     }
 
-    fn update<'a>(
-        &'a self,
-        aws: &'a Aws,
-        d: &'a Desired,
-        l: &'a Live,
-    ) -> BoxFuture<'a, Result<Live, AwsError>> {
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
         Box::pin(async move {
             let p: Canonical = parse(&d.props)?;
             let was: Canonical = parse(&l.props)?;
@@ -329,15 +293,8 @@ impl Kind for SecurityGroup {
                 egress_now = Some(want.clone());
             }
             sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
-            let now = Canonical {
-                egress: egress_now,
-                ..p
-            };
-            Ok(Live {
-                props: super::to_value(&now),
-                tags: d.tags.clone(),
-                ..l.clone()
-            })
+            let now = Canonical { egress: egress_now, ..p };
+            Ok(Live { props: super::to_value(&now), tags: d.tags.clone(), ..l.clone() })
         })
     }
 
@@ -358,8 +315,7 @@ impl Kind for SecurityGroup {
 }
 
 fn parse(v: &Value) -> Result<Canonical, AwsError> {
-    serde_json::from_value(v.clone())
-        .map_err(|e| AwsError::other("ec2.security_group", e.to_string()))
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("ec2.security_group", e.to_string()))
 }
 
 /// Rules to revoke (in `live` only) and to authorize (in `want` only).
@@ -368,14 +324,8 @@ pub fn rule_delta(live: &[Rule], want: &[Rule]) -> (Vec<Rule>, Vec<Rule>) {
     let live_set: BTreeSet<&Rule> = live.iter().collect();
     let want_set: BTreeSet<&Rule> = want.iter().collect();
     (
-        live_set
-            .difference(&want_set)
-            .map(|r| (*r).clone())
-            .collect(),
-        want_set
-            .difference(&live_set)
-            .map(|r| (*r).clone())
-            .collect(),
+        live_set.difference(&want_set).map(|r| (*r).clone()).collect(),
+        want_set.difference(&live_set).map(|r| (*r).clone()).collect(),
     )
 }
 
@@ -384,27 +334,15 @@ fn permissions(rules: &[Rule]) -> Vec<IpPermission> {
         .iter()
         .map(|r| {
             let mut p = IpPermission::builder()
-                .ip_protocol(if r.protocol == "all" {
-                    "-1"
-                } else {
-                    r.protocol.as_str()
-                })
+                .ip_protocol(if r.protocol == "all" { "-1" } else { r.protocol.as_str() })
                 .set_from_port(r.from_port)
                 .set_to_port(r.to_port);
             if let Some(c) = &r.cidr {
-                p = p.ip_ranges(
-                    IpRange::builder()
-                        .cidr_ip(c)
-                        .set_description(r.description.clone())
-                        .build(),
-                );
+                p = p.ip_ranges(IpRange::builder().cidr_ip(c).set_description(r.description.clone()).build());
             }
             if let Some(g) = &r.security_group {
                 p = p.user_id_group_pairs(
-                    UserIdGroupPair::builder()
-                        .group_id(g)
-                        .set_description(r.description.clone())
-                        .build(),
+                    UserIdGroupPair::builder().group_id(g).set_description(r.description.clone()).build(),
                 );
             }
             p.build()
@@ -423,19 +361,8 @@ fn flatten_live(perms: &[IpPermission]) -> Vec<Rule> {
             Some(other) => other,
         }
         .to_string();
-        let (from, to) = if protocol == "all" {
-            (None, None)
-        } else {
-            (p.from_port, p.to_port)
-        };
-        let base = Rule {
-            protocol,
-            from_port: from,
-            to_port: to,
-            cidr: None,
-            security_group: None,
-            description: None,
-        };
+        let (from, to) = if protocol == "all" { (None, None) } else { (p.from_port, p.to_port) };
+        let base = Rule { protocol, from_port: from, to_port: to, cidr: None, security_group: None, description: None };
         for r in p.ip_ranges() {
             out.insert(Rule {
                 cidr: r.cidr_ip.clone(),
@@ -458,12 +385,7 @@ async fn describe(aws: &Aws, filter: &str, value: &str) -> Result<Option<AwsGrou
     let out = aws
         .ec2
         .describe_security_groups()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name(filter)
-                .values(value)
-                .build(),
-        )
+        .filters(aws_sdk_ec2::types::Filter::builder().name(filter).values(value).build())
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("ec2:DescribeSecurityGroups", e))?;
@@ -479,18 +401,8 @@ fn live(name: String, g: AwsGroup, tags: BTreeMap<String, String>) -> Live {
         ingress: flatten_live(g.ip_permissions()),
         egress: Some(flatten_live(g.ip_permissions_egress())),
     };
-    let outputs = [
-        ("id".to_string(), Value::from(id.clone())),
-        ("name".to_string(), Value::from(group_name)),
-    ]
-    .into();
-    Live {
-        name,
-        id,
-        props: super::to_value(&props),
-        tags,
-        outputs,
-    }
+    let outputs = [("id".to_string(), Value::from(id.clone())), ("name".to_string(), Value::from(group_name))].into();
+    Live { name, id, props: super::to_value(&props), tags, outputs }
 }
 
 #[cfg(test)]
@@ -510,11 +422,7 @@ mod tests {
             }))
             .unwrap();
         let c: Canonical = serde_json::from_value(v).unwrap();
-        let ports: Vec<_> = c
-            .ingress
-            .iter()
-            .map(|r| (r.from_port, r.cidr.clone(), r.security_group.clone()))
-            .collect();
+        let ports: Vec<_> = c.ingress.iter().map(|r| (r.from_port, r.cidr.clone(), r.security_group.clone())).collect();
         assert_eq!(
             ports,
             [
@@ -529,26 +437,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_rules_with_their_index() {
-        let bad = |rule: Value| {
-            SecurityGroup
-                .canonicalize(json!({"vpc_id": "v", "ingress": [rule]}))
-                .unwrap_err()
-        };
-        assert_eq!(
-            bad(json!({"protocol": "tcp", "cidr_blocks": ["10.0.0.0/8"]})).path,
-            "ingress[0]"
-        );
+        let bad = |rule: Value| SecurityGroup.canonicalize(json!({"vpc_id": "v", "ingress": [rule]})).unwrap_err();
+        assert_eq!(bad(json!({"protocol": "tcp", "cidr_blocks": ["10.0.0.0/8"]})).path, "ingress[0]");
+        assert!(bad(json!({"protocol": "all", "port": 1, "cidr_blocks": ["10.0.0.0/8"]})).message.contains("no ports"));
+        assert!(bad(json!({"protocol": "tcp", "port": 1})).message.contains("cidr_blocks"));
         assert!(
-            bad(json!({"protocol": "all", "port": 1, "cidr_blocks": ["10.0.0.0/8"]}))
+            bad(json!({"protocol": "tcp", "from_port": 9, "to_port": 1, "cidr_blocks": ["10.0.0.0/8"]}))
                 .message
-                .contains("no ports")
+                .contains("ascending")
         );
-        assert!(
-            bad(json!({"protocol": "tcp", "port": 1}))
-                .message
-                .contains("cidr_blocks")
-        );
-        assert!(bad(json!({"protocol": "tcp", "from_port": 9, "to_port": 1, "cidr_blocks": ["10.0.0.0/8"]})).message.contains("ascending"));
         assert!(
             bad(json!({"protocol": "tcp", "port": 1, "cidr_blocks": ["10.0.0.1/8"]}))
                 .message

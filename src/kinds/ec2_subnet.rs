@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
-use crate::aws::ec2::{
-    from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec, waiter_error,
-};
+use crate::aws::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec, waiter_error};
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, MAX_WAIT, create_or_adopt, not_found};
 
 pub struct Subnet;
@@ -54,11 +52,7 @@ impl Kind for Subnet {
         &["id", "cidr_block", "availability_zone"]
     }
 
-    fn read<'a>(
-        &'a self,
-        aws: &'a Aws,
-        scope: &'a Scope,
-    ) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let subnets = aws
                 .ec2
@@ -99,9 +93,7 @@ impl Kind for Subnet {
                         .send()
                         .await
                         .map_err(|e| AwsError::from_sdk("ec2:CreateSubnet", e))?;
-                    out.subnet.ok_or_else(|| {
-                        AwsError::other("ec2:CreateSubnet", "response has no subnet")
-                    })
+                    out.subnet.ok_or_else(|| AwsError::other("ec2:CreateSubnet", "response has no subnet"))
                 },
                 || find(aws, d),
             )
@@ -118,12 +110,7 @@ impl Kind for Subnet {
         })
     }
 
-    fn update<'a>(
-        &'a self,
-        aws: &'a Aws,
-        d: &'a Desired,
-        l: &'a Live,
-    ) -> BoxFuture<'a, Result<Live, AwsError>> {
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
         Box::pin(async move {
             let p: SubnetProps = parse(&d.props)?;
             let was: SubnetProps = parse(&l.props)?;
@@ -131,21 +118,13 @@ impl Kind for Subnet {
                 aws.ec2
                     .modify_subnet_attribute()
                     .subnet_id(&l.id)
-                    .map_public_ip_on_launch(
-                        AttributeBooleanValue::builder()
-                            .value(p.map_public_ip_on_launch)
-                            .build(),
-                    )
+                    .map_public_ip_on_launch(AttributeBooleanValue::builder().value(p.map_public_ip_on_launch).build())
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("ec2:ModifySubnetAttribute", e))?;
             }
             sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
-            Ok(Live {
-                props: super::to_value(&p),
-                tags: d.tags.clone(),
-                ..l.clone()
-            })
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
         })
     }
 
@@ -188,21 +167,9 @@ fn live(name: String, s: aws_sdk_ec2::types::Subnet, tags: BTreeMap<String, Stri
     };
     let outputs = [
         ("id".to_string(), Value::from(id.clone())),
-        (
-            "cidr_block".to_string(),
-            Value::from(props.cidr_block.clone()),
-        ),
-        (
-            "availability_zone".to_string(),
-            Value::from(props.availability_zone.clone()),
-        ),
+        ("cidr_block".to_string(), Value::from(props.cidr_block.clone())),
+        ("availability_zone".to_string(), Value::from(props.availability_zone.clone())),
     ]
     .into();
-    Live {
-        name,
-        id,
-        props: super::to_value(&props),
-        tags,
-        outputs,
-    }
+    Live { name, id, props: super::to_value(&props), tags, outputs }
 }

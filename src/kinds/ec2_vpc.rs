@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
-use crate::aws::ec2::{
-    from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec, waiter_error,
-};
+use crate::aws::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec, waiter_error};
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, MAX_WAIT, create_or_adopt, not_found};
 use aws_sdk_ec2::client::Waiters;
 
@@ -54,11 +52,7 @@ impl Kind for Vpc {
         &["id", "cidr_block"]
     }
 
-    fn read<'a>(
-        &'a self,
-        aws: &'a Aws,
-        scope: &'a Scope,
-    ) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let vpcs = aws
                 .ec2
@@ -109,24 +103,12 @@ impl Kind for Vpc {
                 .wait(MAX_WAIT)
                 .await
                 .map_err(|e| waiter_error("ec2:DescribeVpcs (wait available)", e))?;
-            let fresh = live(
-                aws,
-                id,
-                p.cidr_block.clone(),
-                d.name.clone(),
-                d.tags.clone(),
-            )
-            .await?;
+            let fresh = live(aws, id, p.cidr_block.clone(), d.name.clone(), d.tags.clone()).await?;
             self.update(aws, d, &fresh).await
         })
     }
 
-    fn update<'a>(
-        &'a self,
-        aws: &'a Aws,
-        d: &'a Desired,
-        l: &'a Live,
-    ) -> BoxFuture<'a, Result<Live, AwsError>> {
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
         Box::pin(async move {
             let p: VpcProps = parse(&d.props)?;
             let was: VpcProps = parse(&l.props)?;
@@ -135,11 +117,7 @@ impl Kind for Vpc {
                 aws.ec2
                     .modify_vpc_attribute()
                     .vpc_id(&l.id)
-                    .enable_dns_support(
-                        AttributeBooleanValue::builder()
-                            .value(p.enable_dns_support)
-                            .build(),
-                    )
+                    .enable_dns_support(AttributeBooleanValue::builder().value(p.enable_dns_support).build())
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("ec2:ModifyVpcAttribute", e))?;
@@ -148,33 +126,20 @@ impl Kind for Vpc {
                 aws.ec2
                     .modify_vpc_attribute()
                     .vpc_id(&l.id)
-                    .enable_dns_hostnames(
-                        AttributeBooleanValue::builder()
-                            .value(p.enable_dns_hostnames)
-                            .build(),
-                    )
+                    .enable_dns_hostnames(AttributeBooleanValue::builder().value(p.enable_dns_hostnames).build())
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("ec2:ModifyVpcAttribute", e))?;
             }
             sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
-            Ok(Live {
-                props: super::to_value(&p),
-                tags: d.tags.clone(),
-                ..l.clone()
-            })
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
         })
     }
 
     fn delete<'a>(&'a self, aws: &'a Aws, l: &'a Live) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
             let res = crate::aws::retry_dependency_violation(|| async {
-                aws.ec2
-                    .delete_vpc()
-                    .vpc_id(&l.id)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("ec2:DeleteVpc", e))
+                aws.ec2.delete_vpc().vpc_id(&l.id).send().await.map_err(|e| AwsError::from_sdk("ec2:DeleteVpc", e))
             })
             .await;
             not_found(res, &["InvalidVpcID.NotFound"]).map(|_| ())
@@ -225,20 +190,12 @@ async fn live(
         attribute(aws, &id, VpcAttributeName::EnableDnsHostnames),
     )
     .await?;
-    let props = VpcProps {
-        cidr_block: cidr.clone(),
-        enable_dns_support: support,
-        enable_dns_hostnames: hostnames,
-    };
+    let props = VpcProps { cidr_block: cidr.clone(), enable_dns_support: support, enable_dns_hostnames: hostnames };
     Ok(Live {
         name,
         id: id.clone(),
         props: super::to_value(&props),
         tags,
-        outputs: [
-            ("id".to_string(), Value::from(id)),
-            ("cidr_block".to_string(), Value::from(cidr)),
-        ]
-        .into(),
+        outputs: [("id".to_string(), Value::from(id)), ("cidr_block".to_string(), Value::from(cidr))].into(),
     })
 }

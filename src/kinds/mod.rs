@@ -22,19 +22,12 @@ pub mod ec2_vpc;
 pub mod s3_bucket;
 
 /// Every kind converge knows, in the order `converge schema` documents them.
-pub static REGISTRY: &[&dyn Kind] = &[
-    &ec2_vpc::Vpc,
-    &ec2_subnet::Subnet,
-    &ec2_security_group::SecurityGroup,
-    &s3_bucket::Bucket,
-];
+pub static REGISTRY: &[&dyn Kind] =
+    &[&ec2_vpc::Vpc, &ec2_subnet::Subnet, &ec2_security_group::SecurityGroup, &s3_bucket::Bucket];
 
 /// Looks a kind up by its `type:` name.
 pub fn lookup(type_name: &str) -> Option<&'static dyn Kind> {
-    REGISTRY
-        .iter()
-        .copied()
-        .find(|k| k.type_name() == type_name)
+    REGISTRY.iter().copied().find(|k| k.type_name() == type_name)
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -59,11 +52,7 @@ impl Scope {
     /// The resource name a live object belongs to: its `converge:resource`
     /// tag when it carries this stack/env's tags, else the spec resource
     /// whose physical name it has (adoption of an untagged object).
-    pub fn owner(
-        &self,
-        tags: &BTreeMap<String, String>,
-        physical_name: Option<&str>,
-    ) -> Option<String> {
+    pub fn owner(&self, tags: &BTreeMap<String, String>, physical_name: Option<&str>) -> Option<String> {
         let ours = tags.get(TAG_STACK) == Some(&self.stack) && tags.get(TAG_ENV) == Some(&self.env);
         if ours && let Some(r) = tags.get(TAG_RESOURCE) {
             return Some(r.clone());
@@ -140,17 +129,9 @@ pub trait Kind: Send + Sync + 'static {
     }
     /// Reads every object of this kind that belongs to `scope`, in one
     /// paginated list call where the API allows it.
-    fn read<'a>(
-        &'a self,
-        aws: &'a Aws,
-        scope: &'a Scope,
-    ) -> BoxFuture<'a, Result<Vec<Live>, AwsError>>;
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>>;
     /// Creates the object, tagged by the create call, and waits until usable.
-    fn create<'a>(
-        &'a self,
-        aws: &'a Aws,
-        desired: &'a Desired,
-    ) -> BoxFuture<'a, Result<Live, AwsError>>;
+    fn create<'a>(&'a self, aws: &'a Aws, desired: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>>;
     /// Brings `live` to `desired` in place (only attributes not in
     /// [`Kind::replace_on`] differ).
     fn update<'a>(
@@ -166,10 +147,8 @@ pub trait Kind: Send + Sync + 'static {
 /// Checks `props` as `P` and serializes it back: the shared core of every
 /// kind's [`Kind::canonicalize`].
 pub fn typed<P: DeserializeOwned>(props: Value) -> Result<P, PropsError> {
-    serde_path_to_error::deserialize(props).map_err(|e| PropsError {
-        path: crate::spec::path_string(e.path()),
-        message: e.inner().to_string(),
-    })
+    serde_path_to_error::deserialize(props)
+        .map_err(|e| PropsError { path: crate::spec::path_string(e.path()), message: e.inner().to_string() })
 }
 
 pub fn to_value<P: Serialize>(p: &P) -> Value {
@@ -181,9 +160,7 @@ pub fn schema_of<P: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 }
 
 /// Tag set from EC2-style `(key, value)` pairs.
-pub fn tag_map<I: IntoIterator<Item = (Option<String>, Option<String>)>>(
-    tags: I,
-) -> BTreeMap<String, String> {
+pub fn tag_map<I: IntoIterator<Item = (Option<String>, Option<String>)>>(tags: I) -> BTreeMap<String, String> {
     tags.into_iter()
         .filter_map(|(k, v)| Some((k?, v.unwrap_or_default())))
         .filter(|(k, _)| !k.starts_with("aws:"))
@@ -203,14 +180,10 @@ pub mod cidr_serde {
         if crate::value::is_unknown_str(&s) {
             return Ok(s);
         }
-        let net: ipnet::IpNet = s.parse().map_err(|_| {
-            serde::de::Error::custom(format!("`{s}` is not a CIDR block (e.g. 10.0.0.0/16)"))
-        })?;
+        let net: ipnet::IpNet =
+            s.parse().map_err(|_| serde::de::Error::custom(format!("`{s}` is not a CIDR block (e.g. 10.0.0.0/16)")))?;
         if net.trunc() != net {
-            return Err(serde::de::Error::custom(format!(
-                "`{s}` has host bits set; did you mean `{}`?",
-                net.trunc()
-            )));
+            return Err(serde::de::Error::custom(format!("`{s}` has host bits set; did you mean `{}`?", net.trunc())));
         }
         Ok(net.to_string())
     }

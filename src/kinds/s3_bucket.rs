@@ -9,12 +9,10 @@ use std::collections::BTreeMap;
 
 use aws_sdk_s3::client::Waiters;
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
-    BucketVersioningStatus, CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration,
-    LifecycleRule as AwsRule, LifecycleRuleFilter, NoncurrentVersionExpiration,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
-    VersioningConfiguration,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
+    CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule as AwsRule, LifecycleRuleFilter,
+    NoncurrentVersionExpiration, PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
@@ -74,10 +72,7 @@ fn aes256() -> Algorithm {
 
 impl Default for Encryption {
     fn default() -> Self {
-        Encryption {
-            algorithm: Algorithm::Aes256,
-            kms_key_id: None,
-        }
+        Encryption { algorithm: Algorithm::Aes256, kms_key_id: None }
     }
 }
 
@@ -179,9 +174,7 @@ impl Kind for Bucket {
         &["id", "name", "arn", "region"]
     }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
-        let ok_chars = name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
         let ends_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
             && name.ends_with(|c: char| c.is_ascii_alphanumeric());
         if !(3..=63).contains(&name.len()) || !ok_chars || !ends_ok || name.contains("..") {
@@ -190,11 +183,7 @@ impl Kind for Bucket {
         Ok(())
     }
 
-    fn read<'a>(
-        &'a self,
-        aws: &'a Aws,
-        scope: &'a Scope,
-    ) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let buckets = aws
                 .s3
@@ -233,8 +222,7 @@ impl Kind for Bucket {
         Box::pin(async move {
             let mut conf = CreateBucketConfiguration::builder().set_tags(Some(s3_tags(&d.tags)));
             if aws.region != "us-east-1" {
-                conf =
-                    conf.location_constraint(BucketLocationConstraint::from(aws.region.as_str()));
+                conf = conf.location_constraint(BucketLocationConstraint::from(aws.region.as_str()));
             }
             let res = aws
                 .s3
@@ -279,15 +267,10 @@ impl Kind for Bucket {
         })
     }
 
-    fn update<'a>(
-        &'a self,
-        aws: &'a Aws,
-        d: &'a Desired,
-        l: &'a Live,
-    ) -> BoxFuture<'a, Result<Live, AwsError>> {
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
         Box::pin(async move {
-            let p: BucketProps = serde_json::from_value(d.props.clone())
-                .map_err(|e| AwsError::other("s3.bucket", e.to_string()))?;
+            let p: BucketProps =
+                serde_json::from_value(d.props.clone()).map_err(|e| AwsError::other("s3.bucket", e.to_string()))?;
             // A fresh bucket (`Null` props) gets every setting written.
             let was: Option<BucketProps> = serde_json::from_value(l.props.clone()).ok();
             let b = &l.id;
@@ -295,20 +278,12 @@ impl Kind for Bucket {
                 aws.s3
                     .put_bucket_tagging()
                     .bucket(b)
-                    .tagging(
-                        Tagging::builder()
-                            .set_tag_set(Some(s3_tags(&d.tags)))
-                            .build()
-                            .map_err(build_err)?,
-                    )
+                    .tagging(Tagging::builder().set_tag_set(Some(s3_tags(&d.tags))).build().map_err(build_err)?)
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("s3:PutBucketTagging", e))?;
             }
-            if was
-                .as_ref()
-                .is_none_or(|w| w.public_access_block != p.public_access_block)
-            {
+            if was.as_ref().is_none_or(|w| w.public_access_block != p.public_access_block) {
                 let pab = &p.public_access_block;
                 aws.s3
                     .put_public_access_block()
@@ -335,11 +310,7 @@ impl Kind for Bucket {
                     .build()
                     .map_err(build_err)?;
                 let conf = ServerSideEncryptionConfiguration::builder()
-                    .rules(
-                        ServerSideEncryptionRule::builder()
-                            .apply_server_side_encryption_by_default(sse)
-                            .build(),
-                    )
+                    .rules(ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(sse).build())
                     .build()
                     .map_err(build_err)?;
                 aws.s3
@@ -356,17 +327,12 @@ impl Kind for Bucket {
                 None => p.versioning,
             };
             if versioning_changed {
-                let status = if p.versioning {
-                    BucketVersioningStatus::Enabled
-                } else {
-                    BucketVersioningStatus::Suspended
-                };
+                let status =
+                    if p.versioning { BucketVersioningStatus::Enabled } else { BucketVersioningStatus::Suspended };
                 aws.s3
                     .put_bucket_versioning()
                     .bucket(b)
-                    .versioning_configuration(
-                        VersioningConfiguration::builder().status(status).build(),
-                    )
+                    .versioning_configuration(VersioningConfiguration::builder().status(status).build())
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("s3:PutBucketVersioning", e))?;
@@ -383,41 +349,25 @@ impl Kind for Bucket {
                     .await
                     .map_err(|e| AwsError::from_sdk("s3:DeleteBucketLifecycle", e))?;
             } else if rules_changed {
-                let rules = p
-                    .lifecycle_rules
-                    .iter()
-                    .map(aws_rule)
-                    .collect::<Result<Vec<_>, _>>()?;
+                let rules = p.lifecycle_rules.iter().map(aws_rule).collect::<Result<Vec<_>, _>>()?;
                 aws.s3
                     .put_bucket_lifecycle_configuration()
                     .bucket(b)
                     .lifecycle_configuration(
-                        BucketLifecycleConfiguration::builder()
-                            .set_rules(Some(rules))
-                            .build()
-                            .map_err(build_err)?,
+                        BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(build_err)?,
                     )
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("s3:PutBucketLifecycleConfiguration", e))?;
             }
-            Ok(Live {
-                props: super::to_value(&p),
-                tags: d.tags.clone(),
-                ..l.clone()
-            })
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
         })
     }
 
     fn delete<'a>(&'a self, aws: &'a Aws, l: &'a Live) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            let res = aws
-                .s3
-                .delete_bucket()
-                .bucket(&l.id)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("s3:DeleteBucket", e));
+            let res =
+                aws.s3.delete_bucket().bucket(&l.id).send().await.map_err(|e| AwsError::from_sdk("s3:DeleteBucket", e));
             match not_found(res, &["NoSuchBucket"]) {
                 Err(e) if e.is("BucketNotEmpty") => Err(AwsError {
                     message: format!(
@@ -437,19 +387,14 @@ fn build_err(e: aws_sdk_s3::error::BuildError) -> AwsError {
 }
 
 fn s3_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-        .collect()
+    tags.iter().filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok()).collect()
 }
 
 fn outputs(name: &str, region: &str) -> BTreeMap<String, Value> {
     [
         ("id".to_string(), Value::from(name)),
         ("name".to_string(), Value::from(name)),
-        (
-            "arn".to_string(),
-            Value::from(format!("arn:aws:s3:::{name}")),
-        ),
+        ("arn".to_string(), Value::from(format!("arn:aws:s3:::{name}"))),
         ("region".to_string(), Value::from(region)),
     ]
     .into()
@@ -459,25 +404,16 @@ fn aws_rule(r: &LifecycleRule) -> Result<AwsRule, AwsError> {
     AwsRule::builder()
         .id(&r.id)
         .filter(LifecycleRuleFilter::builder().prefix(&r.prefix).build())
-        .status(if r.enabled {
-            ExpirationStatus::Enabled
-        } else {
-            ExpirationStatus::Disabled
-        })
-        .set_expiration(
-            r.expiration_days
-                .map(|d| LifecycleExpiration::builder().days(d).build()),
+        .status(if r.enabled { ExpirationStatus::Enabled } else { ExpirationStatus::Disabled })
+        .set_expiration(r.expiration_days.map(|d| LifecycleExpiration::builder().days(d).build()))
+        .set_noncurrent_version_expiration(
+            r.noncurrent_version_expiration_days
+                .map(|d| NoncurrentVersionExpiration::builder().noncurrent_days(d).build()),
         )
-        .set_noncurrent_version_expiration(r.noncurrent_version_expiration_days.map(|d| {
-            NoncurrentVersionExpiration::builder()
-                .noncurrent_days(d)
-                .build()
-        }))
-        .set_abort_incomplete_multipart_upload(r.abort_incomplete_multipart_upload_days.map(|d| {
-            AbortIncompleteMultipartUpload::builder()
-                .days_after_initiation(d)
-                .build()
-        }))
+        .set_abort_incomplete_multipart_upload(
+            r.abort_incomplete_multipart_upload_days
+                .map(|d| AbortIncompleteMultipartUpload::builder().days_after_initiation(d).build()),
+        )
         .build()
         .map_err(build_err)
 }
@@ -492,11 +428,7 @@ async fn tags(aws: &Aws, bucket: &str) -> Result<Option<BTreeMap<String, String>
         .await
         .map_err(|e| AwsError::from_sdk("s3:GetBucketTagging", e));
     match res {
-        Ok(out) => Ok(Some(super::tag_map(
-            out.tag_set
-                .into_iter()
-                .map(|t| (Some(t.key), Some(t.value))),
-        ))),
+        Ok(out) => Ok(Some(super::tag_map(out.tag_set.into_iter().map(|t| (Some(t.key), Some(t.value)))))),
         Err(e) if e.is("NoSuchTagSet") || e.is("NoSuchTagSetError") => Ok(Some(BTreeMap::new())),
         Err(e) if e.is("NoSuchBucket") => Ok(None),
         Err(e) => Err(e),
@@ -504,12 +436,7 @@ async fn tags(aws: &Aws, bucket: &str) -> Result<Option<BTreeMap<String, String>
 }
 
 /// Reads one bucket's settings: four independent calls, concurrently.
-async fn read_one(
-    aws: &Aws,
-    owner: String,
-    name: String,
-    tags: BTreeMap<String, String>,
-) -> Result<Live, AwsError> {
+async fn read_one(aws: &Aws, owner: String, name: String, tags: BTreeMap<String, String>) -> Result<Live, AwsError> {
     let b = name.as_str();
     let versioning = async {
         let out = aws
@@ -539,10 +466,7 @@ async fn read_one(
                 if r.sse_algorithm == ServerSideEncryption::AwsKms
                     || r.sse_algorithm == ServerSideEncryption::AwsKmsDsse =>
             {
-                Encryption {
-                    algorithm: Algorithm::Kms,
-                    kms_key_id: r.kms_master_key_id,
-                }
+                Encryption { algorithm: Algorithm::Kms, kms_key_id: r.kms_master_key_id }
             }
             // S3 encrypts every bucket with SSE-S3 when nothing else is set.
             _ => Encryption::default(),
@@ -582,23 +506,14 @@ async fn read_one(
             .await
             .map_err(|e| AwsError::from_sdk("s3:GetBucketLifecycleConfiguration", e));
         let out = not_found(res, &["NoSuchLifecycleConfiguration"])?;
-        let mut rules: Vec<LifecycleRule> = out
-            .map(|o| o.rules.unwrap_or_default())
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_aws_rule)
-            .collect();
+        let mut rules: Vec<LifecycleRule> =
+            out.map(|o| o.rules.unwrap_or_default()).unwrap_or_default().into_iter().map(from_aws_rule).collect();
         rules.sort();
         Ok::<_, AwsError>(rules)
     };
     let (versioning, encryption, public_access_block, lifecycle_rules) =
         futures_util::future::try_join4(versioning, encryption, pab, lifecycle).await?;
-    let props = BucketProps {
-        versioning,
-        encryption,
-        public_access_block,
-        lifecycle_rules,
-    };
+    let props = BucketProps { versioning, encryption, public_access_block, lifecycle_rules };
     Ok(Live {
         name: owner,
         id: name.clone(),
@@ -619,9 +534,7 @@ fn from_aws_rule(r: AwsRule) -> LifecycleRule {
         prefix,
         enabled: r.status == ExpirationStatus::Enabled,
         expiration_days: r.expiration.and_then(|e| e.days),
-        noncurrent_version_expiration_days: r
-            .noncurrent_version_expiration
-            .and_then(|e| e.noncurrent_days),
+        noncurrent_version_expiration_days: r.noncurrent_version_expiration.and_then(|e| e.noncurrent_days),
         abort_incomplete_multipart_upload_days: r
             .abort_incomplete_multipart_upload
             .and_then(|a| a.days_after_initiation),
@@ -649,20 +562,12 @@ mod tests {
 
     #[test]
     fn checks_names_and_rules() {
-        assert!(
-            Bucket
-                .check_physical_name("gitlab-ha-staging-registry")
-                .is_ok()
-        );
+        assert!(Bucket.check_physical_name("gitlab-ha-staging-registry").is_ok());
         assert!(Bucket.check_physical_name("Gitlab_Registry").is_err());
         assert!(Bucket.check_physical_name("ab").is_err());
-        let e = Bucket
-            .canonicalize(json!({"lifecycle_rules": [{"id": "x"}]}))
-            .unwrap_err();
+        let e = Bucket.canonicalize(json!({"lifecycle_rules": [{"id": "x"}]})).unwrap_err();
         assert_eq!(e.path, "lifecycle_rules[0]");
-        let e = Bucket
-            .canonicalize(json!({"encryption": {"algorithm": "AES256", "kms_key_id": "k"}}))
-            .unwrap_err();
+        let e = Bucket.canonicalize(json!({"encryption": {"algorithm": "AES256", "kms_key_id": "k"}})).unwrap_err();
         assert_eq!(e.path, "encryption.kms_key_id");
     }
 }

@@ -118,9 +118,7 @@ type Known = BTreeMap<String, BTreeMap<String, Value>>;
 /// While a value is unknown the kind may not be able to check it: the raw
 /// resolved value is used, and the executor resolves again at apply time.
 pub fn desired_props(r: &Resource, known: &Known) -> Result<Value, PlanError> {
-    let resolved = r
-        .props
-        .resolve(&|name, attr| known.get(name).and_then(|o| o.get(attr)).cloned());
+    let resolved = r.props.resolve(&|name, attr| known.get(name).and_then(|o| o.get(attr)).cloned());
     match r.kind.canonicalize(resolved.clone()) {
         Ok(v) => Ok(v),
         Err(_) if value::contains_unknown(&resolved) => Ok(resolved),
@@ -136,11 +134,7 @@ pub fn desired_props(r: &Resource, known: &Known) -> Result<Value, PlanError> {
 }
 
 fn mask(v: Value, sensitive: bool) -> Value {
-    if sensitive {
-        Value::String(SENSITIVE.into())
-    } else {
-        v
-    }
+    if sensitive { Value::String(SENSITIVE.into()) } else { v }
 }
 
 /// Compares `desired` with `live` for one resource. Only attributes the
@@ -222,11 +216,7 @@ fn delete_change(kind: &'static str, live: &Live, reason: &str) -> ResourceChang
 ///
 /// # Errors
 /// A resolved property the kind rejects (e.g. an output of the wrong type).
-pub fn plan(
-    stack: &Stack,
-    live: &LiveState,
-    targets: Option<&BTreeSet<String>>,
-) -> Result<Plan, PlanError> {
+pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>) -> Result<Plan, PlanError> {
     let graph = Graph::new(stack.resources.values().map(|r| (r.name.as_str(), &r.deps)));
     let scope = targets.map(|t| graph.with_dependencies(t));
     let in_scope = |name: &str| scope.as_ref().is_none_or(|s| s.contains(name));
@@ -300,12 +290,7 @@ pub fn plan(
         }
     }
     resources.extend(order_deletes(deletes));
-    Ok(Plan {
-        stack: stack.name.clone(),
-        env: stack.env.clone(),
-        region: stack.region.clone(),
-        resources,
-    })
+    Ok(Plan { stack: stack.name.clone(), env: stack.env.clone(), region: stack.region.clone(), resources })
 }
 
 /// Plans deleting every object of the stack/env.
@@ -352,10 +337,7 @@ fn order_deletes(mut deletes: Vec<ResourceChange>) -> Vec<ResourceChange> {
                     && !(0..n).any(|j| {
                         j != i
                             && !placed[j]
-                            && uses(
-                                deletes[j].live.as_ref().expect("live"),
-                                deletes[i].live.as_ref().expect("live"),
-                            )
+                            && uses(deletes[j].live.as_ref().expect("live"), deletes[i].live.as_ref().expect("live"))
                     })
             })
             // A cycle of uses (two groups naming each other): keep order.

@@ -29,10 +29,7 @@ pub fn inline(v: &Value) -> String {
             if m.is_empty() {
                 return "{}".into();
             }
-            let items: Vec<String> = m
-                .iter()
-                .map(|(k, v)| format!("{} = {}", key(k), inline(v)))
-                .collect();
+            let items: Vec<String> = m.iter().map(|(k, v)| format!("{} = {}", key(k), inline(v))).collect();
             format!("{{ {} }}", items.join(", "))
         }
         other => other.to_string(),
@@ -40,21 +37,14 @@ pub fn inline(v: &Value) -> String {
 }
 
 fn key(k: &str) -> String {
-    if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        k.to_string()
-    } else {
-        format!("\"{k}\"")
-    }
+    if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') { k.to_string() } else { format!("\"{k}\"") }
 }
 
 /// Tags without the `converge:` identity tags, which every resource has.
 fn user_tags(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !k.starts_with("converge:"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            m.iter().filter(|(k, _)| !k.starts_with("converge:")).map(|(k, v)| (k.clone(), v.clone())).collect(),
         ),
         other => other.clone(),
     }
@@ -67,28 +57,17 @@ struct Out<'a> {
 
 impl Out<'_> {
     fn line(&mut self, indent: usize, style: Style, text: &str) {
-        let _ = writeln!(
-            self.s,
-            "{}{}",
-            " ".repeat(indent),
-            self.p.paint(style, text)
-        );
+        let _ = writeln!(self.s, "{}{}", " ".repeat(indent), self.p.paint(style, text));
     }
 }
 
 /// The whole plan as text.
 pub fn text(plan: &Plan, p: &Printer) -> String {
-    let mut o = Out {
-        p,
-        s: String::new(),
-    };
+    let mut o = Out { p, s: String::new() };
     o.line(
         0,
         Style::Bold,
-        &format!(
-            "converge plan: stack {}, environment {}, region {}",
-            plan.stack, plan.env, plan.region
-        ),
+        &format!("converge plan: stack {}, environment {}, region {}", plan.stack, plan.env, plan.region),
     );
     o.line(0, Style::Plain, "");
     if !plan.has_changes() {
@@ -104,39 +83,23 @@ pub fn text(plan: &Plan, p: &Printer) -> String {
 }
 
 pub fn summary_line(s: &Summary) -> String {
-    format!(
-        "Plan: {} to add, {} to change, {} to replace, {} to destroy.",
-        s.add, s.change, s.replace, s.destroy
-    )
+    format!("Plan: {} to add, {} to change, {} to replace, {} to destroy.", s.add, s.change, s.replace, s.destroy)
 }
 
 fn resource(o: &mut Out<'_>, r: &ResourceChange) {
     let st = style_of(r.action);
-    let id =
-        r.id.as_deref()
-            .map(|i| format!(", {i}"))
-            .unwrap_or_default();
+    let id = r.id.as_deref().map(|i| format!(", {i}")).unwrap_or_default();
     let what = match r.action {
         Action::Create => "will be created".to_string(),
         Action::Update => "will be updated in place".to_string(),
         Action::Replace => {
-            let by: Vec<&str> = r
-                .changes
-                .iter()
-                .filter(|c| c.forces_replacement)
-                .map(|c| c.attr.as_str())
-                .collect();
+            let by: Vec<&str> = r.changes.iter().filter(|c| c.forces_replacement).map(|c| c.attr.as_str()).collect();
             format!("must be replaced ({} forces replacement)", by.join(", "))
         }
         Action::Delete => format!("will be destroyed ({})", r.reason.as_deref().unwrap_or("")),
         Action::NoOp => String::new(),
     };
-    let head = format!(
-        "{:>3} {} ({}{id}) {what}",
-        r.action.symbol(),
-        r.name,
-        r.kind
-    );
+    let head = format!("{:>3} {} ({}{id}) {what}", r.action.symbol(), r.name, r.kind);
     o.line(0, st, &head);
     let width = r.changes.iter().map(|c| c.attr.len()).max().unwrap_or(0);
     for c in &r.changes {
@@ -147,14 +110,8 @@ fn resource(o: &mut Out<'_>, r: &ResourceChange) {
 fn attr(o: &mut Out<'_>, action: Action, c: &AttrChange, width: usize) {
     let pad = |a: &str| format!("{a:width$}");
     let is_tags = c.attr == "tags";
-    let new = c
-        .new
-        .as_ref()
-        .map(|v| if is_tags { user_tags(v) } else { v.clone() });
-    let old = c
-        .old
-        .as_ref()
-        .map(|v| if is_tags { user_tags(v) } else { v.clone() });
+    let new = c.new.as_ref().map(|v| if is_tags { user_tags(v) } else { v.clone() });
+    let old = c.old.as_ref().map(|v| if is_tags { user_tags(v) } else { v.clone() });
     match (action, &old, &new) {
         (Action::Create, _, Some(v)) => {
             if matches!(v, Value::Array(xs) if xs.iter().any(Value::is_object)) {
@@ -164,11 +121,7 @@ fn attr(o: &mut Out<'_>, action: Action, c: &AttrChange, width: usize) {
                 }
                 o.line(8, Style::Add, "]");
             } else {
-                o.line(
-                    6,
-                    Style::Add,
-                    &format!("+ {} = {}", pad(&c.attr), inline(v)),
-                );
+                o.line(6, Style::Add, &format!("+ {} = {}", pad(&c.attr), inline(v)));
             }
         }
         (_, Some(old), Some(new)) => changed(o, c, old, new, &pad(&c.attr)),
@@ -177,11 +130,7 @@ fn attr(o: &mut Out<'_>, action: Action, c: &AttrChange, width: usize) {
 }
 
 fn changed(o: &mut Out<'_>, c: &AttrChange, old: &Value, new: &Value, padded: &str) {
-    let forces = if c.forces_replacement {
-        "  # forces replacement"
-    } else {
-        ""
-    };
+    let forces = if c.forces_replacement { "  # forces replacement" } else { "" };
     match (old, new) {
         // Sets of objects (rules) and lists: element by element.
         (Value::Array(a), Value::Array(b))
@@ -204,11 +153,9 @@ fn changed(o: &mut Out<'_>, c: &AttrChange, old: &Value, new: &Value, padded: &s
             for (k, v) in b {
                 match a.get(k) {
                     None => o.line(10, Style::Add, &format!("+ {} = {}", key(k), inline(v))),
-                    Some(w) if w != v => o.line(
-                        10,
-                        Style::Change,
-                        &format!("~ {} = {} → {}", key(k), inline(w), inline(v)),
-                    ),
+                    Some(w) if w != v => {
+                        o.line(10, Style::Change, &format!("~ {} = {} → {}", key(k), inline(w), inline(v)))
+                    }
                     _ => {}
                 }
             }
@@ -225,20 +172,12 @@ fn changed(o: &mut Out<'_>, c: &AttrChange, old: &Value, new: &Value, padded: &s
                             similar::ChangeTag::Insert => ("+", Style::Add),
                             similar::ChangeTag::Equal => (" ", Style::Dim),
                         };
-                        o.line(
-                            10,
-                            st,
-                            &format!("{sign} {}", change.value().trim_end_matches('\n')),
-                        );
+                        o.line(10, st, &format!("{sign} {}", change.value().trim_end_matches('\n')));
                     }
                 }
             }
         }
-        _ => o.line(
-            6,
-            Style::Change,
-            &format!("~ {padded} = {} → {}{forces}", inline(old), inline(new)),
-        ),
+        _ => o.line(6, Style::Change, &format!("~ {padded} = {} → {}{forces}", inline(old), inline(new))),
     }
 }
 
@@ -252,12 +191,7 @@ pub fn json(plan: &Plan) -> String {
         summary: Summary,
         has_changes: bool,
     }
-    let doc = Doc {
-        format_version: 1,
-        plan,
-        summary: plan.summary(),
-        has_changes: plan.has_changes(),
-    };
+    let doc = Doc { format_version: 1, plan, summary: plan.summary(), has_changes: plan.has_changes() };
     let mut v = serde_json::to_value(&doc).unwrap_or_default();
     // Unknowns as a readable marker, not the internal sentinel.
     fn fix(v: &mut Value) {

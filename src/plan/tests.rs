@@ -17,30 +17,21 @@ fn stack(src: &str) -> Stack {
 /// The live object matching `name` in `stack` exactly, with `id`.
 fn live_of(s: &Stack, name: &str, id: &str, outputs: &[(&str, &str)]) -> Live {
     let r = &s.resources[name];
-    let known: BTreeMap<String, BTreeMap<String, Value>> = [(
-        "vpc".to_string(),
-        [("id".to_string(), json!("vpc-1"))].into(),
-    )]
-    .into();
+    let known: BTreeMap<String, BTreeMap<String, Value>> =
+        [("vpc".to_string(), [("id".to_string(), json!("vpc-1"))].into())].into();
     Live {
         name: name.into(),
         id: id.into(),
         props: desired_props(r, &known).unwrap(),
         tags: r.tags.clone(),
-        outputs: outputs
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect(),
+        outputs: outputs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect(),
     }
 }
 
 fn state(objects: Vec<(&'static str, Live)>) -> LiveState {
     let mut st = LiveState::default();
     for (kind, l) in objects {
-        st.objects
-            .entry((kind, l.name.clone()))
-            .or_default()
-            .push(l);
+        st.objects.entry((kind, l.name.clone())).or_default().push(l);
     }
     st
 }
@@ -48,50 +39,22 @@ fn state(objects: Vec<(&'static str, Live)>) -> LiveState {
 fn converged(s: &Stack) -> LiveState {
     state(vec![
         ("ec2.vpc", live_of(s, "vpc", "vpc-1", &[("id", "vpc-1")])),
-        (
-            "ec2.subnet",
-            live_of(s, "subnet", "subnet-1", &[("id", "subnet-1")]),
-        ),
-        (
-            "s3.bucket",
-            live_of(s, "bucket", "demo-bucket-1", &[("id", "demo-bucket-1")]),
-        ),
+        ("ec2.subnet", live_of(s, "subnet", "subnet-1", &[("id", "subnet-1")])),
+        ("s3.bucket", live_of(s, "bucket", "demo-bucket-1", &[("id", "demo-bucket-1")])),
     ])
 }
 
 fn actions(p: &Plan) -> Vec<(&str, Action)> {
-    p.resources
-        .iter()
-        .map(|r| (r.name.as_str(), r.action))
-        .collect()
+    p.resources.iter().map(|r| (r.name.as_str(), r.action)).collect()
 }
 
 #[test]
 fn empty_account_creates_in_dependency_order_with_unknown_references() {
     let s = stack(STACK);
     let p = plan(&s, &LiveState::default(), None).unwrap();
-    assert_eq!(
-        actions(&p),
-        [
-            ("bucket", Action::Create),
-            ("vpc", Action::Create),
-            ("subnet", Action::Create)
-        ]
-    );
-    assert_eq!(
-        p.summary(),
-        Summary {
-            add: 3,
-            change: 0,
-            replace: 0,
-            destroy: 0
-        }
-    );
-    let vpc_id = p.resources[2]
-        .changes
-        .iter()
-        .find(|c| c.attr == "vpc_id")
-        .unwrap();
+    assert_eq!(actions(&p), [("bucket", Action::Create), ("vpc", Action::Create), ("subnet", Action::Create)]);
+    assert_eq!(p.summary(), Summary { add: 3, change: 0, replace: 0, destroy: 0 });
+    let vpc_id = p.resources[2].changes.iter().find(|c| c.attr == "vpc_id").unwrap();
     assert!(crate::value::is_unknown(vpc_id.new.as_ref().unwrap()));
 }
 
@@ -110,42 +73,18 @@ fn in_place_and_replacing_changes_are_told_apart() {
     vpc.props["enable_dns_hostnames"] = json!(false);
     vpc.tags.insert("extra".into(), "x".into());
     let p = plan(&s, &live, None).unwrap();
-    assert_eq!(
-        actions(&p),
-        [
-            ("bucket", Action::NoOp),
-            ("vpc", Action::Update),
-            ("subnet", Action::NoOp)
-        ]
-    );
-    let attrs: Vec<&str> = p.resources[1]
-        .changes
-        .iter()
-        .map(|c| c.attr.as_str())
-        .collect();
+    assert_eq!(actions(&p), [("bucket", Action::NoOp), ("vpc", Action::Update), ("subnet", Action::NoOp)]);
+    let attrs: Vec<&str> = p.resources[1].changes.iter().map(|c| c.attr.as_str()).collect();
     assert_eq!(attrs, ["enable_dns_hostnames", "tags"]);
 
     // A new VPC CIDR replaces the VPC, and the subnet's vpc_id becomes
     // unknown, which replaces the subnet too.
     let s2 = stack(&STACK.replace("10.0.0.0/16", "10.1.0.0/16"));
     let p = plan(&s2, &converged(&s), None).unwrap();
-    assert_eq!(
-        actions(&p),
-        [
-            ("bucket", Action::NoOp),
-            ("vpc", Action::Replace),
-            ("subnet", Action::Replace)
-        ]
-    );
+    assert_eq!(actions(&p), [("bucket", Action::NoOp), ("vpc", Action::Replace), ("subnet", Action::Replace)]);
     let c = &p.resources[1].changes[0];
-    assert_eq!(
-        (c.attr.as_str(), c.forces_replacement),
-        ("cidr_block", true)
-    );
-    assert_eq!(
-        (c.old.clone(), c.new.clone()),
-        (Some(json!("10.0.0.0/16")), Some(json!("10.1.0.0/16")))
-    );
+    assert_eq!((c.attr.as_str(), c.forces_replacement), ("cidr_block", true));
+    assert_eq!((c.old.clone(), c.new.clone()), (Some(json!("10.0.0.0/16")), Some(json!("10.1.0.0/16"))));
 }
 
 #[test]
@@ -159,10 +98,7 @@ fn removed_and_duplicate_objects_are_deleted_users_first() {
     let mut live = converged(&s);
     // A second object tagged as `bucket`: sorted by id, the first is kept.
     let dup = live_of(&s, "bucket", "demo-bucket-2", &[]);
-    live.objects
-        .get_mut(&("s3.bucket", "bucket".into()))
-        .unwrap()
-        .push(dup);
+    live.objects.get_mut(&("s3.bucket", "bucket".into())).unwrap().push(dup);
     let p = plan(&small, &live, None).unwrap();
     let deletes: Vec<(&str, Option<&str>, Option<&str>)> = p
         .resources
@@ -174,11 +110,7 @@ fn removed_and_duplicate_objects_are_deleted_users_first() {
         deletes,
         [
             ("subnet", Some("subnet-1"), Some("no longer in the spec")),
-            (
-                "bucket",
-                Some("demo-bucket-2"),
-                Some("a duplicate: another object has this resource's tags")
-            ),
+            ("bucket", Some("demo-bucket-2"), Some("a duplicate: another object has this resource's tags")),
         ]
     );
 
@@ -193,31 +125,19 @@ fn targets_limit_the_plan_to_them_and_their_dependencies() {
     let s = stack(STACK);
     let targets: BTreeSet<String> = ["subnet".to_string()].into();
     let p = plan(&s, &LiveState::default(), Some(&targets)).unwrap();
-    assert_eq!(
-        actions(&p),
-        [("vpc", Action::Create), ("subnet", Action::Create)]
-    );
+    assert_eq!(actions(&p), [("vpc", Action::Create), ("subnet", Action::Create)]);
 }
 
 #[test]
 fn sensitive_values_are_masked_in_the_plan_itself() {
-    let src = STACK.replace(
-        "availability_zone: eu-west-1a",
-        "availability_zone: ${env.CONVERGE_PLAN_TEST_SECRET}",
-    );
+    let src = STACK.replace("availability_zone: eu-west-1a", "availability_zone: ${env.CONVERGE_PLAN_TEST_SECRET}");
     // SAFETY: tests in this module do not read this variable concurrently.
     unsafe { std::env::set_var("CONVERGE_PLAN_TEST_SECRET", "eu-west-1-secret-az") };
     let s = stack(&src);
     let p = plan(&s, &LiveState::default(), None).unwrap();
     let json = crate::plan::render::json(&p);
     let text = crate::plan::render::text(&p, &crate::printer::Printer::plain());
-    assert!(
-        !json.contains("secret-az") && !text.contains("secret-az"),
-        "{json}\n{text}"
-    );
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("+ availability_zone"))
-        .unwrap();
+    assert!(!json.contains("secret-az") && !text.contains("secret-az"), "{json}\n{text}");
+    let line = text.lines().find(|l| l.trim_start().starts_with("+ availability_zone")).unwrap();
     assert!(line.ends_with("= (sensitive)"), "{text}");
 }

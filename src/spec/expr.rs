@@ -86,9 +86,7 @@ pub fn parse(s: &str) -> Result<Vec<Part>, ExprError> {
 }
 
 fn is_ident(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn parse_reference(body: &str) -> Result<Reference, ExprError> {
@@ -100,10 +98,9 @@ fn parse_reference(body: &str) -> Result<Reference, ExprError> {
         ["environment"] => Reference::Environment,
         ["var", n] if is_ident(n) => Reference::Var(n.to_string()),
         ["env", n] if is_ident(n) => Reference::Env(n.to_string()),
-        ["resources", n, a] if is_ident(n) && is_ident(a) => Reference::Resource {
-            name: n.to_string(),
-            attr: a.to_string(),
-        },
+        ["resources", n, a] if is_ident(n) && is_ident(a) => {
+            Reference::Resource { name: n.to_string(), attr: a.to_string() }
+        }
         _ => return Err(invalid()),
     };
     Ok(r)
@@ -114,32 +111,20 @@ mod tests {
     use super::*;
 
     fn r(name: &str, attr: &str) -> Part {
-        Part::Ref(Reference::Resource {
-            name: name.into(),
-            attr: attr.into(),
-        })
+        Part::Ref(Reference::Resource { name: name.into(), attr: attr.into() })
     }
 
     #[test]
     fn plain_text_is_one_literal() {
-        assert_eq!(
-            parse("10.0.0.0/16").unwrap(),
-            vec![Part::Lit("10.0.0.0/16".into())]
-        );
+        assert_eq!(parse("10.0.0.0/16").unwrap(), vec![Part::Lit("10.0.0.0/16".into())]);
         assert_eq!(parse("").unwrap(), vec![Part::Lit(String::new())]);
-        assert_eq!(
-            parse("costs $5").unwrap(),
-            vec![Part::Lit("costs $5".into())]
-        );
+        assert_eq!(parse("costs $5").unwrap(), vec![Part::Lit("costs $5".into())]);
     }
 
     #[test]
     fn references_and_interpolation() {
         assert_eq!(parse("${resources.vpc.id}").unwrap(), vec![r("vpc", "id")]);
-        assert_eq!(
-            parse("${region}a").unwrap(),
-            vec![Part::Ref(Reference::Region), Part::Lit("a".into())]
-        );
+        assert_eq!(parse("${region}a").unwrap(), vec![Part::Ref(Reference::Region), Part::Lit("a".into())]);
         assert_eq!(
             parse("${stack}-${environment}-x").unwrap(),
             vec![
@@ -149,34 +134,19 @@ mod tests {
                 Part::Lit("-x".into())
             ]
         );
-        assert_eq!(
-            parse("${ var.cidr }").unwrap(),
-            vec![Part::Ref(Reference::Var("cidr".into()))]
-        );
+        assert_eq!(parse("${ var.cidr }").unwrap(), vec![Part::Ref(Reference::Var("cidr".into()))]);
     }
 
     #[test]
     fn escape_writes_a_literal() {
-        assert_eq!(
-            parse("$${HOME}/x").unwrap(),
-            vec![Part::Lit("${HOME}/x".into())]
-        );
+        assert_eq!(parse("$${HOME}/x").unwrap(), vec![Part::Lit("${HOME}/x".into())]);
     }
 
     #[test]
     fn errors() {
         assert_eq!(parse("${var.x").unwrap_err(), ExprError::Unterminated);
-        assert_eq!(
-            parse("${resources.vpc}").unwrap_err(),
-            ExprError::Invalid("resources.vpc".into())
-        );
-        assert_eq!(
-            parse("${foo}").unwrap_err(),
-            ExprError::Invalid("foo".into())
-        );
-        assert_eq!(
-            parse("${var.}").unwrap_err(),
-            ExprError::Invalid("var.".into())
-        );
+        assert_eq!(parse("${resources.vpc}").unwrap_err(), ExprError::Invalid("resources.vpc".into()));
+        assert_eq!(parse("${foo}").unwrap_err(), ExprError::Invalid("foo".into()));
+        assert_eq!(parse("${var.}").unwrap_err(), ExprError::Invalid("var.".into()));
     }
 }

@@ -34,24 +34,13 @@ pub struct SpanIndex {
 }
 
 enum Frame {
-    Map {
-        path: String,
-        key: Option<(String, Pos)>,
-        seen: HashMap<String, Pos>,
-    },
-    Seq {
-        path: String,
-        index: usize,
-    },
+    Map { path: String, key: Option<(String, Pos)>, seen: HashMap<String, Pos> },
+    Seq { path: String, index: usize },
 }
 
 /// Appends a map key to a path: `a` + `b` → `a.b`.
 pub fn join_key(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 /// Appends a sequence index to a path: `a` + 3 → `a[3]`.
@@ -68,18 +57,9 @@ impl SpanIndex {
         for item in Parser::new_from_str(source) {
             let (event, span) = item.map_err(|e| {
                 let m = e.marker();
-                (
-                    Pos {
-                        line: m.line(),
-                        col: m.col() + 1,
-                    },
-                    e.info().to_string(),
-                )
+                (Pos { line: m.line(), col: m.col() + 1 }, e.info().to_string())
             })?;
-            let pos = Pos {
-                line: span.start.line(),
-                col: span.start.col() + 1,
-            };
+            let pos = Pos { line: span.start.line(), col: span.start.col() + 1 };
             match event {
                 Event::Scalar(value, ..) => {
                     // A scalar is either a map key or a value.
@@ -111,11 +91,7 @@ impl SpanIndex {
                 Event::MappingStart(..) => {
                     let path = Self::child_path(&mut stack);
                     index.values.entry(path.clone()).or_insert(pos);
-                    stack.push(Frame::Map {
-                        path,
-                        key: None,
-                        seen: HashMap::new(),
-                    });
+                    stack.push(Frame::Map { path, key: None, seen: HashMap::new() });
                 }
                 Event::SequenceStart(..) => {
                     let path = Self::child_path(&mut stack);
@@ -177,18 +153,9 @@ mod tests {
     #[test]
     fn indexes_nested_keys_values_and_sequences() {
         let idx = SpanIndex::build(DOC).unwrap();
-        assert_eq!(
-            idx.value("resources.vpc.properties.cidr_block"),
-            Some(Pos { line: 6, col: 19 })
-        );
-        assert_eq!(
-            idx.key("resources.vpc.properties.cidr_block"),
-            Some(Pos { line: 6, col: 7 })
-        );
-        assert_eq!(
-            idx.value("resources.sg.properties.ingress[0].from_port"),
-            Some(Pos { line: 12, col: 22 })
-        );
+        assert_eq!(idx.value("resources.vpc.properties.cidr_block"), Some(Pos { line: 6, col: 19 }));
+        assert_eq!(idx.key("resources.vpc.properties.cidr_block"), Some(Pos { line: 6, col: 7 }));
+        assert_eq!(idx.value("resources.sg.properties.ingress[0].from_port"), Some(Pos { line: 12, col: 22 }));
         assert_eq!(idx.key("resources.sg.type"), Some(Pos { line: 8, col: 5 }));
         assert!(idx.duplicates.is_empty());
     }
@@ -196,14 +163,8 @@ mod tests {
     #[test]
     fn missing_path_falls_back_to_closest_ancestor() {
         let idx = SpanIndex::build(DOC).unwrap();
-        assert_eq!(
-            idx.value("resources.vpc.properties.nope"),
-            idx.value("resources.vpc.properties")
-        );
-        assert_eq!(
-            idx.value("resources.sg.properties.ingress[0].x"),
-            Some(Pos { line: 11, col: 11 })
-        );
+        assert_eq!(idx.value("resources.vpc.properties.nope"), idx.value("resources.vpc.properties"));
+        assert_eq!(idx.value("resources.sg.properties.ingress[0].x"), Some(Pos { line: 11, col: 11 }));
     }
 
     #[test]

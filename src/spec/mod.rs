@@ -69,14 +69,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: error: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.message
-        )?;
+        write!(f, "{}:{}:{}: error: {}", self.file.display(), self.line, self.col, self.message)?;
         if let Some(help) = &self.help {
             write!(f, "\n  help: {help}")?;
         }
@@ -88,22 +81,13 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{}\n{} error(s) in {}; nothing was sent to AWS. Fix them and run `converge validate` again.", list(.diagnostics), .diagnostics.len(), .file.display())]
-    Invalid {
-        file: PathBuf,
-        diagnostics: Vec<Diagnostic>,
-    },
+    Invalid { file: PathBuf, diagnostics: Vec<Diagnostic> },
 }
 
 fn list(d: &[Diagnostic]) -> String {
-    d.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+    d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }
 
 /// `serde_path_to_error` path as `a.b[0].c`, the format of
@@ -123,45 +107,54 @@ pub fn path_string(path: &serde_path_to_error::Path) -> String {
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a typo.
+///
+/// Ranked by edit distance (Damerau-Levenshtein: a swap is one edit), then
+/// Jaro-Winkler (which favours a shared prefix: `prod` → `production`); the
+/// first candidate wins a tie.
 pub fn suggest<'a, I: IntoIterator<Item = &'a str>>(word: &str, candidates: I) -> Option<String> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c.to_string())
+    let mut best: Option<((f64, f64), &str)> = None;
+    for c in candidates {
+        let score = (strsim::normalized_damerau_levenshtein(word, c), strsim::jaro_winkler(word, c));
+        let close = score.0 >= 0.6 || score.1 >= 0.8;
+        if close && best.is_none_or(|(b, _)| score.0 > b.0 || (score.0 == b.0 && score.1 > b.1)) {
+            best = Some((score, c));
+        }
+    }
+    best.map(|(_, c)| c.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn suggestions_prefer_fewer_edits() {
+        let s = |w: &str, c: &[&str]| super::suggest(w, c.iter().copied());
+        assert_eq!(s("privte_a", &["private_a", "private_b"]).as_deref(), Some("private_a"));
+        assert_eq!(s("private_c", &["private_a", "private_b"]).as_deref(), Some("private_a"));
+        assert_eq!(s("vcp", &["subnet", "vpc"]).as_deref(), Some("vpc"));
+        assert_eq!(s("prod", &["production", "staging"]).as_deref(), Some("production"));
+        assert_eq!(s("cidr_blok", &["cidr_block", "enable_dns_support"]).as_deref(), Some("cidr_block"));
+        assert_eq!(s("zzz", &["cidr_block", "vpc_id"]), None);
+    }
 }
 
 /// `did you mean `x`?` or the list of valid names.
-pub fn help_for<'a, I: IntoIterator<Item = &'a str> + Clone>(
-    word: &str,
-    candidates: I,
-) -> Option<String> {
+pub fn help_for<'a, I: IntoIterator<Item = &'a str> + Clone>(word: &str, candidates: I) -> Option<String> {
     if let Some(s) = suggest(word, candidates.clone()) {
         return Some(format!("did you mean `{s}`?"));
     }
     let all: Vec<&str> = candidates.into_iter().collect();
-    if all.is_empty() {
-        None
-    } else {
-        Some(format!("expected one of: {}", all.join(", ")))
-    }
+    if all.is_empty() { None } else { Some(format!("expected one of: {}", all.join(", "))) }
 }
 
 /// The default physical name: `<stack>-<env>-<resource>`, lower case, with
 /// `_` as `-` so that it is valid for every kind that takes a name.
 pub fn default_physical_name(stack: &str, env: &str, resource: &str) -> String {
-    format!("{stack}-{env}-{resource}")
-        .to_lowercase()
-        .replace('_', "-")
+    format!("{stack}-{env}-{resource}").to_lowercase().replace('_', "-")
 }
 
 impl Stack {
     pub fn kinds(&self) -> BTreeSet<&'static str> {
-        self.resources
-            .values()
-            .map(|r| r.kind.type_name())
-            .collect()
+        self.resources.values().map(|r| r.kind.type_name()).collect()
     }
 
     /// The scope a kind's read runs in.

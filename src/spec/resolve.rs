@@ -31,47 +31,24 @@ pub struct LoadOptions {
 /// [`SpecError::Read`] when the file cannot be read, [`SpecError::Invalid`]
 /// with every problem found otherwise.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Stack, SpecError> {
-    let src = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let src = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
     load_str(path, &src, opts)
 }
 
 /// [`load`] from a string; `path` is only used in messages.
 pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, SpecError> {
-    let invalid = |diagnostics: Vec<Diagnostic>| SpecError::Invalid {
-        file: path.to_path_buf(),
-        diagnostics,
-    };
+    let invalid = |diagnostics: Vec<Diagnostic>| SpecError::Invalid { file: path.to_path_buf(), diagnostics };
     let index = match SpanIndex::build(src) {
         Ok(i) => i,
         Err((pos, msg)) => {
-            return Err(invalid(vec![diag(
-                path,
-                pos,
-                format!("malformed YAML: {msg}"),
-                None,
-            )]));
+            return Err(invalid(vec![diag(path, pos, format!("malformed YAML: {msg}"), None)]));
         }
     };
-    let mut cx = Cx {
-        file: path.to_path_buf(),
-        index,
-        diags: Vec::new(),
-    };
+    let mut cx = Cx { file: path.to_path_buf(), index, diags: Vec::new() };
     let dups = std::mem::take(&mut cx.index.duplicates);
     for d in &dups {
-        let within = if d.path.is_empty() {
-            "the stack".to_string()
-        } else {
-            format!("`{}`", d.path)
-        };
-        let kind = if d.path == "resources" {
-            "resource name"
-        } else {
-            "key"
-        };
+        let within = if d.path.is_empty() { "the stack".to_string() } else { format!("`{}`", d.path) };
+        let kind = if d.path == "resources" { "resource name" } else { "key" };
         cx.diags.push(diag(
             path,
             d.pos,
@@ -82,20 +59,16 @@ pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, Spe
     if !cx.diags.is_empty() {
         return Err(invalid(cx.diags));
     }
-    let raw: RawStack =
-        match serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(src)) {
-            Ok(r) => r,
-            Err(e) => {
-                let p = super::path_string(e.path());
-                let loc = e.inner().location().map(|l| Pos {
-                    line: l.line(),
-                    col: l.column(),
-                });
-                let msg = e.inner().to_string();
-                cx.serde_error(&p, &msg, loc, false);
-                return Err(invalid(cx.diags));
-            }
-        };
+    let raw: RawStack = match serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(src)) {
+        Ok(r) => r,
+        Err(e) => {
+            let p = super::path_string(e.path());
+            let loc = e.inner().location().map(|l| Pos { line: l.line(), col: l.column() });
+            let msg = e.inner().to_string();
+            cx.serde_error(&p, &msg, loc, false);
+            return Err(invalid(cx.diags));
+        }
+    };
     let stack = cx.resolve(raw, opts);
     match stack {
         Some(s) if cx.diags.is_empty() => Ok(s),
@@ -107,13 +80,7 @@ pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, Spe
 }
 
 fn diag(file: &Path, pos: Pos, message: String, help: Option<String>) -> Diagnostic {
-    Diagnostic {
-        file: file.to_path_buf(),
-        line: pos.line,
-        col: pos.col,
-        message,
-        help,
-    }
+    Diagnostic { file: file.to_path_buf(), line: pos.line, col: pos.col, message, help }
 }
 
 /// Strips what serde_yaml_ng adds around a message: the path prefix and the
@@ -121,9 +88,7 @@ fn diag(file: &Path, pos: Pos, message: String, help: Option<String>) -> Diagnos
 fn bare_message<'a>(path: &str, msg: &'a str) -> &'a str {
     let mut m = msg;
     if let Some(i) = m.rfind(" at line ")
-        && m[i + 9..]
-            .split(" column ")
-            .all(|n| n.chars().all(|c| c.is_ascii_digit()))
+        && m[i + 9..].split(" column ").all(|n| n.chars().all(|c| c.is_ascii_digit()))
     {
         m = &m[..i];
     }
@@ -180,11 +145,7 @@ impl Cx {
     /// hides the message, which may quote the offending value.
     fn serde_error(&mut self, path: &str, msg: &str, yaml_pos: Option<Pos>, sensitive: bool) {
         let msg = bare_message(path, msg);
-        let within = if path.is_empty() {
-            "the stack".to_string()
-        } else {
-            format!("`{path}`")
-        };
+        let within = if path.is_empty() { "the stack".to_string() } else { format!("`{path}`") };
         for (prefix, what) in [("unknown field `", "field"), ("unknown variant `", "value")] {
             if msg.starts_with(prefix) {
                 let names = backticked(msg);
@@ -194,15 +155,9 @@ impl Cx {
                 let parent = if path == word {
                     ""
                 } else {
-                    path.strip_suffix(word)
-                        .and_then(|p| p.strip_suffix('.'))
-                        .unwrap_or(path)
+                    path.strip_suffix(word).and_then(|p| p.strip_suffix('.')).unwrap_or(path)
                 };
-                let within = if parent.is_empty() {
-                    "the stack".to_string()
-                } else {
-                    format!("`{parent}`")
-                };
+                let within = if parent.is_empty() { "the stack".to_string() } else { format!("`{parent}`") };
                 let full = join_key(parent, word);
                 if what == "field" {
                     self.at_key(&full, format!("unknown field `{word}` in {within}"), help);
@@ -217,16 +172,8 @@ impl Cx {
             self.at_value(path, format!("missing field `{field}` in {within}"), None);
             return;
         }
-        let shown = if sensitive {
-            "invalid value (sensitive, not shown)"
-        } else {
-            msg
-        };
-        let message = if path.is_empty() {
-            shown.to_string()
-        } else {
-            format!("`{path}`: {shown}")
-        };
+        let shown = if sensitive { "invalid value (sensitive, not shown)" } else { msg };
+        let message = if path.is_empty() { shown.to_string() } else { format!("`{path}`: {shown}") };
         match (self.index.value(path), yaml_pos) {
             (Some(_), _) if !path.is_empty() => self.at_value(path, message, None),
             (_, Some(pos)) => self.diags.push(diag(&self.file, pos, message, None)),
@@ -235,20 +182,9 @@ impl Cx {
     }
 
     fn resolve(&mut self, raw: RawStack, opts: &LoadOptions) -> Option<Stack> {
-        let RawStack {
-            stack,
-            region,
-            tags,
-            variables,
-            mut environments,
-            resources,
-        } = raw;
+        let RawStack { stack, region, tags, variables, mut environments, resources } = raw;
         if !is_name(&stack) {
-            self.at_value(
-                "stack",
-                format!("stack name `{stack}` must be lower-case letters, digits and `-`"),
-                None,
-            );
+            self.at_value("stack", format!("stack name `{stack}` must be lower-case letters, digits and `-`"), None);
         }
         let env_names: Vec<String> = environments.keys().cloned().collect();
         let (env_name, env) = match (&opts.env, environments.is_empty()) {
@@ -262,11 +198,7 @@ impl Cx {
                 return None;
             }
             (Some(e), true) => {
-                self.at_key(
-                    "stack",
-                    format!("--env {e} given, but this stack defines no environments"),
-                    None,
-                );
+                self.at_key("stack", format!("--env {e} given, but this stack defines no environments"), None);
                 return None;
             }
             (Some(e), false) => match environments.remove(e) {
@@ -281,21 +213,14 @@ impl Cx {
                 }
             },
         };
-        let RawEnvironment {
-            region: env_region,
-            variables: env_vars,
-            tags: env_tags,
-        } = env;
+        let RawEnvironment { region: env_region, variables: env_vars, tags: env_tags } = env;
 
         let mut vars = variables;
         for (k, v) in env_vars {
             if !vars.contains_key(&k) {
                 let help = help_for(&k, vars.keys().map(String::as_str));
                 self.at_key(
-                    &join_key(
-                        &join_key(&join_key("environments", &env_name), "variables"),
-                        &k,
-                    ),
+                    &join_key(&join_key(&join_key("environments", &env_name), "variables"), &k),
                     format!("variable `{k}` is not declared in the top-level `variables`"),
                     help,
                 );
@@ -307,9 +232,7 @@ impl Cx {
             if contains_expr(v) {
                 self.at_value(
                     &join_key("variables", k),
-                    format!(
-                        "variable `{k}` may not contain `${{...}}`: variables are plain values"
-                    ),
+                    format!("variable `{k}` may not contain `${{...}}`: variables are plain values"),
                     None,
                 );
             }
@@ -336,11 +259,7 @@ impl Cx {
         for (name, r) in &resources {
             let rp = join_key("resources", name);
             if !is_ident(name) {
-                self.at_key(
-                    &rp,
-                    format!("resource name `{name}` must be letters, digits, `_` and `-`"),
-                    None,
-                );
+                self.at_key(&rp, format!("resource name `{name}` must be letters, digits, `_` and `-`"), None);
             }
             match kinds::lookup(&r.kind) {
                 Some(k) => {
@@ -385,10 +304,7 @@ impl Cx {
                 if let Some(first) = physical.insert(key, name.clone()) {
                     self.at_key(
                         &join_key("resources", &name),
-                        format!(
-                            "resources `{first}` and `{name}` have the same physical name `{}`",
-                            res.physical_name
-                        ),
+                        format!("resources `{first}` and `{name}` have the same physical name `{}`", res.physical_name),
                         Some("set a distinct `name:` on one of them".into()),
                     );
                 }
@@ -404,13 +320,7 @@ impl Cx {
                 Some("remove one of these references or depends_on entries".into()),
             );
         }
-        Some(Stack {
-            file: self.file.clone(),
-            name: stack,
-            env: env_name,
-            region,
-            resources: out,
-        })
+        Some(Stack { file: self.file.clone(), name: stack, env: env_name, region, resources: out })
     }
 
     fn resource(
@@ -422,13 +332,7 @@ impl Cx {
         stack_tags: &BTreeMap<String, String>,
         env_tags: &BTreeMap<String, String>,
     ) -> Option<Resource> {
-        let RawResource {
-            kind: _,
-            name: physical,
-            properties,
-            depends_on,
-            tags,
-        } = raw;
+        let RawResource { kind: _, name: physical, properties, depends_on, tags } = raw;
         let rp = join_key("resources", name);
         let before = self.diags.len();
         let mut walk = Walk::default();
@@ -445,11 +349,7 @@ impl Cx {
         {
             let top = e.path.split(['.', '[']).next().unwrap_or_default();
             let sensitive = walk.sensitive.contains(top);
-            let full = if e.path.is_empty() {
-                pp.clone()
-            } else {
-                format!("{pp}.{}", e.path).replace(".[", "[")
-            };
+            let full = if e.path.is_empty() { pp.clone() } else { format!("{pp}.{}", e.path).replace(".[", "[") };
             self.serde_error(&full, &e.message, None, sensitive);
         }
 
@@ -469,13 +369,8 @@ impl Cx {
 
         let physical_name = match physical {
             None => default_physical_name(env.stack, env.env, name),
-            Some(p) => match self.template(
-                Value::String(p),
-                &join_key(&rp, "name"),
-                "name",
-                env,
-                &mut Walk::default(),
-            ) {
+            Some(p) => match self.template(Value::String(p), &join_key(&rp, "name"), "name", env, &mut Walk::default())
+            {
                 Template::Lit(Value::String(s)) => s,
                 _ => {
                     self.at_value(
@@ -488,28 +383,18 @@ impl Cx {
             },
         };
         if let Err(why) = kind.check_physical_name(&physical_name) {
-            self.at_key(
-                &join_key(&rp, "name"),
-                format!("physical name `{physical_name}` of `{name}`: {why}"),
-                None,
-            );
+            self.at_key(&join_key(&rp, "name"), format!("physical name `{physical_name}` of `{name}`: {why}"), None);
         }
 
         let mut all_tags: BTreeMap<String, String> = stack_tags.clone();
         all_tags.extend(env_tags.clone());
         for key in tags.keys() {
             if key.starts_with("converge:") {
-                self.at_key(
-                    &join_key(&join_key(&rp, "tags"), key),
-                    format!("tag `{key}` is reserved"),
-                    None,
-                );
+                self.at_key(&join_key(&join_key(&rp, "tags"), key), format!("tag `{key}` is reserved"), None);
             }
         }
         all_tags.extend(tags);
-        all_tags
-            .entry("Name".into())
-            .or_insert_with(|| physical_name.clone());
+        all_tags.entry("Name".into()).or_insert_with(|| physical_name.clone());
         all_tags.insert(TAG_STACK.into(), env.stack.into());
         all_tags.insert(TAG_ENV.into(), env.env.into());
         all_tags.insert(TAG_RESOURCE.into(), name.into());
@@ -527,14 +412,7 @@ impl Cx {
 
     /// Substitutes everything known offline in `v`; keeps resource
     /// references. `top` is the top-level property this value is under.
-    fn template(
-        &mut self,
-        v: Value,
-        path: &str,
-        top: &str,
-        env: &Env<'_>,
-        walk: &mut Walk,
-    ) -> Template {
+    fn template(&mut self, v: Value, path: &str, top: &str, env: &Env<'_>, walk: &mut Walk) -> Template {
         match v {
             Value::String(s) => self.string(&s, path, top, env, walk),
             Value::Array(items) => Template::List(
@@ -556,14 +434,7 @@ impl Cx {
         }
     }
 
-    fn string(
-        &mut self,
-        s: &str,
-        path: &str,
-        top: &str,
-        env: &Env<'_>,
-        walk: &mut Walk,
-    ) -> Template {
+    fn string(&mut self, s: &str, path: &str, top: &str, env: &Env<'_>, walk: &mut Walk) -> Template {
         let parts = match expr::parse(s) {
             Ok(p) => p,
             Err(e) => {
@@ -613,14 +484,7 @@ impl Cx {
 
     /// The value of an offline reference, or `None` for a resource output
     /// (checked here, resolved later).
-    fn reference(
-        &mut self,
-        r: &Reference,
-        path: &str,
-        top: &str,
-        env: &Env<'_>,
-        walk: &mut Walk,
-    ) -> Option<Value> {
+    fn reference(&mut self, r: &Reference, path: &str, top: &str, env: &Env<'_>, walk: &mut Walk) -> Option<Value> {
         match r {
             Reference::Region => Some(env.region.into()),
             Reference::Stack => Some(env.stack.into()),
@@ -629,11 +493,7 @@ impl Cx {
                 Some(v) => Some(v.clone()),
                 None => {
                     let help = help_for(n, env.vars.keys().map(String::as_str));
-                    self.at_value(
-                        path,
-                        format!("`{path}` references undefined variable `{n}`"),
-                        help,
-                    );
+                    self.at_value(path, format!("`{path}` references undefined variable `{n}`"), help);
                     Some(Value::Null)
                 }
             },
@@ -643,7 +503,11 @@ impl Cx {
                     Ok(v) => Some(Value::String(v)),
                     Err(_) if !env.require_secrets => Some(Value::String(String::new())),
                     Err(_) => {
-                        self.at_value(path, format!("`{path}` needs environment variable `{n}`, which is not set"), Some(format!("export {n}=… before running converge (it is never printed or stored)")));
+                        self.at_value(
+                            path,
+                            format!("`{path}` needs environment variable `{n}`, which is not set"),
+                            Some(format!("export {n}=… before running converge (it is never printed or stored)")),
+                        );
                         Some(Value::Null)
                     }
                 }
@@ -652,20 +516,13 @@ impl Cx {
                 match env.kinds.get(name) {
                     None => {
                         let help = help_for(name, env.kinds.keys().map(String::as_str));
-                        self.at_value(
-                            path,
-                            format!("`{path}` references unknown resource `{name}`"),
-                            help,
-                        );
+                        self.at_value(path, format!("`{path}` references unknown resource `{name}`"), help);
                     }
                     Some(k) if !k.outputs().contains(&attr.as_str()) => {
                         let help = help_for(attr, k.outputs().iter().copied());
                         self.at_value(
                             path,
-                            format!(
-                                "`{path}`: resource `{name}` ({}) has no output `{attr}`",
-                                k.type_name()
-                            ),
+                            format!("`{path}`: resource `{name}` ({}) has no output `{attr}`", k.type_name()),
                             help,
                         );
                     }
@@ -689,15 +546,11 @@ fn contains_expr(v: &Value) -> bool {
 }
 
 fn is_ident(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[cfg(test)]

@@ -43,20 +43,10 @@ impl Template {
                         },
                     }
                 }
-                if value::contains_unknown(&Value::String(s.clone())) {
-                    value::unknown()
-                } else {
-                    Value::String(s)
-                }
+                if value::contains_unknown(&Value::String(s.clone())) { value::unknown() } else { Value::String(s) }
             }
-            Template::List(items) => {
-                Value::Array(items.iter().map(|t| t.resolve(output)).collect())
-            }
-            Template::Map(m) => Value::Object(
-                m.iter()
-                    .map(|(k, t)| (k.clone(), t.resolve(output)))
-                    .collect(),
-            ),
+            Template::List(items) => Value::Array(items.iter().map(|t| t.resolve(output)).collect()),
+            Template::Map(m) => Value::Object(m.iter().map(|(k, t)| (k.clone(), t.resolve(output))).collect()),
         }
     }
 
@@ -72,10 +62,7 @@ mod tests {
     use serde_json::json;
 
     fn r(n: &str, a: &str) -> Part {
-        Part::Ref(Reference::Resource {
-            name: n.into(),
-            attr: a.into(),
-        })
+        Part::Ref(Reference::Resource { name: n.into(), attr: a.into() })
     }
 
     #[test]
@@ -85,37 +72,19 @@ mod tests {
             ("vpc", "id") => Some(json!("vpc-1")),
             _ => None,
         };
-        assert_eq!(
-            Template::Interp(vec![r("db", "port")]).resolve(&out),
-            json!(5432)
-        );
-        assert_eq!(
-            Template::Interp(vec![Part::Lit("id=".into()), r("vpc", "id")]).resolve(&out),
-            json!("id=vpc-1")
-        );
-        assert_eq!(
-            Template::Interp(vec![r("new", "id")]).resolve(&out),
-            value::unknown()
-        );
-        assert_eq!(
-            Template::Interp(vec![Part::Lit("x-".into()), r("new", "id")]).resolve(&out),
-            value::unknown()
-        );
+        assert_eq!(Template::Interp(vec![r("db", "port")]).resolve(&out), json!(5432));
+        assert_eq!(Template::Interp(vec![Part::Lit("id=".into()), r("vpc", "id")]).resolve(&out), json!("id=vpc-1"));
+        assert_eq!(Template::Interp(vec![r("new", "id")]).resolve(&out), value::unknown());
+        assert_eq!(Template::Interp(vec![Part::Lit("x-".into()), r("new", "id")]).resolve(&out), value::unknown());
     }
 
     #[test]
     fn nested_structures_resolve_recursively() {
         let t = Template::Map(BTreeMap::from([(
             "a".into(),
-            Template::List(vec![
-                Template::Lit(json!(1)),
-                Template::Interp(vec![r("x", "id")]),
-            ]),
+            Template::List(vec![Template::Lit(json!(1)), Template::Interp(vec![r("x", "id")])]),
         )]));
-        assert_eq!(
-            t.resolve(&|_, _| Some(json!("sg-1"))),
-            json!({"a": [1, "sg-1"]})
-        );
+        assert_eq!(t.resolve(&|_, _| Some(json!("sg-1"))), json!({"a": [1, "sg-1"]}));
         assert!(value::contains_unknown(&t.placeholder()));
     }
 }

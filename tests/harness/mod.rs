@@ -22,11 +22,7 @@ fn python() -> PathBuf {
         return p.into();
     }
     let venv = repo().join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no {}: run scripts/test, which installs moto into .venv",
-        venv.display()
-    );
+    assert!(venv.exists(), "no {}: run scripts/test, which installs moto into .venv", venv.display());
     venv
 }
 
@@ -112,27 +108,17 @@ impl Moto {
             );
             std::thread::sleep(Duration::from_millis(50));
         };
-        Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            dir,
-        }
+        Moto { child, endpoint: format!("http://127.0.0.1:{port}"), dir }
     }
 
     /// Every request so far.
     pub fn calls(&self) -> Vec<Call> {
         let text = std::fs::read_to_string(self.dir.path("requests.jsonl")).unwrap_or_default();
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("request log line"))
-            .collect()
+        text.lines().map(|l| serde_json::from_str(l).expect("request log line")).collect()
     }
 
     pub fn mutating_since(&self, mark: usize) -> Vec<Call> {
-        self.calls()
-            .into_iter()
-            .skip(mark)
-            .filter(|c| c.mutating)
-            .collect()
+        self.calls().into_iter().skip(mark).filter(|c| c.mutating).collect()
     }
 
     /// The `converge` binary, pointed at this server.
@@ -164,9 +150,7 @@ impl Moto {
                 .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
                 .region(aws_sdk_ec2::config::Region::new(REGION))
                 .endpoint_url(&self.endpoint)
-                .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
+                .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test"))
                 .build(),
         )
     }
@@ -178,9 +162,7 @@ impl Moto {
                 .region(aws_sdk_s3::config::Region::new(REGION))
                 .endpoint_url(&self.endpoint)
                 .force_path_style(true)
-                .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"))
                 .build(),
         )
     }
@@ -214,20 +196,13 @@ impl From<Output> for Run {
 impl Run {
     #[track_caller]
     pub fn expect(self, code: i32) -> Run {
-        assert_eq!(
-            self.code, code,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
         self
     }
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
 /// Reads lines of a child's stdout until `pred` has matched `n` lines.

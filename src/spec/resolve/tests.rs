@@ -28,10 +28,7 @@ fn one_error(src: &str) -> Diagnostic {
 #[test]
 fn resolves_variables_region_and_references() {
     let s = load(BASE).unwrap();
-    assert_eq!(
-        (s.name.as_str(), s.env.as_str(), s.region.as_str()),
-        ("demo", "default", "eu-west-1")
-    );
+    assert_eq!((s.name.as_str(), s.env.as_str(), s.region.as_str()), ("demo", "default", "eu-west-1"));
     let subnet = &s.resources["subnet"];
     assert_eq!(subnet.deps.iter().collect::<Vec<_>>(), ["vpc"]);
     assert_eq!(subnet.physical_name, "demo-default-subnet");
@@ -39,13 +36,8 @@ fn resolves_variables_region_and_references() {
     assert_eq!(subnet.tags["converge:env"], "default");
     assert_eq!(subnet.tags["converge:resource"], "subnet");
     assert_eq!(subnet.tags["Name"], "demo-default-subnet");
-    let out = subnet
-        .props
-        .resolve(&|n, a| (n == "vpc" && a == "id").then(|| json!("vpc-1")));
-    assert_eq!(
-        out,
-        json!({"vpc_id": "vpc-1", "cidr_block": "10.0.1.0/24", "availability_zone": "eu-west-1a"})
-    );
+    let out = subnet.props.resolve(&|n, a| (n == "vpc" && a == "id").then(|| json!("vpc-1")));
+    assert_eq!(out, json!({"vpc_id": "vpc-1", "cidr_block": "10.0.1.0/24", "availability_zone": "eu-west-1a"}));
     assert_eq!(
         s.resources["vpc"].props,
         Template::Map([("cidr_block".into(), Template::Lit(json!("10.0.0.0/16")))].into())
@@ -56,95 +48,51 @@ fn resolves_variables_region_and_references() {
 fn a_whole_string_reference_keeps_the_variable_type() {
     let src = "stack: demo\nregion: eu-west-1\nvariables:\n  days: 7\nresources:\n  b:\n    type: s3.bucket\n    name: demo-bucket-x\n    properties:\n      lifecycle_rules:\n        - id: x\n          expiration_days: ${var.days}\n";
     let s = load(src).unwrap();
-    assert_eq!(
-        s.resources["b"].props.placeholder()["lifecycle_rules"][0]["expiration_days"],
-        json!(7)
-    );
+    assert_eq!(s.resources["b"].props.placeholder()["lifecycle_rules"][0]["expiration_days"], json!(7));
 }
 
 #[test]
 fn environments_override_declared_variables_only() {
     let src = BASE.replace("resources:\n", "environments:\n  prod:\n    region: us-east-2\n    variables:\n      cidr: 10.9.0.0/16\n  dev: {}\nresources:\n");
-    let s = load_with(
-        &src,
-        LoadOptions {
-            env: Some("prod".into()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = load_with(&src, LoadOptions { env: Some("prod".into()), ..Default::default() }).unwrap();
     assert_eq!(s.region, "us-east-2");
-    assert_eq!(
-        s.resources["vpc"].props.placeholder()["cidr_block"],
-        json!("10.9.0.0/16")
-    );
-    assert_eq!(
-        s.resources["subnet"].props.placeholder()["availability_zone"],
-        json!("us-east-2a")
-    );
+    assert_eq!(s.resources["vpc"].props.placeholder()["cidr_block"], json!("10.9.0.0/16"));
+    assert_eq!(s.resources["subnet"].props.placeholder()["availability_zone"], json!("us-east-2a"));
 
     let d = load(&src).unwrap_err();
     assert_eq!(d[0].message, "this stack defines environments: pass --env");
     assert_eq!(d[0].help.as_deref(), Some("one of: dev, prod"));
 
     let typo = src.replace("      cidr: 10.9.0.0/16", "      cidrr: 10.9.0.0/16");
-    let d = load_with(
-        &typo,
-        LoadOptions {
-            env: Some("prod".into()),
-            ..Default::default()
-        },
-    )
-    .unwrap_err();
-    assert_eq!(
-        d[0].message,
-        "variable `cidrr` is not declared in the top-level `variables`"
-    );
+    let d = load_with(&typo, LoadOptions { env: Some("prod".into()), ..Default::default() }).unwrap_err();
+    assert_eq!(d[0].message, "variable `cidrr` is not declared in the top-level `variables`");
     assert_eq!(d[0].help.as_deref(), Some("did you mean `cidr`?"));
     assert_eq!((d[0].line, d[0].col), (10, 7));
 }
 
 #[test]
 fn unknown_fields_are_located_and_suggested() {
-    let d = one_error(&BASE.replace(
-        "      cidr_block: ${var.cidr}",
-        "      cidr_blok: ${var.cidr}",
-    ));
-    assert_eq!(
-        d.message,
-        "unknown field `cidr_blok` in `resources.vpc.properties`"
-    );
+    let d = one_error(&BASE.replace("      cidr_block: ${var.cidr}", "      cidr_blok: ${var.cidr}"));
+    assert_eq!(d.message, "unknown field `cidr_blok` in `resources.vpc.properties`");
     assert_eq!(d.help.as_deref(), Some("did you mean `cidr_block`?"));
     assert_eq!((d.line, d.col), (10, 7));
 
-    let d = one_error(&BASE.replace(
-        "    type: ec2.vpc\n",
-        "    type: ec2.vpc\n    dependson: [x]\n",
-    ));
+    let d = one_error(&BASE.replace("    type: ec2.vpc\n", "    type: ec2.vpc\n    dependson: [x]\n"));
     assert_eq!(d.message, "unknown field `dependson` in `resources.vpc`");
     assert_eq!(d.help.as_deref(), Some("did you mean `depends_on`?"));
     assert_eq!((d.line, d.col), (9, 5));
 
     let d = one_error(&BASE.replace("region: eu-west-1\n", "regoin: eu-west-1\n"));
     assert_eq!(d.message, "unknown field `regoin` in the stack");
-    assert_eq!(
-        (d.line, d.col, d.help.as_deref()),
-        (2, 1, Some("did you mean `region`?"))
-    );
+    assert_eq!((d.line, d.col, d.help.as_deref()), (2, 1, Some("did you mean `region`?")));
 }
 
 #[test]
 fn references_are_checked() {
     let d = one_error(&BASE.replace("${resources.vpc.id}", "${resources.vpc.arn}"));
-    assert_eq!(
-        d.message,
-        "`resources.subnet.properties.vpc_id`: resource `vpc` (ec2.vpc) has no output `arn`"
-    );
+    assert_eq!(d.message, "`resources.subnet.properties.vpc_id`: resource `vpc` (ec2.vpc) has no output `arn`");
     let d = one_error(&BASE.replace("${var.cidr}", "${var.cird}"));
-    assert_eq!(
-        d.message,
-        "`resources.vpc.properties.cidr_block` references undefined variable `cird`"
-    );
+    assert_eq!(d.message, "`resources.vpc.properties.cidr_block` references undefined variable `cird`");
     assert_eq!(d.help.as_deref(), Some("did you mean `cidr`?"));
     let d = one_error(&BASE.replace("${var.cidr}", "${cidr}"));
     assert!(d.message.contains("is not a reference"), "{d}");
@@ -154,88 +102,46 @@ fn references_are_checked() {
 
 #[test]
 fn cycles_print_their_path() {
-    let d = one_error(&BASE.replace(
-        "    type: ec2.vpc\n",
-        "    type: ec2.vpc\n    depends_on: [subnet]\n",
-    ));
+    let d = one_error(&BASE.replace("    type: ec2.vpc\n", "    type: ec2.vpc\n    depends_on: [subnet]\n"));
     assert_eq!(d.message, "dependency cycle: subnet -> vpc -> subnet");
-    let d = one_error(&BASE.replace(
-        "    type: ec2.vpc\n",
-        "    type: ec2.vpc\n    depends_on: [vpc]\n",
-    ));
+    let d = one_error(&BASE.replace("    type: ec2.vpc\n", "    type: ec2.vpc\n    depends_on: [vpc]\n"));
     assert_eq!(d.message, "dependency cycle: vpc -> vpc");
 }
 
 #[test]
 fn duplicate_physical_names_and_reserved_tags_are_rejected() {
-    let src = BASE.replace(
-        "  subnet:\n    type: ec2.subnet\n",
-        "  subnet:\n    type: ec2.subnet\n    name: demo-default-vpc\n",
-    );
+    let src = BASE
+        .replace("  subnet:\n    type: ec2.subnet\n", "  subnet:\n    type: ec2.subnet\n    name: demo-default-vpc\n");
     // Different kinds may share a name.
     assert!(load(&src).is_ok());
     let src = format!(
         "{BASE}  vpc2:\n    type: ec2.vpc\n    name: demo-default-vpc\n    properties:\n      cidr_block: 10.1.0.0/16\n"
     );
     let d = one_error(&src);
-    assert!(
-        d.message
-            .contains("have the same physical name `demo-default-vpc`"),
-        "{d}"
-    );
-    let d = one_error(&BASE.replace(
-        "    type: ec2.vpc\n",
-        "    type: ec2.vpc\n    tags:\n      converge:stack: x\n",
-    ));
+    assert!(d.message.contains("have the same physical name `demo-default-vpc`"), "{d}");
+    let d = one_error(&BASE.replace("    type: ec2.vpc\n", "    type: ec2.vpc\n    tags:\n      converge:stack: x\n"));
     assert!(d.message.contains("reserved"), "{d}");
 }
 
 #[test]
 fn secrets_mark_their_property_sensitive_and_are_required_for_plans() {
-    let src = BASE.replace(
-        "      cidr_block: 10.0.1.0/24",
-        "      cidr_block: ${env.CONVERGE_UNIT_TEST_UNSET_VAR}",
-    );
+    let src = BASE.replace("      cidr_block: 10.0.1.0/24", "      cidr_block: ${env.CONVERGE_UNIT_TEST_UNSET_VAR}");
     // validate: not required.
     let d = load(&src).unwrap_err();
-    assert!(
-        d[0].message
-            .contains("invalid value (sensitive, not shown)"),
-        "{d:?}"
-    );
+    assert!(d[0].message.contains("invalid value (sensitive, not shown)"), "{d:?}");
     // plan/apply: required.
-    let d = load_with(
-        &src,
-        LoadOptions {
-            require_secrets: true,
-            ..Default::default()
-        },
-    )
-    .unwrap_err();
-    assert!(
-        d[0].message
-            .contains("needs environment variable `CONVERGE_UNIT_TEST_UNSET_VAR`"),
-        "{d:?}"
-    );
-    let src = BASE.replace(
-        "availability_zone: ${region}a",
-        "availability_zone: ${env.HOME}",
-    );
+    let d = load_with(&src, LoadOptions { require_secrets: true, ..Default::default() }).unwrap_err();
+    assert!(d[0].message.contains("needs environment variable `CONVERGE_UNIT_TEST_UNSET_VAR`"), "{d:?}");
+    let src = BASE.replace("availability_zone: ${region}a", "availability_zone: ${env.HOME}");
     let s = load(&src).unwrap();
-    assert_eq!(
-        s.resources["subnet"].sensitive.iter().collect::<Vec<_>>(),
-        ["availability_zone"]
-    );
+    assert_eq!(s.resources["subnet"].sensitive.iter().collect::<Vec<_>>(), ["availability_zone"]);
 }
 
 #[test]
 fn all_problems_are_reported_in_file_order() {
     let src = BASE
         .replace("${resources.vpc.id}", "${resources.vcp.id}")
-        .replace(
-            "      cidr_block: ${var.cidr}",
-            "      cidr_block: ${var.cidr}\n      bogus: 1",
-        );
+        .replace("      cidr_block: ${var.cidr}", "      cidr_block: ${var.cidr}\n      bogus: 1");
     let d = load(&src).unwrap_err();
     let lines: Vec<usize> = d.iter().map(|d| d.line).collect();
     assert_eq!(lines, [11, 15], "{d:#?}");
