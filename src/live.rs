@@ -20,6 +20,15 @@ impl LiveState {
         self.objects.get(&(kind.type_name(), name.to_string())).and_then(|v| v.first())
     }
 
+    /// The unnamed object of `kind` with the natural key of `props`.
+    pub fn by_key(&self, kind: &dyn Kind, props: &serde_json::Value) -> Option<&Live> {
+        let key = kind.natural_key(props)?;
+        self.objects
+            .get(&(kind.type_name(), String::new()))?
+            .iter()
+            .find(|o| kind.natural_key(&o.props).as_deref() == Some(key.as_str()))
+    }
+
     pub fn len(&self) -> usize {
         self.objects.values().map(Vec::len).sum()
     }

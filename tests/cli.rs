@@ -26,7 +26,7 @@ fn validate_accepts_both_environments_of_the_shipped_stack() {
     for env in ["staging", "production"] {
         let r = converge(&["validate", "stacks/gitlab-ha.yaml", "--env", env]).expect(0);
         assert!(
-            r.stdout.contains(&format!("valid (13 resources, environment {env}, region eu-west-1)")),
+            r.stdout.contains(&format!("valid (21 resources, environment {env}, region eu-west-1)")),
             "{}",
             r.stdout
         );
@@ -100,7 +100,22 @@ fn schema_covers_every_kind_and_rejects_typos() {
     let schema: serde_json::Value = serde_json::from_str(&r.stdout).expect("schema is JSON");
     let variants = schema["definitions"]["Resource"]["oneOf"].as_array().expect("one variant per kind");
     let types: Vec<&str> = variants.iter().map(|v| v["properties"]["type"]["const"].as_str().unwrap()).collect();
-    assert_eq!(types, ["ec2.vpc", "ec2.subnet", "ec2.security_group", "s3.bucket"]);
+    assert_eq!(
+        types,
+        [
+            "ec2.vpc",
+            "ec2.subnet",
+            "ec2.security_group",
+            "s3.bucket",
+            "rds.db_subnet_group",
+            "rds.db_parameter_group",
+            "rds.db_instance",
+            "elasticache.subnet_group",
+            "elasticache.replication_group",
+            "efs.file_system",
+            "efs.mount_target"
+        ]
+    );
     assert_eq!(schema["additionalProperties"], serde_json::json!(false));
     let reference = variants[0]["properties"]["properties"]["$ref"].as_str().expect("props by reference");
     let vpc = &schema["definitions"][reference.trim_start_matches("#/definitions/")];

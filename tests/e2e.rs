@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::Filter;
 use harness::{Moto, Scratch, path_str, rt, stack_variant, wait_for_lines};
 
 const STACK: &str = "stacks/gitlab-ha.yaml";
-const RESOURCES: [&str; 13] = [
+const RESOURCES: [&str; 21] = [
     "vpc",
     "private_a",
     "private_b",
@@ -23,7 +23,17 @@ const RESOURCES: [&str; 13] = [
     "registry_bucket",
     "objects_bucket",
     "runner_cache_bucket",
+    "db_subnets",
+    "db_params",
+    "db",
+    "redis_subnets",
+    "redis",
+    "efs",
+    "efs_a",
+    "efs_b",
 ];
+/// The database password the tests pass through the environment.
+const DB_PASSWORD: &str = harness::DB_PASSWORD;
 const BUCKETS: [&str; 4] = [
     "acme-gitlab-staging-config",
     "acme-gitlab-staging-registry",
@@ -52,8 +62,10 @@ fn tagged(moto: &Moto, env: &str) -> BTreeMap<(String, String), usize> {
     rt().block_on(async {
         let mut out: BTreeMap<(String, String), usize> = BTreeMap::new();
         let mut add = |kind: &str, tags: Tags| {
+            if tags.get("converge:env").map(String::as_str) != Some(env) {
+                return; // another environment's (EC2 reads filter by tag)
+            }
             assert_eq!(tags.get("converge:stack").map(String::as_str), Some("gitlab-ha"));
-            assert_eq!(tags.get("converge:env").map(String::as_str), Some(env));
             let name = tags.get("converge:resource").cloned().expect("converge:resource tag");
             *out.entry((kind.to_string(), name)).or_default() += 1;
         };
@@ -66,6 +78,53 @@ fn tagged(moto: &Moto, env: &str) -> BTreeMap<(String, String), usize> {
         for g in ec2.describe_security_groups().set_filters(Some(filters(env))).send().await.unwrap().security_groups()
         {
             add("sg", ec2_tags(g.tags()));
+        }
+        let rds = moto.rds();
+        for db in rds.describe_db_instances().send().await.unwrap().db_instances() {
+            add(
+                "db_instance",
+                db.tag_list().iter().map(|t| (t.key.clone().unwrap(), t.value.clone().unwrap())).collect(),
+            );
+        }
+        for g in rds.describe_db_subnet_groups().send().await.unwrap().db_subnet_groups() {
+            let tags =
+                rds.list_tags_for_resource().resource_name(g.db_subnet_group_arn().unwrap()).send().await.unwrap();
+            add(
+                "db_subnet_group",
+                tags.tag_list().iter().map(|t| (t.key.clone().unwrap(), t.value.clone().unwrap())).collect(),
+            );
+        }
+        for g in rds.describe_db_parameter_groups().send().await.unwrap().db_parameter_groups() {
+            if g.db_parameter_group_name().unwrap().starts_with("default.") {
+                continue;
+            }
+            let tags =
+                rds.list_tags_for_resource().resource_name(g.db_parameter_group_arn().unwrap()).send().await.unwrap();
+            add(
+                "db_parameter_group",
+                tags.tag_list().iter().map(|t| (t.key.clone().unwrap(), t.value.clone().unwrap())).collect(),
+            );
+        }
+        let ec = moto.elasticache();
+        for g in ec.describe_replication_groups().send().await.unwrap().replication_groups() {
+            let tags = ec.list_tags_for_resource().resource_name(g.arn().unwrap()).send().await.unwrap();
+            add(
+                "replication_group",
+                tags.tag_list().iter().map(|t| (t.key.clone().unwrap(), t.value.clone().unwrap())).collect(),
+            );
+        }
+        for g in ec.describe_cache_subnet_groups().send().await.unwrap().cache_subnet_groups() {
+            if g.cache_subnet_group_name() == Some("default") {
+                continue;
+            }
+            let tags = ec.list_tags_for_resource().resource_name(g.arn().unwrap()).send().await.unwrap();
+            add(
+                "cache_subnet_group",
+                tags.tag_list().iter().map(|t| (t.key.clone().unwrap(), t.value.clone().unwrap())).collect(),
+            );
+        }
+        for f in moto.efs().describe_file_systems().send().await.unwrap().file_systems() {
+            add("file_system", f.tags().iter().map(|t| (t.key.clone(), t.value.clone())).collect());
         }
         for b in s3.list_buckets().send().await.unwrap().buckets() {
             let name = b.name().unwrap();
@@ -97,14 +156,18 @@ fn create_noop_update_drift_replace_delete_destroy() {
     for name in RESOURCES {
         assert!(r.stdout.contains(&format!("  + {name} (")), "{name} not planned for creation:\n{}", r.stdout);
     }
-    assert!(r.stdout.contains("Plan: 13 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 21 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert!(moto.calls().iter().all(|c| !c.mutating), "plan mutated AWS");
+    assert!(r.stdout.contains("+ master_password             = (sensitive)"), "{}", r.stdout);
+    assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
 
     // 2. Apply creates them, each carrying the three identity tags.
     let r = apply(&moto, STACK);
-    assert!(r.stdout.contains("Apply complete: 13 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Apply complete: 21 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
+    assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
     let found = tagged(&moto, "staging");
-    assert_eq!(found.len(), 13, "{found:?}");
+    // Every resource but the two mount targets (EFS cannot tag them).
+    assert_eq!(found.len(), 19, "{found:?}");
     assert!(found.values().all(|n| *n == 1), "duplicates: {found:?}");
     let ec2 = moto.ec2();
     let s3 = moto.s3();
@@ -203,7 +266,9 @@ fn create_noop_update_drift_replace_delete_destroy() {
     apply(&moto, path_str(&more));
     plan(&moto, path_str(&more)).expect(0);
 
-    // 4c. A replace-forcing change: -/+ with the attribute named.
+    // 4c. A replace-forcing change: -/+ with the attribute named. A new
+    // subnet CIDR replaces the subnet, and what names the subnet follows:
+    // its mount target is replaced, the DB and cache subnet groups updated.
     let moved = stack_variant(
         &dir,
         "moved.yaml",
@@ -217,23 +282,30 @@ fn create_noop_update_drift_replace_delete_destroy() {
         "{}",
         r.stdout
     );
+    assert!(r.stdout.contains("-/+ efs_b (efs.mount_target, fsmt-"), "{}", r.stdout);
+    assert!(r.stdout.contains("  ~ db_subnets (rds.db_subnet_group, "), "{}", r.stdout);
+    assert!(r.stdout.contains("  ~ redis_subnets (elasticache.subnet_group, "), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 0 to add, 2 to change, 2 to replace, 0 to destroy."), "{}", r.stdout);
+
+    // Applied on a resource without dependents: a group's description
+    // cannot be edited, so it is replaced.
+    let described = stack_variant(
+        &dir,
+        "described.yaml",
+        &[more_rules, ("      description: GitLab runners\n", "      description: GitLab CI runners\n")],
+    );
+    let r = plan(&moto, path_str(&described)).expect(2);
+    assert!(r.stdout.contains("-/+ runners_sg (ec2.security_group, sg-"), "{}", r.stdout);
+    assert!(r.stdout.contains("must be replaced (description forces replacement)"), "{}", r.stdout);
     assert!(r.stdout.contains("Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy."), "{}", r.stdout);
-    let r = apply(&moto, path_str(&moved));
-    assert!(r.stdout.contains("1 replaced"), "{}", r.stdout);
-    plan(&moto, path_str(&moved)).expect(0);
-    let cidrs: Vec<String> = rt().block_on(async {
-        let s = ec2
-            .describe_subnets()
-            .filters(Filter::builder().name("tag:converge:resource").values("private_b").build())
-            .send()
-            .await
-            .unwrap();
-        s.subnets().iter().filter_map(|s| s.cidr_block.clone()).collect()
-    });
-    assert_eq!(cidrs, ["10.30.3.0/24"]);
+    let before = sg_id(&moto, "runners_sg");
+    let r = apply(&moto, path_str(&described));
+    assert!(r.stdout.contains("Apply complete: 0 created, 0 updated, 1 replaced, 0 destroyed."), "{}", r.stdout);
+    plan(&moto, path_str(&described)).expect(0);
+    assert_ne!(sg_id(&moto, "runners_sg"), before, "a new group replaced the old one");
 
     // 4d. A resource removed from the spec is planned for deletion.
-    let text = std::fs::read_to_string(&moved).unwrap();
+    let text = std::fs::read_to_string(&described).unwrap();
     let start = text.find("  # Runner manager").unwrap();
     let end = text.find("  config_bucket:").unwrap();
     let removed = dir.write("removed.yaml", &format!("{}{}", &text[..start], &text[end..]));
@@ -242,14 +314,127 @@ fn create_noop_update_drift_replace_delete_destroy() {
     assert!(r.stdout.contains("will be destroyed (no longer in the spec)"), "{}", r.stdout);
     assert!(r.stdout.contains("Plan: 0 to add, 0 to change, 0 to replace, 1 to destroy."), "{}", r.stdout);
     apply(&moto, path_str(&removed));
-    assert_eq!(tagged(&moto, "staging").len(), 12);
+    assert_eq!(tagged(&moto, "staging").len(), 18);
 
     // 5. Destroy leaves nothing tagged for the stack/env.
     let r = moto.run(&["destroy", path_str(&removed), "--env", "staging", "--auto-approve"]).expect(0);
-    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 12 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 20 destroyed."), "{}", r.stdout);
     assert!(tagged(&moto, "staging").is_empty());
     let left = rt().block_on(async { moto.s3().list_buckets().send().await.unwrap().buckets().len() });
     assert_eq!(left, 0);
+    let mount_targets = rt().block_on(async {
+        let efs = moto.efs();
+        let mut n = 0;
+        for f in efs.describe_file_systems().send().await.unwrap().file_systems() {
+            n += efs
+                .describe_mount_targets()
+                .file_system_id(f.file_system_id())
+                .send()
+                .await
+                .unwrap()
+                .mount_targets()
+                .len();
+        }
+        n
+    });
+    assert_eq!(mount_targets, 0);
+}
+
+fn sg_id(moto: &Moto, resource: &str) -> String {
+    rt().block_on(async {
+        let g = moto
+            .ec2()
+            .describe_security_groups()
+            .filters(Filter::builder().name("tag:converge:resource").values(resource).build())
+            .send()
+            .await
+            .unwrap();
+        g.security_groups()[0].group_id().unwrap().to_string()
+    })
+}
+
+#[test]
+fn data_tier_settings_and_updates() {
+    let moto = Moto::start();
+    let dir = Scratch::new("data");
+    apply(&moto, STACK);
+
+    rt().block_on(async {
+        let db = moto.rds().describe_db_instances().send().await.unwrap();
+        let db = &db.db_instances()[0];
+        assert_eq!(db.engine(), Some("postgres"));
+        assert_eq!((db.multi_az(), db.storage_encrypted()), (Some(true), Some(true)), "Multi-AZ and encrypted");
+        assert_eq!(db.db_instance_class(), Some("db.t4g.medium"), "staging's class");
+        assert_eq!(db.db_subnet_group().and_then(|g| g.db_subnet_group_name()), Some("gitlab-ha-staging-db-subnets"));
+        assert_eq!(db.db_parameter_groups()[0].db_parameter_group_name(), Some("gitlab-ha-staging-db-params"));
+
+        let ec = moto.elasticache().describe_replication_groups().send().await.unwrap();
+        let g = &ec.replication_groups()[0];
+        assert_eq!(g.automatic_failover().map(|f| f.as_str()), Some("enabled"));
+        assert_eq!(g.multi_az().map(|m| m.as_str()), Some("enabled"));
+        assert_eq!(g.cluster_enabled(), Some(false), "GitLab needs cluster mode disabled");
+        assert_eq!((g.transit_encryption_enabled(), g.at_rest_encryption_enabled()), (Some(true), Some(true)));
+        assert_eq!(g.member_clusters().len(), 2, "a primary and a replica");
+
+        let efs = moto.efs();
+        let fs = efs.describe_file_systems().send().await.unwrap();
+        let fs = &fs.file_systems()[0];
+        assert_eq!(fs.encrypted(), Some(true));
+        let mts = efs.describe_mount_targets().file_system_id(fs.file_system_id()).send().await.unwrap();
+        let mut subnets: Vec<&str> = mts.mount_targets().iter().map(|m| m.subnet_id()).collect();
+        subnets.sort();
+        let ec2 = moto.ec2();
+        let private = ec2
+            .describe_subnets()
+            .filters(Filter::builder().name("tag:converge:env").values("staging").build())
+            .send()
+            .await
+            .unwrap();
+        let mut ids: Vec<&str> = private.subnets().iter().filter_map(|s| s.subnet_id()).collect();
+        ids.sort();
+        assert_eq!(subnets, ids, "one mount target per private subnet");
+    });
+
+    // The DB instance class changes in place: one ModifyDBInstance.
+    let bigger = stack_variant(
+        &dir,
+        "bigger.yaml",
+        &[("      db_instance_class: db.t4g.medium", "      db_instance_class: db.t4g.large")],
+    );
+    let r = plan(&moto, path_str(&bigger)).expect(2);
+    assert!(
+        r.stdout.contains("  ~ db (rds.db_instance, gitlab-ha-staging-db) will be updated in place"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("~ instance_class = \"db.t4g.medium\" → \"db.t4g.large\""), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    let mark = moto.calls().len();
+    apply(&moto, path_str(&bigger));
+    let muts: Vec<String> = moto.mutating_since(mark).into_iter().map(|c| c.operation).collect();
+    assert_eq!(muts, ["ModifyDBInstance"]);
+    plan(&moto, path_str(&bigger)).expect(0);
+
+    // A new engine replaces the instance, and the plan says why.
+    let other = stack_variant(&dir, "engine.yaml", &[("      engine: postgres\n", "      engine: mysql\n")]);
+    let r = plan(&moto, path_str(&other)).expect(2);
+    assert!(
+        r.stdout
+            .contains("-/+ db (rds.db_instance, gitlab-ha-staging-db) must be replaced (engine forces replacement)"),
+        "{}",
+        r.stdout
+    );
+
+    // A parameter: in place, pending the next reboot.
+    let tuned = stack_variant(
+        &dir,
+        "tuned.yaml",
+        &[("        log_min_duration_statement: \"1000\"", "        log_min_duration_statement: \"250\"")],
+    );
+    let r = plan(&moto, path_str(&tuned)).expect(2);
+    assert!(r.stdout.contains("~ log_min_duration_statement = \"1000\" → \"250\""), "{}", r.stdout);
+    apply(&moto, path_str(&tuned));
+    plan(&moto, path_str(&tuned)).expect(0);
 }
 
 #[test]
@@ -258,13 +443,13 @@ fn environments_are_isolated_by_tags() {
     apply(&moto, STACK);
     // Production sees none of staging's objects as its own.
     let r = moto.run(&["plan", STACK, "--env", "production", "--detailed-exitcode"]).expect(2);
-    assert!(r.stdout.contains("Plan: 13 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 21 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert_eq!(tagged(&moto, "production").len(), 0);
 
     // JSON for tools: the same plan, machine-readable.
     let r = moto.run(&["plan", STACK, "--env", "production", "--format", "json"]).expect(0);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
-    assert_eq!(doc["summary"], serde_json::json!({"add": 13, "change": 0, "replace": 0, "destroy": 0}));
+    assert_eq!(doc["summary"], serde_json::json!({"add": 21, "change": 0, "replace": 0, "destroy": 0}));
     let private_a = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "private_a").unwrap();
     assert_eq!(private_a["action"], "create");
     let vpc_id = private_a["changes"].as_array().unwrap().iter().find(|c| c["attr"] == "vpc_id").unwrap();
@@ -300,12 +485,12 @@ fn killed_apply_reruns_without_duplicates() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let partial = tagged(&moto, "staging");
-    assert!(partial.len() >= 3 && partial.len() < 13, "kill did not land mid-apply: {partial:?}\n{seen:?}");
+    assert!(partial.len() >= 3 && partial.len() < 19, "kill did not land mid-apply: {partial:?}\n{seen:?}");
 
     let r = apply(&moto, STACK);
     assert!(r.stdout.contains("Apply complete"), "{}", r.stdout);
     let all = tagged(&moto, "staging");
-    assert_eq!(all.len(), 13, "{all:?}");
+    assert_eq!(all.len(), 19, "{all:?}");
     assert!(all.values().all(|n| *n == 1), "duplicates after rerun: {all:?}");
     plan(&moto, STACK).expect(0);
 }
@@ -382,4 +567,37 @@ fn bad_specs_fail_with_a_location_and_make_no_aws_call() {
         }
     }
     assert_eq!(moto.calls().len(), 0, "bad specs reached AWS: {:?}", moto.calls());
+}
+
+#[test]
+fn a_failed_operation_skips_its_dependents_and_nothing_else() {
+    let moto = Moto::start();
+    let dir = Scratch::new("fail");
+    // The subnet's CIDR is outside the VPC's: EC2 refuses it.
+    let spec = |subnet_cidr: &str| {
+        format!(
+            "stack: gitlab-ha\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.40.0.0/16\n  subnet:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n      cidr_block: {subnet_cidr}\n      availability_zone: eu-west-1a\n  sg:\n    type: ec2.security_group\n    depends_on: [subnet]\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n  bucket:\n    type: s3.bucket\n    name: converge-failure-test\n"
+        )
+    };
+    let bad = dir.write("bad.yaml", &spec("10.99.1.0/24"));
+    let r = moto.run(&["apply", path_str(&bad), "--auto-approve"]).expect(1);
+    assert!(r.stdout.contains("Apply failed: 2 succeeded, 1 failed, 1 skipped."), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("  failed:  creating subnet (ec2.subnet): ec2:CreateSubnet: InvalidSubnet.Range:"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("  skipped: creating sg (ec2.security_group): depends on subnet, which failed"),
+        "{}",
+        r.stdout
+    );
+    let made = tagged(&moto, "default");
+    let kinds: Vec<&str> = made.keys().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["bucket", "vpc"], "independent branches finish: {made:?}");
+
+    // Fixed, the rerun creates only what is missing.
+    let good = dir.write("good.yaml", &spec("10.40.1.0/24"));
+    let r = moto.run(&["apply", path_str(&good), "--auto-approve"]).expect(0);
+    assert!(r.stdout.contains("Apply complete: 2 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
 }

@@ -119,12 +119,14 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
                 }
             }
             OpKind::Delete => {
-                // Users of this object are deleted first.
+                // Users of this object are deleted first: by live state (its
+                // id in their properties) or by the spec's graph.
                 let me = op.live.as_ref().expect("delete has a live object");
                 for &j in &deletes {
                     let other = ops[j].live.as_ref().expect("delete has a live object");
-                    let spec_user = stack.resources.get(&ops[j].name).is_some_and(|r| r.deps.contains(&op.name));
-                    if j != i && (plan::uses(other, me) || spec_user && ops[j].replace && op.replace) {
+                    if j != i
+                        && plan::deleted_before(stack, (&ops[j].name, ops[j].kind), other, (&op.name, op.kind), me)
+                    {
                         deps[i].insert(j);
                     }
                 }
@@ -188,6 +190,14 @@ pub async fn execute(
         ready.sort_unstable();
         for i in ready.drain(..) {
             let op = ops[i].clone();
+            // A delete gets the spec's properties when the resource is still
+            // in the spec (deletion settings such as final snapshots).
+            let spec_props = match (&op.op, stack.resources.get(&op.name)) {
+                (OpKind::Delete, Some(r)) if r.kind.type_name() == op.kind.type_name() => {
+                    plan::desired_props(r, &known).ok()
+                }
+                _ => None,
+            };
             let desired = match &op.op {
                 OpKind::Delete => None,
                 _ => match desired_for(&stack, &op, &known) {
@@ -210,7 +220,11 @@ pub async fn execute(
                     (OpKind::Update, Some(d)) => {
                         op.kind.update(&aws, &d, op.live.as_ref().expect("update has live")).await.map(Some)
                     }
-                    _ => op.kind.delete(&aws, op.live.as_ref().expect("delete has live")).await.map(|_| None),
+                    _ => op
+                        .kind
+                        .delete(&aws, op.live.as_ref().expect("delete has live"), spec_props.as_ref())
+                        .await
+                        .map(|_| None),
                 };
                 (i, res)
             });
@@ -289,7 +303,13 @@ fn desired_for(stack: &Stack, op: &Op, known: &BTreeMap<String, BTreeMap<String,
     if crate::value::contains_unknown(&props) {
         return Err(AwsError::other("converge", "a referenced output is still unknown (its resource was not created)"));
     }
-    Ok(Desired { name: r.name.clone(), physical_name: r.physical_name.clone(), props, tags: r.tags.clone() })
+    Ok(Desired {
+        name: r.name.clone(),
+        physical_name: r.physical_name.clone(),
+        props,
+        tags: r.tags.clone(),
+        timeout: r.timeout,
+    })
 }
 
 /// The closing summary and exit status of an apply or destroy.
@@ -321,12 +341,10 @@ pub fn summarize(what: &str, report: &Report, printer: &Printer) -> bool {
     }
     let ok = report.results.iter().filter(|(_, o)| matches!(o, Outcome::Done { .. })).count();
     let skipped = report.results.iter().filter(|(_, o)| matches!(o, Outcome::Skipped { .. })).count();
-    printer.out(
-        &printer.paint(
-            Style::Error,
-            &format!("Apply failed: {ok} succeeded, {} failed, {skipped} skipped.", report.failed()),
-        ),
-    );
+    printer.out(&printer.paint(
+        Style::Error,
+        &format!("{what} failed: {ok} succeeded, {} failed, {skipped} skipped.", report.failed()),
+    ));
     for (op, o) in &report.results {
         match o {
             Outcome::Failed(e) => printer.out(&format!("  failed:  {} {}: {e}", op.op.verb().0, op.label())),

@@ -11,6 +11,8 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_types::region::Region;
 
 pub mod ec2;
+pub mod elasticache;
+pub mod rds;
 
 /// How to reach AWS, from the command line and the stack.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +29,9 @@ pub struct AwsOptions {
 pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     pub s3: aws_sdk_s3::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub elasticache: aws_sdk_elasticache::Client,
+    pub efs: aws_sdk_efs::Client,
     pub region: String,
 }
 
@@ -55,7 +60,14 @@ impl Aws {
         // Emulators and custom endpoints serve S3 on one host: path-style.
         let path_style = opts.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
         let s3 = aws_sdk_s3::config::Builder::from(&conf).force_path_style(path_style).build();
-        Aws { ec2: aws_sdk_ec2::Client::new(&conf), s3: aws_sdk_s3::Client::from_conf(s3), region: opts.region.clone() }
+        Aws {
+            ec2: aws_sdk_ec2::Client::new(&conf),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            rds: aws_sdk_rds::Client::new(&conf),
+            elasticache: aws_sdk_elasticache::Client::new(&conf),
+            efs: aws_sdk_efs::Client::new(&conf),
+            region: opts.region.clone(),
+        }
     }
 }
 

@@ -24,7 +24,8 @@ pub fn schema() -> Value {
                     "name": { "type": "string" },
                     "properties": props,
                     "depends_on": { "type": "array", "items": { "type": "string" } },
-                    "tags": { "type": "object", "additionalProperties": { "type": "string" } }
+                    "tags": { "type": "object", "additionalProperties": { "type": "string" } },
+                    "wait_timeout": { "type": "string", "pattern": "^[0-9]+[smh]$" }
                 },
                 "required": ["type"],
                 "additionalProperties": false

@@ -298,7 +298,12 @@ impl Kind for SecurityGroup {
         })
     }
 
-    fn delete<'a>(&'a self, aws: &'a Aws, l: &'a Live) -> BoxFuture<'a, Result<(), AwsError>> {
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
             let res = retry_dependency_violation(|| async {
                 aws.ec2

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec, waiter_error};
-use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, MAX_WAIT, create_or_adopt, not_found};
+use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found};
 
 pub struct Subnet;
 
@@ -102,7 +102,7 @@ impl Kind for Subnet {
             aws.ec2
                 .wait_until_subnet_available()
                 .subnet_ids(&id)
-                .wait(MAX_WAIT)
+                .wait(d.timeout)
                 .await
                 .map_err(|e| waiter_error("ec2:DescribeSubnets (wait available)", e))?;
             let fresh = live(d.name.clone(), subnet, d.tags.clone());
@@ -128,7 +128,12 @@ impl Kind for Subnet {
         })
     }
 
-    fn delete<'a>(&'a self, aws: &'a Aws, l: &'a Live) -> BoxFuture<'a, Result<(), AwsError>> {
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
             let res = aws
                 .ec2

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec, waiter_error};
-use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, MAX_WAIT, create_or_adopt, not_found};
+use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found};
 use aws_sdk_ec2::client::Waiters;
 
 pub struct Vpc;
@@ -100,7 +100,7 @@ impl Kind for Vpc {
             aws.ec2
                 .wait_until_vpc_available()
                 .vpc_ids(&id)
-                .wait(MAX_WAIT)
+                .wait(d.timeout)
                 .await
                 .map_err(|e| waiter_error("ec2:DescribeVpcs (wait available)", e))?;
             let fresh = live(aws, id, p.cidr_block.clone(), d.name.clone(), d.tags.clone()).await?;
@@ -136,7 +136,12 @@ impl Kind for Vpc {
         })
     }
 
-    fn delete<'a>(&'a self, aws: &'a Aws, l: &'a Live) -> BoxFuture<'a, Result<(), AwsError>> {
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
             let res = crate::aws::retry_dependency_violation(|| async {
                 aws.ec2.delete_vpc().vpc_id(&l.id).send().await.map_err(|e| AwsError::from_sdk("ec2:DeleteVpc", e))

@@ -19,11 +19,29 @@ use crate::aws::{Aws, AwsError};
 pub mod ec2_security_group;
 pub mod ec2_subnet;
 pub mod ec2_vpc;
+pub mod efs_file_system;
+pub mod efs_mount_target;
+pub mod elasticache_replication_group;
+pub mod elasticache_subnet_group;
+pub mod rds_db_instance;
+pub mod rds_db_parameter_group;
+pub mod rds_db_subnet_group;
 pub mod s3_bucket;
 
 /// Every kind converge knows, in the order `converge schema` documents them.
-pub static REGISTRY: &[&dyn Kind] =
-    &[&ec2_vpc::Vpc, &ec2_subnet::Subnet, &ec2_security_group::SecurityGroup, &s3_bucket::Bucket];
+pub static REGISTRY: &[&dyn Kind] = &[
+    &ec2_vpc::Vpc,
+    &ec2_subnet::Subnet,
+    &ec2_security_group::SecurityGroup,
+    &s3_bucket::Bucket,
+    &rds_db_subnet_group::DbSubnetGroup,
+    &rds_db_parameter_group::DbParameterGroup,
+    &rds_db_instance::DbInstance,
+    &elasticache_subnet_group::CacheSubnetGroup,
+    &elasticache_replication_group::ReplicationGroupKind,
+    &efs_file_system::FileSystem,
+    &efs_mount_target::MountTarget,
+];
 
 /// Looks a kind up by its `type:` name.
 pub fn lookup(type_name: &str) -> Option<&'static dyn Kind> {
@@ -70,6 +88,8 @@ pub struct Desired {
     pub props: Value,
     /// All tags to set, the `converge:` ones included.
     pub tags: BTreeMap<String, String>,
+    /// Upper bound on waiting for the object to become usable.
+    pub timeout: std::time::Duration,
 }
 
 /// A resource as AWS has it.
@@ -118,6 +138,17 @@ pub trait Kind: Send + Sync + 'static {
     fn replace_on(&self) -> &'static [&'static str];
     /// Attributes other resources may reference.
     fn outputs(&self) -> &'static [&'static str];
+    /// False for kinds AWS cannot tag: their tags are neither set nor compared.
+    fn taggable(&self) -> bool {
+        true
+    }
+    /// For kinds AWS cannot tag: the key that identifies an object among its
+    /// tagged parent's children (e.g. file system + subnet), computed from
+    /// canonical properties, desired or live alike. Such objects are read
+    /// with an empty resource name and matched to the spec by this key.
+    fn natural_key(&self, _props: &Value) -> Option<String> {
+        None
+    }
     /// Attributes AWS never returns (passwords): set on create and update,
     /// not compared.
     fn write_only(&self) -> &'static [&'static str] {
@@ -128,7 +159,9 @@ pub trait Kind: Send + Sync + 'static {
         Ok(())
     }
     /// Reads every object of this kind that belongs to `scope`, in one
-    /// paginated list call where the API allows it.
+    /// paginated list call where the API allows it. A top-level property the
+    /// API does not report is left out of [`Live::props`], and is then not
+    /// compared.
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>>;
     /// Creates the object, tagged by the create call, and waits until usable.
     fn create<'a>(&'a self, aws: &'a Aws, desired: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>>;
@@ -140,8 +173,21 @@ pub trait Kind: Send + Sync + 'static {
         desired: &'a Desired,
         live: &'a Live,
     ) -> BoxFuture<'a, Result<Live, AwsError>>;
-    /// Deletes the object; already gone is success.
-    fn delete<'a>(&'a self, aws: &'a Aws, live: &'a Live) -> BoxFuture<'a, Result<(), AwsError>>;
+    /// Deletes the object; already gone is success. `spec` holds the
+    /// resource's properties when it is still in the spec (a destroy or a
+    /// replace), so deletion settings such as a final snapshot apply; an
+    /// object no longer in the spec gets the safe defaults.
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        live: &'a Live,
+        spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>>;
+    /// How long create, update and delete wait for the object to settle,
+    /// unless the resource sets `wait_timeout`.
+    fn default_wait(&self) -> std::time::Duration {
+        crate::aws::MAX_WAIT
+    }
 }
 
 /// Checks `props` as `P` and serializes it back: the shared core of every
@@ -157,6 +203,14 @@ pub fn to_value<P: Serialize>(p: &P) -> Value {
 
 pub fn schema_of<P: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<P>()
+}
+
+/// Sorts a set of ids and drops repeats, keeping every unknown one (two
+/// subnets not created yet are two subnets).
+pub fn sort_ids(ids: &mut Vec<String>) {
+    ids.sort();
+    let mut seen = std::collections::BTreeSet::new();
+    ids.retain(|id| crate::value::is_unknown_str(id) || seen.insert(id.clone()));
 }
 
 /// Tag set from EC2-style `(key, value)` pairs.
@@ -186,5 +240,16 @@ pub mod cidr_serde {
             return Err(serde::de::Error::custom(format!("`{s}` has host bits set; did you mean `{}`?", net.trunc())));
         }
         Ok(net.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sort_ids_keeps_unknowns_apart() {
+        let u = crate::value::UNKNOWN.to_string();
+        let mut ids = vec!["sg-2".to_string(), u.clone(), "sg-1".into(), "sg-2".into(), u.clone()];
+        super::sort_ids(&mut ids);
+        assert_eq!(ids, [u.clone(), u, "sg-1".into(), "sg-2".into()]);
     }
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
-use crate::aws::{Aws, AwsError, MAX_WAIT, not_found};
+use crate::aws::{Aws, AwsError, not_found};
 
 pub struct Bucket;
 
@@ -250,7 +250,7 @@ impl Kind for Bucket {
             aws.s3
                 .wait_until_bucket_exists()
                 .bucket(&d.physical_name)
-                .wait(MAX_WAIT)
+                .wait(d.timeout)
                 .await
                 .map_err(|e| crate::aws::ec2::waiter_error("s3:HeadBucket (wait exists)", e))?;
             // Everything a new bucket lacks; tags too (CreateBucket set them
@@ -364,7 +364,12 @@ impl Kind for Bucket {
         })
     }
 
-    fn delete<'a>(&'a self, aws: &'a Aws, l: &'a Live) -> BoxFuture<'a, Result<(), AwsError>> {
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
             let res =
                 aws.s3.delete_bucket().bucket(&l.id).send().await.map_err(|e| AwsError::from_sdk("s3:DeleteBucket", e));

@@ -133,6 +133,16 @@ pub fn desired_props(r: &Resource, known: &Known) -> Result<Value, PlanError> {
     }
 }
 
+/// The unnamed live object (a kind AWS cannot tag) whose natural key the
+/// resource's desired properties have, if they are known.
+fn match_by_key<'a>(r: &Resource, live: &'a LiveState, known: &Known) -> Option<&'a Live> {
+    let desired = desired_props(r, known).ok()?;
+    if value::contains_unknown(&desired) {
+        return None;
+    }
+    live.by_key(r.kind, &desired)
+}
+
 fn mask(v: Value, sensitive: bool) -> Value {
     if sensitive { Value::String(SENSITIVE.into()) } else { v }
 }
@@ -149,7 +159,9 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
         if kind.write_only().contains(&attr.as_str()) {
             continue;
         }
-        let old = have.get(attr).cloned().unwrap_or(Value::Null);
+        // A live attribute the read could not observe is left out by the
+        // kind: it is not compared (see `Kind::read`).
+        let Some(old) = have.get(attr).cloned() else { continue };
         if value::contains_unknown(new) || *new != old {
             let sensitive = r.sensitive.contains(attr);
             out.push(AttrChange {
@@ -161,7 +173,7 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
             });
         }
     }
-    if r.tags != live.tags {
+    if kind.taggable() && r.tags != live.tags {
         out.push(AttrChange {
             attr: "tags".into(),
             old: Some(serde_json::to_value(&live.tags).unwrap_or_default()),
@@ -189,6 +201,9 @@ fn create_attrs(r: &Resource, desired: &Value) -> Vec<AttrChange> {
             }
         })
         .collect();
+    if !r.kind.taggable() {
+        return out;
+    }
     out.push(AttrChange {
         attr: "tags".into(),
         old: None,
@@ -200,8 +215,13 @@ fn create_attrs(r: &Resource, desired: &Value) -> Vec<AttrChange> {
 }
 
 fn delete_change(kind: &'static str, live: &Live, reason: &str) -> ResourceChange {
+    // An untaggable object that no resource claims is named by its key.
+    let name = match crate::kinds::lookup(kind).and_then(|k| k.natural_key(&live.props)) {
+        Some(key) if live.name.is_empty() => key,
+        _ => live.name.clone(),
+    };
     ResourceChange {
-        name: live.name.clone(),
+        name,
         kind,
         action: Action::Delete,
         id: Some(live.id.clone()),
@@ -222,9 +242,20 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
     let in_scope = |name: &str| scope.as_ref().is_none_or(|s| s.contains(name));
     let mut known: Known = BTreeMap::new();
     let mut resources = Vec::new();
+    // Untaggable objects matched to a resource by natural key, computed from
+    // the outputs objects have now (`prior`: replaced ones included, so a
+    // mount target whose subnet is replaced is found, then replaced).
+    let mut claimed: BTreeSet<(&str, String)> = BTreeSet::new();
+    let mut prior: Known = BTreeMap::new();
     for name in graph.order() {
         let r = &stack.resources[&name];
-        let l = live.get(r.kind, &name);
+        let l = live.get(r.kind, &name).or_else(|| match_by_key(r, live, &prior));
+        if let Some(o) = l {
+            prior.insert(name.clone(), o.outputs.clone());
+            if o.name.is_empty() {
+                claimed.insert((r.kind.type_name(), o.id.clone()));
+            }
+        }
         if !in_scope(&name) {
             // Outside the targets: not planned, but its outputs are known.
             if let Some(l) = l {
@@ -275,13 +306,14 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
         let wanted = spec_kind == Some(*kind);
         let targeted = targets.is_none_or(|t| t.contains(name));
         for (i, o) in objects.iter().enumerate() {
-            if wanted && i == 0 {
+            if (wanted && i == 0) || claimed.contains(&(*kind, o.id.clone())) {
                 continue;
             }
             if !targeted {
                 continue;
             }
             let reason = match (wanted, spec_kind) {
+                _ if name.is_empty() => "no resource in the spec has its file system and subnet",
                 (true, _) => "a duplicate: another object has this resource's tags",
                 (false, Some(_)) => "the spec now gives this resource another type",
                 (false, None) => "no longer in the spec",
@@ -289,7 +321,7 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
             deletes.push(delete_change(kind, o, reason));
         }
     }
-    resources.extend(order_deletes(deletes));
+    resources.extend(order_deletes(stack, deletes));
     Ok(Plan { stack: stack.name.clone(), env: stack.env.clone(), region: stack.region.clone(), resources })
 }
 
@@ -304,7 +336,7 @@ pub fn destroy(stack: &Stack, live: &LiveState) -> Plan {
         stack: stack.name.clone(),
         env: stack.env.clone(),
         region: stack.region.clone(),
-        resources: order_deletes(deletes),
+        resources: order_deletes(stack, deletes),
     }
 }
 
@@ -322,24 +354,39 @@ pub fn uses(a: &Live, b: &Live) -> bool {
     a.id != b.id && mentions(&a.props, &b.id)
 }
 
+/// True if the object `a` (resource name and kind) must be deleted before
+/// `b`: its live properties name `b`'s id, or the spec has resource `a`
+/// depend on resource `b`. The second covers references an API does not
+/// report back (a Redis group's subnet group).
+pub fn deleted_before(stack: &Stack, a: (&str, &dyn Kind), a_live: &Live, b: (&str, &dyn Kind), b_live: &Live) -> bool {
+    let in_spec =
+        |(name, kind): (&str, &dyn Kind)| stack.resources.get(name).filter(|r| r.kind.type_name() == kind.type_name());
+    let spec_edge = match (in_spec(a), in_spec(b)) {
+        (Some(ra), Some(_)) => ra.deps.contains(b.0),
+        _ => false,
+    };
+    spec_edge || uses(a_live, b_live)
+}
+
 /// Orders deletes so that users go before what they use (the reverse of
 /// creation order), ties by kind and name.
-fn order_deletes(mut deletes: Vec<ResourceChange>) -> Vec<ResourceChange> {
+fn order_deletes(stack: &Stack, mut deletes: Vec<ResourceChange>) -> Vec<ResourceChange> {
     deletes.sort_by(|a, b| (a.kind, &a.name, &a.id).cmp(&(b.kind, &b.name, &b.id)));
+    fn parts(r: &ResourceChange) -> ((&str, &dyn Kind), &Live) {
+        let kind = crate::kinds::lookup(r.kind).expect("registered kind");
+        ((&r.name, kind), r.live.as_ref().expect("a delete has its live object"))
+    }
+    let before = |a: &ResourceChange, b: &ResourceChange| {
+        let ((an, al), (bn, bl)) = (parts(a), parts(b));
+        deleted_before(stack, an, al, bn, bl)
+    };
     let n = deletes.len();
     let mut placed = vec![false; n];
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         // Next: an unplaced delete that no other unplaced delete uses.
         let next = (0..n)
-            .find(|&i| {
-                !placed[i]
-                    && !(0..n).any(|j| {
-                        j != i
-                            && !placed[j]
-                            && uses(deletes[j].live.as_ref().expect("live"), deletes[i].live.as_ref().expect("live"))
-                    })
-            })
+            .find(|&i| !placed[i] && !(0..n).any(|j| j != i && !placed[j] && before(&deletes[j], &deletes[i])))
             // A cycle of uses (two groups naming each other): keep order.
             .unwrap_or_else(|| (0..n).find(|&i| !placed[i]).expect("unplaced"));
         placed[next] = true;

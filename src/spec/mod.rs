@@ -44,6 +44,22 @@ pub struct Resource {
     /// Top-level properties whose value comes from a process environment
     /// variable: never printed, never written.
     pub sensitive: BTreeSet<String>,
+    /// `wait_timeout`, or the kind's default.
+    pub timeout: std::time::Duration,
+}
+
+/// Parses `90s`, `45m`, `2h` (a number and one unit).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let unit = s.chars().last()?;
+    let n: u64 = s[..s.len() - unit.len_utf8()].trim().parse().ok()?;
+    let secs = match unit {
+        's' => n,
+        'm' => n * 60,
+        'h' => n * 3600,
+        _ => return None,
+    };
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }
 
 impl fmt::Debug for Resource {
@@ -123,20 +139,6 @@ pub fn suggest<'a, I: IntoIterator<Item = &'a str>>(word: &str, candidates: I) -
     best.map(|(_, c)| c.to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn suggestions_prefer_fewer_edits() {
-        let s = |w: &str, c: &[&str]| super::suggest(w, c.iter().copied());
-        assert_eq!(s("privte_a", &["private_a", "private_b"]).as_deref(), Some("private_a"));
-        assert_eq!(s("private_c", &["private_a", "private_b"]).as_deref(), Some("private_a"));
-        assert_eq!(s("vcp", &["subnet", "vpc"]).as_deref(), Some("vpc"));
-        assert_eq!(s("prod", &["production", "staging"]).as_deref(), Some("production"));
-        assert_eq!(s("cidr_blok", &["cidr_block", "enable_dns_support"]).as_deref(), Some("cidr_block"));
-        assert_eq!(s("zzz", &["cidr_block", "vpc_id"]), None);
-    }
-}
-
 /// `did you mean `x`?` or the list of valid names.
 pub fn help_for<'a, I: IntoIterator<Item = &'a str> + Clone>(word: &str, candidates: I) -> Option<String> {
     if let Some(s) = suggest(word, candidates.clone()) {
@@ -180,4 +182,18 @@ impl Stack {
 /// Values as the renderer and checks see them.
 pub fn lit(v: impl Into<Value>) -> Template {
     Template::Lit(v.into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn suggestions_prefer_fewer_edits() {
+        let s = |w: &str, c: &[&str]| super::suggest(w, c.iter().copied());
+        assert_eq!(s("privte_a", &["private_a", "private_b"]).as_deref(), Some("private_a"));
+        assert_eq!(s("private_c", &["private_a", "private_b"]).as_deref(), Some("private_a"));
+        assert_eq!(s("vcp", &["subnet", "vpc"]).as_deref(), Some("vpc"));
+        assert_eq!(s("prod", &["production", "staging"]).as_deref(), Some("production"));
+        assert_eq!(s("cidr_blok", &["cidr_block", "enable_dns_support"]).as_deref(), Some("cidr_block"));
+        assert_eq!(s("zzz", &["cidr_block", "vpc_id"]), None);
+    }
 }

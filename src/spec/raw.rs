@@ -65,4 +65,8 @@ pub struct RawResource {
     /// Tags for this resource.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Longest wait for the resource to become available or go away, e.g.
+    /// `45m`, `90s`, `2h` (default: the kind's).
+    #[serde(default)]
+    pub wait_timeout: Option<String>,
 }

@@ -204,11 +204,12 @@ impl Cx {
             (Some(e), false) => match environments.remove(e) {
                 Some(env) => (e.clone(), env),
                 None => {
-                    self.at_key(
-                        "environments",
-                        format!("unknown environment `{e}`"),
-                        help_for(e, env_names.iter().map(String::as_str)),
-                    );
+                    let all = env_names.join(", ");
+                    let help = match super::suggest(e, env_names.iter().map(String::as_str)) {
+                        Some(s) => format!("did you mean `{s}`? (environments: {all})"),
+                        None => format!("environments: {all}"),
+                    };
+                    self.at_key("environments", format!("unknown environment `{e}`"), Some(help));
                     return None;
                 }
             },
@@ -332,7 +333,7 @@ impl Cx {
         stack_tags: &BTreeMap<String, String>,
         env_tags: &BTreeMap<String, String>,
     ) -> Option<Resource> {
-        let RawResource { kind: _, name: physical, properties, depends_on, tags } = raw;
+        let RawResource { kind: _, name: physical, properties, depends_on, tags, wait_timeout } = raw;
         let rp = join_key("resources", name);
         let before = self.diags.len();
         let mut walk = Walk::default();
@@ -386,6 +387,18 @@ impl Cx {
             self.at_key(&join_key(&rp, "name"), format!("physical name `{physical_name}` of `{name}`: {why}"), None);
         }
 
+        let timeout = match wait_timeout {
+            None => kind.default_wait(),
+            Some(t) => super::parse_duration(&t).unwrap_or_else(|| {
+                self.at_value(
+                    &join_key(&rp, "wait_timeout"),
+                    format!("`wait_timeout: {t}` is not a duration; write e.g. `90s`, `45m` or `2h`"),
+                    None,
+                );
+                kind.default_wait()
+            }),
+        };
+
         let mut all_tags: BTreeMap<String, String> = stack_tags.clone();
         all_tags.extend(env_tags.clone());
         for key in tags.keys() {
@@ -407,6 +420,7 @@ impl Cx {
             deps,
             tags: all_tags,
             sensitive: walk.sensitive,
+            timeout,
         })
     }
 

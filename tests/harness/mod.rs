@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 pub const REGION: &str = "eu-west-1";
 
+/// The stack's database password (`${env.GITLAB_DB_PASSWORD}`) in tests: a
+/// value tests search every output for.
+pub const DB_PASSWORD: &str = "test-only-Db-Pa55word";
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -135,6 +139,7 @@ impl Moto {
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_REGION")
             .env("NO_COLOR", "1")
+            .env("GITLAB_DB_PASSWORD", DB_PASSWORD)
             .stdin(Stdio::null());
         c
     }
@@ -151,6 +156,41 @@ impl Moto {
                 .region(aws_sdk_ec2::config::Region::new(REGION))
                 .endpoint_url(&self.endpoint)
                 .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test"))
+                .build(),
+        )
+    }
+
+    pub fn rds(&self) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::from_conf(
+            aws_sdk_rds::Config::builder()
+                .behavior_version(aws_sdk_rds::config::BehaviorVersion::latest())
+                .region(aws_sdk_rds::config::Region::new(REGION))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(aws_sdk_rds::config::Credentials::new("testing", "testing", None, None, "test"))
+                .build(),
+        )
+    }
+
+    pub fn elasticache(&self) -> aws_sdk_elasticache::Client {
+        aws_sdk_elasticache::Client::from_conf(
+            aws_sdk_elasticache::Config::builder()
+                .behavior_version(aws_sdk_elasticache::config::BehaviorVersion::latest())
+                .region(aws_sdk_elasticache::config::Region::new(REGION))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(aws_sdk_elasticache::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .build(),
+        )
+    }
+
+    pub fn efs(&self) -> aws_sdk_efs::Client {
+        aws_sdk_efs::Client::from_conf(
+            aws_sdk_efs::Config::builder()
+                .behavior_version(aws_sdk_efs::config::BehaviorVersion::latest())
+                .region(aws_sdk_efs::config::Region::new(REGION))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(aws_sdk_efs::config::Credentials::new("testing", "testing", None, None, "test"))
                 .build(),
         )
     }

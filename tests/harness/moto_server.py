@@ -16,6 +16,22 @@ GetBucketVersioning answers with the root <GetBucketVersioningResponse>,
 where S3 answers <VersioningConfiguration> (S3 API reference). Only the
 element name is rewritten; the content is moto's.
 
+It fixes moto 5.2.5's ElastiCache CreateReplicationGroup, which ignores
+NumCacheClusters (a cluster-mode-disabled group always gets one node unless
+ReplicasPerNodeGroup is also sent): the requested primary-plus-replicas
+count is honoured, as ElastiCache does.
+
+It completes ElastiCache DeleteReplicationGroup: moto marks the group
+`deleting` and keeps it forever, where ElastiCache removes it once deleted;
+here the removal happens as soon as moto has accepted the delete (moto's
+other services delete at once too), so waiters see the final state.
+
+And it implements one call moto 5.2.5 lacks (it answers NotImplemented):
+ElastiCache DeleteCacheSubnetGroup, faithfully: the group is removed from
+moto's own backend, a group still used by a replication group answers
+CacheSubnetGroupInUse and an unknown one CacheSubnetGroupNotFoundFault, as
+the ElastiCache API reference documents. converge sends the real call.
+
 It binds 127.0.0.1 on a free port and writes the port to --port-file. With
 --watch-stdin it exits when its stdin closes, so a test process that dies
 cannot leave a server behind.
@@ -101,6 +117,90 @@ def fix_root(environ, app, start_response):
     return [body]
 
 
+ELASTICACHE_NS = "http://elasticache.amazonaws.com/doc/2015-02-02/"
+
+
+def elasticache_error(start_response, code, message):
+    body = (
+        f'<ErrorResponse xmlns="{ELASTICACHE_NS}"><Error><Type>Sender</Type><Code>{code}</Code>'
+        f"<Message>{message}</Message></Error><RequestId>converge-harness</RequestId></ErrorResponse>"
+    ).encode()
+    start_response("400 Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def delete_cache_subnet_group(environ, form, start_response):
+    """ElastiCache DeleteCacheSubnetGroup on moto's backend (see the docstring)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.elasticache.models import elasticache_backends
+
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    region = auth.split("Credential=", 1)[1].split("/")[2] if "Credential=" in auth else "us-east-1"
+    backend = elasticache_backends[DEFAULT_ACCOUNT_ID][region]
+    name = (form.get("CacheSubnetGroupName") or [""])[0]
+    if name not in backend.cache_subnet_groups:
+        return elasticache_error(start_response, "CacheSubnetGroupNotFoundFault", f"CacheSubnetGroup {name} not found.")
+    if any(getattr(g, "cache_subnet_group_name", None) == name for g in backend.replication_groups.values()):
+        return elasticache_error(start_response, "CacheSubnetGroupInUse", f"Cache subnet group {name} is currently in use.")
+    del backend.cache_subnet_groups[name]
+    body = (
+        f'<DeleteCacheSubnetGroupResponse xmlns="{ELASTICACHE_NS}"><ResponseMetadata>'
+        "<RequestId>converge-harness</RequestId></ResponseMetadata></DeleteCacheSubnetGroupResponse>"
+    ).encode()
+    start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def fix_num_cache_clusters():
+    """Honour NumCacheClusters in cluster-mode-disabled replication groups."""
+    from moto.elasticache.models import ReplicationGroup
+
+    original = ReplicationGroup._set_node_members_clusters_disabled
+
+    def fixed(self, *args, num_cache_clusters, replicas_per_node_group, **kwargs):
+        if not replicas_per_node_group and num_cache_clusters and num_cache_clusters > 1:
+            replicas_per_node_group = num_cache_clusters - 1
+        return original(
+            self, *args, num_cache_clusters=num_cache_clusters, replicas_per_node_group=replicas_per_node_group, **kwargs
+        )
+
+    ReplicationGroup._set_node_members_clusters_disabled = fixed
+
+
+def finish_replication_group_delete(environ, form, app, start_response):
+    """Runs moto's DeleteReplicationGroup, then removes the group."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.elasticache.models import elasticache_backends
+
+    status = {}
+
+    def capture(s, headers, exc_info=None):
+        status["code"] = s
+        return start_response(s, headers, exc_info)
+
+    body = list(app(environ, capture))
+    if status.get("code", "").startswith("200"):
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        region = auth.split("Credential=", 1)[1].split("/")[2] if "Credential=" in auth else "us-east-1"
+        backend = elasticache_backends[DEFAULT_ACCOUNT_ID][region]
+        backend.replication_groups.pop((form.get("ReplicationGroupId") or [""])[0], None)
+    return body
+
+
+# Calls moto answers but does not finish, by (service, action).
+FINISH = {("elasticache", "DeleteReplicationGroup"): finish_replication_group_delete}
+
+# Calls moto lacks, by (service, action).
+MISSING = {("elasticache", "DeleteCacheSubnetGroup"): delete_cache_subnet_group}
+
+
+def form_of(environ):
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    return urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+
+
 class Observer:
     def __init__(self, app, log_path, delay_ms):
         self.app = app
@@ -117,6 +217,12 @@ class Observer:
                     self.log.write(line + "\n")
             if mutating and self.delay:
                 time.sleep(self.delay)
+            missing = MISSING.get((service, op))
+            if missing:
+                return missing(environ, form_of(environ), start_response)
+            finish = FINISH.get((service, op))
+            if finish:
+                return finish(environ, form_of(environ), self.app, start_response)
         return fix_root(environ, self.app, start_response)
 
 
@@ -129,6 +235,7 @@ def main():
     ap.add_argument("--watch-stdin", action="store_true")
     args = ap.parse_args()
 
+    fix_num_cache_clusters()
     app = Observer(DomainDispatcherApplication(create_backend_app), args.log, args.delay_mutations_ms)
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_address[1]

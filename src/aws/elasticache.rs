@@ -1,0 +1,73 @@
+//! ElastiCache helpers shared by the ElastiCache kinds.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticache::types::Tag;
+
+use super::{Aws, AwsError};
+
+pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+/// Tags by ARN; `None` if the resource is gone.
+pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+    let res = aws
+        .elasticache
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticache:ListTagsForResource", e));
+    match res {
+        Ok(out) => Ok(Some(crate::kinds::tag_map(out.tag_list().iter().map(|t| (t.key.clone(), t.value.clone()))))),
+        Err(e) if e.code.contains("NotFound") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn sync_tags(
+    aws: &Aws,
+    arn: &str,
+    desired: &BTreeMap<String, String>,
+    live: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    let set: BTreeMap<String, String> =
+        desired.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let remove: Vec<String> =
+        live.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("converge:")).cloned().collect();
+    if !set.is_empty() {
+        aws.elasticache
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(to_tags(&set)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elasticache:AddTagsToResource", e))?;
+    }
+    if !remove.is_empty() {
+        aws.elasticache
+            .remove_tags_from_resource()
+            .resource_name(arn)
+            .set_tag_keys(Some(remove))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elasticache:RemoveTagsFromResource", e))?;
+    }
+    Ok(())
+}
+
+/// Replication group ids and subnet group names: 1-40 lower-case letters,
+/// digits and hyphens, starting with a letter, no `--`, no trailing `-`.
+pub fn check_id(name: &str) -> Result<(), String> {
+    let ok = (1..=40).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.contains("--")
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err("an ElastiCache id is 1-40 lower-case letters, digits and hyphens, starts with a letter, and has no `--` or trailing `-`".into())
+    }
+}

@@ -1,0 +1,79 @@
+//! RDS helpers shared by the RDS kinds.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_rds::types::Tag;
+
+use super::{Aws, AwsError};
+
+pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+pub fn from_tags(tags: &[Tag]) -> BTreeMap<String, String> {
+    crate::kinds::tag_map(tags.iter().map(|t| (t.key.clone(), t.value.clone())))
+}
+
+/// Tags of an RDS resource by ARN (subnet and parameter groups do not carry
+/// them in their describe output). `None` if it is gone.
+pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+    let res = aws
+        .rds
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("rds:ListTagsForResource", e));
+    match res {
+        Ok(out) => Ok(Some(from_tags(out.tag_list()))),
+        Err(e) if e.code.ends_with("NotFound") || e.code.ends_with("NotFoundFault") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets changed tags and removes unwanted ones (never the `converge:` ones).
+pub async fn sync_tags(
+    aws: &Aws,
+    arn: &str,
+    desired: &BTreeMap<String, String>,
+    live: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    let set: BTreeMap<String, String> =
+        desired.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let remove: Vec<String> =
+        live.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("converge:")).cloned().collect();
+    if !set.is_empty() {
+        aws.rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(to_tags(&set)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("rds:AddTagsToResource", e))?;
+    }
+    if !remove.is_empty() {
+        aws.rds
+            .remove_tags_from_resource()
+            .resource_name(arn)
+            .set_tag_keys(Some(remove))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("rds:RemoveTagsFromResource", e))?;
+    }
+    Ok(())
+}
+
+/// RDS identifiers (instances, subnet and parameter groups): 1-63 letters,
+/// digits and hyphens, starting with a letter, no `--`, no trailing `-`.
+pub fn check_identifier(name: &str) -> Result<(), String> {
+    let ok = (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.contains("--")
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err("an RDS identifier is 1-63 lower-case letters, digits and hyphens, starts with a letter, and has no `--` or trailing `-`".into())
+    }
+}

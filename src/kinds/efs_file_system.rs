@@ -1,0 +1,273 @@
+//! `efs.file_system`: encrypted shared storage for GitLab's nodes.
+//!
+//! Identity: the creation token (the physical name), which EFS makes
+//! idempotent: a retried create fails with FileSystemAlreadyExists and the
+//! existing file system is adopted. Tags come in the create call.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_efs::types::{LifeCycleState, PerformanceMode, Tag, ThroughputMode};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct FileSystem;
+
+/// Properties of `efs.file_system`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSystemProps {
+    /// Changing it replaces the file system (and its data).
+    #[serde(default = "yes")]
+    pub encrypted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// `generalPurpose` (default) or `maxIO`. Changing it replaces the file system.
+    #[serde(default = "general_purpose")]
+    pub performance_mode: String,
+    /// `bursting`, `elastic` (default) or `provisioned`. Updated in place.
+    #[serde(default = "elastic")]
+    pub throughput_mode: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn general_purpose() -> String {
+    "generalPurpose".into()
+}
+fn elastic() -> String {
+    "elastic".into()
+}
+
+impl Kind for FileSystem {
+    fn type_name(&self) -> &'static str {
+        "efs.file_system"
+    }
+    fn doc(&self) -> &'static str {
+        "An EFS file system, encrypted by default; its creation token is the physical name. Outputs: `id`, `arn`, `dns_name`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<FileSystemProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let p: FileSystemProps = super::typed(props)?;
+        if !["generalPurpose", "maxIO"].contains(&p.performance_mode.as_str()) {
+            return Err(PropsError {
+                path: "performance_mode".into(),
+                message: "expected `generalPurpose` or `maxIO`".into(),
+            });
+        }
+        if !["bursting", "elastic", "provisioned"].contains(&p.throughput_mode.as_str()) {
+            return Err(PropsError {
+                path: "throughput_mode".into(),
+                message: "expected `bursting`, `elastic` or `provisioned`".into(),
+            });
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["encrypted", "kms_key_id", "performance_mode"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "arn", "dns_name"]
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        if name.is_empty() || name.len() > 64 {
+            return Err("an EFS creation token is 1-64 characters".into());
+        }
+        Ok(())
+    }
+    fn default_wait(&self) -> Duration {
+        Duration::from_secs(10 * 60)
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let all = aws
+                .efs
+                .describe_file_systems()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("efs:DescribeFileSystems", e))?;
+            Ok(all
+                .into_iter()
+                .filter(|f| !matches!(f.life_cycle_state, LifeCycleState::Deleting | LifeCycleState::Deleted))
+                .filter_map(|f| {
+                    let tags = tags_of(&f.tags);
+                    let owner = scope.owner(&tags, Some(&f.creation_token))?;
+                    Some(live(owner, f, tags, &aws.region))
+                })
+                .collect())
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: FileSystemProps = parse(&d.props)?;
+            let res = aws
+                .efs
+                .create_file_system()
+                .creation_token(&d.physical_name)
+                .encrypted(p.encrypted)
+                .set_kms_key_id(p.kms_key_id.clone())
+                .performance_mode(PerformanceMode::from(p.performance_mode.as_str()))
+                .throughput_mode(ThroughputMode::from(p.throughput_mode.as_str()))
+                .set_tags(Some(
+                    d.tags.iter().filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok()).collect(),
+                ))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("efs:CreateFileSystem", e));
+            match res {
+                Ok(_) => {}
+                Err(e) if e.is("FileSystemAlreadyExists") => {}
+                Err(e) => return Err(e),
+            }
+            let l = wait_for(aws, &d.physical_name, d.timeout, d.name.clone()).await?;
+            self.update(aws, d, &l).await
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: FileSystemProps = parse(&d.props)?;
+            let was: FileSystemProps = parse(&l.props)?;
+            if p.throughput_mode != was.throughput_mode {
+                aws.efs
+                    .update_file_system()
+                    .file_system_id(&l.id)
+                    .throughput_mode(ThroughputMode::from(p.throughput_mode.as_str()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("efs:UpdateFileSystem", e))?;
+            }
+            let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or(&l.id).to_string();
+            let set: Vec<Tag> = d
+                .tags
+                .iter()
+                .filter(|(k, v)| l.tags.get(*k) != Some(*v))
+                .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+                .collect();
+            if !set.is_empty() {
+                aws.efs
+                    .tag_resource()
+                    .resource_id(&arn)
+                    .set_tags(Some(set))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("efs:TagResource", e))?;
+            }
+            let remove: Vec<String> =
+                l.tags.keys().filter(|k| !d.tags.contains_key(*k) && !k.starts_with("converge:")).cloned().collect();
+            if !remove.is_empty() {
+                aws.efs
+                    .untag_resource()
+                    .resource_id(&arn)
+                    .set_tag_keys(Some(remove))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("efs:UntagResource", e))?;
+            }
+            Ok(Live {
+                props: super::to_value(&FileSystemProps { kms_key_id: was.kms_key_id, ..p }),
+                tags: d.tags.clone(),
+                ..l.clone()
+            })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            // Mount targets go first (they depend on the file system), but
+            // EFS reports them gone a little after DeleteMountTarget returns.
+            let res = crate::aws::retry_dependency_violation(|| async {
+                aws.efs.delete_file_system().file_system_id(&l.id).send().await.map_err(|e| {
+                    let e = AwsError::from_sdk("efs:DeleteFileSystem", e);
+                    if e.is("FileSystemInUse") { AwsError { code: "DependencyViolation".into(), ..e } } else { e }
+                })
+            })
+            .await;
+            not_found(res, &["FileSystemNotFound"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<FileSystemProps, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("efs.file_system", e.to_string()))
+}
+
+fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
+    super::tag_map(tags.iter().map(|t| (Some(t.key.clone()), Some(t.value.clone()))))
+}
+
+/// Polls until the file system with `token` is available (EFS has no SDK
+/// waiter), at most `timeout`.
+async fn wait_for(aws: &Aws, token: &str, timeout: Duration, name: String) -> Result<Live, AwsError> {
+    let deadline = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let out = aws
+            .efs
+            .describe_file_systems()
+            .creation_token(token)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("efs:DescribeFileSystems", e))?;
+        if let Some(f) = out.file_systems.unwrap_or_default().into_iter().next() {
+            if f.life_cycle_state == LifeCycleState::Available {
+                let tags = tags_of(&f.tags);
+                return Ok(live(name, f, tags, &aws.region));
+            }
+            if f.life_cycle_state == LifeCycleState::Error {
+                return Err(AwsError::other("efs:CreateFileSystem", format!("{} is in state error", f.file_system_id)));
+            }
+        }
+        if Instant::now() + delay > deadline {
+            return Err(AwsError::other(
+                "efs:DescribeFileSystems",
+                format!("{token} not available after {}s", timeout.as_secs()),
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+fn live(
+    name: String,
+    f: aws_sdk_efs::types::FileSystemDescription,
+    tags: BTreeMap<String, String>,
+    region: &str,
+) -> Live {
+    let props = FileSystemProps {
+        encrypted: f.encrypted.unwrap_or(false),
+        kms_key_id: f.kms_key_id.clone(),
+        performance_mode: f.performance_mode.as_str().to_string(),
+        throughput_mode: f
+            .throughput_mode
+            .as_ref()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_else(|| "bursting".into()),
+    };
+    let id = f.file_system_id.clone();
+    let outputs = [
+        ("id".to_string(), Value::from(id.clone())),
+        ("arn".to_string(), Value::from(f.file_system_arn.clone().unwrap_or_default())),
+        ("dns_name".to_string(), Value::from(format!("{id}.efs.{region}.amazonaws.com"))),
+    ]
+    .into();
+    Live { name, id, props: super::to_value(&props), tags, outputs }
+}

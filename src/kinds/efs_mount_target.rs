@@ -1,0 +1,261 @@
+//! `efs.mount_target`: a file system's NFS endpoint in one subnet.
+//!
+//! EFS cannot tag mount targets. They are found through their tagged parent
+//! (the stack's file systems) and matched to the spec by their natural key,
+//! file system + subnet: a retried create conflicts on that key and adopts.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_efs::types::LifeCycleState;
+use futures_util::{StreamExt, TryStreamExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct MountTarget;
+
+/// Properties of `efs.mount_target`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MountTargetProps {
+    /// Changing it replaces the mount target.
+    pub file_system_id: String,
+    /// One mount target per availability zone. Changing it replaces it.
+    pub subnet_id: String,
+    /// Updated in place.
+    pub security_groups: Vec<String>,
+}
+
+impl Kind for MountTarget {
+    fn type_name(&self) -> &'static str {
+        "efs.mount_target"
+    }
+    fn doc(&self) -> &'static str {
+        "An EFS mount target in one subnet; identified by file system + subnet (EFS cannot tag it). Outputs: `id`, `ip_address`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<MountTargetProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let mut p: MountTargetProps = super::typed(props)?;
+        super::sort_ids(&mut p.security_groups);
+        if p.security_groups.is_empty() || p.security_groups.len() > 5 {
+            return Err(PropsError {
+                path: "security_groups".into(),
+                message: "a mount target has 1 to 5 security groups".into(),
+            });
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["file_system_id", "subnet_id"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "ip_address"]
+    }
+    fn taggable(&self) -> bool {
+        false
+    }
+    fn natural_key(&self, props: &Value) -> Option<String> {
+        let fs = props.get("file_system_id")?.as_str()?;
+        let subnet = props.get("subnet_id")?.as_str()?;
+        Some(format!("{fs}/{subnet}"))
+    }
+    fn default_wait(&self) -> Duration {
+        Duration::from_secs(10 * 60)
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            // The stack's file systems, by their tags.
+            let all = aws
+                .efs
+                .describe_file_systems()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("efs:DescribeFileSystems", e))?;
+            let ours: Vec<String> = all
+                .into_iter()
+                .filter(|f| {
+                    let tags = super::tag_map(f.tags.iter().map(|t| (Some(t.key.clone()), Some(t.value.clone()))));
+                    tags.get(super::TAG_STACK) == Some(&scope.stack) && tags.get(super::TAG_ENV) == Some(&scope.env)
+                })
+                .map(|f| f.file_system_id)
+                .collect();
+            let mut targets = Vec::new();
+            for fs in ours {
+                let mts = aws
+                    .efs
+                    .describe_mount_targets()
+                    .file_system_id(&fs)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e))?;
+                targets.extend(mts.into_iter().filter(|m| m.life_cycle_state != LifeCycleState::Deleting));
+            }
+            futures_util::stream::iter(targets)
+                .map(|m| async move { live(aws, m).await })
+                .buffer_unordered(8)
+                .try_collect()
+                .await
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: MountTargetProps = parse(&d.props)?;
+            let res = aws
+                .efs
+                .create_mount_target()
+                .file_system_id(&p.file_system_id)
+                .subnet_id(&p.subnet_id)
+                .set_security_groups(Some(p.security_groups.clone()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("efs:CreateMountTarget", e));
+            match res {
+                Ok(_) => {}
+                // The natural key is taken: ours from a retried create.
+                Err(e) if e.is("MountTargetConflict") => {}
+                Err(e) => return Err(e),
+            }
+            let l = wait_for(aws, &p, d.timeout).await?;
+            let l = Live { name: d.name.clone(), ..l };
+            self.update(aws, d, &l).await
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: MountTargetProps = parse(&d.props)?;
+            let was: MountTargetProps = parse(&l.props)?;
+            if p.security_groups != was.security_groups {
+                aws.efs
+                    .modify_mount_target_security_groups()
+                    .mount_target_id(&l.id)
+                    .set_security_groups(Some(p.security_groups.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("efs:ModifyMountTargetSecurityGroups", e))?;
+            }
+            Ok(Live { props: super::to_value(&p), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let res = aws
+                .efs
+                .delete_mount_target()
+                .mount_target_id(&l.id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("efs:DeleteMountTarget", e));
+            if not_found(res, &["MountTargetNotFound"])?.is_none() {
+                return Ok(());
+            }
+            // Gone when DescribeMountTargets no longer finds it.
+            let deadline = Instant::now() + self.default_wait();
+            loop {
+                let res = aws
+                    .efs
+                    .describe_mount_targets()
+                    .mount_target_id(&l.id)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e));
+                match not_found(res, &["MountTargetNotFound"])? {
+                    None => return Ok(()),
+                    Some(out) if out.mount_targets().is_empty() => return Ok(()),
+                    Some(_) if Instant::now() > deadline => {
+                        return Err(AwsError::other("efs:DeleteMountTarget", format!("{} still there", l.id)));
+                    }
+                    Some(_) => tokio::time::sleep(Duration::from_secs(2)).await,
+                }
+            }
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<MountTargetProps, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("efs.mount_target", e.to_string()))
+}
+
+/// Polls until the mount target for `p`'s file system and subnet is
+/// available.
+async fn wait_for(aws: &Aws, p: &MountTargetProps, timeout: Duration) -> Result<Live, AwsError> {
+    let deadline = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let out = aws
+            .efs
+            .describe_mount_targets()
+            .file_system_id(&p.file_system_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e))?;
+        let found = out.mount_targets.unwrap_or_default().into_iter().find(|m| m.subnet_id == p.subnet_id);
+        match found {
+            Some(m) if m.life_cycle_state == LifeCycleState::Available => return live(aws, m).await,
+            Some(m) if m.life_cycle_state == LifeCycleState::Error => {
+                return Err(AwsError::other(
+                    "efs:CreateMountTarget",
+                    format!("{} is in state error", m.mount_target_id),
+                ));
+            }
+            _ if Instant::now() + delay > deadline => {
+                return Err(AwsError::other(
+                    "efs:DescribeMountTargets",
+                    format!("mount target in {} not available", p.subnet_id),
+                ));
+            }
+            _ => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// A live mount target; its resource name is found by the planner through
+/// the natural key, so it is left empty here.
+async fn live(aws: &Aws, m: aws_sdk_efs::types::MountTargetDescription) -> Result<Live, AwsError> {
+    let sgs = aws
+        .efs
+        .describe_mount_target_security_groups()
+        .mount_target_id(&m.mount_target_id)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargetSecurityGroups", e))?;
+    let mut security_groups = sgs.security_groups;
+    security_groups.sort();
+    let props =
+        MountTargetProps { file_system_id: m.file_system_id.clone(), subnet_id: m.subnet_id.clone(), security_groups };
+    let outputs: BTreeMap<String, Value> = [
+        ("id".to_string(), Value::from(m.mount_target_id.clone())),
+        ("ip_address".to_string(), m.ip_address.clone().map(Value::from).unwrap_or(Value::Null)),
+    ]
+    .into();
+    Ok(Live {
+        name: String::new(),
+        id: m.mount_target_id,
+        props: super::to_value(&props),
+        tags: BTreeMap::new(),
+        outputs,
+    })
+}

@@ -1,0 +1,175 @@
+//! `elasticache.subnet_group`: the subnets a Redis replication group uses.
+
+use std::collections::BTreeMap;
+
+use futures_util::{StreamExt, TryStreamExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::elasticache::{check_id, list_tags, sync_tags, to_tags};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct CacheSubnetGroup;
+
+/// Properties of `elasticache.subnet_group`. Its name is the physical name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSubnetGroupProps {
+    #[serde(default = "default_description")]
+    pub description: String,
+    pub subnet_ids: Vec<String>,
+}
+
+fn default_description() -> String {
+    "Managed by converge".into()
+}
+
+impl Kind for CacheSubnetGroup {
+    fn type_name(&self) -> &'static str {
+        "elasticache.subnet_group"
+    }
+    fn doc(&self) -> &'static str {
+        "An ElastiCache cache subnet group. Outputs: `id` and `name` (the group name), `arn`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<CacheSubnetGroupProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let mut p: CacheSubnetGroupProps = super::typed(props)?;
+        super::sort_ids(&mut p.subnet_ids);
+        if p.subnet_ids.is_empty() {
+            return Err(PropsError { path: "subnet_ids".into(), message: "at least one subnet".into() });
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "name", "arn"]
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        check_id(name)
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let groups = aws
+                .elasticache
+                .describe_cache_subnet_groups()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheSubnetGroups", e))?;
+            futures_util::stream::iter(groups.into_iter().filter(|g| g.cache_subnet_group_name() != Some("default")))
+                .map(|g| async move {
+                    let arn = g.arn.clone().unwrap_or_default();
+                    let Some(tags) = list_tags(aws, &arn).await? else { return Ok(None) };
+                    let name = g.cache_subnet_group_name.clone().unwrap_or_default();
+                    Ok(scope.owner(&tags, Some(&name)).map(|owner| live(owner, g, tags)))
+                })
+                .buffer_unordered(8)
+                .try_filter_map(|x| async move { Ok(x) })
+                .try_collect()
+                .await
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: CacheSubnetGroupProps = parse(&d.props)?;
+            let res = aws
+                .elasticache
+                .create_cache_subnet_group()
+                .cache_subnet_group_name(&d.physical_name)
+                .cache_subnet_group_description(&p.description)
+                .set_subnet_ids(Some(p.subnet_ids.clone()))
+                .set_tags(Some(to_tags(&d.tags)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticache:CreateCacheSubnetGroup", e));
+            match res {
+                Ok(out) => {
+                    let g = out
+                        .cache_subnet_group
+                        .ok_or_else(|| AwsError::other("elasticache:CreateCacheSubnetGroup", "no group"))?;
+                    Ok(live(d.name.clone(), g, d.tags.clone()))
+                }
+                Err(e) if e.code.starts_with("CacheSubnetGroupAlreadyExists") => {
+                    let out = aws
+                        .elasticache
+                        .describe_cache_subnet_groups()
+                        .cache_subnet_group_name(&d.physical_name)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheSubnetGroups", e))?;
+                    let g = out.cache_subnet_groups.unwrap_or_default().into_iter().next().ok_or(e)?;
+                    let tags = list_tags(aws, g.arn().unwrap_or_default()).await?.unwrap_or_default();
+                    let l = live(d.name.clone(), g, tags);
+                    self.update(aws, d, &l).await
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: CacheSubnetGroupProps = parse(&d.props)?;
+            if d.props != l.props {
+                aws.elasticache
+                    .modify_cache_subnet_group()
+                    .cache_subnet_group_name(&l.id)
+                    .cache_subnet_group_description(&p.description)
+                    .set_subnet_ids(Some(p.subnet_ids.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticache:ModifyCacheSubnetGroup", e))?;
+            }
+            let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default();
+            sync_tags(aws, arn, &d.tags, &l.tags).await?;
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let res = aws
+                .elasticache
+                .delete_cache_subnet_group()
+                .cache_subnet_group_name(&l.id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticache:DeleteCacheSubnetGroup", e));
+            not_found(res, &["CacheSubnetGroupNotFoundFault"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<CacheSubnetGroupProps, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("elasticache.subnet_group", e.to_string()))
+}
+
+fn live(name: String, g: aws_sdk_elasticache::types::CacheSubnetGroup, tags: BTreeMap<String, String>) -> Live {
+    let id = g.cache_subnet_group_name.clone().unwrap_or_default();
+    let mut subnet_ids: Vec<String> = g.subnets().iter().filter_map(|s| s.subnet_identifier.clone()).collect();
+    subnet_ids.sort();
+    let props =
+        CacheSubnetGroupProps { description: g.cache_subnet_group_description.clone().unwrap_or_default(), subnet_ids };
+    let outputs = [
+        ("id".to_string(), Value::from(id.clone())),
+        ("name".to_string(), Value::from(id.clone())),
+        ("arn".to_string(), Value::from(g.arn.clone().unwrap_or_default())),
+    ]
+    .into();
+    Live { name, id, props: super::to_value(&props), tags, outputs }
+}

@@ -1,0 +1,384 @@
+//! `rds.db_instance`: an RDS database instance (PostgreSQL for GitLab).
+//!
+//! Identity: the DB instance identifier (the physical name) and the
+//! `converge:` tags, which DescribeDBInstances returns inline.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_rds::client::Waiters;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::ec2::waiter_error;
+use crate::aws::rds::{check_identifier, from_tags, sync_tags, to_tags};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct DbInstance;
+
+/// Properties of `rds.db_instance`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DbInstanceProps {
+    /// Changing it replaces the instance (and its data).
+    #[serde(default = "postgres")]
+    pub engine: String,
+    /// Full version as RDS reports it (e.g. `16.4`); omitted: RDS's default,
+    /// not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
+    /// e.g. `db.r6g.large`. Updated in place.
+    pub instance_class: String,
+    /// GiB. Updated in place (RDS can only grow storage).
+    pub allocated_storage: i32,
+    #[serde(default = "gp3")]
+    pub storage_type: String,
+    /// Changing it replaces the instance.
+    #[serde(default = "yes")]
+    pub storage_encrypted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(default = "yes")]
+    pub multi_az: bool,
+    /// Changing it replaces the instance.
+    pub db_subnet_group_name: String,
+    pub vpc_security_group_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_parameter_group_name: Option<String>,
+    /// Initial database. Changing it replaces the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_name: Option<String>,
+    /// Changing it replaces the instance.
+    pub master_username: String,
+    /// From a secret: `${env.GITLAB_DB_PASSWORD}`. Write-only: set on
+    /// create, never read back or compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_password: Option<String>,
+    /// Let RDS generate the password and keep it in Secrets Manager
+    /// (output `master_user_secret_arn`). Instead of `master_password`.
+    #[serde(default)]
+    pub manage_master_user_password: bool,
+    #[serde(default = "pg_port")]
+    pub port: i32,
+    /// Days of automated backups (default 7).
+    #[serde(default = "seven")]
+    pub backup_retention_period: i32,
+    /// e.g. `03:00-04:00` (UTC). Omitted: RDS's choice, not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_backup_window: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_maintenance_window: Option<String>,
+    /// Default true: RDS refuses to delete the instance until it is off.
+    #[serde(default = "yes")]
+    pub deletion_protection: bool,
+    #[serde(default)]
+    pub publicly_accessible: bool,
+    /// Apply modifications now rather than in the maintenance window.
+    #[serde(default = "yes")]
+    pub apply_immediately: bool,
+    /// Delete without a final snapshot (default false: a snapshot
+    /// `<identifier>-final-<unix time>` is taken).
+    #[serde(default)]
+    pub skip_final_snapshot: bool,
+}
+
+fn postgres() -> String {
+    "postgres".into()
+}
+fn gp3() -> String {
+    "gp3".into()
+}
+fn yes() -> bool {
+    true
+}
+fn pg_port() -> i32 {
+    5432
+}
+fn seven() -> i32 {
+    7
+}
+
+impl Kind for DbInstance {
+    fn type_name(&self) -> &'static str {
+        "rds.db_instance"
+    }
+    fn doc(&self) -> &'static str {
+        "An RDS DB instance: encrypted, Multi-AZ and deletion-protected by default; a final snapshot on delete. Outputs: `id`, `address`, `port`, `endpoint`, `arn`, `master_user_secret_arn`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<DbInstanceProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let mut p: DbInstanceProps = super::typed(props)?;
+        super::sort_ids(&mut p.vpc_security_group_ids);
+        match (&p.master_password, p.manage_master_user_password) {
+            (Some(_), true) => {
+                return Err(PropsError {
+                    path: "manage_master_user_password".into(),
+                    message: "set either `master_password` or `manage_master_user_password`, not both".into(),
+                });
+            }
+            (None, false) => {
+                return Err(PropsError {
+                    path: "master_password".into(),
+                    message: "set `master_password` (e.g. `${env.GITLAB_DB_PASSWORD}`) or `manage_master_user_password: true`".into(),
+                });
+            }
+            _ => {}
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["engine", "storage_encrypted", "kms_key_id", "db_subnet_group_name", "db_name", "master_username"]
+    }
+    fn write_only(&self) -> &'static [&'static str] {
+        &["master_password", "apply_immediately", "skip_final_snapshot"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "address", "port", "endpoint", "arn", "master_user_secret_arn"]
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        check_identifier(name)
+    }
+    fn default_wait(&self) -> Duration {
+        Duration::from_secs(60 * 60)
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let dbs = aws
+                .rds
+                .describe_db_instances()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", e))?;
+            Ok(dbs
+                .into_iter()
+                .filter(|db| db.db_instance_status() != Some("deleting"))
+                .filter_map(|db| {
+                    let tags = from_tags(db.tag_list());
+                    let owner = scope.owner(&tags, db.db_instance_identifier())?;
+                    Some(live(owner, db, tags))
+                })
+                .collect())
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: DbInstanceProps = parse(&d.props)?;
+            let res = aws
+                .rds
+                .create_db_instance()
+                .db_instance_identifier(&d.physical_name)
+                .engine(&p.engine)
+                .set_engine_version(p.engine_version.clone())
+                .db_instance_class(&p.instance_class)
+                .allocated_storage(p.allocated_storage)
+                .storage_type(&p.storage_type)
+                .storage_encrypted(p.storage_encrypted)
+                .set_kms_key_id(p.kms_key_id.clone())
+                .multi_az(p.multi_az)
+                .db_subnet_group_name(&p.db_subnet_group_name)
+                .set_vpc_security_group_ids(Some(p.vpc_security_group_ids.clone()))
+                .set_db_parameter_group_name(p.db_parameter_group_name.clone())
+                .set_db_name(p.db_name.clone())
+                .master_username(&p.master_username)
+                .set_master_user_password(p.master_password.clone())
+                .set_manage_master_user_password(p.manage_master_user_password.then_some(true))
+                .port(p.port)
+                .backup_retention_period(p.backup_retention_period)
+                .set_preferred_backup_window(p.preferred_backup_window.clone())
+                .set_preferred_maintenance_window(p.preferred_maintenance_window.clone())
+                .deletion_protection(p.deletion_protection)
+                .publicly_accessible(p.publicly_accessible)
+                .set_tags(Some(to_tags(&d.tags)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("rds:CreateDBInstance", e));
+            match res {
+                Ok(_) => {}
+                // The identifier is unique: a retried create adopts.
+                Err(e) if e.is("DBInstanceAlreadyExists") || e.is("DBInstanceAlreadyExistsFault") => {}
+                Err(e) => return Err(e),
+            }
+            let l = wait_available(aws, &d.physical_name, d.timeout, d.name.clone()).await?;
+            if parse(&l.props).map(|was| comparable(&was) != comparable(&p)).unwrap_or(true) || l.tags != d.tags {
+                return self.update(aws, d, &l).await;
+            }
+            Ok(l)
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: DbInstanceProps = parse(&d.props)?;
+            let was: DbInstanceProps = parse(&l.props)?;
+            let mut m =
+                aws.rds.modify_db_instance().db_instance_identifier(&l.id).apply_immediately(p.apply_immediately);
+            let mut changed = false;
+            macro_rules! set {
+                ($field:ident, $call:ident) => {
+                    if p.$field != was.$field {
+                        m = m.$call(p.$field.clone());
+                        changed = true;
+                    }
+                };
+            }
+            set!(instance_class, db_instance_class);
+            set!(allocated_storage, allocated_storage);
+            set!(storage_type, storage_type);
+            set!(multi_az, multi_az);
+            set!(backup_retention_period, backup_retention_period);
+            set!(deletion_protection, deletion_protection);
+            set!(publicly_accessible, publicly_accessible);
+            set!(port, db_port_number);
+            if p.vpc_security_group_ids != was.vpc_security_group_ids {
+                m = m.set_vpc_security_group_ids(Some(p.vpc_security_group_ids.clone()));
+                changed = true;
+            }
+            if p.db_parameter_group_name.is_some() && p.db_parameter_group_name != was.db_parameter_group_name {
+                m = m.set_db_parameter_group_name(p.db_parameter_group_name.clone());
+                changed = true;
+            }
+            if p.engine_version.is_some() && p.engine_version != was.engine_version {
+                let major = |v: &Option<String>| v.as_deref().and_then(|v| v.split('.').next()).map(str::to_string);
+                m = m.set_engine_version(p.engine_version.clone());
+                if major(&p.engine_version) != major(&was.engine_version) {
+                    m = m.allow_major_version_upgrade(true);
+                }
+                changed = true;
+            }
+            if p.preferred_backup_window.is_some() && p.preferred_backup_window != was.preferred_backup_window {
+                m = m.set_preferred_backup_window(p.preferred_backup_window.clone());
+                changed = true;
+            }
+            if p.preferred_maintenance_window.is_some()
+                && p.preferred_maintenance_window != was.preferred_maintenance_window
+            {
+                m = m.set_preferred_maintenance_window(p.preferred_maintenance_window.clone());
+                changed = true;
+            }
+            if changed {
+                m.send().await.map_err(|e| AwsError::from_sdk("rds:ModifyDBInstance", e))?;
+            }
+            let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default().to_string();
+            sync_tags(aws, &arn, &d.tags, &l.tags).await?;
+            if changed {
+                return wait_available(aws, &l.id, d.timeout, l.name.clone()).await;
+            }
+            Ok(Live { tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(&'a self, aws: &'a Aws, l: &'a Live, spec: Option<&'a Value>) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            // Only a spec that says so skips the final snapshot; an instance
+            // removed from the spec always gets one.
+            let skip = spec.and_then(|s| s.get("skip_final_snapshot")).and_then(Value::as_bool).unwrap_or(false);
+            let mut call = aws.rds.delete_db_instance().db_instance_identifier(&l.id).skip_final_snapshot(skip);
+            if !skip {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                call = call.final_db_snapshot_identifier(format!("{}-final-{now}", l.id));
+            }
+            let res = call.send().await.map_err(|e| AwsError::from_sdk("rds:DeleteDBInstance", e));
+            match not_found(res, &["DBInstanceNotFound", "DBInstanceNotFoundFault"]) {
+                Ok(None) => return Ok(()),
+                Ok(Some(_)) => {}
+                Err(e) if e.message.to_lowercase().contains("deletion protection") => {
+                    return Err(AwsError {
+                        message: format!(
+                            "{}: set `deletion_protection: false` on `{}` and apply first; converge never turns it off by itself",
+                            e.message, l.name
+                        ),
+                        ..e
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+            aws.rds
+                .wait_until_db_instance_deleted()
+                .db_instance_identifier(&l.id)
+                .wait(self.default_wait())
+                .await
+                .map_err(|e| waiter_error("rds:DescribeDBInstances (wait deleted)", e))?;
+            Ok(())
+        })
+    }
+}
+
+/// The attributes RDS reports, for "does the new instance need a modify".
+fn comparable(p: &DbInstanceProps) -> DbInstanceProps {
+    DbInstanceProps { master_password: None, apply_immediately: true, skip_final_snapshot: false, ..p.clone() }
+}
+
+fn parse(v: &Value) -> Result<DbInstanceProps, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("rds.db_instance", e.to_string()))
+}
+
+async fn wait_available(aws: &Aws, id: &str, timeout: Duration, name: String) -> Result<Live, AwsError> {
+    let out = aws
+        .rds
+        .wait_until_db_instance_available()
+        .db_instance_identifier(id)
+        .wait(timeout)
+        .await
+        .map_err(|e| waiter_error("rds:DescribeDBInstances (wait available)", e))?;
+    let db = out.into_result().ok().and_then(|o| o.db_instances.unwrap_or_default().into_iter().next());
+    let db = db.ok_or_else(|| AwsError::other("rds:DescribeDBInstances", format!("{id} vanished while waiting")))?;
+    let tags = from_tags(db.tag_list());
+    Ok(live(name, db, tags))
+}
+
+fn live(name: String, db: aws_sdk_rds::types::DbInstance, tags: BTreeMap<String, String>) -> Live {
+    let id = db.db_instance_identifier.clone().unwrap_or_default();
+    let mut sgs: Vec<String> =
+        db.vpc_security_groups().iter().filter_map(|g| g.vpc_security_group_id.clone()).collect();
+    sgs.sort();
+    let address = db.endpoint().and_then(|e| e.address.clone()).unwrap_or_default();
+    let port = db.endpoint().and_then(|e| e.port).or(db.db_instance_port).unwrap_or(5432);
+    let secret = db.master_user_secret().and_then(|s| s.secret_arn.clone());
+    let props = DbInstanceProps {
+        engine: db.engine.clone().unwrap_or_default(),
+        engine_version: db.engine_version.clone(),
+        instance_class: db.db_instance_class.clone().unwrap_or_default(),
+        allocated_storage: db.allocated_storage.unwrap_or_default(),
+        storage_type: db.storage_type.clone().unwrap_or_default(),
+        storage_encrypted: db.storage_encrypted.unwrap_or(false),
+        kms_key_id: db.kms_key_id.clone(),
+        multi_az: db.multi_az.unwrap_or(false),
+        db_subnet_group_name: db.db_subnet_group().and_then(|g| g.db_subnet_group_name.clone()).unwrap_or_default(),
+        vpc_security_group_ids: sgs,
+        db_parameter_group_name: db.db_parameter_groups().first().and_then(|g| g.db_parameter_group_name.clone()),
+        db_name: db.db_name.clone(),
+        master_username: db.master_username.clone().unwrap_or_default(),
+        master_password: None,
+        manage_master_user_password: secret.is_some(),
+        port,
+        backup_retention_period: db.backup_retention_period.unwrap_or_default(),
+        preferred_backup_window: db.preferred_backup_window.clone(),
+        preferred_maintenance_window: db.preferred_maintenance_window.clone(),
+        deletion_protection: db.deletion_protection.unwrap_or(false),
+        publicly_accessible: db.publicly_accessible.unwrap_or(false),
+        apply_immediately: true,
+        skip_final_snapshot: false,
+    };
+    let mut outputs: BTreeMap<String, Value> = [
+        ("id".to_string(), Value::from(id.clone())),
+        ("address".to_string(), Value::from(address.clone())),
+        ("port".to_string(), Value::from(port)),
+        ("endpoint".to_string(), Value::from(format!("{address}:{port}"))),
+        ("arn".to_string(), Value::from(db.db_instance_arn.clone().unwrap_or_default())),
+    ]
+    .into();
+    outputs.insert("master_user_secret_arn".into(), secret.map(Value::from).unwrap_or(Value::Null));
+    Live { name, id, props: super::to_value(&props), tags, outputs }
+}

@@ -1,0 +1,229 @@
+//! `rds.db_parameter_group`: engine parameters (e.g. PostgreSQL's).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_rds::types::{ApplyMethod, Parameter};
+use futures_util::{StreamExt, TryStreamExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::rds::{check_identifier, list_tags, sync_tags, to_tags};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct DbParameterGroup;
+
+/// Properties of `rds.db_parameter_group`. Its name is the physical name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DbParameterGroupProps {
+    /// e.g. `postgres16`. Changing it replaces the group.
+    pub family: String,
+    /// Changing it replaces the group.
+    #[serde(default = "default_description")]
+    pub description: String,
+    /// Parameters set by the user; the rest keep the engine's defaults.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+fn default_description() -> String {
+    "Managed by converge".into()
+}
+
+/// ModifyDBParameterGroup and ResetDBParameterGroup take at most 20.
+const BATCH: usize = 20;
+
+impl Kind for DbParameterGroup {
+    fn type_name(&self) -> &'static str {
+        "rds.db_parameter_group"
+    }
+    fn doc(&self) -> &'static str {
+        "An RDS DB parameter group. Changes apply at the instance's next reboot (`pending-reboot`), never as a surprise restart. Outputs: `id`, `name`, `arn`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<DbParameterGroupProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        Ok(super::to_value(&super::typed::<DbParameterGroupProps>(props)?))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["family", "description"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "name", "arn"]
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        check_identifier(name)
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let groups = aws
+                .rds
+                .describe_db_parameter_groups()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("rds:DescribeDBParameterGroups", e))?;
+            futures_util::stream::iter(
+                groups.into_iter().filter(|g| !g.db_parameter_group_name().unwrap_or("").starts_with("default.")),
+            )
+            .map(|g| async move {
+                let arn = g.db_parameter_group_arn.clone().unwrap_or_default();
+                let Some(tags) = list_tags(aws, &arn).await? else { return Ok(None) };
+                let name = g.db_parameter_group_name.clone().unwrap_or_default();
+                let Some(owner) = scope.owner(&tags, Some(&name)) else { return Ok(None) };
+                let parameters = user_parameters(aws, &name).await?;
+                Ok(Some(live(owner, g, parameters, tags)))
+            })
+            .buffer_unordered(8)
+            .try_filter_map(|x| async move { Ok(x) })
+            .try_collect()
+            .await
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: DbParameterGroupProps = parse(&d.props)?;
+            let res = aws
+                .rds
+                .create_db_parameter_group()
+                .db_parameter_group_name(&d.physical_name)
+                .db_parameter_group_family(&p.family)
+                .description(&p.description)
+                .set_tags(Some(to_tags(&d.tags)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("rds:CreateDBParameterGroup", e));
+            let g = match res {
+                Ok(out) => {
+                    out.db_parameter_group.ok_or_else(|| AwsError::other("rds:CreateDBParameterGroup", "no group"))?
+                }
+                Err(e) if e.is("DBParameterGroupAlreadyExists") => {
+                    let out = aws
+                        .rds
+                        .describe_db_parameter_groups()
+                        .db_parameter_group_name(&d.physical_name)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("rds:DescribeDBParameterGroups", e))?;
+                    out.db_parameter_groups.unwrap_or_default().into_iter().next().ok_or(e)?
+                }
+                Err(e) => return Err(e),
+            };
+            let existing = user_parameters(aws, &d.physical_name).await?;
+            let l = live(d.name.clone(), g, existing, d.tags.clone());
+            self.update(aws, d, &l).await
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: DbParameterGroupProps = parse(&d.props)?;
+            let was: DbParameterGroupProps = parse(&l.props)?;
+            let set: Vec<Parameter> = p
+                .parameters
+                .iter()
+                .filter(|(k, v)| was.parameters.get(*k) != Some(*v))
+                .map(|(k, v)| {
+                    Parameter::builder()
+                        .parameter_name(k)
+                        .parameter_value(v)
+                        .apply_method(ApplyMethod::PendingReboot)
+                        .build()
+                })
+                .collect();
+            for chunk in set.chunks(BATCH) {
+                aws.rds
+                    .modify_db_parameter_group()
+                    .db_parameter_group_name(&l.id)
+                    .set_parameters(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("rds:ModifyDBParameterGroup", e))?;
+            }
+            let reset: Vec<Parameter> = was
+                .parameters
+                .keys()
+                .filter(|k| !p.parameters.contains_key(*k))
+                .map(|k| Parameter::builder().parameter_name(k).apply_method(ApplyMethod::PendingReboot).build())
+                .collect();
+            for chunk in reset.chunks(BATCH) {
+                aws.rds
+                    .reset_db_parameter_group()
+                    .db_parameter_group_name(&l.id)
+                    .set_parameters(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("rds:ResetDBParameterGroup", e))?;
+            }
+            let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default();
+            sync_tags(aws, arn, &d.tags, &l.tags).await?;
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let res = aws
+                .rds
+                .delete_db_parameter_group()
+                .db_parameter_group_name(&l.id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("rds:DeleteDBParameterGroup", e));
+            not_found(res, &["DBParameterGroupNotFound", "DBParameterGroupNotFoundFault"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<DbParameterGroupProps, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("rds.db_parameter_group", e.to_string()))
+}
+
+/// Parameters the user set (`Source=user`), paginated.
+async fn user_parameters(aws: &Aws, name: &str) -> Result<BTreeMap<String, String>, AwsError> {
+    let params = aws
+        .rds
+        .describe_db_parameters()
+        .db_parameter_group_name(name)
+        .source("user")
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::from_sdk("rds:DescribeDBParameters", e))?;
+    Ok(params.into_iter().filter_map(|p| Some((p.parameter_name?, p.parameter_value.unwrap_or_default()))).collect())
+}
+
+fn live(
+    name: String,
+    g: aws_sdk_rds::types::DbParameterGroup,
+    parameters: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+) -> Live {
+    let id = g.db_parameter_group_name.clone().unwrap_or_default();
+    let props = DbParameterGroupProps {
+        family: g.db_parameter_group_family.clone().unwrap_or_default(),
+        description: g.description.clone().unwrap_or_default(),
+        parameters,
+    };
+    let outputs = [
+        ("id".to_string(), Value::from(id.clone())),
+        ("name".to_string(), Value::from(id.clone())),
+        ("arn".to_string(), Value::from(g.db_parameter_group_arn.clone().unwrap_or_default())),
+    ]
+    .into();
+    Live { name, id, props: super::to_value(&props), tags, outputs }
+}

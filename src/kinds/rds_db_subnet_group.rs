@@ -1,0 +1,188 @@
+//! `rds.db_subnet_group`: the subnets an RDS instance may use.
+
+use std::collections::BTreeMap;
+
+use futures_util::{StreamExt, TryStreamExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::rds::{check_identifier, list_tags, sync_tags, to_tags};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct DbSubnetGroup;
+
+/// Properties of `rds.db_subnet_group`. Its name is the physical name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DbSubnetGroupProps {
+    #[serde(default = "default_description")]
+    pub description: String,
+    /// Subnets in at least two availability zones.
+    pub subnet_ids: Vec<String>,
+}
+
+fn default_description() -> String {
+    "Managed by converge".into()
+}
+
+impl Kind for DbSubnetGroup {
+    fn type_name(&self) -> &'static str {
+        "rds.db_subnet_group"
+    }
+    fn doc(&self) -> &'static str {
+        "An RDS DB subnet group. Outputs: `id` and `name` (the group name), `arn`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<DbSubnetGroupProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let mut p: DbSubnetGroupProps = super::typed(props)?;
+        super::sort_ids(&mut p.subnet_ids);
+        if p.subnet_ids.len() < 2 {
+            return Err(PropsError {
+                path: "subnet_ids".into(),
+                message: "RDS needs subnets in at least two availability zones".into(),
+            });
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "name", "arn"]
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        check_identifier(name)
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let groups = aws
+                .rds
+                .describe_db_subnet_groups()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("rds:DescribeDBSubnetGroups", e))?;
+            // DescribeDBSubnetGroups has no tags: read them per group, a few
+            // at a time (accounts have few subnet groups).
+            futures_util::stream::iter(groups)
+                .map(|g| async move {
+                    let arn = g.db_subnet_group_arn.clone().unwrap_or_default();
+                    let Some(tags) = list_tags(aws, &arn).await? else { return Ok(None) };
+                    let name = g.db_subnet_group_name.clone().unwrap_or_default();
+                    Ok(scope.owner(&tags, Some(&name)).map(|owner| live(owner, g, tags)))
+                })
+                .buffer_unordered(8)
+                .try_filter_map(|x| async move { Ok(x) })
+                .try_collect()
+                .await
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: DbSubnetGroupProps = parse(&d.props)?;
+            let res = aws
+                .rds
+                .create_db_subnet_group()
+                .db_subnet_group_name(&d.physical_name)
+                .db_subnet_group_description(&p.description)
+                .set_subnet_ids(Some(p.subnet_ids.clone()))
+                .set_tags(Some(to_tags(&d.tags)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("rds:CreateDBSubnetGroup", e));
+            match res {
+                Ok(out) => {
+                    let g = out
+                        .db_subnet_group
+                        .ok_or_else(|| AwsError::other("rds:CreateDBSubnetGroup", "no group in response"))?;
+                    Ok(live(d.name.clone(), g, d.tags.clone()))
+                }
+                // The name is unique: a retried create finds the first one.
+                Err(e) if e.is("DBSubnetGroupAlreadyExists") => {
+                    let l = Live { name: d.name.clone(), ..describe(aws, &d.physical_name).await? };
+                    self.update(aws, d, &l).await
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: DbSubnetGroupProps = parse(&d.props)?;
+            if d.props != l.props {
+                aws.rds
+                    .modify_db_subnet_group()
+                    .db_subnet_group_name(&l.id)
+                    .db_subnet_group_description(&p.description)
+                    .set_subnet_ids(Some(p.subnet_ids.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("rds:ModifyDBSubnetGroup", e))?;
+            }
+            let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default();
+            sync_tags(aws, arn, &d.tags, &l.tags).await?;
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let res = aws
+                .rds
+                .delete_db_subnet_group()
+                .db_subnet_group_name(&l.id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("rds:DeleteDBSubnetGroup", e));
+            not_found(res, &["DBSubnetGroupNotFoundFault"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<DbSubnetGroupProps, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("rds.db_subnet_group", e.to_string()))
+}
+
+async fn describe(aws: &Aws, name: &str) -> Result<Live, AwsError> {
+    let out = aws
+        .rds
+        .describe_db_subnet_groups()
+        .db_subnet_group_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("rds:DescribeDBSubnetGroups", e))?;
+    let g = out.db_subnet_groups.unwrap_or_default().into_iter().next();
+    let g = g.ok_or_else(|| AwsError::other("rds:DescribeDBSubnetGroups", format!("{name} not found")))?;
+    let tags = list_tags(aws, g.db_subnet_group_arn().unwrap_or_default()).await?.unwrap_or_default();
+    Ok(live(String::new(), g, tags))
+}
+
+fn live(name: String, g: aws_sdk_rds::types::DbSubnetGroup, tags: BTreeMap<String, String>) -> Live {
+    let id = g.db_subnet_group_name.clone().unwrap_or_default();
+    let arn = g.db_subnet_group_arn.clone().unwrap_or_default();
+    let mut subnet_ids: Vec<String> = g.subnets().iter().filter_map(|s| s.subnet_identifier.clone()).collect();
+    subnet_ids.sort();
+    let props =
+        DbSubnetGroupProps { description: g.db_subnet_group_description.clone().unwrap_or_default(), subnet_ids };
+    let outputs = [
+        ("id".to_string(), Value::from(id.clone())),
+        ("name".to_string(), Value::from(id.clone())),
+        ("arn".to_string(), Value::from(arn)),
+    ]
+    .into();
+    Live { name, id, props: super::to_value(&props), tags, outputs }
+}
