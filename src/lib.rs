@@ -14,5 +14,6 @@ pub mod kinds;
 pub mod live;
 pub mod plan;
 pub mod printer;
+pub mod render;
 pub mod spec;
 pub mod value;

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::Filter;
 use harness::{Moto, Scratch, path_str, rt, stack_variant, wait_for_lines};
 
 const STACK: &str = "stacks/gitlab-ha.yaml";
-const RESOURCES: [&str; 21] = [
+const RESOURCES: [&str; 22] = [
     "vpc",
     "private_a",
     "private_b",
@@ -31,6 +31,7 @@ const RESOURCES: [&str; 21] = [
     "efs",
     "efs_a",
     "efs_b",
+    "gitlab_rb",
 ];
 /// The database password the tests pass through the environment.
 const DB_PASSWORD: &str = harness::DB_PASSWORD;
@@ -132,6 +133,10 @@ fn tagged(moto: &Moto, env: &str) -> BTreeMap<(String, String), usize> {
             let tags: Tags = tags.into_iter().map(|t| (t.key, t.value)).collect();
             if tags.get("converge:env").map(String::as_str) == Some(env) {
                 add("bucket", tags);
+                for o in s3.list_objects_v2().bucket(name).send().await.unwrap().contents() {
+                    let t = s3.get_object_tagging().bucket(name).key(o.key().unwrap()).send().await.unwrap();
+                    add("object", t.tag_set.into_iter().map(|t| (t.key, t.value)).collect());
+                }
             }
         }
         out
@@ -149,25 +154,25 @@ fn apply(moto: &Moto, stack: &str) -> harness::Run {
 #[test]
 fn create_noop_update_drift_replace_delete_destroy() {
     let moto = Moto::start();
-    let dir = Scratch::new("e2e");
+    let dir = Scratch::beside_stacks("e2e");
 
     // 1. Empty account: every resource is a create.
     let r = plan(&moto, STACK).expect(2);
     for name in RESOURCES {
         assert!(r.stdout.contains(&format!("  + {name} (")), "{name} not planned for creation:\n{}", r.stdout);
     }
-    assert!(r.stdout.contains("Plan: 21 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 22 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert!(moto.calls().iter().all(|c| !c.mutating), "plan mutated AWS");
     assert!(r.stdout.contains("+ master_password             = (sensitive)"), "{}", r.stdout);
     assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
 
     // 2. Apply creates them, each carrying the three identity tags.
     let r = apply(&moto, STACK);
-    assert!(r.stdout.contains("Apply complete: 21 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Apply complete: 22 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
     assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
     let found = tagged(&moto, "staging");
     // Every resource but the two mount targets (EFS cannot tag them).
-    assert_eq!(found.len(), 19, "{found:?}");
+    assert_eq!(found.len(), 20, "{found:?}");
     assert!(found.values().all(|n| *n == 1), "duplicates: {found:?}");
     let ec2 = moto.ec2();
     let s3 = moto.s3();
@@ -314,11 +319,11 @@ fn create_noop_update_drift_replace_delete_destroy() {
     assert!(r.stdout.contains("will be destroyed (no longer in the spec)"), "{}", r.stdout);
     assert!(r.stdout.contains("Plan: 0 to add, 0 to change, 0 to replace, 1 to destroy."), "{}", r.stdout);
     apply(&moto, path_str(&removed));
-    assert_eq!(tagged(&moto, "staging").len(), 18);
+    assert_eq!(tagged(&moto, "staging").len(), 19);
 
     // 5. Destroy leaves nothing tagged for the stack/env.
     let r = moto.run(&["destroy", path_str(&removed), "--env", "staging", "--auto-approve"]).expect(0);
-    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 20 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 21 destroyed."), "{}", r.stdout);
     assert!(tagged(&moto, "staging").is_empty());
     let left = rt().block_on(async { moto.s3().list_buckets().send().await.unwrap().buckets().len() });
     assert_eq!(left, 0);
@@ -356,7 +361,7 @@ fn sg_id(moto: &Moto, resource: &str) -> String {
 #[test]
 fn data_tier_settings_and_updates() {
     let moto = Moto::start();
-    let dir = Scratch::new("data");
+    let dir = Scratch::beside_stacks("data");
     apply(&moto, STACK);
 
     rt().block_on(async {
@@ -393,6 +398,31 @@ fn data_tier_settings_and_updates() {
         let mut ids: Vec<&str> = private.subnets().iter().filter_map(|s| s.subnet_id()).collect();
         ids.sort();
         assert_eq!(subnets, ids, "one mount target per private subnet");
+    });
+
+    // gitlab.rb in the config bucket holds the real endpoints and buckets.
+    rt().block_on(async {
+        let db = moto.rds().describe_db_instances().send().await.unwrap();
+        let db_host = db.db_instances()[0].endpoint().unwrap().address().unwrap().to_string();
+        let ec = moto.elasticache().describe_replication_groups().send().await.unwrap();
+        let redis_host =
+            ec.replication_groups()[0].node_groups()[0].primary_endpoint().unwrap().address().unwrap().to_string();
+        let obj = moto.s3().get_object().bucket("acme-gitlab-staging-config").key("gitlab.rb").send().await.unwrap();
+        let rb = String::from_utf8(obj.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+        for line in [
+            format!("gitlab_rails['db_host'] = '{db_host}'"),
+            format!("gitlab_rails['redis_host'] = '{redis_host}'"),
+            "postgresql['enable'] = false".to_string(),
+            "redis['enable'] = false".to_string(),
+            "gitlab_rails['redis_ssl'] = true".to_string(),
+            "gitlab_rails['object_store']['objects']['artifacts']['bucket'] = 'acme-gitlab-staging-objects'"
+                .to_string(),
+            "    'bucket' => 'acme-gitlab-staging-registry',".to_string(),
+            "gitlab_rails['monitoring_whitelist'] = ['127.0.0.0/8', '10.30.0.0/16']".to_string(),
+        ] {
+            assert!(rb.lines().any(|l| l == line), "missing `{line}` in gitlab.rb:\n{rb}");
+        }
+        assert!(!rb.contains(DB_PASSWORD), "the password is not rendered");
     });
 
     // The DB instance class changes in place: one ModifyDBInstance.
@@ -435,6 +465,37 @@ fn data_tier_settings_and_updates() {
     assert!(r.stdout.contains("~ log_min_duration_statement = \"1000\" → \"250\""), "{}", r.stdout);
     apply(&moto, path_str(&tuned));
     plan(&moto, path_str(&tuned)).expect(0);
+
+    // Editing the template plans one s3.object update, shown as a line diff.
+    let template = std::fs::read_to_string(harness::repo().join("templates/gitlab.rb.j2")).unwrap();
+    dir.write(
+        "gitlab.rb.j2",
+        &template.replace(
+            "letsencrypt['enable'] = false\n",
+            "letsencrypt['enable'] = false\nnginx['listen_https'] = false\n",
+        ),
+    );
+    let edited = stack_variant(
+        &dir,
+        "edited.yaml",
+        &[
+            ("$template: ../templates/gitlab.rb.j2", "$template: gitlab.rb.j2"),
+            ("        log_min_duration_statement: \"1000\"", "        log_min_duration_statement: \"250\""),
+        ],
+    );
+    let r = plan(&moto, path_str(&edited)).expect(2);
+    assert!(
+        r.stdout.contains("  ~ gitlab_rb (s3.object, acme-gitlab-staging-config/gitlab.rb) will be updated in place"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("          + nginx['listen_https'] = false"), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    let mark = moto.calls().len();
+    apply(&moto, path_str(&edited));
+    let muts: Vec<String> = moto.mutating_since(mark).into_iter().map(|c| c.operation).collect();
+    assert_eq!(muts, ["PutObject"]);
+    plan(&moto, path_str(&edited)).expect(0);
 }
 
 #[test]
@@ -443,13 +504,13 @@ fn environments_are_isolated_by_tags() {
     apply(&moto, STACK);
     // Production sees none of staging's objects as its own.
     let r = moto.run(&["plan", STACK, "--env", "production", "--detailed-exitcode"]).expect(2);
-    assert!(r.stdout.contains("Plan: 21 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 22 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert_eq!(tagged(&moto, "production").len(), 0);
 
     // JSON for tools: the same plan, machine-readable.
     let r = moto.run(&["plan", STACK, "--env", "production", "--format", "json"]).expect(0);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
-    assert_eq!(doc["summary"], serde_json::json!({"add": 21, "change": 0, "replace": 0, "destroy": 0}));
+    assert_eq!(doc["summary"], serde_json::json!({"add": 22, "change": 0, "replace": 0, "destroy": 0}));
     let private_a = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "private_a").unwrap();
     assert_eq!(private_a["action"], "create");
     let vpc_id = private_a["changes"].as_array().unwrap().iter().find(|c| c["attr"] == "vpc_id").unwrap();
@@ -485,12 +546,12 @@ fn killed_apply_reruns_without_duplicates() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let partial = tagged(&moto, "staging");
-    assert!(partial.len() >= 3 && partial.len() < 19, "kill did not land mid-apply: {partial:?}\n{seen:?}");
+    assert!(partial.len() >= 3 && partial.len() < 20, "kill did not land mid-apply: {partial:?}\n{seen:?}");
 
     let r = apply(&moto, STACK);
     assert!(r.stdout.contains("Apply complete"), "{}", r.stdout);
     let all = tagged(&moto, "staging");
-    assert_eq!(all.len(), 19, "{all:?}");
+    assert_eq!(all.len(), 20, "{all:?}");
     assert!(all.values().all(|n| *n == 1), "duplicates after rerun: {all:?}");
     plan(&moto, STACK).expect(0);
 }

@@ -27,6 +27,7 @@ pub mod rds_db_instance;
 pub mod rds_db_parameter_group;
 pub mod rds_db_subnet_group;
 pub mod s3_bucket;
+pub mod s3_object;
 
 /// Every kind converge knows, in the order `converge schema` documents them.
 pub static REGISTRY: &[&dyn Kind] = &[
@@ -41,6 +42,7 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &elasticache_replication_group::ReplicationGroupKind,
     &efs_file_system::FileSystem,
     &efs_mount_target::MountTarget,
+    &s3_object::Object,
 ];
 
 /// Looks a kind up by its `type:` name.

@@ -118,7 +118,10 @@ type Known = BTreeMap<String, BTreeMap<String, Value>>;
 /// While a value is unknown the kind may not be able to check it: the raw
 /// resolved value is used, and the executor resolves again at apply time.
 pub fn desired_props(r: &Resource, known: &Known) -> Result<Value, PlanError> {
-    let resolved = r.props.resolve(&|name, attr| known.get(name).and_then(|o| o.get(attr)).cloned());
+    let resolved = r
+        .props
+        .resolve(&|name, attr| known.get(name).and_then(|o| o.get(attr)).cloned())
+        .map_err(|message| PlanError { resource: r.name.clone(), message })?;
     match r.kind.canonicalize(resolved.clone()) {
         Ok(v) => Ok(v),
         Err(_) if value::contains_unknown(&resolved) => Ok(resolved),

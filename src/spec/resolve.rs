@@ -436,6 +436,7 @@ impl Cx {
                     .map(|(i, v)| self.template(v, &join_index(path, i), top, env, walk))
                     .collect(),
             ),
+            Value::Object(m) if m.contains_key("$template") => self.render_node(m, path, top, env, walk),
             Value::Object(m) => Template::Map(
                 m.into_iter()
                     .map(|(k, v)| {
@@ -446,6 +447,53 @@ impl Cx {
             ),
             other => Template::Lit(other),
         }
+    }
+
+    /// `{ $template: PATH, vars: {...} }`: the file is read and parsed now,
+    /// and rendered with placeholder values so that a name the template
+    /// uses but `vars` lacks is reported before any AWS call.
+    fn render_node(
+        &mut self,
+        m: serde_json::Map<String, Value>,
+        path: &str,
+        top: &str,
+        env: &Env<'_>,
+        walk: &mut Walk,
+    ) -> Template {
+        let tpath = join_key(path, "$template");
+        for k in m.keys().filter(|k| *k != "$template" && *k != "vars") {
+            self.at_key(
+                &join_key(path, k),
+                format!("unknown field `{k}` next to `$template`"),
+                Some("expected `vars`".into()),
+            );
+        }
+        let Some(Value::String(file)) = m.get("$template") else {
+            self.at_value(&tpath, "`$template` takes a file path, relative to the stack file".into(), None);
+            return Template::Lit(Value::Null);
+        };
+        let vars = match m.get("vars").cloned().unwrap_or(Value::Object(Default::default())) {
+            v @ Value::Object(_) => self.template(v, &join_key(path, "vars"), top, env, walk),
+            _ => {
+                self.at_value(&join_key(path, "vars"), "`vars` is a map of names to values".into(), None);
+                return Template::Lit(Value::Null);
+            }
+        };
+        let base = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let source = match std::fs::read_to_string(base.join(file)) {
+            Ok(s) => s,
+            Err(e) => {
+                self.at_value(&tpath, format!("cannot read template `{file}` (relative to the stack file): {e}"), None);
+                return Template::Lit(Value::Null);
+            }
+        };
+        let placeholders = vars.resolve(&|n, a| Some(Value::String(format!("<{n}.{a}>")))).unwrap_or(Value::Null);
+        let checked = crate::render::check(&source).and_then(|_| crate::render::render(&source, &placeholders));
+        if let Err(e) = checked {
+            self.at_value(&tpath, format!("template `{file}`, {e}"), None);
+            return Template::Lit(Value::Null);
+        }
+        Template::Render { path: file.clone(), source: source.into(), vars: Box::new(vars) }
     }
 
     fn string(&mut self, s: &str, path: &str, top: &str, env: &Env<'_>, walk: &mut Walk) -> Template {

@@ -1,6 +1,7 @@
 //! Property values that may still reference other resources' outputs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -16,13 +17,23 @@ pub enum Template {
     Interp(Vec<Part>),
     List(Vec<Template>),
     Map(BTreeMap<String, Template>),
+    /// `{ $template: PATH, vars: {...} }`: a file rendered with `vars` once
+    /// they are known.
+    Render {
+        path: String,
+        source: Arc<str>,
+        vars: Box<Template>,
+    },
 }
 
 impl Template {
     /// Substitutes resource outputs. `output(name, attr)` returns `None`
     /// while the value is unknown (the resource is yet to be created).
-    pub fn resolve(&self, output: &dyn Fn(&str, &str) -> Option<Value>) -> Value {
-        match self {
+    ///
+    /// # Errors
+    /// A template that fails to render with its (known) variables.
+    pub fn resolve(&self, output: &dyn Fn(&str, &str) -> Option<Value>) -> Result<Value, String> {
+        Ok(match self {
             Template::Lit(v) => v.clone(),
             Template::Interp(parts) => {
                 let get = |r: &Reference| match r {
@@ -30,7 +41,7 @@ impl Template {
                     _ => None,
                 };
                 if let [Part::Ref(r)] = parts.as_slice() {
-                    return get(r).unwrap_or_else(value::unknown);
+                    return Ok(get(r).unwrap_or_else(value::unknown));
                 }
                 let mut s = String::new();
                 for p in parts {
@@ -39,20 +50,30 @@ impl Template {
                         Part::Ref(r) => match get(r) {
                             Some(Value::String(v)) => s.push_str(&v),
                             Some(v) if !v.is_null() => s.push_str(&v.to_string()),
-                            _ => return value::unknown(),
+                            _ => return Ok(value::unknown()),
                         },
                     }
                 }
                 if value::contains_unknown(&Value::String(s.clone())) { value::unknown() } else { Value::String(s) }
             }
-            Template::List(items) => Value::Array(items.iter().map(|t| t.resolve(output)).collect()),
-            Template::Map(m) => Value::Object(m.iter().map(|(k, t)| (k.clone(), t.resolve(output))).collect()),
-        }
+            Template::List(items) => Value::Array(items.iter().map(|t| t.resolve(output)).collect::<Result<_, _>>()?),
+            Template::Map(m) => Value::Object(
+                m.iter().map(|(k, t)| Ok((k.clone(), t.resolve(output)?))).collect::<Result<_, String>>()?,
+            ),
+            Template::Render { path, source, vars } => {
+                let vars = vars.resolve(output)?;
+                if value::contains_unknown(&vars) {
+                    value::unknown()
+                } else {
+                    Value::String(crate::render::render(source, &vars).map_err(|e| format!("{path}: {e}"))?)
+                }
+            }
+        })
     }
 
     /// The value with every reference unknown: what validation checks.
     pub fn placeholder(&self) -> Value {
-        self.resolve(&|_, _| None)
+        self.resolve(&|_, _| None).unwrap_or_else(|_| value::unknown())
     }
 }
 
@@ -72,10 +93,16 @@ mod tests {
             ("vpc", "id") => Some(json!("vpc-1")),
             _ => None,
         };
-        assert_eq!(Template::Interp(vec![r("db", "port")]).resolve(&out), json!(5432));
-        assert_eq!(Template::Interp(vec![Part::Lit("id=".into()), r("vpc", "id")]).resolve(&out), json!("id=vpc-1"));
-        assert_eq!(Template::Interp(vec![r("new", "id")]).resolve(&out), value::unknown());
-        assert_eq!(Template::Interp(vec![Part::Lit("x-".into()), r("new", "id")]).resolve(&out), value::unknown());
+        assert_eq!(Template::Interp(vec![r("db", "port")]).resolve(&out).unwrap(), json!(5432));
+        assert_eq!(
+            Template::Interp(vec![Part::Lit("id=".into()), r("vpc", "id")]).resolve(&out).unwrap(),
+            json!("id=vpc-1")
+        );
+        assert_eq!(Template::Interp(vec![r("new", "id")]).resolve(&out).unwrap(), value::unknown());
+        assert_eq!(
+            Template::Interp(vec![Part::Lit("x-".into()), r("new", "id")]).resolve(&out).unwrap(),
+            value::unknown()
+        );
     }
 
     #[test]
@@ -84,7 +111,27 @@ mod tests {
             "a".into(),
             Template::List(vec![Template::Lit(json!(1)), Template::Interp(vec![r("x", "id")])]),
         )]));
-        assert_eq!(t.resolve(&|_, _| Some(json!("sg-1"))), json!({"a": [1, "sg-1"]}));
+        assert_eq!(t.resolve(&|_, _| Some(json!("sg-1"))).unwrap(), json!({"a": [1, "sg-1"]}));
         assert!(value::contains_unknown(&t.placeholder()));
+    }
+
+    #[test]
+    fn templates_render_once_their_variables_are_known() {
+        let t = Template::Render {
+            path: "t.j2".into(),
+            source: "host={{ host }}\n".into(),
+            vars: Box::new(Template::Map(BTreeMap::from([(
+                "host".into(),
+                Template::Interp(vec![r("db", "address")]),
+            )]))),
+        };
+        assert_eq!(t.resolve(&|_, _| None).unwrap(), value::unknown());
+        assert_eq!(t.resolve(&|_, _| Some(json!("db.internal"))).unwrap(), json!("host=db.internal\n"));
+        let bad = Template::Render {
+            path: "t.j2".into(),
+            source: "{{ nope }}".into(),
+            vars: Box::new(Template::Map(BTreeMap::new())),
+        };
+        assert!(bad.resolve(&|_, _| None).unwrap_err().starts_with("t.j2: line 1:"));
     }
 }

@@ -46,6 +46,17 @@ impl Scratch {
         Scratch(dir)
     }
 
+    /// A scratch directory one level below the repository, like `stacks/`,
+    /// so stack variants written there resolve `../templates/` as the real
+    /// stack does.
+    pub fn beside_stacks(tag: &str) -> Scratch {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = repo().join(format!(".test-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }

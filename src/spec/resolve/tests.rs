@@ -36,7 +36,7 @@ fn resolves_variables_region_and_references() {
     assert_eq!(subnet.tags["converge:env"], "default");
     assert_eq!(subnet.tags["converge:resource"], "subnet");
     assert_eq!(subnet.tags["Name"], "demo-default-subnet");
-    let out = subnet.props.resolve(&|n, a| (n == "vpc" && a == "id").then(|| json!("vpc-1")));
+    let out = subnet.props.resolve(&|n, a| (n == "vpc" && a == "id").then(|| json!("vpc-1"))).unwrap();
     assert_eq!(out, json!({"vpc_id": "vpc-1", "cidr_block": "10.0.1.0/24", "availability_zone": "eu-west-1a"}));
     assert_eq!(
         s.resources["vpc"].props,
@@ -145,4 +145,29 @@ fn all_problems_are_reported_in_file_order() {
     let d = load(&src).unwrap_err();
     let lines: Vec<usize> = d.iter().map(|d| d.line).collect();
     assert_eq!(lines, [11, 15], "{d:#?}");
+}
+
+#[test]
+fn templates_are_checked_offline() {
+    // Paths are relative to the stack file; `s.yaml` has no directory, so
+    // here they are relative to the crate root.
+    let with = |content: &str| {
+        format!(
+            "stack: demo\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.0.0.0/16\n  rb:\n    type: s3.object\n    properties:\n      bucket: b\n      key: gitlab.rb\n      content:\n{content}"
+        )
+    };
+    let d = one_error(&with("        $template: templates/nope.j2\n"));
+    assert!(d.message.starts_with("cannot read template `templates/nope.j2`"), "{d}");
+    assert_eq!((d.line, d.col), (14, 20));
+
+    // gitlab.rb.j2 needs many variables: the first undefined one is named.
+    let d = one_error(&with("        $template: templates/gitlab.rb.j2\n        vars:\n          stack: demo\n"));
+    assert!(d.message.starts_with("template `templates/gitlab.rb.j2`, line "), "{d}");
+    assert!(d.message.contains("undefined"), "{d}");
+
+    // A misspelt `vars`: reported, and so is what the template then lacks.
+    let d = load(&with("        $template: templates/gitlab.rb.j2\n        var: {}\n")).unwrap_err();
+    let messages: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
+    assert!(messages.contains(&"unknown field `var` next to `$template`"), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("`stack` is undefined")), "{messages:?}");
 }

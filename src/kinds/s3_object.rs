@@ -1,0 +1,274 @@
+//! `s3.object`: a small text object (e.g. a rendered `gitlab.rb`) in a
+//! bucket, replaced when its content changes.
+//!
+//! Identity: the `converge:` tags, set by PutObject itself (`Tagging`).
+//! A read lists the stack's buckets' objects and reads their tags; the
+//! content is read back so a plan shows a line diff of what changes.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::primitives::ByteStream;
+use futures_util::{StreamExt, TryStreamExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_ENV, TAG_STACK};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct Object;
+
+/// Largest content converge manages: configuration files, not data.
+const MAX_BYTES: usize = 1 << 20;
+
+/// Properties of `s3.object`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectProps {
+    /// The bucket, e.g. `${resources.config_bucket.name}`. Changing it
+    /// replaces the object.
+    pub bucket: String,
+    /// Changing it replaces the object.
+    pub key: String,
+    /// The text, often `{ $template: ../templates/x.j2, vars: {...} }`.
+    pub content: String,
+    #[serde(default = "text_plain")]
+    pub content_type: String,
+}
+
+fn text_plain() -> String {
+    "text/plain; charset=utf-8".into()
+}
+
+impl Kind for Object {
+    fn type_name(&self) -> &'static str {
+        "s3.object"
+    }
+    fn doc(&self) -> &'static str {
+        "A text object (a rendered config file) in an S3 bucket, rewritten when its content changes. Outputs: `id` (bucket/key), `url` (s3://…), `etag`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<ObjectProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let p: ObjectProps = super::typed(props)?;
+        if p.content.len() > MAX_BYTES {
+            return Err(PropsError {
+                path: "content".into(),
+                message: format!("more than {MAX_BYTES} bytes: converge manages configuration, not data"),
+            });
+        }
+        if p.key.is_empty() || p.key.starts_with('/') {
+            return Err(PropsError {
+                path: "key".into(),
+                message: "a key is not empty and does not start with `/`".into(),
+            });
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["bucket", "key"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "url", "etag"]
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            // The stack's buckets: listed once, tags read concurrently.
+            let buckets = aws
+                .s3
+                .list_buckets()
+                .bucket_region(&aws.region)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("s3:ListBuckets", e))?;
+            let ours: Vec<String> = futures_util::stream::iter(buckets.into_iter().filter_map(|b| b.name))
+                .map(|name| async move {
+                    let res = aws
+                        .s3
+                        .get_bucket_tagging()
+                        .bucket(&name)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("s3:GetBucketTagging", e));
+                    let tags = match res {
+                        Ok(out) => super::tag_map(out.tag_set.into_iter().map(|t| (Some(t.key), Some(t.value)))),
+                        Err(e) if e.code.starts_with("NoSuchTagSet") || e.is("NoSuchBucket") => BTreeMap::new(),
+                        Err(e) => return Err(e),
+                    };
+                    let mine = tags.get(TAG_STACK) == Some(&scope.stack) && tags.get(TAG_ENV) == Some(&scope.env);
+                    Ok(mine.then_some(name))
+                })
+                .buffer_unordered(16)
+                .try_filter_map(|x| async move { Ok(x) })
+                .try_collect()
+                .await?;
+            let mut keys = Vec::new();
+            for bucket in ours {
+                let pages: Vec<_> = aws
+                    .s3
+                    .list_objects_v2()
+                    .bucket(&bucket)
+                    .into_paginator()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("s3:ListObjectsV2", e))?;
+                let objects = pages.into_iter().flat_map(|p| p.contents.unwrap_or_default());
+                keys.extend(objects.filter_map(|o| o.key).map(|k| (bucket.clone(), k)));
+            }
+            futures_util::stream::iter(keys)
+                .map(|(bucket, key)| async move {
+                    let res = aws
+                        .s3
+                        .get_object_tagging()
+                        .bucket(&bucket)
+                        .key(&key)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("s3:GetObjectTagging", e));
+                    let Some(out) = not_found(res, &["NoSuchKey"])? else { return Ok(None) };
+                    let tags = super::tag_map(out.tag_set.into_iter().map(|t| (Some(t.key), Some(t.value))));
+                    let Some(owner) = scope.owner(&tags, None) else { return Ok(None) };
+                    fetch(aws, owner, &bucket, &key, tags).await
+                })
+                .buffer_unordered(16)
+                .try_filter_map(|x| async move { Ok(x) })
+                .try_collect()
+                .await
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        // PutObject creates or overwrites: naturally idempotent.
+        Box::pin(async move { put(aws, d).await })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, _l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move { put(aws, d).await })
+    }
+
+    /// Deletes every version of the key (in a versioned bucket a plain
+    /// delete only adds a delete marker, and the bucket could never be
+    /// deleted); nothing else in the bucket is touched.
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let p: ObjectProps = parse(&l.props)?;
+            let res = aws
+                .s3
+                .list_object_versions()
+                .bucket(&p.bucket)
+                .prefix(&p.key)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("s3:ListObjectVersions", e));
+            let Some(out) = not_found(res, &["NoSuchBucket"])? else { return Ok(()) };
+            let versions =
+                out.versions().iter().filter(|v| v.key() == Some(&p.key)).map(|v| v.version_id().map(str::to_string));
+            let markers = out
+                .delete_markers()
+                .iter()
+                .filter(|m| m.key() == Some(&p.key))
+                .map(|m| m.version_id().map(str::to_string));
+            let mut ids: Vec<Option<String>> = versions.chain(markers).collect();
+            if ids.is_empty() {
+                ids.push(None); // an unversioned bucket: the object itself
+            }
+            for id in ids {
+                let res = aws
+                    .s3
+                    .delete_object()
+                    .bucket(&p.bucket)
+                    .key(&p.key)
+                    .set_version_id(id.filter(|v| v != "null"))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("s3:DeleteObject", e));
+                not_found(res, &["NoSuchKey", "NoSuchBucket", "NoSuchVersion"])?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<ObjectProps, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("s3.object", e.to_string()))
+}
+
+/// `Tagging` header: URL-encoded `key=value&…`.
+fn tagging(tags: &BTreeMap<String, String>) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    tags.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+async fn put(aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
+    let p: ObjectProps = parse(&d.props)?;
+    let out = aws
+        .s3
+        .put_object()
+        .bucket(&p.bucket)
+        .key(&p.key)
+        .content_type(&p.content_type)
+        .tagging(tagging(&d.tags))
+        .body(ByteStream::from(p.content.clone().into_bytes()))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
+    let etag = out.e_tag.unwrap_or_default();
+    Ok(live(d.name.clone(), p, d.tags.clone(), etag))
+}
+
+async fn fetch(
+    aws: &Aws,
+    owner: String,
+    bucket: &str,
+    key: &str,
+    tags: BTreeMap<String, String>,
+) -> Result<Option<Live>, AwsError> {
+    let res =
+        aws.s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| AwsError::from_sdk("s3:GetObject", e));
+    let Some(out) = not_found(res, &["NoSuchKey"])? else { return Ok(None) };
+    let content_type = out.content_type.clone().unwrap_or_else(text_plain);
+    let etag = out.e_tag.clone().unwrap_or_default();
+    let bytes = out.body.collect().await.map_err(|e| AwsError::other("s3:GetObject", e.to_string()))?.into_bytes();
+    // Binary content is not ours to show; compare it as "changed".
+    let content = String::from_utf8(bytes.to_vec()).unwrap_or_else(|_| "(binary content)".into());
+    let p = ObjectProps { bucket: bucket.into(), key: key.into(), content, content_type };
+    Ok(Some(live(owner, p, tags, etag)))
+}
+
+fn live(name: String, p: ObjectProps, tags: BTreeMap<String, String>, etag: String) -> Live {
+    let id = format!("{}/{}", p.bucket, p.key);
+    let outputs = [
+        ("id".to_string(), Value::from(id.clone())),
+        ("url".to_string(), Value::from(format!("s3://{id}"))),
+        ("etag".to_string(), Value::from(etag)),
+    ]
+    .into();
+    Live { name, id, props: super::to_value(&p), tags, outputs }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tagging_header_is_url_encoded() {
+        let tags = [("converge:stack".to_string(), "gitlab ha".to_string()), ("Name".into(), "a/b".into())].into();
+        assert_eq!(super::tagging(&tags), "Name=a%2Fb&converge%3Astack=gitlab%20ha");
+    }
+}
