@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::Filter;
 use harness::{Moto, Scratch, path_str, rt, stack_variant, wait_for_lines};
 
 const STACK: &str = "stacks/gitlab-ha.yaml";
-const RESOURCES: [&str; 22] = [
+const RESOURCES: [&str; 26] = [
     "vpc",
     "private_a",
     "private_b",
@@ -32,6 +32,10 @@ const RESOURCES: [&str; 22] = [
     "efs_a",
     "efs_b",
     "gitlab_rb",
+    "alb",
+    "app_tg",
+    "https_listener",
+    "http_listener",
 ];
 /// The database password the tests pass through the environment.
 const DB_PASSWORD: &str = harness::DB_PASSWORD;
@@ -124,6 +128,28 @@ fn tagged(moto: &Moto, env: &str) -> BTreeMap<(String, String), usize> {
                 tags.tag_list().iter().map(|t| (t.key.clone().unwrap(), t.value.clone().unwrap())).collect(),
             );
         }
+        let elb = moto.elbv2();
+        let lbs = elb.describe_load_balancers().send().await.unwrap();
+        let mut arns: Vec<(&str, String)> = Vec::new();
+        for lb in lbs.load_balancers() {
+            let arn = lb.load_balancer_arn().unwrap().to_string();
+            for l in elb.describe_listeners().load_balancer_arn(&arn).send().await.unwrap().listeners() {
+                arns.push(("listener", l.listener_arn().unwrap().to_string()));
+            }
+            arns.push(("load_balancer", arn));
+        }
+        for g in elb.describe_target_groups().send().await.unwrap().target_groups() {
+            arns.push(("target_group", g.target_group_arn().unwrap().to_string()));
+        }
+        for (kind, arn) in arns {
+            let t = elb.describe_tags().resource_arns(&arn).send().await.unwrap();
+            let tags = t.tag_descriptions()[0]
+                .tags()
+                .iter()
+                .map(|t| (t.key.clone().unwrap(), t.value.clone().unwrap()))
+                .collect();
+            add(kind, tags);
+        }
         for f in moto.efs().describe_file_systems().send().await.unwrap().file_systems() {
             add("file_system", f.tags().iter().map(|t| (t.key.clone(), t.value.clone())).collect());
         }
@@ -161,18 +187,18 @@ fn create_noop_update_drift_replace_delete_destroy() {
     for name in RESOURCES {
         assert!(r.stdout.contains(&format!("  + {name} (")), "{name} not planned for creation:\n{}", r.stdout);
     }
-    assert!(r.stdout.contains("Plan: 22 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 26 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert!(moto.calls().iter().all(|c| !c.mutating), "plan mutated AWS");
     assert!(r.stdout.contains("+ master_password             = (sensitive)"), "{}", r.stdout);
     assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
 
     // 2. Apply creates them, each carrying the three identity tags.
     let r = apply(&moto, STACK);
-    assert!(r.stdout.contains("Apply complete: 22 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Apply complete: 26 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
     assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
     let found = tagged(&moto, "staging");
     // Every resource but the two mount targets (EFS cannot tag them).
-    assert_eq!(found.len(), 20, "{found:?}");
+    assert_eq!(found.len(), 24, "{found:?}");
     assert!(found.values().all(|n| *n == 1), "duplicates: {found:?}");
     let ec2 = moto.ec2();
     let s3 = moto.s3();
@@ -273,7 +299,8 @@ fn create_noop_update_drift_replace_delete_destroy() {
 
     // 4c. A replace-forcing change: -/+ with the attribute named. A new
     // subnet CIDR replaces the subnet, and what names the subnet follows:
-    // its mount target is replaced, the DB and cache subnet groups updated.
+    // its mount target is replaced; the DB and cache subnet groups and the
+    // load balancer are updated.
     let moved = stack_variant(
         &dir,
         "moved.yaml",
@@ -290,7 +317,8 @@ fn create_noop_update_drift_replace_delete_destroy() {
     assert!(r.stdout.contains("-/+ efs_b (efs.mount_target, fsmt-"), "{}", r.stdout);
     assert!(r.stdout.contains("  ~ db_subnets (rds.db_subnet_group, "), "{}", r.stdout);
     assert!(r.stdout.contains("  ~ redis_subnets (elasticache.subnet_group, "), "{}", r.stdout);
-    assert!(r.stdout.contains("Plan: 0 to add, 2 to change, 2 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("  ~ alb (elbv2.load_balancer, "), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 0 to add, 3 to change, 2 to replace, 0 to destroy."), "{}", r.stdout);
 
     // Applied on a resource without dependents: a group's description
     // cannot be edited, so it is replaced.
@@ -319,11 +347,11 @@ fn create_noop_update_drift_replace_delete_destroy() {
     assert!(r.stdout.contains("will be destroyed (no longer in the spec)"), "{}", r.stdout);
     assert!(r.stdout.contains("Plan: 0 to add, 0 to change, 0 to replace, 1 to destroy."), "{}", r.stdout);
     apply(&moto, path_str(&removed));
-    assert_eq!(tagged(&moto, "staging").len(), 19);
+    assert_eq!(tagged(&moto, "staging").len(), 23);
 
     // 5. Destroy leaves nothing tagged for the stack/env.
     let r = moto.run(&["destroy", path_str(&removed), "--env", "staging", "--auto-approve"]).expect(0);
-    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 21 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 25 destroyed."), "{}", r.stdout);
     assert!(tagged(&moto, "staging").is_empty());
     let left = rt().block_on(async { moto.s3().list_buckets().send().await.unwrap().buckets().len() });
     assert_eq!(left, 0);
@@ -359,7 +387,7 @@ fn sg_id(moto: &Moto, resource: &str) -> String {
 }
 
 #[test]
-fn data_tier_settings_and_updates() {
+fn data_tier_load_balancer_and_gitlab_rb() {
     let moto = Moto::start();
     let dir = Scratch::beside_stacks("data");
     apply(&moto, STACK);
@@ -398,6 +426,42 @@ fn data_tier_settings_and_updates() {
         let mut ids: Vec<&str> = private.subnets().iter().filter_map(|s| s.subnet_id()).collect();
         ids.sort();
         assert_eq!(subnets, ids, "one mount target per private subnet");
+    });
+
+    // The internal ALB, its target group's readiness check, and listeners:
+    // HTTPS forwarding to the target group, HTTP redirecting to HTTPS.
+    rt().block_on(async {
+        let elb = moto.elbv2();
+        let lbs = elb.describe_load_balancers().send().await.unwrap();
+        let lb = &lbs.load_balancers()[0];
+        assert_eq!(lb.load_balancer_name(), Some("gitlab-ha-staging-alb"));
+        assert_eq!(lb.scheme().map(|s| s.as_str()), Some("internal"));
+        assert_eq!(lb.r#type().map(|t| t.as_str()), Some("application"));
+        let tgs = elb.describe_target_groups().send().await.unwrap();
+        let tg = &tgs.target_groups()[0];
+        assert_eq!(tg.health_check_path(), Some("/-/readiness"));
+        let listeners =
+            elb.describe_listeners().load_balancer_arn(lb.load_balancer_arn().unwrap()).send().await.unwrap();
+        let mut by_port: Vec<(i32, String, String)> = listeners
+            .listeners()
+            .iter()
+            .map(|l| {
+                let a = &l.default_actions()[0];
+                let what = match a.redirect_config() {
+                    Some(r) => format!("redirect {}:{}", r.protocol().unwrap(), r.port().unwrap()),
+                    None => format!("forward {}", a.target_group_arn().unwrap() == tg.target_group_arn().unwrap()),
+                };
+                (l.port().unwrap(), l.protocol().unwrap().as_str().to_string(), what)
+            })
+            .collect();
+        by_port.sort();
+        assert_eq!(
+            by_port,
+            [
+                (80, "HTTP".to_string(), "redirect HTTPS:443".to_string()),
+                (443, "HTTPS".to_string(), "forward true".to_string())
+            ]
+        );
     });
 
     // gitlab.rb in the config bucket holds the real endpoints and buckets.
@@ -504,13 +568,13 @@ fn environments_are_isolated_by_tags() {
     apply(&moto, STACK);
     // Production sees none of staging's objects as its own.
     let r = moto.run(&["plan", STACK, "--env", "production", "--detailed-exitcode"]).expect(2);
-    assert!(r.stdout.contains("Plan: 22 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 26 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert_eq!(tagged(&moto, "production").len(), 0);
 
     // JSON for tools: the same plan, machine-readable.
     let r = moto.run(&["plan", STACK, "--env", "production", "--format", "json"]).expect(0);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
-    assert_eq!(doc["summary"], serde_json::json!({"add": 22, "change": 0, "replace": 0, "destroy": 0}));
+    assert_eq!(doc["summary"], serde_json::json!({"add": 26, "change": 0, "replace": 0, "destroy": 0}));
     let private_a = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "private_a").unwrap();
     assert_eq!(private_a["action"], "create");
     let vpc_id = private_a["changes"].as_array().unwrap().iter().find(|c| c["attr"] == "vpc_id").unwrap();
@@ -546,12 +610,12 @@ fn killed_apply_reruns_without_duplicates() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let partial = tagged(&moto, "staging");
-    assert!(partial.len() >= 3 && partial.len() < 20, "kill did not land mid-apply: {partial:?}\n{seen:?}");
+    assert!(partial.len() >= 3 && partial.len() < 24, "kill did not land mid-apply: {partial:?}\n{seen:?}");
 
     let r = apply(&moto, STACK);
     assert!(r.stdout.contains("Apply complete"), "{}", r.stdout);
     let all = tagged(&moto, "staging");
-    assert_eq!(all.len(), 20, "{all:?}");
+    assert_eq!(all.len(), 24, "{all:?}");
     assert!(all.values().all(|n| *n == 1), "duplicates after rerun: {all:?}");
     plan(&moto, STACK).expect(0);
 }

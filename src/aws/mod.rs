@@ -12,6 +12,7 @@ use aws_types::region::Region;
 
 pub mod ec2;
 pub mod elasticache;
+pub mod elbv2;
 pub mod rds;
 
 /// How to reach AWS, from the command line and the stack.
@@ -32,6 +33,7 @@ pub struct Aws {
     pub rds: aws_sdk_rds::Client,
     pub elasticache: aws_sdk_elasticache::Client,
     pub efs: aws_sdk_efs::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub region: String,
 }
 
@@ -66,6 +68,7 @@ impl Aws {
             rds: aws_sdk_rds::Client::new(&conf),
             elasticache: aws_sdk_elasticache::Client::new(&conf),
             efs: aws_sdk_efs::Client::new(&conf),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
             region: opts.region.clone(),
         }
     }

@@ -56,6 +56,17 @@ pub struct StackArgs {
     /// AWS region; overrides the stack's `region:`.
     #[arg(long)]
     pub region: Option<String>,
+    /// Override a stack variable: `--var app_min=3` (repeatable). Also
+    /// `CONVERGE_VAR_app_min=3` in the environment.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got `{s}`")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -178,7 +189,8 @@ fn init_tracing(verbose: bool) {
 
 /// Loads and validates the stack: every problem, and no AWS call.
 pub fn load(args: &StackArgs, require_secrets: bool) -> anyhow::Result<Stack> {
-    let opts = LoadOptions { env: args.env.clone(), region: args.region.clone(), require_secrets };
+    let opts =
+        LoadOptions { env: args.env.clone(), region: args.region.clone(), require_secrets, vars: args.vars.clone() };
     Ok(crate::spec::load(&args.stack, &opts)?)
 }
 

@@ -23,6 +23,9 @@ pub mod efs_file_system;
 pub mod efs_mount_target;
 pub mod elasticache_replication_group;
 pub mod elasticache_subnet_group;
+pub mod elbv2_listener;
+pub mod elbv2_load_balancer;
+pub mod elbv2_target_group;
 pub mod rds_db_instance;
 pub mod rds_db_parameter_group;
 pub mod rds_db_subnet_group;
@@ -43,6 +46,9 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &efs_file_system::FileSystem,
     &efs_mount_target::MountTarget,
     &s3_object::Object,
+    &elbv2_load_balancer::LoadBalancerKind,
+    &elbv2_target_group::TargetGroupKind,
+    &elbv2_listener::ListenerKind,
 ];
 
 /// Looks a kind up by its `type:` name.

@@ -23,6 +23,21 @@ pub struct LoadOptions {
     /// `${env.NAME}` must be set (plan/apply). `validate` leaves it off so a
     /// review job needs no secrets.
     pub require_secrets: bool,
+    /// `--var NAME=VALUE`: overrides a declared variable (after the
+    /// environment's overrides and `CONVERGE_VAR_NAME`); the value is read
+    /// as a YAML scalar, so `--var app_min=3` is a number.
+    pub vars: Vec<(String, String)>,
+}
+
+/// Prefix of process environment variables that override stack variables,
+/// as `TF_VAR_` does for Terraform.
+pub const VAR_ENV_PREFIX: &str = "CONVERGE_VAR_";
+
+fn scalar(text: &str) -> Value {
+    serde_yaml_ng::from_str::<Value>(text)
+        .ok()
+        .filter(|v| !v.is_object() && !v.is_array())
+        .unwrap_or_else(|| Value::String(text.into()))
 }
 
 /// Reads and resolves a stack file.
@@ -228,6 +243,23 @@ impl Cx {
                 continue;
             }
             vars.insert(k, v);
+        }
+        // CONVERGE_VAR_NAME, then --var: undeclared ones are an error on
+        // the command line, ignored in the environment (another stack's).
+        for (k, v) in std::env::vars() {
+            if let Some(name) = k.strip_prefix(VAR_ENV_PREFIX)
+                && vars.contains_key(name)
+            {
+                vars.insert(name.to_string(), scalar(&v));
+            }
+        }
+        for (k, v) in &opts.vars {
+            if vars.contains_key(k) {
+                vars.insert(k.clone(), scalar(v));
+            } else {
+                let help = help_for(k, vars.keys().map(String::as_str));
+                self.at_key("variables", format!("--var {k}: no such variable in the stack"), help);
+            }
         }
         for (k, v) in &vars {
             if contains_expr(v) {

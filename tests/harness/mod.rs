@@ -87,6 +87,8 @@ pub struct Moto {
     child: Child,
     pub endpoint: String,
     pub dir: Scratch,
+    /// A certificate in moto's ACM, for the HTTPS listener.
+    pub certificate_arn: String,
 }
 
 impl Moto {
@@ -105,6 +107,8 @@ impl Moto {
             .arg("--log")
             .arg(dir.path("requests.jsonl"))
             .arg("--watch-stdin")
+            .arg("--acm-certificate-file")
+            .arg(dir.path("certificate-arn"))
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(log.try_clone().expect("log"))
@@ -123,7 +127,9 @@ impl Moto {
             );
             std::thread::sleep(Duration::from_millis(50));
         };
-        Moto { child, endpoint: format!("http://127.0.0.1:{port}"), dir }
+        let certificate_arn =
+            std::fs::read_to_string(dir.path("certificate-arn")).expect("moto made an ACM certificate");
+        Moto { child, endpoint: format!("http://127.0.0.1:{port}"), dir, certificate_arn }
     }
 
     /// Every request so far.
@@ -151,6 +157,7 @@ impl Moto {
             .env_remove("AWS_REGION")
             .env("NO_COLOR", "1")
             .env("GITLAB_DB_PASSWORD", DB_PASSWORD)
+            .env("CONVERGE_VAR_certificate_arn", &self.certificate_arn)
             .stdin(Stdio::null());
         c
     }
@@ -202,6 +209,19 @@ impl Moto {
                 .region(aws_sdk_efs::config::Region::new(REGION))
                 .endpoint_url(&self.endpoint)
                 .credentials_provider(aws_sdk_efs::config::Credentials::new("testing", "testing", None, None, "test"))
+                .build(),
+        )
+    }
+
+    pub fn elbv2(&self) -> aws_sdk_elasticloadbalancingv2::Client {
+        aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::Config::builder()
+                .behavior_version(aws_sdk_elasticloadbalancingv2::config::BehaviorVersion::latest())
+                .region(aws_sdk_elasticloadbalancingv2::config::Region::new(REGION))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(aws_sdk_elasticloadbalancingv2::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
                 .build(),
         )
     }

@@ -32,6 +32,10 @@ moto's own backend, a group still used by a replication group answers
 CacheSubnetGroupInUse and an unknown one CacheSubnetGroupNotFoundFault, as
 the ElastiCache API reference documents. converge sends the real call.
 
+--acm-certificate-file PATH requests a certificate from moto's own ACM (an
+HTTPS listener needs one that exists) and writes its ARN there, for
+`CONVERGE_VAR_certificate_arn`.
+
 It binds 127.0.0.1 on a free port and writes the port to --port-file. With
 --watch-stdin it exits when its stdin closes, so a test process that dies
 cannot leave a server behind.
@@ -233,9 +237,20 @@ def main():
     ap.add_argument("--log")
     ap.add_argument("--delay-mutations-ms", type=int, default=0)
     ap.add_argument("--watch-stdin", action="store_true")
+    ap.add_argument("--acm-certificate-file")
+    ap.add_argument("--region", default="eu-west-1")
     args = ap.parse_args()
 
     fix_num_cache_clusters()
+    if args.acm_certificate_file:
+        from moto.acm.models import acm_backends
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        arn = acm_backends[DEFAULT_ACCOUNT_ID][args.region].request_certificate(
+            domain_name="gitlab.example.internal", idempotency_token=None, subject_alt_names=[], tags=[]
+        )
+        with open(args.acm_certificate_file, "w") as f:
+            f.write(arn)
     app = Observer(DomainDispatcherApplication(create_backend_app), args.log, args.delay_mutations_ms)
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_address[1]

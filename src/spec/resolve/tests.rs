@@ -171,3 +171,19 @@ fn templates_are_checked_offline() {
     assert!(messages.contains(&"unknown field `var` next to `$template`"), "{messages:?}");
     assert!(messages.iter().any(|m| m.contains("`stack` is undefined")), "{messages:?}");
 }
+
+#[test]
+fn command_line_variables_override_and_are_checked() {
+    let opts = |vars: &[(&str, &str)]| LoadOptions {
+        vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
+    };
+    let s = load_with(BASE, opts(&[("cidr", "10.7.0.0/16"), ("days", "9")])).unwrap();
+    assert_eq!(s.resources["vpc"].props.placeholder()["cidr_block"], json!("10.7.0.0/16"));
+    let d = load_with(BASE, opts(&[("cidrr", "x")])).unwrap_err();
+    assert_eq!(d[0].message, "--var cidrr: no such variable in the stack");
+    assert_eq!(d[0].help.as_deref(), Some("did you mean `cidr`?"));
+    assert_eq!(super::scalar("9"), json!(9));
+    assert_eq!(super::scalar("true"), json!(true));
+    assert_eq!(super::scalar("arn:aws:acm:x"), json!("arn:aws:acm:x"));
+}

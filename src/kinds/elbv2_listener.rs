@@ -1,0 +1,291 @@
+//! `elbv2.listener`: a port on a load balancer and what it does with
+//! requests: forward to a target group, or redirect (HTTP → HTTPS).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action as AwsAction, ActionTypeEnum, Certificate, Listener, ProtocolEnum, RedirectActionConfig,
+    RedirectActionStatusCodeEnum,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_ENV, TAG_STACK};
+use crate::aws::elbv2::{sync_tags, tags_of, to_tags};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct ListenerKind;
+
+/// Properties of `elbv2.listener`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerProps {
+    /// Changing it replaces the listener.
+    pub load_balancer_arn: String,
+    pub port: i32,
+    /// `HTTP`, `HTTPS`, `TCP`, `TLS`.
+    pub protocol: String,
+    /// Required for `HTTPS` and `TLS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_arn: Option<String>,
+    /// Omitted: AWS's default policy, not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_policy: Option<String>,
+    pub default_action: DefaultAction,
+}
+
+/// What the listener does.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DefaultAction {
+    Forward {
+        target_group_arn: String,
+    },
+    Redirect {
+        #[serde(default = "https")]
+        protocol: String,
+        #[serde(default = "https_port")]
+        port: String,
+        #[serde(default = "moved")]
+        status_code: String,
+    },
+}
+
+fn https() -> String {
+    "HTTPS".into()
+}
+fn https_port() -> String {
+    "443".into()
+}
+fn moved() -> String {
+    "HTTP_301".into()
+}
+
+impl Kind for ListenerKind {
+    fn type_name(&self) -> &'static str {
+        "elbv2.listener"
+    }
+    fn doc(&self) -> &'static str {
+        "A load balancer listener: forward to a target group or redirect (HTTP → HTTPS). Outputs: `id` and `arn`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<ListenerProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let p: ListenerProps = super::typed(props)?;
+        let secure = ["HTTPS", "TLS"].contains(&p.protocol.as_str());
+        if secure && p.certificate_arn.is_none() {
+            return Err(PropsError {
+                path: "certificate_arn".into(),
+                message: format!("a {} listener needs `certificate_arn`", p.protocol),
+            });
+        }
+        if !secure && p.certificate_arn.is_some() {
+            return Err(PropsError {
+                path: "certificate_arn".into(),
+                message: format!("a {} listener takes no certificate", p.protocol),
+            });
+        }
+        if let DefaultAction::Redirect { status_code, .. } = &p.default_action
+            && !["HTTP_301", "HTTP_302"].contains(&status_code.as_str())
+        {
+            return Err(PropsError {
+                path: "default_action.status_code".into(),
+                message: "expected `HTTP_301` or `HTTP_302`".into(),
+            });
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["load_balancer_arn"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "arn"]
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            // Listeners are listed per load balancer: the stack's ones.
+            let lbs = aws
+                .elbv2
+                .describe_load_balancers()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e))?;
+            let lb_arns: Vec<String> = lbs.into_iter().filter_map(|l| l.load_balancer_arn).collect();
+            let lb_tags = tags_of(aws, &lb_arns).await?;
+            let mut listeners = Vec::new();
+            for (arn, t) in &lb_tags {
+                if t.get(TAG_STACK) != Some(&scope.stack) || t.get(TAG_ENV) != Some(&scope.env) {
+                    continue;
+                }
+                let found = aws
+                    .elbv2
+                    .describe_listeners()
+                    .load_balancer_arn(arn)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeListeners", e))?;
+                listeners.extend(found);
+            }
+            let arns: Vec<String> = listeners.iter().filter_map(|l| l.listener_arn.clone()).collect();
+            let tags = tags_of(aws, &arns).await?;
+            Ok(listeners
+                .into_iter()
+                .filter_map(|l| {
+                    let t = tags.get(l.listener_arn()?).cloned().unwrap_or_default();
+                    let owner = scope.owner(&t, None)?;
+                    Some(live(owner, l, t))
+                })
+                .collect())
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: ListenerProps = parse(&d.props)?;
+            let res = aws
+                .elbv2
+                .create_listener()
+                .load_balancer_arn(&p.load_balancer_arn)
+                .port(p.port)
+                .protocol(ProtocolEnum::from(p.protocol.as_str()))
+                .set_certificates(certificates(&p))
+                .set_ssl_policy(p.ssl_policy.clone())
+                .default_actions(action(&p.default_action))
+                .set_tags(Some(to_tags(&d.tags)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:CreateListener", e));
+            match res {
+                Ok(out) => {
+                    let l = out.listeners.unwrap_or_default().into_iter().next();
+                    let l = l.ok_or_else(|| AwsError::other("elasticloadbalancing:CreateListener", "no listener"))?;
+                    Ok(live(d.name.clone(), l, d.tags.clone()))
+                }
+                // The port is taken: by the listener a lost response made.
+                Err(e) if e.is("DuplicateListener") => {
+                    let found = aws
+                        .elbv2
+                        .describe_listeners()
+                        .load_balancer_arn(&p.load_balancer_arn)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeListeners", e))?;
+                    let l =
+                        found.listeners.unwrap_or_default().into_iter().find(|l| l.port == Some(p.port)).ok_or(e)?;
+                    let arn = l.listener_arn.clone().unwrap_or_default();
+                    let tags = tags_of(aws, std::slice::from_ref(&arn)).await?.remove(&arn).unwrap_or_default();
+                    let l = live(d.name.clone(), l, tags);
+                    self.update(aws, d, &l).await
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: ListenerProps = parse(&d.props)?;
+            let mut want = d.props.clone();
+            let mut have = l.props.clone();
+            for v in [&mut want, &mut have] {
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("ssl_policy");
+                }
+            }
+            let policy_changed = p.ssl_policy.is_some() && d.props.get("ssl_policy") != l.props.get("ssl_policy");
+            if want != have || policy_changed {
+                aws.elbv2
+                    .modify_listener()
+                    .listener_arn(&l.id)
+                    .port(p.port)
+                    .protocol(ProtocolEnum::from(p.protocol.as_str()))
+                    .set_certificates(certificates(&p))
+                    .set_ssl_policy(p.ssl_policy.clone())
+                    .default_actions(action(&p.default_action))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:ModifyListener", e))?;
+            }
+            sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let res = aws
+                .elbv2
+                .delete_listener()
+                .listener_arn(&l.id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteListener", e));
+            not_found(res, &["ListenerNotFound"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<ListenerProps, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("elbv2.listener", e.to_string()))
+}
+
+fn certificates(p: &ListenerProps) -> Option<Vec<Certificate>> {
+    p.certificate_arn.as_ref().map(|arn| vec![Certificate::builder().certificate_arn(arn).build()])
+}
+
+fn action(a: &DefaultAction) -> AwsAction {
+    match a {
+        DefaultAction::Forward { target_group_arn } => {
+            AwsAction::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group_arn).build()
+        }
+        DefaultAction::Redirect { protocol, port, status_code } => AwsAction::builder()
+            .r#type(ActionTypeEnum::Redirect)
+            .redirect_config(
+                RedirectActionConfig::builder()
+                    .protocol(protocol)
+                    .port(port)
+                    .status_code(RedirectActionStatusCodeEnum::from(status_code.as_str()))
+                    .build(),
+            )
+            .build(),
+    }
+}
+
+fn live(name: String, l: Listener, tags: BTreeMap<String, String>) -> Live {
+    let arn = l.listener_arn.clone().unwrap_or_default();
+    let first = l.default_actions().first();
+    let default_action = match first.and_then(|a| a.redirect_config.as_ref()) {
+        Some(r) => DefaultAction::Redirect {
+            protocol: r.protocol.clone().unwrap_or_else(https),
+            port: r.port.clone().unwrap_or_else(https_port),
+            status_code: r.status_code.as_ref().map(|c| c.as_str().to_string()).unwrap_or_else(moved),
+        },
+        None => DefaultAction::Forward {
+            target_group_arn: first.and_then(|a| a.target_group_arn.clone()).unwrap_or_default(),
+        },
+    };
+    let props = ListenerProps {
+        load_balancer_arn: l.load_balancer_arn.clone().unwrap_or_default(),
+        port: l.port.unwrap_or_default(),
+        protocol: l.protocol.as_ref().map(|p| p.as_str().to_string()).unwrap_or_default(),
+        certificate_arn: l.certificates().first().and_then(|c| c.certificate_arn.clone()),
+        ssl_policy: l.ssl_policy.clone(),
+        default_action,
+    };
+    let outputs = [("id".to_string(), Value::from(arn.clone())), ("arn".to_string(), Value::from(arn.clone()))].into();
+    Live { name, id: arn, props: super::to_value(&props), tags, outputs }
+}

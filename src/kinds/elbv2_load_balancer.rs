@@ -1,0 +1,224 @@
+//! `elbv2.load_balancer`: an application (or network) load balancer,
+//! internal by default.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancingv2::client::Waiters;
+use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::ec2::waiter_error;
+use crate::aws::elbv2::{check_name, sync_tags, tags_of, to_tags};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct LoadBalancerKind;
+
+/// Properties of `elbv2.load_balancer`. Its name is the physical name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancerProps {
+    /// `internal` (default) or `internet-facing`. Changing it replaces it.
+    #[serde(default = "internal")]
+    pub scheme: String,
+    /// `application` (default) or `network`. Changing it replaces it.
+    #[serde(default = "application", rename = "type")]
+    pub lb_type: String,
+    /// Subnets in at least two availability zones. Updated in place.
+    pub subnets: Vec<String>,
+    /// Updated in place (application load balancers).
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+}
+
+fn internal() -> String {
+    "internal".into()
+}
+fn application() -> String {
+    "application".into()
+}
+
+impl Kind for LoadBalancerKind {
+    fn type_name(&self) -> &'static str {
+        "elbv2.load_balancer"
+    }
+    fn doc(&self) -> &'static str {
+        "An Elastic Load Balancing v2 load balancer, internal by default. Outputs: `id` and `arn`, `dns_name`, `zone_id`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<LoadBalancerProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let mut p: LoadBalancerProps = super::typed(props)?;
+        super::sort_ids(&mut p.subnets);
+        super::sort_ids(&mut p.security_groups);
+        if !["internal", "internet-facing"].contains(&p.scheme.as_str()) {
+            return Err(PropsError {
+                path: "scheme".into(),
+                message: "expected `internal` or `internet-facing`".into(),
+            });
+        }
+        if !["application", "network"].contains(&p.lb_type.as_str()) {
+            return Err(PropsError { path: "type".into(), message: "expected `application` or `network`".into() });
+        }
+        if p.subnets.len() < 2 {
+            return Err(PropsError {
+                path: "subnets".into(),
+                message: "a load balancer needs subnets in two availability zones".into(),
+            });
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["scheme", "type"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "arn", "dns_name", "zone_id"]
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        check_name(name)
+    }
+    fn default_wait(&self) -> Duration {
+        Duration::from_secs(15 * 60)
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let lbs = aws
+                .elbv2
+                .describe_load_balancers()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e))?;
+            let arns: Vec<String> = lbs.iter().filter_map(|l| l.load_balancer_arn.clone()).collect();
+            let tags = tags_of(aws, &arns).await?;
+            Ok(lbs
+                .into_iter()
+                .filter_map(|lb| {
+                    let t = tags.get(lb.load_balancer_arn()?).cloned().unwrap_or_default();
+                    let owner = scope.owner(&t, lb.load_balancer_name())?;
+                    Some(live(owner, lb, t))
+                })
+                .collect())
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: LoadBalancerProps = parse(&d.props)?;
+            // CreateLoadBalancer is idempotent by name: a retry returns the
+            // load balancer the first attempt made.
+            let out = aws
+                .elbv2
+                .create_load_balancer()
+                .name(&d.physical_name)
+                .scheme(LoadBalancerSchemeEnum::from(p.scheme.as_str()))
+                .r#type(LoadBalancerTypeEnum::from(p.lb_type.as_str()))
+                .set_subnets(Some(p.subnets.clone()))
+                .set_security_groups((!p.security_groups.is_empty()).then(|| p.security_groups.clone()))
+                .set_tags(Some(to_tags(&d.tags)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:CreateLoadBalancer", e))?;
+            let arn = out.load_balancers().first().and_then(|l| l.load_balancer_arn()).unwrap_or_default().to_string();
+            let done = aws
+                .elbv2
+                .wait_until_load_balancer_available()
+                .load_balancer_arns(&arn)
+                .wait(d.timeout)
+                .await
+                .map_err(|e| waiter_error("elasticloadbalancing:DescribeLoadBalancers (wait available)", e))?;
+            let lb = done.into_result().ok().and_then(|o| o.load_balancers.unwrap_or_default().into_iter().next());
+            let lb = lb.ok_or_else(|| {
+                AwsError::other("elasticloadbalancing:DescribeLoadBalancers", format!("{arn} vanished"))
+            })?;
+            Ok(live(d.name.clone(), lb, d.tags.clone()))
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: LoadBalancerProps = parse(&d.props)?;
+            let was: LoadBalancerProps = parse(&l.props)?;
+            if p.subnets != was.subnets {
+                aws.elbv2
+                    .set_subnets()
+                    .load_balancer_arn(&l.id)
+                    .set_subnets(Some(p.subnets.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:SetSubnets", e))?;
+            }
+            if p.security_groups != was.security_groups {
+                aws.elbv2
+                    .set_security_groups()
+                    .load_balancer_arn(&l.id)
+                    .set_security_groups(Some(p.security_groups.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:SetSecurityGroups", e))?;
+            }
+            sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let res = aws
+                .elbv2
+                .delete_load_balancer()
+                .load_balancer_arn(&l.id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteLoadBalancer", e));
+            if not_found(res, &["LoadBalancerNotFound"])?.is_none() {
+                return Ok(());
+            }
+            aws.elbv2
+                .wait_until_load_balancers_deleted()
+                .load_balancer_arns(&l.id)
+                .wait(self.default_wait())
+                .await
+                .map_err(|e| waiter_error("elasticloadbalancing:DescribeLoadBalancers (wait deleted)", e))?;
+            Ok(())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<LoadBalancerProps, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("elbv2.load_balancer", e.to_string()))
+}
+
+fn live(name: String, lb: LoadBalancer, tags: BTreeMap<String, String>) -> Live {
+    let arn = lb.load_balancer_arn.clone().unwrap_or_default();
+    let mut subnets: Vec<String> = lb.availability_zones().iter().filter_map(|z| z.subnet_id.clone()).collect();
+    subnets.sort();
+    let mut security_groups: Vec<String> = lb.security_groups().to_vec();
+    security_groups.sort();
+    let props = LoadBalancerProps {
+        scheme: lb.scheme.as_ref().map(|s| s.as_str().to_string()).unwrap_or_else(internal),
+        lb_type: lb.r#type.as_ref().map(|t| t.as_str().to_string()).unwrap_or_else(application),
+        subnets,
+        security_groups,
+    };
+    let outputs = [
+        ("id".to_string(), Value::from(arn.clone())),
+        ("arn".to_string(), Value::from(arn.clone())),
+        ("dns_name".to_string(), Value::from(lb.dns_name.clone().unwrap_or_default())),
+        ("zone_id".to_string(), Value::from(lb.canonical_hosted_zone_id.clone().unwrap_or_default())),
+    ]
+    .into();
+    Live { name, id: arn, props: super::to_value(&props), tags, outputs }
+}

@@ -1,0 +1,252 @@
+//! `elbv2.target_group`: where a load balancer sends traffic, with the
+//! health check (GitLab's `/-/readiness`).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroup, TargetTypeEnum};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::elbv2::{check_name, sync_tags, tags_of, to_tags};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct TargetGroupKind;
+
+/// Properties of `elbv2.target_group`. Its name is the physical name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetGroupProps {
+    /// Changing it replaces the target group.
+    pub vpc_id: String,
+    /// Changing it replaces the target group.
+    pub port: i32,
+    /// `HTTP` (default), `HTTPS`, `TCP`. Changing it replaces the group.
+    #[serde(default = "http")]
+    pub protocol: String,
+    /// `instance` (default) or `ip`. Changing it replaces the group.
+    #[serde(default = "instance")]
+    pub target_type: String,
+    /// Updated in place.
+    #[serde(default)]
+    pub health_check: HealthCheck,
+}
+
+/// The health check (defaults: GitLab's readiness endpoint).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(default = "readiness")]
+    pub path: String,
+    #[serde(default = "http")]
+    pub protocol: String,
+    /// HTTP codes that count as healthy.
+    #[serde(default = "ok")]
+    pub matcher: String,
+    #[serde(default = "fifteen")]
+    pub interval_seconds: i32,
+    #[serde(default = "five")]
+    pub timeout_seconds: i32,
+    #[serde(default = "two")]
+    pub healthy_threshold: i32,
+    #[serde(default = "three")]
+    pub unhealthy_threshold: i32,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            path: readiness(),
+            protocol: http(),
+            matcher: ok(),
+            interval_seconds: 15,
+            timeout_seconds: 5,
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+        }
+    }
+}
+
+fn http() -> String {
+    "HTTP".into()
+}
+fn instance() -> String {
+    "instance".into()
+}
+fn readiness() -> String {
+    "/-/readiness".into()
+}
+fn ok() -> String {
+    "200".into()
+}
+fn fifteen() -> i32 {
+    15
+}
+fn five() -> i32 {
+    5
+}
+fn two() -> i32 {
+    2
+}
+fn three() -> i32 {
+    3
+}
+
+impl Kind for TargetGroupKind {
+    fn type_name(&self) -> &'static str {
+        "elbv2.target_group"
+    }
+    fn doc(&self) -> &'static str {
+        "A target group with its health check (default: GitLab's `/-/readiness`). Outputs: `id` and `arn`, `name`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<TargetGroupProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let p: TargetGroupProps = super::typed(props)?;
+        if !(1..=65535).contains(&p.port) {
+            return Err(PropsError { path: "port".into(), message: "a port is 1-65535".into() });
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["vpc_id", "port", "protocol", "target_type"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "arn", "name"]
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        check_name(name)
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let groups = aws
+                .elbv2
+                .describe_target_groups()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetGroups", e))?;
+            let arns: Vec<String> = groups.iter().filter_map(|g| g.target_group_arn.clone()).collect();
+            let tags = tags_of(aws, &arns).await?;
+            Ok(groups
+                .into_iter()
+                .filter_map(|g| {
+                    let t = tags.get(g.target_group_arn()?).cloned().unwrap_or_default();
+                    let owner = scope.owner(&t, g.target_group_name())?;
+                    Some(live(owner, g, t))
+                })
+                .collect())
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: TargetGroupProps = parse(&d.props)?;
+            let h = &p.health_check;
+            // Idempotent by name: a retry with the same settings returns the
+            // target group the first attempt made.
+            let out = aws
+                .elbv2
+                .create_target_group()
+                .name(&d.physical_name)
+                .vpc_id(&p.vpc_id)
+                .port(p.port)
+                .protocol(ProtocolEnum::from(p.protocol.as_str()))
+                .target_type(TargetTypeEnum::from(p.target_type.as_str()))
+                .health_check_path(&h.path)
+                .health_check_protocol(ProtocolEnum::from(h.protocol.as_str()))
+                .matcher(Matcher::builder().http_code(&h.matcher).build())
+                .health_check_interval_seconds(h.interval_seconds)
+                .health_check_timeout_seconds(h.timeout_seconds)
+                .healthy_threshold_count(h.healthy_threshold)
+                .unhealthy_threshold_count(h.unhealthy_threshold)
+                .set_tags(Some(to_tags(&d.tags)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:CreateTargetGroup", e))?;
+            let g = out.target_groups.unwrap_or_default().into_iter().next();
+            let g = g.ok_or_else(|| AwsError::other("elasticloadbalancing:CreateTargetGroup", "no target group"))?;
+            Ok(live(d.name.clone(), g, d.tags.clone()))
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: TargetGroupProps = parse(&d.props)?;
+            let was: TargetGroupProps = parse(&l.props)?;
+            if p.health_check != was.health_check {
+                let h = &p.health_check;
+                aws.elbv2
+                    .modify_target_group()
+                    .target_group_arn(&l.id)
+                    .health_check_path(&h.path)
+                    .health_check_protocol(ProtocolEnum::from(h.protocol.as_str()))
+                    .matcher(Matcher::builder().http_code(&h.matcher).build())
+                    .health_check_interval_seconds(h.interval_seconds)
+                    .health_check_timeout_seconds(h.timeout_seconds)
+                    .healthy_threshold_count(h.healthy_threshold)
+                    .unhealthy_threshold_count(h.unhealthy_threshold)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:ModifyTargetGroup", e))?;
+            }
+            sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            // In use by a listener that is going away too: retry briefly.
+            let res = crate::aws::retry_dependency_violation(|| async {
+                aws.elbv2.delete_target_group().target_group_arn(&l.id).send().await.map_err(|e| {
+                    let e = AwsError::from_sdk("elasticloadbalancing:DeleteTargetGroup", e);
+                    if e.is("ResourceInUse") { AwsError { code: "DependencyViolation".into(), ..e } } else { e }
+                })
+            })
+            .await;
+            not_found(res, &["TargetGroupNotFound"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<TargetGroupProps, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("elbv2.target_group", e.to_string()))
+}
+
+fn live(name: String, g: TargetGroup, tags: BTreeMap<String, String>) -> Live {
+    let arn = g.target_group_arn.clone().unwrap_or_default();
+    let d = HealthCheck::default();
+    let props = TargetGroupProps {
+        vpc_id: g.vpc_id.clone().unwrap_or_default(),
+        port: g.port.unwrap_or_default(),
+        protocol: g.protocol.as_ref().map(|p| p.as_str().to_string()).unwrap_or_else(http),
+        target_type: g.target_type.as_ref().map(|t| t.as_str().to_string()).unwrap_or_else(instance),
+        health_check: HealthCheck {
+            path: g.health_check_path.clone().unwrap_or(d.path),
+            protocol: g.health_check_protocol.as_ref().map(|p| p.as_str().to_string()).unwrap_or(d.protocol),
+            matcher: g.matcher().and_then(|m| m.http_code.clone()).unwrap_or(d.matcher),
+            interval_seconds: g.health_check_interval_seconds.unwrap_or(d.interval_seconds),
+            timeout_seconds: g.health_check_timeout_seconds.unwrap_or(d.timeout_seconds),
+            healthy_threshold: g.healthy_threshold_count.unwrap_or(d.healthy_threshold),
+            unhealthy_threshold: g.unhealthy_threshold_count.unwrap_or(d.unhealthy_threshold),
+        },
+    };
+    let outputs = [
+        ("id".to_string(), Value::from(arn.clone())),
+        ("arn".to_string(), Value::from(arn.clone())),
+        ("name".to_string(), Value::from(g.target_group_name.clone().unwrap_or_default())),
+    ]
+    .into();
+    Live { name, id: arn, props: super::to_value(&props), tags, outputs }
+}
