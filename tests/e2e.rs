@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::Filter;
 use harness::{Moto, Scratch, path_str, rt, stack_variant, wait_for_lines};
 
 const STACK: &str = "stacks/gitlab-ha.yaml";
-const RESOURCES: [&str; 26] = [
+const RESOURCES: [&str; 34] = [
     "vpc",
     "private_a",
     "private_b",
@@ -36,6 +36,14 @@ const RESOURCES: [&str; 26] = [
     "app_tg",
     "https_listener",
     "http_listener",
+    "migrate_lt",
+    "app_lt",
+    "gitlab_migrate",
+    "gitlab_app",
+    "runner_worker_lt",
+    "runner_workers",
+    "runner_manager_lt",
+    "runner_manager",
 ];
 /// The database password the tests pass through the environment.
 const DB_PASSWORD: &str = harness::DB_PASSWORD;
@@ -128,6 +136,17 @@ fn tagged(moto: &Moto, env: &str) -> BTreeMap<(String, String), usize> {
                 tags.tag_list().iter().map(|t| (t.key.clone().unwrap(), t.value.clone().unwrap())).collect(),
             );
         }
+        for t in
+            ec2.describe_launch_templates().set_filters(Some(filters(env))).send().await.unwrap().launch_templates()
+        {
+            add("launch_template", ec2_tags(t.tags()));
+        }
+        for g in moto.autoscaling().describe_auto_scaling_groups().send().await.unwrap().auto_scaling_groups() {
+            add(
+                "autoscaling_group",
+                g.tags().iter().map(|t| (t.key.clone().unwrap(), t.value.clone().unwrap())).collect(),
+            );
+        }
         let elb = moto.elbv2();
         let lbs = elb.describe_load_balancers().send().await.unwrap();
         let mut arns: Vec<(&str, String)> = Vec::new();
@@ -187,18 +206,18 @@ fn create_noop_update_drift_replace_delete_destroy() {
     for name in RESOURCES {
         assert!(r.stdout.contains(&format!("  + {name} (")), "{name} not planned for creation:\n{}", r.stdout);
     }
-    assert!(r.stdout.contains("Plan: 26 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 34 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert!(moto.calls().iter().all(|c| !c.mutating), "plan mutated AWS");
     assert!(r.stdout.contains("+ master_password             = (sensitive)"), "{}", r.stdout);
     assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
 
     // 2. Apply creates them, each carrying the three identity tags.
     let r = apply(&moto, STACK);
-    assert!(r.stdout.contains("Apply complete: 26 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Apply complete: 34 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
     assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
     let found = tagged(&moto, "staging");
     // Every resource but the two mount targets (EFS cannot tag them).
-    assert_eq!(found.len(), 24, "{found:?}");
+    assert_eq!(found.len(), 32, "{found:?}");
     assert!(found.values().all(|n| *n == 1), "duplicates: {found:?}");
     let ec2 = moto.ec2();
     let s3 = moto.s3();
@@ -299,8 +318,8 @@ fn create_noop_update_drift_replace_delete_destroy() {
 
     // 4c. A replace-forcing change: -/+ with the attribute named. A new
     // subnet CIDR replaces the subnet, and what names the subnet follows:
-    // its mount target is replaced; the DB and cache subnet groups and the
-    // load balancer are updated.
+    // its mount target is replaced; the DB and cache subnet groups, the load
+    // balancer and the four auto-scaling groups are updated.
     let moved = stack_variant(
         &dir,
         "moved.yaml",
@@ -318,7 +337,10 @@ fn create_noop_update_drift_replace_delete_destroy() {
     assert!(r.stdout.contains("  ~ db_subnets (rds.db_subnet_group, "), "{}", r.stdout);
     assert!(r.stdout.contains("  ~ redis_subnets (elasticache.subnet_group, "), "{}", r.stdout);
     assert!(r.stdout.contains("  ~ alb (elbv2.load_balancer, "), "{}", r.stdout);
-    assert!(r.stdout.contains("Plan: 0 to add, 3 to change, 2 to replace, 0 to destroy."), "{}", r.stdout);
+    for group in ["gitlab_migrate", "gitlab_app", "runner_workers", "runner_manager"] {
+        assert!(r.stdout.contains(&format!("  ~ {group} (autoscaling.group, ")), "{group}:\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains("Plan: 0 to add, 7 to change, 2 to replace, 0 to destroy."), "{}", r.stdout);
 
     // Applied on a resource without dependents: a group's description
     // cannot be edited, so it is replaced.
@@ -330,28 +352,33 @@ fn create_noop_update_drift_replace_delete_destroy() {
     let r = plan(&moto, path_str(&described)).expect(2);
     assert!(r.stdout.contains("-/+ runners_sg (ec2.security_group, sg-"), "{}", r.stdout);
     assert!(r.stdout.contains("must be replaced (description forces replacement)"), "{}", r.stdout);
-    assert!(r.stdout.contains("Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy."), "{}", r.stdout);
+    // The runners' launch templates name the group: new versions, and their
+    // groups follow.
+    for follower in ["runner_worker_lt", "runner_manager_lt", "runner_workers", "runner_manager"] {
+        assert!(r.stdout.contains(&format!("  ~ {follower} (")), "{follower}:\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains("Plan: 0 to add, 4 to change, 1 to replace, 0 to destroy."), "{}", r.stdout);
     let before = sg_id(&moto, "runners_sg");
     let r = apply(&moto, path_str(&described));
-    assert!(r.stdout.contains("Apply complete: 0 created, 0 updated, 1 replaced, 0 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Apply complete: 0 created, 4 updated, 1 replaced, 0 destroyed."), "{}", r.stdout);
     plan(&moto, path_str(&described)).expect(0);
     assert_ne!(sg_id(&moto, "runners_sg"), before, "a new group replaced the old one");
 
     // 4d. A resource removed from the spec is planned for deletion.
     let text = std::fs::read_to_string(&described).unwrap();
-    let start = text.find("  # Runner manager").unwrap();
-    let end = text.find("  config_bucket:").unwrap();
+    let start = text.find("  http_listener:").unwrap();
+    let end = text.find("  # GitLab nodes").unwrap();
     let removed = dir.write("removed.yaml", &format!("{}{}", &text[..start], &text[end..]));
     let r = plan(&moto, path_str(&removed)).expect(2);
-    assert!(r.stdout.contains("  - runners_sg (ec2.security_group, sg-"), "{}", r.stdout);
+    assert!(r.stdout.contains("  - http_listener (elbv2.listener, arn:"), "{}", r.stdout);
     assert!(r.stdout.contains("will be destroyed (no longer in the spec)"), "{}", r.stdout);
     assert!(r.stdout.contains("Plan: 0 to add, 0 to change, 0 to replace, 1 to destroy."), "{}", r.stdout);
     apply(&moto, path_str(&removed));
-    assert_eq!(tagged(&moto, "staging").len(), 23);
+    assert_eq!(tagged(&moto, "staging").len(), 31);
 
     // 5. Destroy leaves nothing tagged for the stack/env.
     let r = moto.run(&["destroy", path_str(&removed), "--env", "staging", "--auto-approve"]).expect(0);
-    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 25 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 33 destroyed."), "{}", r.stdout);
     assert!(tagged(&moto, "staging").is_empty());
     let left = rt().block_on(async { moto.s3().list_buckets().send().await.unwrap().buckets().len() });
     assert_eq!(left, 0);
@@ -464,6 +491,73 @@ fn data_tier_load_balancer_and_gitlab_rb() {
         );
     });
 
+    // The groups: one migration node; app nodes from a spot mix whose user
+    // data skips migrations; runners with the S3 cache.
+    rt().block_on(async {
+        let asg = moto.autoscaling().describe_auto_scaling_groups().send().await.unwrap();
+        let group = |name: &str| {
+            asg.auto_scaling_groups()
+                .iter()
+                .find(|g| g.auto_scaling_group_name() == Some(name))
+                .unwrap_or_else(|| panic!("{name}"))
+        };
+        let migrate = group("gitlab-ha-staging-gitlab-migrate");
+        assert_eq!((migrate.min_size(), migrate.max_size(), migrate.desired_capacity()), (Some(1), Some(1), Some(1)));
+        let app = group("gitlab-ha-staging-gitlab-app");
+        assert_eq!((app.min_size(), app.max_size()), (Some(1), Some(2)), "staging's sizes");
+        let mix = app.mixed_instances_policy().expect("spot mix");
+        let types: Vec<&str> =
+            mix.launch_template().unwrap().overrides().iter().filter_map(|o| o.instance_type()).collect();
+        assert_eq!(types, ["t3.large", "t3a.large"]);
+        assert_eq!(app.health_check_type(), Some("ELB"));
+        assert_eq!(app.target_group_arns().len(), 1);
+        let workers = group("gitlab-ha-staging-runner-workers");
+        assert_eq!(workers.min_size(), Some(0));
+        group("gitlab-ha-staging-runner-manager");
+
+        let ec2 = moto.ec2();
+        let user_data = |lt: String| {
+            let ec2 = ec2.clone();
+            async move {
+                let v = ec2
+                    .describe_launch_template_versions()
+                    .launch_template_id(lt)
+                    .versions("$Default")
+                    .send()
+                    .await
+                    .unwrap();
+                let b64 =
+                    v.launch_template_versions()[0].launch_template_data().unwrap().user_data().unwrap().to_string();
+                String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap())
+                    .unwrap()
+            }
+        };
+        let lt_of = |g: &aws_sdk_autoscaling::types::AutoScalingGroup| {
+            g.launch_template()
+                .or_else(|| g.mixed_instances_policy()?.launch_template()?.launch_template_specification())
+                .and_then(|s| s.launch_template_id())
+                .unwrap()
+                .to_string()
+        };
+        let app_ud = user_data(lt_of(app)).await;
+        let migrate_ud = user_data(lt_of(migrate)).await;
+        assert!(app_ud.contains("touch /etc/gitlab/skip-auto-migrations"), "{app_ud}");
+        assert!(app_ud.contains("gitlab_rails['auto_migrate'] = false"), "{app_ud}");
+        assert!(!migrate_ud.contains("skip-auto-migrations"), "{migrate_ud}");
+        assert!(migrate_ud.contains("gitlab_rails['auto_migrate'] = true"), "{migrate_ud}");
+        let manager_ud = user_data(lt_of(group("gitlab-ha-staging-runner-manager"))).await;
+        for line in [
+            "Type = \"s3\"",
+            "Shared = true",
+            "BucketName = \"acme-gitlab-staging-runner-cache\"",
+            "BucketLocation = \"eu-west-1\"",
+            "name = \"gitlab-ha-staging-runner-workers\"",
+        ] {
+            assert!(manager_ud.contains(line), "missing {line}:\n{manager_ud}");
+        }
+        assert!(!app_ud.contains(DB_PASSWORD) && !migrate_ud.contains(DB_PASSWORD), "no secret in user data");
+    });
+
     // gitlab.rb in the config bucket holds the real endpoints and buckets.
     rt().block_on(async {
         let db = moto.rds().describe_db_instances().send().await.unwrap();
@@ -554,12 +648,46 @@ fn data_tier_load_balancer_and_gitlab_rb() {
         r.stdout
     );
     assert!(r.stdout.contains("          + nginx['listen_https'] = false"), "{}", r.stdout);
-    assert!(r.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    // The nodes embed gitlab.rb's version: new launch template versions, and
+    // the groups are refreshed.
+    for follower in ["app_lt", "migrate_lt", "gitlab_migrate", "gitlab_app"] {
+        assert!(r.stdout.contains(&format!("  ~ {follower} (")), "{follower}:\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains("Plan: 0 to add, 5 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     let mark = moto.calls().len();
     apply(&moto, path_str(&edited));
-    let muts: Vec<String> = moto.mutating_since(mark).into_iter().map(|c| c.operation).collect();
-    assert_eq!(muts, ["PutObject"]);
+    let mut muts: Vec<String> = moto.mutating_since(mark).into_iter().map(|c| c.operation).collect();
+    muts.sort();
+    assert_eq!(
+        muts,
+        [
+            "CreateLaunchTemplateVersion",
+            "CreateLaunchTemplateVersion",
+            "ModifyLaunchTemplate",
+            "ModifyLaunchTemplate",
+            "PutObject",
+            "StartInstanceRefresh",
+            "StartInstanceRefresh",
+            "UpdateAutoScalingGroup",
+            "UpdateAutoScalingGroup"
+        ]
+    );
     plan(&moto, path_str(&edited)).expect(0);
+    rt().block_on(async {
+        let asg = moto.autoscaling();
+        let r = asg
+            .describe_instance_refreshes()
+            .auto_scaling_group_name("gitlab-ha-staging-gitlab-app")
+            .send()
+            .await
+            .unwrap();
+        let prefs = r.instance_refreshes()[0].preferences().unwrap();
+        assert_eq!(
+            (prefs.min_healthy_percentage(), prefs.instance_warmup()),
+            (Some(50), Some(300)),
+            "the spec's rollout"
+        );
+    });
 }
 
 #[test]
@@ -568,13 +696,13 @@ fn environments_are_isolated_by_tags() {
     apply(&moto, STACK);
     // Production sees none of staging's objects as its own.
     let r = moto.run(&["plan", STACK, "--env", "production", "--detailed-exitcode"]).expect(2);
-    assert!(r.stdout.contains("Plan: 26 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 34 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert_eq!(tagged(&moto, "production").len(), 0);
 
     // JSON for tools: the same plan, machine-readable.
     let r = moto.run(&["plan", STACK, "--env", "production", "--format", "json"]).expect(0);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
-    assert_eq!(doc["summary"], serde_json::json!({"add": 26, "change": 0, "replace": 0, "destroy": 0}));
+    assert_eq!(doc["summary"], serde_json::json!({"add": 34, "change": 0, "replace": 0, "destroy": 0}));
     let private_a = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "private_a").unwrap();
     assert_eq!(private_a["action"], "create");
     let vpc_id = private_a["changes"].as_array().unwrap().iter().find(|c| c["attr"] == "vpc_id").unwrap();
@@ -585,6 +713,22 @@ fn environments_are_isolated_by_tags() {
     assert!(r.stdout.contains("Plan: 2 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     let r = moto.run(&["plan", STACK, "--env", "production", "--target", "privte_a"]).expect(1);
     assert!(r.stderr.contains("did you mean `private_a`?"), "{}", r.stderr);
+
+    // Production's app_min: one in-place update of the app group.
+    moto.run(&["apply", STACK, "--env", "production", "--auto-approve"]).expect(0);
+    let dir = Scratch::beside_stacks("prod");
+    let more = stack_variant(&dir, "more.yaml", &[("  app_min: 2\n", "  app_min: 3\n")]);
+    let r = moto.run(&["plan", path_str(&more), "--env", "production", "--detailed-exitcode"]).expect(2);
+    assert!(
+        r.stdout
+            .contains("  ~ gitlab_app (autoscaling.group, gitlab-ha-production-gitlab-app) will be updated in place"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("~ min_size = 2 → 3"), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    moto.run(&["apply", path_str(&more), "--env", "production", "--auto-approve"]).expect(0);
+    moto.run(&["plan", path_str(&more), "--env", "production", "--detailed-exitcode"]).expect(0);
 }
 
 #[test]
@@ -610,12 +754,12 @@ fn killed_apply_reruns_without_duplicates() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let partial = tagged(&moto, "staging");
-    assert!(partial.len() >= 3 && partial.len() < 24, "kill did not land mid-apply: {partial:?}\n{seen:?}");
+    assert!(partial.len() >= 3 && partial.len() < 32, "kill did not land mid-apply: {partial:?}\n{seen:?}");
 
     let r = apply(&moto, STACK);
     assert!(r.stdout.contains("Apply complete"), "{}", r.stdout);
     let all = tagged(&moto, "staging");
-    assert_eq!(all.len(), 24, "{all:?}");
+    assert_eq!(all.len(), 32, "{all:?}");
     assert!(all.values().all(|n| *n == 1), "duplicates after rerun: {all:?}");
     plan(&moto, STACK).expect(0);
 }

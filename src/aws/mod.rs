@@ -10,6 +10,7 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_types::region::Region;
 
+pub mod autoscaling;
 pub mod ec2;
 pub mod elasticache;
 pub mod elbv2;
@@ -34,6 +35,7 @@ pub struct Aws {
     pub elasticache: aws_sdk_elasticache::Client,
     pub efs: aws_sdk_efs::Client,
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
     pub region: String,
 }
 
@@ -69,6 +71,7 @@ impl Aws {
             elasticache: aws_sdk_elasticache::Client::new(&conf),
             efs: aws_sdk_efs::Client::new(&conf),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
+            autoscaling: aws_sdk_autoscaling::Client::new(&conf),
             region: opts.region.clone(),
         }
     }

@@ -177,6 +177,9 @@ impl Kind for SecurityGroup {
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name"]
     }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("name")
+    }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
         if name.is_empty() || name.len() > 255 || name.starts_with("sg-") {
             return Err("a security group name is 1-255 characters and does not start with `sg-`".into());

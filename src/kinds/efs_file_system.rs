@@ -74,7 +74,10 @@ impl Kind for FileSystem {
         &["encrypted", "kms_key_id", "performance_mode"]
     }
     fn outputs(&self) -> &'static [&'static str] {
-        &["id", "arn", "dns_name"]
+        &["id", "arn", "dns_name", "creation_token"]
+    }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("creation_token")
     }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
         if name.is_empty() || name.len() > 64 {
@@ -267,6 +270,7 @@ fn live(
         ("id".to_string(), Value::from(id.clone())),
         ("arn".to_string(), Value::from(f.file_system_arn.clone().unwrap_or_default())),
         ("dns_name".to_string(), Value::from(format!("{id}.efs.{region}.amazonaws.com"))),
+        ("creation_token".to_string(), Value::from(f.creation_token.clone())),
     ]
     .into();
     Live { name, id, props: super::to_value(&props), tags, outputs }

@@ -121,6 +121,9 @@ impl Kind for ReplicationGroupKind {
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "primary_endpoint", "reader_endpoint", "port", "arn"]
     }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("id")
+    }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
         check_id(name)
     }

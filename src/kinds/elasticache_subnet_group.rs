@@ -50,6 +50,9 @@ impl Kind for CacheSubnetGroup {
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn"]
     }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("name")
+    }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
         check_id(name)
     }

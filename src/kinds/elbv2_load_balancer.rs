@@ -76,7 +76,10 @@ impl Kind for LoadBalancerKind {
         &["scheme", "type"]
     }
     fn outputs(&self) -> &'static [&'static str] {
-        &["id", "arn", "dns_name", "zone_id"]
+        &["id", "arn", "name", "dns_name", "zone_id"]
+    }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("name")
     }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
         check_name(name)
@@ -216,6 +219,7 @@ fn live(name: String, lb: LoadBalancer, tags: BTreeMap<String, String>) -> Live 
     let outputs = [
         ("id".to_string(), Value::from(arn.clone())),
         ("arn".to_string(), Value::from(arn.clone())),
+        ("name".to_string(), Value::from(lb.load_balancer_name.clone().unwrap_or_default())),
         ("dns_name".to_string(), Value::from(lb.dns_name.clone().unwrap_or_default())),
         ("zone_id".to_string(), Value::from(lb.canonical_hosted_zone_id.clone().unwrap_or_default())),
     ]

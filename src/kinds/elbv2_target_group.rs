@@ -116,6 +116,9 @@ impl Kind for TargetGroupKind {
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "arn", "name"]
     }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("name")
+    }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
         check_name(name)
     }

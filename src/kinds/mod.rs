@@ -16,6 +16,8 @@ use serde_json::Value;
 
 use crate::aws::{Aws, AwsError};
 
+pub mod autoscaling_group;
+pub mod ec2_launch_template;
 pub mod ec2_security_group;
 pub mod ec2_subnet;
 pub mod ec2_vpc;
@@ -49,6 +51,8 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &elbv2_load_balancer::LoadBalancerKind,
     &elbv2_target_group::TargetGroupKind,
     &elbv2_listener::ListenerKind,
+    &ec2_launch_template::LaunchTemplate,
+    &autoscaling_group::Group,
 ];
 
 /// Looks a kind up by its `type:` name.
@@ -146,6 +150,17 @@ pub trait Kind: Send + Sync + 'static {
     fn replace_on(&self) -> &'static [&'static str];
     /// Attributes other resources may reference.
     fn outputs(&self) -> &'static [&'static str];
+    /// The output holding the object's name in AWS when that is the
+    /// resource's physical name (`name:`) and AWS cannot rename it: a new
+    /// `name:` then replaces the object.
+    fn physical_name_output(&self) -> Option<&'static str> {
+        None
+    }
+    /// Outputs an in-place update changes (a launch template's version):
+    /// unknown to dependents while the update is only planned.
+    fn outputs_changed_by_update(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// False for kinds AWS cannot tag: their tags are neither set nor compared.
     fn taggable(&self) -> bool {
         true

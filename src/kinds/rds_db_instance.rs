@@ -139,6 +139,9 @@ impl Kind for DbInstance {
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "address", "port", "endpoint", "arn", "master_user_secret_arn"]
     }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("id")
+    }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
         check_identifier(name)
     }

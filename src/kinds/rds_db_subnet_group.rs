@@ -54,6 +54,9 @@ impl Kind for DbSubnetGroup {
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn"]
     }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("name")
+    }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
         check_identifier(name)
     }

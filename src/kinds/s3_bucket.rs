@@ -173,6 +173,9 @@ impl Kind for Bucket {
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn", "region"]
     }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("name")
+    }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
         let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
         let ends_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())

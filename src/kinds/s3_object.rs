@@ -72,6 +72,9 @@ impl Kind for Object {
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "url", "etag"]
     }
+    fn outputs_changed_by_update(&self) -> &'static [&'static str] {
+        &["etag"]
+    }
 
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {

@@ -176,6 +176,21 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
             });
         }
     }
+    if let Some(name_output) = kind.physical_name_output()
+        && let Some(Value::String(now)) = live.outputs.get(name_output)
+        && *now != r.physical_name
+    {
+        out.insert(
+            0,
+            AttrChange {
+                attr: "name".into(),
+                old: Some(Value::String(now.clone())),
+                new: Some(Value::String(r.physical_name.clone())),
+                forces_replacement: true,
+                sensitive: false,
+            },
+        );
+    }
     if kind.taggable() && r.tags != live.tags {
         out.push(AttrChange {
             attr: "tags".into(),
@@ -287,7 +302,13 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
                     Action::Update
                 };
                 if action != Action::Replace {
-                    known.insert(name.clone(), l.outputs.clone());
+                    let mut outputs = l.outputs.clone();
+                    if action == Action::Update {
+                        for o in r.kind.outputs_changed_by_update() {
+                            outputs.insert((*o).to_string(), value::unknown());
+                        }
+                    }
+                    known.insert(name.clone(), outputs);
                 }
                 ResourceChange {
                     name: name.clone(),

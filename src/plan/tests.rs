@@ -141,3 +141,17 @@ fn sensitive_values_are_masked_in_the_plan_itself() {
     let line = text.lines().find(|l| l.trim_start().starts_with("+ availability_zone")).unwrap();
     assert!(line.ends_with("= (sensitive)"), "{text}");
 }
+
+#[test]
+fn a_new_physical_name_replaces_the_object() {
+    let s = stack(STACK);
+    let mut live = converged(&s);
+    let bucket = &mut live.objects.get_mut(&("s3.bucket", "bucket".into())).unwrap()[0];
+    bucket.outputs.insert("name".into(), json!("demo-bucket-old"));
+    let p = plan(&s, &live, None).unwrap();
+    let b = p.resources.iter().find(|r| r.name == "bucket").unwrap();
+    assert_eq!(b.action, Action::Replace);
+    let c = &b.changes[0];
+    assert_eq!((c.attr.as_str(), c.forces_replacement), ("name", true));
+    assert_eq!((c.old.clone(), c.new.clone()), (Some(json!("demo-bucket-old")), Some(json!("demo-bucket-1"))));
+}

@@ -74,13 +74,29 @@ pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, Spe
     if !cx.diags.is_empty() {
         return Err(invalid(cx.diags));
     }
-    let raw: RawStack = match serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(src)) {
+    // Parse to a YAML value first so merge keys (`<<: *anchor`) apply, then
+    // into the raw structs; positions come from the span index by path.
+    let mut doc: serde_yaml_ng::Value = match serde_yaml_ng::from_str(src) {
+        Ok(d) => d,
+        Err(e) => {
+            let pos = e.location().map(|l| Pos { line: l.line(), col: l.column() }).unwrap_or(Pos { line: 1, col: 1 });
+            return Err(invalid(vec![diag(
+                path,
+                pos,
+                format!("malformed YAML: {}", bare_message("", &e.to_string())),
+                None,
+            )]));
+        }
+    };
+    if let Err(e) = doc.apply_merge() {
+        return Err(invalid(vec![diag(path, Pos { line: 1, col: 1 }, format!("YAML merge key (`<<`): {e}"), None)]));
+    }
+    let raw: RawStack = match serde_path_to_error::deserialize(doc) {
         Ok(r) => r,
         Err(e) => {
             let p = super::path_string(e.path());
-            let loc = e.inner().location().map(|l| Pos { line: l.line(), col: l.column() });
             let msg = e.inner().to_string();
-            cx.serde_error(&p, &msg, loc, false);
+            cx.serde_error(&p, &msg, None, false);
             return Err(invalid(cx.diags));
         }
     };

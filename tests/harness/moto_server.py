@@ -26,11 +26,15 @@ It completes ElastiCache DeleteReplicationGroup: moto marks the group
 here the removal happens as soon as moto has accepted the delete (moto's
 other services delete at once too), so waiters see the final state.
 
-And it implements one call moto 5.2.5 lacks (it answers NotImplemented):
-ElastiCache DeleteCacheSubnetGroup, faithfully: the group is removed from
-moto's own backend, a group still used by a replication group answers
-CacheSubnetGroupInUse and an unknown one CacheSubnetGroupNotFoundFault, as
-the ElastiCache API reference documents. converge sends the real call.
+And it implements calls moto 5.2.5 lacks (it answers NotImplemented),
+faithfully, on moto's own backends; converge sends the real calls:
+- ElastiCache DeleteCacheSubnetGroup: the group is removed; one still used
+  by a replication group answers CacheSubnetGroupInUse, an unknown one
+  CacheSubnetGroupNotFoundFault, as the ElastiCache API reference documents.
+- Auto Scaling StartInstanceRefresh and DescribeInstanceRefreshes: a refresh
+  of an existing group is recorded with its preferences and reported
+  Successful (moto runs no instances to replace); an unknown group answers
+  ValidationError.
 
 --acm-certificate-file PATH requests a certificate from moto's own ACM (an
 HTTPS listener needs one that exists) and writes its ARN there, for
@@ -194,8 +198,69 @@ def finish_replication_group_delete(environ, form, app, start_response):
 # Calls moto answers but does not finish, by (service, action).
 FINISH = {("elasticache", "DeleteReplicationGroup"): finish_replication_group_delete}
 
+AUTOSCALING_NS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
+REFRESHES = {}  # group name -> [refresh]
+
+
+def autoscaling_reply(start_response, action, result, status="200 OK"):
+    body = (
+        f'<{action}Response xmlns="{AUTOSCALING_NS}"><{action}Result>{result}</{action}Result>'
+        f"<ResponseMetadata><RequestId>converge-harness</RequestId></ResponseMetadata></{action}Response>"
+    ).encode()
+    start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def autoscaling_group_exists(environ, name):
+    from moto.autoscaling.models import autoscaling_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    region = auth.split("Credential=", 1)[1].split("/")[2] if "Credential=" in auth else "us-east-1"
+    return name in autoscaling_backends[DEFAULT_ACCOUNT_ID][region].autoscaling_groups
+
+
+def start_instance_refresh(environ, form, start_response):
+    import uuid
+
+    name = (form.get("AutoScalingGroupName") or [""])[0]
+    if not autoscaling_group_exists(environ, name):
+        body = (
+            f'<ErrorResponse xmlns="{AUTOSCALING_NS}"><Error><Type>Sender</Type><Code>ValidationError</Code>'
+            f"<Message>AutoScalingGroup name not found - {name}</Message></Error>"
+            "<RequestId>converge-harness</RequestId></ErrorResponse>"
+        ).encode()
+        start_response("400 Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        return [body]
+    refresh = {
+        "id": str(uuid.uuid4()),
+        "min_healthy": (form.get("Preferences.MinHealthyPercentage") or ["90"])[0],
+        "warmup": (form.get("Preferences.InstanceWarmup") or [None])[0],
+    }
+    REFRESHES.setdefault(name, []).insert(0, refresh)
+    return autoscaling_reply(start_response, "StartInstanceRefresh", f"<InstanceRefreshId>{refresh['id']}</InstanceRefreshId>")
+
+
+def describe_instance_refreshes(environ, form, start_response):
+    name = (form.get("AutoScalingGroupName") or [""])[0]
+    members = "".join(
+        "<member>"
+        f"<InstanceRefreshId>{r['id']}</InstanceRefreshId><AutoScalingGroupName>{name}</AutoScalingGroupName>"
+        "<Status>Successful</Status><PercentageComplete>100</PercentageComplete>"
+        f"<Preferences><MinHealthyPercentage>{r['min_healthy']}</MinHealthyPercentage>"
+        + (f"<InstanceWarmup>{r['warmup']}</InstanceWarmup>" if r["warmup"] else "")
+        + "</Preferences></member>"
+        for r in REFRESHES.get(name, [])
+    )
+    return autoscaling_reply(start_response, "DescribeInstanceRefreshes", f"<InstanceRefreshes>{members}</InstanceRefreshes>")
+
+
 # Calls moto lacks, by (service, action).
-MISSING = {("elasticache", "DeleteCacheSubnetGroup"): delete_cache_subnet_group}
+MISSING = {
+    ("elasticache", "DeleteCacheSubnetGroup"): delete_cache_subnet_group,
+    ("autoscaling", "StartInstanceRefresh"): start_instance_refresh,
+    ("autoscaling", "DescribeInstanceRefreshes"): describe_instance_refreshes,
+}
 
 
 def form_of(environ):

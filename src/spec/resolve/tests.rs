@@ -187,3 +187,10 @@ fn command_line_variables_override_and_are_checked() {
     assert_eq!(super::scalar("true"), json!(true));
     assert_eq!(super::scalar("arn:aws:acm:x"), json!("arn:aws:acm:x"));
 }
+
+#[test]
+fn yaml_merge_keys_apply() {
+    let src = "stack: demo\nregion: eu-west-1\nresources:\n  a:\n    type: ec2.vpc\n    properties: &base\n      cidr_block: 10.0.0.0/16\n      enable_dns_support: false\n  b:\n    type: ec2.vpc\n    properties:\n      <<: *base\n      cidr_block: 10.1.0.0/16\n";
+    let s = load(src).unwrap();
+    assert_eq!(s.resources["b"].props.placeholder(), json!({"cidr_block": "10.1.0.0/16", "enable_dns_support": false}));
+}
