@@ -26,7 +26,7 @@ fn validate_accepts_both_environments_of_the_shipped_stack() {
     for env in ["staging", "production"] {
         let r = converge(&["validate", "stacks/gitlab-ha.yaml", "--env", env]).expect(0);
         assert!(
-            r.stdout.contains(&format!("valid (34 resources, environment {env}, region eu-west-1)")),
+            r.stdout.contains(&format!("valid (35 resources, environment {env}, region eu-west-1)")),
             "{}",
             r.stdout
         );
@@ -119,7 +119,8 @@ fn schema_covers_every_kind_and_rejects_typos() {
             "elbv2.target_group",
             "elbv2.listener",
             "ec2.launch_template",
-            "autoscaling.group"
+            "autoscaling.group",
+            "autoscaling.policy"
         ]
     );
     assert_eq!(schema["additionalProperties"], serde_json::json!(false));

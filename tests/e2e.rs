@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::Filter;
 use harness::{Moto, Scratch, path_str, rt, stack_variant, wait_for_lines};
 
 const STACK: &str = "stacks/gitlab-ha.yaml";
-const RESOURCES: [&str; 34] = [
+const RESOURCES: [&str; 35] = [
     "vpc",
     "private_a",
     "private_b",
@@ -44,6 +44,7 @@ const RESOURCES: [&str; 34] = [
     "runner_workers",
     "runner_manager_lt",
     "runner_manager",
+    "app_cpu",
 ];
 /// The database password the tests pass through the environment.
 const DB_PASSWORD: &str = harness::DB_PASSWORD;
@@ -206,17 +207,18 @@ fn create_noop_update_drift_replace_delete_destroy() {
     for name in RESOURCES {
         assert!(r.stdout.contains(&format!("  + {name} (")), "{name} not planned for creation:\n{}", r.stdout);
     }
-    assert!(r.stdout.contains("Plan: 34 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 35 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert!(moto.calls().iter().all(|c| !c.mutating), "plan mutated AWS");
     assert!(r.stdout.contains("+ master_password             = (sensitive)"), "{}", r.stdout);
     assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
 
     // 2. Apply creates them, each carrying the three identity tags.
     let r = apply(&moto, STACK);
-    assert!(r.stdout.contains("Apply complete: 34 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Apply complete: 35 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
     assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
     let found = tagged(&moto, "staging");
-    // Every resource but the two mount targets (EFS cannot tag them).
+    // Every resource but the two mount targets and the scaling policy
+    // (AWS cannot tag them).
     assert_eq!(found.len(), 32, "{found:?}");
     assert!(found.values().all(|n| *n == 1), "duplicates: {found:?}");
     let ec2 = moto.ec2();
@@ -378,7 +380,7 @@ fn create_noop_update_drift_replace_delete_destroy() {
 
     // 5. Destroy leaves nothing tagged for the stack/env.
     let r = moto.run(&["destroy", path_str(&removed), "--env", "staging", "--auto-approve"]).expect(0);
-    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 33 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 34 destroyed."), "{}", r.stdout);
     assert!(tagged(&moto, "staging").is_empty());
     let left = rt().block_on(async { moto.s3().list_buckets().send().await.unwrap().buckets().len() });
     assert_eq!(left, 0);
@@ -511,6 +513,15 @@ fn data_tier_load_balancer_and_gitlab_rb() {
         assert_eq!(types, ["t3.large", "t3a.large"]);
         assert_eq!(app.health_check_type(), Some("ELB"));
         assert_eq!(app.target_group_arns().len(), 1);
+        let policies = moto
+            .autoscaling()
+            .describe_policies()
+            .auto_scaling_group_name("gitlab-ha-staging-gitlab-app")
+            .send()
+            .await
+            .unwrap();
+        let cpu = policies.scaling_policies()[0].target_tracking_configuration().unwrap();
+        assert_eq!(cpu.target_value(), Some(60.0));
         let workers = group("gitlab-ha-staging-runner-workers");
         assert_eq!(workers.min_size(), Some(0));
         group("gitlab-ha-staging-runner-manager");
@@ -696,13 +707,13 @@ fn environments_are_isolated_by_tags() {
     apply(&moto, STACK);
     // Production sees none of staging's objects as its own.
     let r = moto.run(&["plan", STACK, "--env", "production", "--detailed-exitcode"]).expect(2);
-    assert!(r.stdout.contains("Plan: 34 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 35 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert_eq!(tagged(&moto, "production").len(), 0);
 
     // JSON for tools: the same plan, machine-readable.
     let r = moto.run(&["plan", STACK, "--env", "production", "--format", "json"]).expect(0);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
-    assert_eq!(doc["summary"], serde_json::json!({"add": 34, "change": 0, "replace": 0, "destroy": 0}));
+    assert_eq!(doc["summary"], serde_json::json!({"add": 35, "change": 0, "replace": 0, "destroy": 0}));
     let private_a = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "private_a").unwrap();
     assert_eq!(private_a["action"], "create");
     let vpc_id = private_a["changes"].as_array().unwrap().iter().find(|c| c["attr"] == "vpc_id").unwrap();

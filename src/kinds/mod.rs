@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::aws::{Aws, AwsError};
 
 pub mod autoscaling_group;
+pub mod autoscaling_policy;
 pub mod ec2_launch_template;
 pub mod ec2_security_group;
 pub mod ec2_subnet;
@@ -53,6 +54,7 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &elbv2_listener::ListenerKind,
     &ec2_launch_template::LaunchTemplate,
     &autoscaling_group::Group,
+    &autoscaling_policy::Policy,
 ];
 
 /// Looks a kind up by its `type:` name.
