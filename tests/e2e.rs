@@ -664,6 +664,8 @@ fn data_tier_load_balancer_and_gitlab_rb() {
     for follower in ["app_lt", "migrate_lt", "gitlab_migrate", "gitlab_app"] {
         assert!(r.stdout.contains(&format!("  ~ {follower} (")), "{follower}:\n{}", r.stdout);
     }
+    assert!(r.stdout.contains("  ~ app_lt (ec2.launch_template, lt-"), "{}", r.stdout);
+    assert!(r.stdout.contains("      ~ user_data = (known after apply)\n"), "one line, not the old text: {}", r.stdout);
     assert!(r.stdout.contains("Plan: 0 to add, 5 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     let mark = moto.calls().len();
     apply(&moto, path_str(&edited));

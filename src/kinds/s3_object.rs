@@ -261,7 +261,8 @@ fn live(name: String, p: ObjectProps, tags: BTreeMap<String, String>, etag: Stri
     let outputs = [
         ("id".to_string(), Value::from(id.clone())),
         ("url".to_string(), Value::from(format!("s3://{id}"))),
-        ("etag".to_string(), Value::from(etag)),
+        // S3 quotes ETags; the value is what is inside.
+        ("etag".to_string(), Value::from(etag.trim_matches('"'))),
     ]
     .into();
     Live { name, id, props: super::to_value(&p), tags, outputs }

@@ -131,6 +131,11 @@ fn attr(o: &mut Out<'_>, action: Action, c: &AttrChange, width: usize) {
 
 fn changed(o: &mut Out<'_>, c: &AttrChange, old: &Value, new: &Value, padded: &str) {
     let forces = if c.forces_replacement { "  # forces replacement" } else { "" };
+    // Not known until apply: say so on one line, not as a wall of removals.
+    if value::is_unknown(new) {
+        o.line(6, Style::Change, &format!("~ {padded} = (known after apply){forces}"));
+        return;
+    }
     match (old, new) {
         // Sets of objects (rules) and lists: element by element.
         (Value::Array(a), Value::Array(b))
