@@ -52,13 +52,8 @@ pub async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let set: BTreeMap<String, String> =
-        desired.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let remove: Vec<Tag> = live
-        .keys()
-        .filter(|k| !desired.contains_key(*k) && !k.starts_with("converge:"))
-        .map(|k| Tag::builder().key(k).build())
-        .collect();
+    let (set, remove) = crate::kinds::tag_delta(desired, live);
+    let remove: Vec<Tag> = remove.iter().map(|k| Tag::builder().key(k).build()).collect();
     if !set.is_empty() {
         aws.ec2
             .create_tags()

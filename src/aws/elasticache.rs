@@ -32,10 +32,7 @@ pub async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let set: BTreeMap<String, String> =
-        desired.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let remove: Vec<String> =
-        live.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("converge:")).cloned().collect();
+    let (set, remove) = crate::kinds::tag_delta(desired, live);
     if !set.is_empty() {
         aws.elasticache
             .add_tags_to_resource()

@@ -337,7 +337,7 @@ impl Kind for Group {
 }
 
 fn parse(v: &Value) -> Result<GroupProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("autoscaling.group", e.to_string()))
+    super::props("autoscaling.group", v)
 }
 
 fn spec(t: &TemplateRef) -> LaunchTemplateSpecification {
@@ -377,8 +377,7 @@ async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let set: BTreeMap<String, String> =
-        desired.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let (set, remove) = super::tag_delta(desired, live);
     if !set.is_empty() {
         aws.autoscaling
             .create_or_update_tags()
@@ -387,11 +386,8 @@ async fn sync_tags(
             .await
             .map_err(|e| AwsError::from_sdk("autoscaling:CreateOrUpdateTags", e))?;
     }
-    let remove: BTreeMap<String, String> = live
-        .iter()
-        .filter(|(k, _)| !desired.contains_key(*k) && !k.starts_with("converge:"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // DeleteTags takes whole tags; the values are the live ones.
+    let remove: BTreeMap<String, String> = remove.into_iter().map(|k| (k.clone(), live[&k].clone())).collect();
     if !remove.is_empty() {
         aws.autoscaling
             .delete_tags()

@@ -135,7 +135,7 @@ impl Kind for Policy {
 }
 
 fn parse(v: &Value) -> Result<PolicyProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("autoscaling.policy", e.to_string()))
+    super::props("autoscaling.policy", v)
 }
 
 async fn put(aws: &Aws, d: &Desired) -> Result<Live, AwsError> {

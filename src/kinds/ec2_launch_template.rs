@@ -190,7 +190,7 @@ impl Kind for LaunchTemplate {
 }
 
 fn parse(v: &Value) -> Result<LaunchTemplateProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("ec2.launch_template", e.to_string()))
+    super::props("ec2.launch_template", v)
 }
 
 fn data(p: &LaunchTemplateProps) -> RequestLaunchTemplateData {

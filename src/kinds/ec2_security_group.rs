@@ -323,7 +323,7 @@ impl Kind for SecurityGroup {
 }
 
 fn parse(v: &Value) -> Result<Canonical, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("ec2.security_group", e.to_string()))
+    super::props("ec2.security_group", v)
 }
 
 /// Rules to revoke (in `live` only) and to authorize (in `want` only).

@@ -148,7 +148,7 @@ impl Kind for Subnet {
 }
 
 fn parse(v: &Value) -> Result<SubnetProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("ec2.subnet", e.to_string()))
+    super::props("ec2.subnet", v)
 }
 
 async fn find(aws: &Aws, d: &Desired) -> Result<Option<aws_sdk_ec2::types::Subnet>, AwsError> {

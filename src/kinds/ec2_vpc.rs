@@ -153,7 +153,7 @@ impl Kind for Vpc {
 }
 
 fn parse(v: &Value) -> Result<VpcProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("ec2.vpc", e.to_string()))
+    super::props("ec2.vpc", v)
 }
 
 /// The VPC a create call tagged for `d`, if any.

@@ -153,12 +153,8 @@ impl Kind for FileSystem {
                     .map_err(|e| AwsError::from_sdk("efs:UpdateFileSystem", e))?;
             }
             let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or(&l.id).to_string();
-            let set: Vec<Tag> = d
-                .tags
-                .iter()
-                .filter(|(k, v)| l.tags.get(*k) != Some(*v))
-                .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-                .collect();
+            let (set, remove) = super::tag_delta(&d.tags, &l.tags);
+            let set: Vec<Tag> = set.iter().filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok()).collect();
             if !set.is_empty() {
                 aws.efs
                     .tag_resource()
@@ -168,8 +164,6 @@ impl Kind for FileSystem {
                     .await
                     .map_err(|e| AwsError::from_sdk("efs:TagResource", e))?;
             }
-            let remove: Vec<String> =
-                l.tags.keys().filter(|k| !d.tags.contains_key(*k) && !k.starts_with("converge:")).cloned().collect();
             if !remove.is_empty() {
                 aws.efs
                     .untag_resource()
@@ -209,7 +203,7 @@ impl Kind for FileSystem {
 }
 
 fn parse(v: &Value) -> Result<FileSystemProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("efs.file_system", e.to_string()))
+    super::props("efs.file_system", v)
 }
 
 fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {

@@ -193,7 +193,7 @@ impl Kind for MountTarget {
 }
 
 fn parse(v: &Value) -> Result<MountTargetProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("efs.mount_target", e.to_string()))
+    super::props("efs.mount_target", v)
 }
 
 /// Polls until the mount target for `p`'s file system and subnet is

@@ -320,7 +320,7 @@ impl Kind for ReplicationGroupKind {
 }
 
 fn parse(v: &Value) -> Result<ReplicationGroupProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("elasticache.replication_group", e.to_string()))
+    super::props("elasticache.replication_group", v)
 }
 
 async fn wait_available(aws: &Aws, id: &str, timeout: Duration) -> Result<ReplicationGroup, AwsError> {

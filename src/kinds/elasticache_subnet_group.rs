@@ -159,7 +159,7 @@ impl Kind for CacheSubnetGroup {
 }
 
 fn parse(v: &Value) -> Result<CacheSubnetGroupProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("elasticache.subnet_group", e.to_string()))
+    super::props("elasticache.subnet_group", v)
 }
 
 fn live(name: String, g: aws_sdk_elasticache::types::CacheSubnetGroup, tags: BTreeMap<String, String>) -> Live {

@@ -240,7 +240,7 @@ impl Kind for ListenerKind {
 }
 
 fn parse(v: &Value) -> Result<ListenerProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("elbv2.listener", e.to_string()))
+    super::props("elbv2.listener", v)
 }
 
 fn certificates(p: &ListenerProps) -> Option<Vec<Certificate>> {

@@ -201,7 +201,7 @@ impl Kind for LoadBalancerKind {
 }
 
 fn parse(v: &Value) -> Result<LoadBalancerProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("elbv2.load_balancer", e.to_string()))
+    super::props("elbv2.load_balancer", v)
 }
 
 fn live(name: String, lb: LoadBalancer, tags: BTreeMap<String, String>) -> Live {

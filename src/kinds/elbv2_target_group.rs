@@ -224,7 +224,7 @@ impl Kind for TargetGroupKind {
 }
 
 fn parse(v: &Value) -> Result<TargetGroupProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("elbv2.target_group", e.to_string()))
+    super::props("elbv2.target_group", v)
 }
 
 fn live(name: String, g: TargetGroup, tags: BTreeMap<String, String>) -> Live {

@@ -222,6 +222,13 @@ pub fn typed<P: DeserializeOwned>(props: Value) -> Result<P, PropsError> {
         .map_err(|e| PropsError { path: crate::spec::path_string(e.path()), message: e.inner().to_string() })
 }
 
+/// Canonical properties (desired or live) back as the kind's typed struct.
+/// They were produced from that struct, so failing is a converge bug,
+/// reported as an error of the kind rather than a panic.
+pub fn props<P: DeserializeOwned>(kind: &'static str, v: &Value) -> Result<P, AwsError> {
+    serde_json::from_value(v.clone()).map_err(|e| AwsError::other(kind, format!("unreadable properties: {e}")))
+}
+
 pub fn to_value<P: Serialize>(p: &P) -> Value {
     serde_json::to_value(p).expect("kind properties serialize to JSON")
 }
@@ -236,6 +243,18 @@ pub fn sort_ids(ids: &mut Vec<String>) {
     ids.sort();
     let mut seen = std::collections::BTreeSet::new();
     ids.retain(|id| crate::value::is_unknown_str(id) || seen.insert(id.clone()));
+}
+
+/// What to change to bring `live` tags to `desired`: tags to set (new or
+/// changed values) and keys to remove. `converge:` tags are identity and are
+/// never removed.
+pub fn tag_delta(
+    desired: &BTreeMap<String, String>,
+    live: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let set = desired.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let remove = live.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("converge:")).cloned().collect();
+    (set, remove)
 }
 
 /// Tag set from EC2-style `(key, value)` pairs.
@@ -270,6 +289,17 @@ pub mod cidr_serde {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tag_delta_never_removes_identity_tags() {
+        let m = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (set, remove) = super::tag_delta(
+            &m(&[("Name", "new"), ("owner", "a")]),
+            &m(&[("Name", "old"), ("owner", "a"), ("stale", "x"), ("converge:stack", "s")]),
+        );
+        assert_eq!(set, m(&[("Name", "new")]));
+        assert_eq!(remove, ["stale"]);
+    }
+
     #[test]
     fn sort_ids_keeps_unknowns_apart() {
         let u = crate::value::UNKNOWN.to_string();

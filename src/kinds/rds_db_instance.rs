@@ -324,7 +324,7 @@ fn comparable(p: &DbInstanceProps) -> DbInstanceProps {
 }
 
 fn parse(v: &Value) -> Result<DbInstanceProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("rds.db_instance", e.to_string()))
+    super::props("rds.db_instance", v)
 }
 
 async fn wait_available(aws: &Aws, id: &str, timeout: Duration, name: String) -> Result<Live, AwsError> {

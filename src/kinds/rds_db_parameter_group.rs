@@ -191,7 +191,7 @@ impl Kind for DbParameterGroup {
 }
 
 fn parse(v: &Value) -> Result<DbParameterGroupProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("rds.db_parameter_group", e.to_string()))
+    super::props("rds.db_parameter_group", v)
 }
 
 /// Parameters the user set (`Source=user`), paginated.

@@ -157,7 +157,7 @@ impl Kind for DbSubnetGroup {
 }
 
 fn parse(v: &Value) -> Result<DbSubnetGroupProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("rds.db_subnet_group", e.to_string()))
+    super::props("rds.db_subnet_group", v)
 }
 
 async fn describe(aws: &Aws, name: &str) -> Result<Live, AwsError> {

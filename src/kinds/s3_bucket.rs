@@ -272,8 +272,7 @@ impl Kind for Bucket {
 
     fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
         Box::pin(async move {
-            let p: BucketProps =
-                serde_json::from_value(d.props.clone()).map_err(|e| AwsError::other("s3.bucket", e.to_string()))?;
+            let p: BucketProps = super::props("s3.bucket", &d.props)?;
             // A fresh bucket (`Null` props) gets every setting written.
             let was: Option<BucketProps> = serde_json::from_value(l.props.clone()).ok();
             let b = &l.id;

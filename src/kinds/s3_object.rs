@@ -204,7 +204,7 @@ impl Kind for Object {
 }
 
 fn parse(v: &Value) -> Result<ObjectProps, AwsError> {
-    serde_json::from_value(v.clone()).map_err(|e| AwsError::other("s3.object", e.to_string()))
+    super::props("s3.object", v)
 }
 
 /// `Tagging` header: URL-encoded `key=value&…`.
