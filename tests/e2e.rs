@@ -883,3 +883,39 @@ fn a_failed_operation_skips_its_dependents_and_nothing_else() {
     let r = moto.run(&["apply", path_str(&good), "--auto-approve"]).expect(0);
     assert!(r.stdout.contains("Apply complete: 2 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
 }
+
+#[test]
+fn stateful_resources_are_protected_and_snapshotted() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("protect");
+
+    // Production's database has deletion protection: destroy deletes what it
+    // can, refuses the database, and keeps what the database still uses.
+    moto.run(&["apply", STACK, "--env", "production", "--auto-approve"]).expect(0);
+    let r = moto.run(&["destroy", STACK, "--env", "production", "--auto-approve"]).expect(1);
+    assert!(r.stdout.contains("failed:  destroying db (rds.db_instance):"), "{}", r.stdout);
+    assert!(r.stdout.contains("set `deletion_protection: false` on `db` and apply first"), "{}", r.stdout);
+    for kept in ["db_subnets", "db_params", "db_sg"] {
+        assert!(r.stdout.contains(&format!("  skipped: destroying {kept} (")), "{kept}:\n{}", r.stdout);
+    }
+    let left = tagged(&moto, "production");
+    assert!(left.contains_key(&("db_instance".to_string(), "db".to_string())), "{left:?}");
+    assert!(
+        !left.contains_key(&("bucket".to_string(), "registry_bucket".to_string())),
+        "independent resources went: {left:?}"
+    );
+
+    // Staging keeps a final snapshot unless its spec says otherwise.
+    let keep = stack_variant(
+        &dir,
+        "keep.yaml",
+        &[("      db_skip_final_snapshot: true\n", "      db_skip_final_snapshot: false\n")],
+    );
+    apply(&moto, path_str(&keep));
+    moto.run(&["destroy", path_str(&keep), "--env", "staging", "--auto-approve"]).expect(0);
+    let snapshots: Vec<String> = rt().block_on(async {
+        let out = moto.rds().describe_db_snapshots().send().await.unwrap();
+        out.db_snapshots().iter().filter_map(|s| s.db_snapshot_identifier().map(str::to_string)).collect()
+    });
+    assert!(snapshots.iter().any(|s| s.starts_with("gitlab-ha-staging-db-final-")), "{snapshots:?}");
+}
