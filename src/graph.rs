@@ -103,11 +103,6 @@ impl Graph {
         self.closure(targets, Direction::Incoming)
     }
 
-    /// `names` and everything that depends on them, transitively.
-    pub fn with_dependents(&self, names: &BTreeSet<String>) -> BTreeSet<String> {
-        self.closure(names, Direction::Outgoing)
-    }
-
     fn closure(&self, start: &BTreeSet<String>, dir: Direction) -> BTreeSet<String> {
         let mut seen = BTreeSet::new();
         let mut stack: Vec<NodeIndex> = start.iter().filter_map(|n| self.nodes.get(n).copied()).collect();
@@ -164,7 +159,6 @@ mod tests {
             graph(&[("vpc", &[]), ("subnet", &["vpc"]), ("sg", &["vpc"]), ("db", &["subnet", "sg"]), ("bucket", &[])]);
         let t = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         assert_eq!(g.with_dependencies(&t(&["db"])), t(&["db", "subnet", "sg", "vpc"]));
-        assert_eq!(g.with_dependents(&t(&["subnet"])), t(&["subnet", "db"]));
         assert_eq!(g.dependencies("db"), ["sg", "subnet"]);
     }
 }

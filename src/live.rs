@@ -28,14 +28,6 @@ impl LiveState {
             .iter()
             .find(|o| kind.natural_key(&o.props).as_deref() == Some(key.as_str()))
     }
-
-    pub fn len(&self) -> usize {
-        self.objects.values().map(Vec::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Reads every kind in the registry (not only those in the spec: a kind

@@ -4,9 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
-
-use serde_json::Value;
+use std::path::PathBuf;
 
 use crate::kinds::{self, Kind};
 
@@ -155,10 +153,6 @@ pub fn default_physical_name(stack: &str, env: &str, resource: &str) -> String {
 }
 
 impl Stack {
-    pub fn kinds(&self) -> BTreeSet<&'static str> {
-        self.resources.values().map(|r| r.kind.type_name()).collect()
-    }
-
     /// The scope a kind's read runs in.
     pub fn scope(&self, kind: &dyn Kind) -> kinds::Scope {
         kinds::Scope {
@@ -173,15 +167,6 @@ impl Stack {
                 .collect(),
         }
     }
-
-    pub fn file_name(&self) -> &Path {
-        &self.file
-    }
-}
-
-/// Values as the renderer and checks see them.
-pub fn lit(v: impl Into<Value>) -> Template {
-    Template::Lit(v.into())
 }
 
 #[cfg(test)]
