@@ -37,8 +37,9 @@ impl LiveState {
 /// # Errors
 /// The first failed read; nothing is planned from partial state.
 pub async fn read(aws: &Aws, stack: &Stack) -> Result<LiveState, AwsError> {
+    let shared = std::sync::Arc::new(crate::aws::shared::SharedReads::default());
     let reads = REGISTRY.iter().map(|kind| {
-        let scope = stack.scope(*kind);
+        let scope = stack.scope(*kind, shared.clone());
         async move {
             let objects = kind.read(aws, &scope).await?;
             Ok::<_, AwsError>((kind.type_name(), objects))

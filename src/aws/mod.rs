@@ -15,6 +15,7 @@ pub mod ec2;
 pub mod elasticache;
 pub mod elbv2;
 pub mod rds;
+pub mod shared;
 
 /// How to reach AWS, from the command line and the stack.
 #[derive(Debug, Clone, Default)]

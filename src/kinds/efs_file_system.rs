@@ -91,22 +91,14 @@ impl Kind for FileSystem {
 
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let all = aws
-                .efs
-                .describe_file_systems()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("efs:DescribeFileSystems", e))?;
+            let all = scope.shared.file_systems(aws).await?;
             Ok(all
-                .into_iter()
+                .iter()
                 .filter(|f| !matches!(f.life_cycle_state, LifeCycleState::Deleting | LifeCycleState::Deleted))
                 .filter_map(|f| {
                     let tags = tags_of(&f.tags);
                     let owner = scope.owner(&tags, Some(&f.creation_token))?;
-                    Some(live(owner, f, tags, &aws.region))
+                    Some(live(owner, f.clone(), tags, &aws.region))
                 })
                 .collect())
         })

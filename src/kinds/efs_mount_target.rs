@@ -71,23 +71,18 @@ impl Kind for MountTarget {
 
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            // The stack's file systems, by their tags.
-            let all = aws
-                .efs
-                .describe_file_systems()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("efs:DescribeFileSystems", e))?;
-            let ours: Vec<String> = all
-                .into_iter()
+            // The stack's file systems, by their tags (shared with
+            // efs.file_system).
+            let ours: Vec<String> = scope
+                .shared
+                .file_systems(aws)
+                .await?
+                .iter()
                 .filter(|f| {
                     let tags = super::tag_map(f.tags.iter().map(|t| (Some(t.key.clone()), Some(t.value.clone()))));
                     tags.get(super::TAG_STACK) == Some(&scope.stack) && tags.get(super::TAG_ENV) == Some(&scope.env)
                 })
-                .map(|f| f.file_system_id)
+                .map(|f| f.file_system_id.clone())
                 .collect();
             let mut targets = Vec::new();
             for fs in ours {

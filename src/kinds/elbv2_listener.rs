@@ -106,27 +106,17 @@ impl Kind for ListenerKind {
 
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            // Listeners are listed per load balancer: the stack's ones.
-            let lbs = aws
-                .elbv2
-                .describe_load_balancers()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e))?;
-            let lb_arns: Vec<String> = lbs.into_iter().filter_map(|l| l.load_balancer_arn).collect();
-            let lb_tags = tags_of(aws, &lb_arns).await?;
+            // Listeners are listed per load balancer: the stack's ones, from
+            // the read shared with elbv2.load_balancer.
             let mut listeners = Vec::new();
-            for (arn, t) in &lb_tags {
+            for (lb, t) in scope.shared.load_balancers(aws).await? {
                 if t.get(TAG_STACK) != Some(&scope.stack) || t.get(TAG_ENV) != Some(&scope.env) {
                     continue;
                 }
                 let found = aws
                     .elbv2
                     .describe_listeners()
-                    .load_balancer_arn(arn)
+                    .load_balancer_arn(lb.load_balancer_arn().unwrap_or_default())
                     .into_paginator()
                     .items()
                     .send()

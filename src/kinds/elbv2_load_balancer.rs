@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::waiter_error;
-use crate::aws::elbv2::{check_name, sync_tags, tags_of, to_tags};
+use crate::aws::elbv2::{check_name, sync_tags, to_tags};
 use crate::aws::{Aws, AwsError, not_found};
 
 pub struct LoadBalancerKind;
@@ -90,23 +90,12 @@ impl Kind for LoadBalancerKind {
 
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let lbs = aws
-                .elbv2
-                .describe_load_balancers()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e))?;
-            let arns: Vec<String> = lbs.iter().filter_map(|l| l.load_balancer_arn.clone()).collect();
-            let tags = tags_of(aws, &arns).await?;
+            let lbs = scope.shared.load_balancers(aws).await?;
             Ok(lbs
-                .into_iter()
-                .filter_map(|lb| {
-                    let t = tags.get(lb.load_balancer_arn()?).cloned().unwrap_or_default();
-                    let owner = scope.owner(&t, lb.load_balancer_name())?;
-                    Some(live(owner, lb, t))
+                .iter()
+                .filter_map(|(lb, t)| {
+                    let owner = scope.owner(t, lb.load_balancer_name())?;
+                    Some(live(owner, lb.clone(), t.clone()))
                 })
                 .collect())
         })

@@ -78,6 +78,8 @@ pub struct Scope {
     pub region: String,
     /// physical name → resource name, for this kind's resources in the spec.
     pub names: BTreeMap<String, String>,
+    /// Reads shared with other kinds during this one read of live state.
+    pub shared: std::sync::Arc<crate::aws::shared::SharedReads>,
 }
 
 impl Scope {

@@ -188,34 +188,15 @@ impl Kind for Bucket {
 
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let buckets = aws
-                .s3
-                .list_buckets()
-                .bucket_region(&aws.region)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("s3:ListBuckets", e))?;
-            let region = aws.region.clone();
-            let candidates = buckets
-                .into_iter()
-                .filter(|b| b.bucket_region.as_deref().is_none_or(|r| r == region))
-                .filter_map(|b| b.name);
-            futures_util::stream::iter(candidates)
-                .map(|name| async move {
-                    let tags = tags(aws, &name).await?;
-                    match (tags, scope) {
-                        (None, _) => Ok(None), // deleted meanwhile
-                        (Some(tags), scope) => match scope.owner(&tags, Some(&name)) {
-                            Some(owner) => read_one(aws, owner, name, tags).await.map(Some),
-                            None => Ok(None),
-                        },
-                    }
-                })
+            // The region's buckets and their tags, shared with s3.object.
+            let buckets = scope.shared.buckets(aws).await?;
+            let ours: Vec<(String, String, BTreeMap<String, String>)> = buckets
+                .iter()
+                .filter_map(|(name, tags)| Some((scope.owner(tags, Some(name))?, name.clone(), tags.clone())))
+                .collect();
+            futures_util::stream::iter(ours)
+                .map(|(owner, name, tags)| async move { read_one(aws, owner, name, tags).await })
                 .buffer_unordered(READ_CONCURRENCY)
-                .try_filter_map(|x| async move { Ok(x) })
                 .try_collect()
                 .await
         })
@@ -423,23 +404,6 @@ fn aws_rule(r: &LifecycleRule) -> Result<AwsRule, AwsError> {
         )
         .build()
         .map_err(build_err)
-}
-
-/// The bucket's tags; `None` if the bucket is gone.
-async fn tags(aws: &Aws, bucket: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
-    let res = aws
-        .s3
-        .get_bucket_tagging()
-        .bucket(bucket)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("s3:GetBucketTagging", e));
-    match res {
-        Ok(out) => Ok(Some(super::tag_map(out.tag_set.into_iter().map(|t| (Some(t.key), Some(t.value)))))),
-        Err(e) if e.is("NoSuchTagSet") || e.is("NoSuchTagSetError") => Ok(Some(BTreeMap::new())),
-        Err(e) if e.is("NoSuchBucket") => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// Reads one bucket's settings: four independent calls, concurrently.

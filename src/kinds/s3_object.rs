@@ -78,38 +78,15 @@ impl Kind for Object {
 
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            // The stack's buckets: listed once, tags read concurrently.
-            let buckets = aws
-                .s3
-                .list_buckets()
-                .bucket_region(&aws.region)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("s3:ListBuckets", e))?;
-            let ours: Vec<String> = futures_util::stream::iter(buckets.into_iter().filter_map(|b| b.name))
-                .map(|name| async move {
-                    let res = aws
-                        .s3
-                        .get_bucket_tagging()
-                        .bucket(&name)
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::from_sdk("s3:GetBucketTagging", e));
-                    let tags = match res {
-                        Ok(out) => super::tag_map(out.tag_set.into_iter().map(|t| (Some(t.key), Some(t.value)))),
-                        Err(e) if e.code.starts_with("NoSuchTagSet") || e.is("NoSuchBucket") => BTreeMap::new(),
-                        Err(e) => return Err(e),
-                    };
-                    let mine = tags.get(TAG_STACK) == Some(&scope.stack) && tags.get(TAG_ENV) == Some(&scope.env);
-                    Ok(mine.then_some(name))
-                })
-                .buffer_unordered(16)
-                .try_filter_map(|x| async move { Ok(x) })
-                .try_collect()
-                .await?;
+            // The stack's buckets, from the read shared with s3.bucket.
+            let ours: Vec<String> = scope
+                .shared
+                .buckets(aws)
+                .await?
+                .iter()
+                .filter(|(_, t)| t.get(TAG_STACK) == Some(&scope.stack) && t.get(TAG_ENV) == Some(&scope.env))
+                .map(|(name, _)| name.clone())
+                .collect();
             let mut keys = Vec::new();
             for bucket in ours {
                 let pages: Vec<_> = aws

@@ -154,8 +154,9 @@ pub fn default_physical_name(stack: &str, env: &str, resource: &str) -> String {
 
 impl Stack {
     /// The scope a kind's read runs in.
-    pub fn scope(&self, kind: &dyn Kind) -> kinds::Scope {
+    pub fn scope(&self, kind: &dyn Kind, shared: std::sync::Arc<crate::aws::shared::SharedReads>) -> kinds::Scope {
         kinds::Scope {
+            shared,
             stack: self.name.clone(),
             env: self.env.clone(),
             region: self.region.clone(),
