@@ -912,7 +912,40 @@ fn stateful_resources_are_protected_and_snapshotted() {
         &[("      db_skip_final_snapshot: true\n", "      db_skip_final_snapshot: false\n")],
     );
     apply(&moto, path_str(&keep));
-    moto.run(&["destroy", path_str(&keep), "--env", "staging", "--auto-approve"]).expect(0);
+
+    // A new engine replaces the database (and its parameter group, whose
+    // family changes with it); what embeds its endpoint follows, and the
+    // next plan is empty. The replaced instance leaves a final snapshot.
+    let mysql = stack_variant(
+        &dir,
+        "mysql.yaml",
+        &[
+            ("      db_skip_final_snapshot: true\n", "      db_skip_final_snapshot: false\n"),
+            ("      engine: postgres\n", "      engine: mysql\n"),
+            ("      family: postgres16\n", "      family: mysql8.0\n"),
+            ("        log_min_duration_statement: \"1000\"\n", "        long_query_time: \"1\"\n"),
+            ("        idle_in_transaction_session_timeout: \"60000\"\n", ""),
+        ],
+    );
+    let r = plan(&moto, path_str(&mysql)).expect(2);
+    assert!(
+        r.stdout
+            .contains("-/+ db (rds.db_instance, gitlab-ha-staging-db) must be replaced (engine forces replacement)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("-/+ db_params (rds.db_parameter_group, gitlab-ha-staging-db-params) must be replaced (family forces replacement)"), "{}", r.stdout);
+    let r = apply(&moto, path_str(&mysql));
+    assert!(r.stdout.contains("2 replaced"), "{}", r.stdout);
+    plan(&moto, path_str(&mysql)).expect(0);
+    let engine = rt().block_on(async {
+        let out =
+            moto.rds().describe_db_instances().db_instance_identifier("gitlab-ha-staging-db").send().await.unwrap();
+        out.db_instances()[0].engine().unwrap().to_string()
+    });
+    assert_eq!(engine, "mysql");
+
+    moto.run(&["destroy", path_str(&mysql), "--env", "staging", "--auto-approve"]).expect(0);
     let snapshots: Vec<String> = rt().block_on(async {
         let out = moto.rds().describe_db_snapshots().send().await.unwrap();
         out.db_snapshots().iter().filter_map(|s| s.db_snapshot_identifier().map(str::to_string)).collect()
