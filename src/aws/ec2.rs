@@ -74,8 +74,3 @@ pub async fn sync_tags(
     }
     Ok(())
 }
-
-/// A waiter's failure as an [`AwsError`].
-pub fn waiter_error(operation: &'static str, e: impl std::error::Error) -> AwsError {
-    AwsError::other(operation, aws_sdk_ec2::error::DisplayErrorContext(e).to_string())
-}

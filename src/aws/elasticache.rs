@@ -54,17 +54,7 @@ pub async fn sync_tags(
     Ok(())
 }
 
-/// Replication group ids and subnet group names: 1-40 lower-case letters,
-/// digits and hyphens, starting with a letter, no `--`, no trailing `-`.
+/// Replication group ids and subnet group names.
 pub fn check_id(name: &str) -> Result<(), String> {
-    let ok = (1..=40).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.contains("--")
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err("an ElastiCache id is 1-40 lower-case letters, digits and hyphens, starts with a letter, and has no `--` or trailing `-`".into())
-    }
+    super::check_lowercase_id(name, 40, "an ElastiCache id")
 }

@@ -125,6 +125,29 @@ impl AwsError {
     }
 }
 
+/// A waiter's failure as an [`AwsError`].
+pub fn waiter_error(operation: &'static str, e: impl StdError) -> AwsError {
+    AwsError::other(operation, DisplayErrorContext(e).to_string())
+}
+
+/// The naming rule RDS and ElastiCache share for identifiers: 1 to `max`
+/// lower-case letters, digits and hyphens, starting with a letter, with no
+/// `--` and no trailing `-`. `what` names the identifier in the message.
+pub fn check_lowercase_id(name: &str, max: usize, what: &str) -> Result<(), String> {
+    let ok = (1..=max).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.contains("--")
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} is 1-{max} lower-case letters, digits and hyphens, starts with a letter, and has no `--` or trailing `-`"
+        ))
+    }
+}
+
 /// Maps a "not found" error code to `None`.
 pub fn not_found<T>(res: Result<T, AwsError>, codes: &[&str]) -> Result<Option<T>, AwsError> {
     match res {

@@ -60,17 +60,7 @@ pub async fn sync_tags(
     Ok(())
 }
 
-/// RDS identifiers (instances, subnet and parameter groups): 1-63 letters,
-/// digits and hyphens, starting with a letter, no `--`, no trailing `-`.
+/// RDS identifiers (instances, subnet and parameter groups).
 pub fn check_identifier(name: &str) -> Result<(), String> {
-    let ok = (1..=63).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.contains("--")
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err("an RDS identifier is 1-63 lower-case letters, digits and hyphens, starts with a letter, and has no `--` or trailing `-`".into())
-    }
+    super::check_lowercase_id(name, 63, "an RDS identifier")
 }

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
-use crate::aws::ec2::waiter_error;
 use crate::aws::elasticache::{check_id, list_tags, sync_tags, to_tags};
+use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, not_found};
 
 pub struct ReplicationGroupKind;

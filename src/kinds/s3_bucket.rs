@@ -236,7 +236,7 @@ impl Kind for Bucket {
                 .bucket(&d.physical_name)
                 .wait(d.timeout)
                 .await
-                .map_err(|e| crate::aws::ec2::waiter_error("s3:HeadBucket (wait exists)", e))?;
+                .map_err(|e| crate::aws::waiter_error("s3:HeadBucket (wait exists)", e))?;
             // Everything a new bucket lacks; tags too (CreateBucket set them
             // on AWS; the call is idempotent and covers endpoints that drop
             // CreateBucketConfiguration.Tags).
