@@ -23,10 +23,11 @@ fn filtered(dir: &Scratch, text: &str) -> String {
 
 #[test]
 fn validate_accepts_both_environments_of_the_shipped_stack() {
-    for env in ["staging", "production"] {
+    // Production has a NAT gateway (and its address) per AZ; staging shares one.
+    for (env, n) in [("staging", 72), ("production", 74)] {
         let r = converge(&["validate", "stacks/gitlab-ha.yaml", "--env", env]).expect(0);
         assert!(
-            r.stdout.contains(&format!("valid (35 resources, environment {env}, region eu-west-1)")),
+            r.stdout.contains(&format!("valid ({n} resources, environment {env}, region eu-west-1)")),
             "{}",
             r.stdout
         );
@@ -105,12 +106,22 @@ fn schema_covers_every_kind_and_rejects_typos() {
         [
             "ec2.vpc",
             "ec2.subnet",
+            "ec2.internet_gateway",
+            "ec2.elastic_ip",
+            "ec2.nat_gateway",
+            "ec2.route_table",
+            "ec2.vpc_endpoint",
             "ec2.security_group",
             "s3.bucket",
+            "iam.role",
+            "iam.instance_profile",
+            "secretsmanager.secret",
+            "ec2.volume",
             "rds.db_subnet_group",
             "rds.db_parameter_group",
             "rds.db_instance",
             "elasticache.subnet_group",
+            "elasticache.parameter_group",
             "elasticache.replication_group",
             "efs.file_system",
             "efs.mount_target",
@@ -152,4 +163,182 @@ fn secrets_from_the_environment_are_never_printed() {
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("sensitive"), "{all}");
     assert!(!all.contains("hunter2"), "secret leaked: {all}");
+}
+
+/// The line of the first occurrence of `text` in the shipped stack.
+fn line_of(text: &str) -> usize {
+    let stack = std::fs::read_to_string(repo().join("stacks/gitlab-ha.yaml")).unwrap();
+    let at = stack.find(text).unwrap_or_else(|| panic!("{text} not in the stack"));
+    stack[..at].lines().count() + 1
+}
+
+#[test]
+fn a_parameter_group_of_another_family_is_refused_offline() {
+    // RDS refuses a parameter group whose family is not the engine
+    // version's; validate says so before any call, naming both lines.
+    let r = converge(&["validate", "stacks/gitlab-ha.yaml", "--env", "staging", "--var", "postgres_version=17.2"])
+        .expect(1);
+    let version = line_of("      engine_version: ${var.postgres_version}");
+    let family = line_of("      family: ${var.postgres_family}");
+    assert!(
+        r.stderr.contains(&format!(
+            "stacks/gitlab-ha.yaml:{version}:23: error: `resources.db.properties.engine_version`: postgres 17.2 needs a parameter group of family `postgres17`, but `db_params` is `postgres16`"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!("help: `db_params.family` is set at stacks/gitlab-ha.yaml:{family}:15")),
+        "{}",
+        r.stderr
+    );
+    // The pair changed together is valid.
+    converge(&[
+        "validate",
+        "stacks/gitlab-ha.yaml",
+        "--env",
+        "staging",
+        "--var",
+        "postgres_version=17.2",
+        "--var",
+        "postgres_family=postgres17",
+    ])
+    .expect(0);
+
+    // ElastiCache: Redis 6.2 needs `redis6.x`.
+    let r =
+        converge(&["validate", "stacks/gitlab-ha.yaml", "--env", "staging", "--var", "redis_version=6.2"]).expect(1);
+    assert!(
+        r.stderr.contains("redis 6.2 needs a parameter group of family `redis6.x`, but `redis_params` is `redis7`"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "`redis_params.family` is set at stacks/gitlab-ha.yaml:{}:",
+            line_of("      family: ${var.redis_family}")
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_unpinned_version_with_a_parameter_group_is_refused() {
+    let dir = Scratch::new("unpinned");
+    let stack = std::fs::read_to_string(repo().join("stacks/gitlab-ha.yaml"))
+        .unwrap()
+        .replace("      engine_version: ${var.postgres_version}\n", "")
+        .replace("../templates/", &format!("{}/templates/", repo().display()))
+        .replace("../cloud-init/", &format!("{}/cloud-init/", repo().display()));
+    let file = dir.write("stack.yaml", &stack);
+    let r = converge(&["validate", file.to_str().unwrap(), "--env", "staging"]).expect(1);
+    assert!(
+        r.stderr.contains("no `engine_version`, but parameter group `db_params` is for `postgres16`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn every_stack_validates_against_the_published_schema() {
+    // A real JSON Schema validator (check-jsonschema, in the test venv)
+    // against `converge schema`: what validate accepts, the schema accepts.
+    let dir = Scratch::new("schema");
+    let schema = dir.write("converge.schema.json", &converge(&["schema"]).expect(0).stdout);
+    let checker = repo().join(".venv/bin/check-jsonschema");
+    assert!(checker.exists(), "no {}: run scripts/test", checker.display());
+    let stacks: Vec<std::path::PathBuf> = std::fs::read_dir(repo().join("stacks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    assert!(!stacks.is_empty());
+    let check = |files: &[std::path::PathBuf]| {
+        Run::from(
+            std::process::Command::new(&checker)
+                .arg("--schemafile")
+                .arg(&schema)
+                .args(files)
+                .output()
+                .expect("run check-jsonschema"),
+        )
+    };
+    let r = check(&stacks);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+
+    // And it still rejects what validate rejects: a misspelled key, a
+    // resource name validate refuses, a number where a string of digits is
+    // not a reference.
+    let shipped = std::fs::read_to_string(repo().join("stacks/gitlab-ha.yaml")).unwrap();
+    for (name, from, to) in [
+        ("typo.yaml", "      cidr_block: ${var.vpc_cidr}", "      cidr_blok: ${var.vpc_cidr}"),
+        ("name.yaml", "  vpc:\n", "  my vpc:\n"),
+        ("stack.yaml", "stack: gitlab-ha", "stack: GitLab_HA"),
+        ("number.yaml", "      size_gb: ${var.gitaly_volume_gb}", "      size_gb: two hundred"),
+    ] {
+        assert!(shipped.contains(from), "{from}");
+        let bad = dir.write(name, &shipped.replacen(from, to, 1));
+        let r = check(&[bad]);
+        assert_eq!(r.code, 1, "{name} passed the schema:\n{}{}", r.stdout, r.stderr);
+    }
+}
+
+#[test]
+fn disabled_resources_and_conditional_references() {
+    let dir = Scratch::new("enabled");
+    let stack = |per_az: &str| {
+        format!(
+            r#"stack: demo
+region: eu-west-1
+variables:
+  per_az: {per_az}
+resources:
+  vpc:
+    type: ec2.vpc
+    properties:
+      cidr_block: 10.0.0.0/16
+  a:
+    type: ec2.subnet
+    properties:
+      vpc_id: ${{resources.vpc.id}}
+      cidr_block: 10.0.1.0/24
+      availability_zone: eu-west-1a
+  b:
+    type: ec2.subnet
+    enabled: ${{var.per_az}}
+    properties:
+      vpc_id: ${{resources.vpc.id}}
+      cidr_block: 10.0.2.0/24
+      availability_zone: eu-west-1b
+  rt:
+    type: ec2.route_table
+    properties:
+      vpc_id: ${{resources.vpc.id}}
+      subnet_ids: ["${{var.per_az ? resources.b.id : resources.a.id}}"]
+"#
+        )
+    };
+    let on = dir.write("on.yaml", &stack("true"));
+    let r = converge(&["graph", on.to_str().unwrap()]).expect(0);
+    assert!(r.stdout.contains("b"), "{}", r.stdout);
+    let r = converge(&["graph", on.to_str().unwrap(), "--format", "dot"]).expect(0);
+    assert!(r.stdout.contains("\"b\" -> \"rt\";") && !r.stdout.contains("\"a\" -> \"rt\";"), "{}", r.stdout);
+    let off = dir.write("off.yaml", &stack("false"));
+    let r = converge(&["validate", off.to_str().unwrap()]).expect(0);
+    assert!(r.stdout.contains("valid (3 resources"), "{}", r.stdout);
+    let r = converge(&["graph", off.to_str().unwrap(), "--format", "dot"]).expect(0);
+    assert!(r.stdout.contains("\"a\" -> \"rt\";") && !r.stdout.contains("\"b\""), "{}", r.stdout);
+
+    // A plain reference to a disabled resource is an error, and so is a
+    // condition on a variable that is not true or false.
+    let bad = dir.write(
+        "bad.yaml",
+        &stack("false").replace("${var.per_az ? resources.b.id : resources.a.id}", "${resources.b.id}"),
+    );
+    let r = converge(&["validate", bad.to_str().unwrap()]).expect(1);
+    assert!(r.stderr.contains("references `b`, which is disabled in environment `default`"), "{}", r.stderr);
+    let bad = dir.write("bad2.yaml", &stack("maybe"));
+    let r = converge(&["validate", bad.to_str().unwrap()]).expect(1);
+    assert!(r.stderr.contains("`enabled: ${var.per_az}`: variable `per_az` must be true or false"), "{}", r.stderr);
 }

@@ -9,44 +9,13 @@ use aws_sdk_ec2::types::Filter;
 use harness::{Moto, Scratch, path_str, rt, stack_variant, wait_for_lines};
 
 const STACK: &str = "stacks/gitlab-ha.yaml";
-const RESOURCES: [&str; 35] = [
-    "vpc",
-    "private_a",
-    "private_b",
-    "lb_sg",
-    "app_sg",
-    "db_sg",
-    "redis_sg",
-    "efs_sg",
-    "runners_sg",
-    "config_bucket",
-    "registry_bucket",
-    "objects_bucket",
-    "runner_cache_bucket",
-    "db_subnets",
-    "db_params",
-    "db",
-    "redis_subnets",
-    "redis",
-    "efs",
-    "efs_a",
-    "efs_b",
-    "gitlab_rb",
-    "alb",
-    "app_tg",
-    "https_listener",
-    "http_listener",
-    "migrate_lt",
-    "app_lt",
-    "gitlab_migrate",
-    "gitlab_app",
-    "runner_worker_lt",
-    "runner_workers",
-    "runner_manager_lt",
-    "runner_manager",
-    "app_cpu",
-];
-/// The database password the tests pass through the environment.
+/// Resources of the staging stack (72; production adds a second NAT
+/// gateway and its address).
+const STAGING: usize = 72;
+/// Of those, what AWS cannot tag: the two mount targets and the scaling
+/// policy.
+const UNTAGGED: usize = 3;
+/// A database password the tests pass through the environment.
 const DB_PASSWORD: &str = harness::DB_PASSWORD;
 const BUCKETS: [&str; 4] = [
     "acme-gitlab-staging-config",
@@ -173,6 +142,59 @@ fn tagged(moto: &Moto, env: &str) -> BTreeMap<(String, String), usize> {
         for f in moto.efs().describe_file_systems().send().await.unwrap().file_systems() {
             add("file_system", f.tags().iter().map(|t| (t.key.clone(), t.value.clone())).collect());
         }
+        for g in
+            ec2.describe_internet_gateways().set_filters(Some(filters(env))).send().await.unwrap().internet_gateways()
+        {
+            add("internet_gateway", ec2_tags(g.tags()));
+        }
+        for a in ec2.describe_addresses().set_filters(Some(filters(env))).send().await.unwrap().addresses() {
+            add("elastic_ip", ec2_tags(a.tags()));
+        }
+        for n in ec2.describe_nat_gateways().set_filter(Some(filters(env))).send().await.unwrap().nat_gateways() {
+            if n.state().map(|s| s.as_str()) != Some("deleted") {
+                add("nat_gateway", ec2_tags(n.tags()));
+            }
+        }
+        for t in ec2.describe_route_tables().set_filters(Some(filters(env))).send().await.unwrap().route_tables() {
+            add("route_table", ec2_tags(t.tags()));
+        }
+        for e in ec2.describe_vpc_endpoints().set_filters(Some(filters(env))).send().await.unwrap().vpc_endpoints() {
+            if !e.state().is_some_and(|s| s.as_str().eq_ignore_ascii_case("deleted")) {
+                add("vpc_endpoint", ec2_tags(e.tags()));
+            }
+        }
+        for v in ec2.describe_volumes().set_filters(Some(filters(env))).send().await.unwrap().volumes() {
+            add("volume", ec2_tags(v.tags()));
+        }
+        let iam = moto.iam();
+        let path = format!("/converge/gitlab-ha/{env}/");
+        for r in iam.list_roles().path_prefix(&path).send().await.unwrap().roles() {
+            let role = iam.get_role().role_name(r.role_name()).send().await.unwrap();
+            add(
+                "role",
+                role.role().unwrap().tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            );
+        }
+        for p in iam.list_instance_profiles().path_prefix(&path).send().await.unwrap().instance_profiles() {
+            let p = iam.get_instance_profile().instance_profile_name(p.instance_profile_name()).send().await.unwrap();
+            let tags =
+                p.instance_profile().unwrap().tags().iter().map(|t| (t.key().to_string(), t.value().to_string()));
+            add("instance_profile", tags.collect());
+        }
+        for sec in moto.secretsmanager().list_secrets().send().await.unwrap().secret_list() {
+            let tags: Tags =
+                sec.tags().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())).collect();
+            if tags.contains_key("converge:stack") {
+                add("secret", tags);
+            }
+        }
+        for g in ec.describe_cache_parameter_groups().send().await.unwrap().cache_parameter_groups() {
+            let tags = ec.list_tags_for_resource().resource_name(g.arn().unwrap()).send().await.unwrap();
+            add(
+                "cache_parameter_group",
+                tags.tag_list().iter().map(|t| (t.key.clone().unwrap(), t.value.clone().unwrap())).collect(),
+            );
+        }
         for b in s3.list_buckets().send().await.unwrap().buckets() {
             let name = b.name().unwrap();
             let tags = s3.get_bucket_tagging().bucket(name).send().await.map(|t| t.tag_set).unwrap_or_default();
@@ -204,22 +226,30 @@ fn create_noop_update_drift_replace_delete_destroy() {
 
     // 1. Empty account: every resource is a create.
     let r = plan(&moto, STACK).expect(2);
-    for name in RESOURCES {
+    let graph = moto.run(&["graph", STACK, "--env", "staging"]).expect(0);
+    let names: Vec<&str> = graph.stdout.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(names.len(), STAGING);
+    for name in names {
         assert!(r.stdout.contains(&format!("  + {name} (")), "{name} not planned for creation:\n{}", r.stdout);
     }
-    assert!(r.stdout.contains("Plan: 35 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("Plan: {STAGING} to add, 0 to change, 0 to replace, 0 to destroy.")),
+        "{}",
+        r.stdout
+    );
     assert!(moto.calls().iter().all(|c| !c.mutating), "plan mutated AWS");
-    assert!(r.stdout.contains("+ master_password             = (sensitive)"), "{}", r.stdout);
-    assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
+    assert!(r.stdout.contains("+ manage_master_user_password = true"), "{}", r.stdout);
 
     // 2. Apply creates them, each carrying the three identity tags.
     let r = apply(&moto, STACK);
-    assert!(r.stdout.contains("Apply complete: 35 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
-    assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD), "the password leaked");
+    assert!(
+        r.stdout.contains(&format!("Apply complete: {STAGING} created, 0 updated, 0 replaced, 0 destroyed.")),
+        "{}",
+        r.stdout
+    );
     let found = tagged(&moto, "staging");
-    // Every resource but the two mount targets and the scaling policy
-    // (AWS cannot tag them).
-    assert_eq!(found.len(), 32, "{found:?}");
+    // Every resource but those AWS cannot tag, each of every kind.
+    assert_eq!(found.len(), STAGING - UNTAGGED, "{found:?}");
     assert!(found.values().all(|n| *n == 1), "duplicates: {found:?}");
     let ec2 = moto.ec2();
     let s3 = moto.s3();
@@ -320,8 +350,9 @@ fn create_noop_update_drift_replace_delete_destroy() {
 
     // 4c. A replace-forcing change: -/+ with the attribute named. A new
     // subnet CIDR replaces the subnet, and what names the subnet follows:
-    // its mount target is replaced; the DB and cache subnet groups, the load
-    // balancer and the four auto-scaling groups are updated.
+    // its mount target is replaced; the DB and cache subnet groups, the
+    // three load balancers, its route table and the four auto-scaling groups
+    // that use it are updated.
     let moved = stack_variant(
         &dir,
         "moved.yaml",
@@ -338,11 +369,14 @@ fn create_noop_update_drift_replace_delete_destroy() {
     assert!(r.stdout.contains("-/+ efs_b (efs.mount_target, fsmt-"), "{}", r.stdout);
     assert!(r.stdout.contains("  ~ db_subnets (rds.db_subnet_group, "), "{}", r.stdout);
     assert!(r.stdout.contains("  ~ redis_subnets (elasticache.subnet_group, "), "{}", r.stdout);
-    assert!(r.stdout.contains("  ~ alb (elbv2.load_balancer, "), "{}", r.stdout);
+    for lb in ["alb", "ssh_nlb", "gitaly_nlb"] {
+        assert!(r.stdout.contains(&format!("  ~ {lb} (elbv2.load_balancer, ")), "{lb}:\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains("  ~ private_b_rt (ec2.route_table, "), "{}", r.stdout);
     for group in ["gitlab_migrate", "gitlab_app", "runner_workers", "runner_manager"] {
         assert!(r.stdout.contains(&format!("  ~ {group} (autoscaling.group, ")), "{group}:\n{}", r.stdout);
     }
-    assert!(r.stdout.contains("Plan: 0 to add, 7 to change, 2 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 0 to add, 10 to change, 2 to replace, 0 to destroy."), "{}", r.stdout);
 
     // Applied on a resource without dependents: a group's description
     // cannot be edited, so it is replaced.
@@ -354,33 +388,37 @@ fn create_noop_update_drift_replace_delete_destroy() {
     let r = plan(&moto, path_str(&described)).expect(2);
     assert!(r.stdout.contains("-/+ runners_sg (ec2.security_group, sg-"), "{}", r.stdout);
     assert!(r.stdout.contains("must be replaced (description forces replacement)"), "{}", r.stdout);
-    // The runners' launch templates name the group: new versions, and their
-    // groups follow.
-    for follower in ["runner_worker_lt", "runner_manager_lt", "runner_workers", "runner_manager"] {
+    // The workers' launch template names the group: a new version, and
+    // their group follows.
+    for follower in ["runner_worker_lt", "runner_workers"] {
         assert!(r.stdout.contains(&format!("  ~ {follower} (")), "{follower}:\n{}", r.stdout);
     }
-    assert!(r.stdout.contains("Plan: 0 to add, 4 to change, 1 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 0 to add, 2 to change, 1 to replace, 0 to destroy."), "{}", r.stdout);
     let before = sg_id(&moto, "runners_sg");
     let r = apply(&moto, path_str(&described));
-    assert!(r.stdout.contains("Apply complete: 0 created, 4 updated, 1 replaced, 0 destroyed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Apply complete: 0 created, 2 updated, 1 replaced, 0 destroyed."), "{}", r.stdout);
     plan(&moto, path_str(&described)).expect(0);
     assert_ne!(sg_id(&moto, "runners_sg"), before, "a new group replaced the old one");
 
     // 4d. A resource removed from the spec is planned for deletion.
     let text = std::fs::read_to_string(&described).unwrap();
     let start = text.find("  http_listener:").unwrap();
-    let end = text.find("  # GitLab nodes").unwrap();
+    let end = text.find("  # ── Git over SSH").unwrap();
     let removed = dir.write("removed.yaml", &format!("{}{}", &text[..start], &text[end..]));
     let r = plan(&moto, path_str(&removed)).expect(2);
     assert!(r.stdout.contains("  - http_listener (elbv2.listener, arn:"), "{}", r.stdout);
     assert!(r.stdout.contains("will be destroyed (no longer in the spec)"), "{}", r.stdout);
     assert!(r.stdout.contains("Plan: 0 to add, 0 to change, 0 to replace, 1 to destroy."), "{}", r.stdout);
     apply(&moto, path_str(&removed));
-    assert_eq!(tagged(&moto, "staging").len(), 31);
+    assert_eq!(tagged(&moto, "staging").len(), STAGING - UNTAGGED - 1);
 
-    // 5. Destroy leaves nothing tagged for the stack/env.
+    // 5. Destroy leaves nothing tagged for the stack/env, of any kind.
     let r = moto.run(&["destroy", path_str(&removed), "--env", "staging", "--auto-approve"]).expect(0);
-    assert!(r.stdout.contains("Destroy complete: 0 created, 0 updated, 0 replaced, 34 destroyed."), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("Destroy complete: 0 created, 0 updated, 0 replaced, {} destroyed.", STAGING - 1)),
+        "{}",
+        r.stdout
+    );
     assert!(tagged(&moto, "staging").is_empty());
     let left = rt().block_on(async { moto.s3().list_buckets().send().await.unwrap().buckets().len() });
     assert_eq!(left, 0);
@@ -449,6 +487,7 @@ fn data_tier_load_balancer_and_gitlab_rb() {
         let private = ec2
             .describe_subnets()
             .filters(Filter::builder().name("tag:converge:env").values("staging").build())
+            .filters(Filter::builder().name("tag:converge:resource").values("private_a").values("private_b").build())
             .send()
             .await
             .unwrap();
@@ -461,14 +500,17 @@ fn data_tier_load_balancer_and_gitlab_rb() {
     // HTTPS forwarding to the target group, HTTP redirecting to HTTPS.
     rt().block_on(async {
         let elb = moto.elbv2();
-        let lbs = elb.describe_load_balancers().send().await.unwrap();
+        let lbs = elb.describe_load_balancers().names("gitlab-ha-staging-alb").send().await.unwrap();
         let lb = &lbs.load_balancers()[0];
-        assert_eq!(lb.load_balancer_name(), Some("gitlab-ha-staging-alb"));
         assert_eq!(lb.scheme().map(|s| s.as_str()), Some("internal"));
         assert_eq!(lb.r#type().map(|t| t.as_str()), Some("application"));
-        let tgs = elb.describe_target_groups().send().await.unwrap();
+        let tgs = elb.describe_target_groups().names("gitlab-ha-staging-app-tg").send().await.unwrap();
         let tg = &tgs.target_groups()[0];
         assert_eq!(tg.health_check_path(), Some("/-/readiness"));
+        let attrs = elb.describe_load_balancer_attributes().load_balancer_arn(lb.load_balancer_arn().unwrap());
+        let attrs = attrs.send().await.unwrap();
+        let idle = attrs.attributes().iter().find(|a| a.key() == Some("idle_timeout.timeout_seconds")).unwrap();
+        assert_eq!(idle.value(), Some("600"), "long enough for a large clone");
         let listeners =
             elb.describe_listeners().load_balancer_arn(lb.load_balancer_arn().unwrap()).send().await.unwrap();
         let mut by_port: Vec<(i32, String, String)> = listeners
@@ -478,7 +520,8 @@ fn data_tier_load_balancer_and_gitlab_rb() {
                 let a = &l.default_actions()[0];
                 let what = match a.redirect_config() {
                     Some(r) => format!("redirect {}:{}", r.protocol().unwrap(), r.port().unwrap()),
-                    None => format!("forward {}", a.target_group_arn().unwrap() == tg.target_group_arn().unwrap()),
+                    None if a.target_group_arn() == tg.target_group_arn() => "forward app".to_string(),
+                    None => "forward other".to_string(),
                 };
                 (l.port().unwrap(), l.protocol().unwrap().as_str().to_string(), what)
             })
@@ -488,7 +531,8 @@ fn data_tier_load_balancer_and_gitlab_rb() {
             by_port,
             [
                 (80, "HTTP".to_string(), "redirect HTTPS:443".to_string()),
-                (443, "HTTPS".to_string(), "forward true".to_string())
+                (443, "HTTPS".to_string(), "forward app".to_string()),
+                (5050, "HTTPS".to_string(), "forward other".to_string())
             ]
         );
     });
@@ -512,7 +556,7 @@ fn data_tier_load_balancer_and_gitlab_rb() {
             mix.launch_template().unwrap().overrides().iter().filter_map(|o| o.instance_type()).collect();
         assert_eq!(types, ["t3.large", "t3a.large"]);
         assert_eq!(app.health_check_type(), Some("ELB"));
-        assert_eq!(app.target_group_arns().len(), 1);
+        assert_eq!(app.target_group_arns().len(), 3, "HTTPS, the registry and SSH");
         let policies = moto
             .autoscaling()
             .describe_policies()
@@ -552,7 +596,10 @@ fn data_tier_load_balancer_and_gitlab_rb() {
         };
         let app_ud = user_data(lt_of(app)).await;
         let migrate_ud = user_data(lt_of(migrate)).await;
-        assert!(app_ud.contains("touch /etc/gitlab/skip-auto-migrations"), "{app_ud}");
+        assert!(
+            app_ud.contains("touch /etc/gitlab/skip-auto-migrations /etc/gitlab/skip-auto-reconfigure"),
+            "{app_ud}"
+        );
         assert!(app_ud.contains("gitlab_rails['auto_migrate'] = false"), "{app_ud}");
         assert!(!migrate_ud.contains("skip-auto-migrations"), "{migrate_ud}");
         assert!(migrate_ud.contains("gitlab_rails['auto_migrate'] = true"), "{migrate_ud}");
@@ -566,7 +613,6 @@ fn data_tier_load_balancer_and_gitlab_rb() {
         ] {
             assert!(manager_ud.contains(line), "missing {line}:\n{manager_ud}");
         }
-        assert!(!app_ud.contains(DB_PASSWORD) && !migrate_ud.contains(DB_PASSWORD), "no secret in user data");
     });
 
     // gitlab.rb in the config bucket holds the real endpoints and buckets.
@@ -584,14 +630,13 @@ fn data_tier_load_balancer_and_gitlab_rb() {
             "postgresql['enable'] = false".to_string(),
             "redis['enable'] = false".to_string(),
             "gitlab_rails['redis_ssl'] = true".to_string(),
-            "gitlab_rails['object_store']['objects']['artifacts']['bucket'] = 'acme-gitlab-staging-objects'"
+            "gitlab_rails['object_store']['objects']['artifacts']['bucket'] = 'acme-gitlab-staging-objects/artifacts'"
                 .to_string(),
             "    'bucket' => 'acme-gitlab-staging-registry',".to_string(),
             "gitlab_rails['monitoring_whitelist'] = ['127.0.0.0/8', '10.30.0.0/16']".to_string(),
         ] {
             assert!(rb.lines().any(|l| l == line), "missing `{line}` in gitlab.rb:\n{rb}");
         }
-        assert!(!rb.contains(DB_PASSWORD), "the password is not rendered");
     });
 
     // The DB instance class changes in place: one ModifyDBInstance.
@@ -615,7 +660,15 @@ fn data_tier_load_balancer_and_gitlab_rb() {
     plan(&moto, path_str(&bigger)).expect(0);
 
     // A new engine replaces the instance, and the plan says why.
-    let other = stack_variant(&dir, "engine.yaml", &[("      engine: postgres\n", "      engine: mysql\n")]);
+    let other = stack_variant(
+        &dir,
+        "engine.yaml",
+        &[
+            ("      engine: postgres\n", "      engine: mysql\n"),
+            ("  postgres_version: \"16.4\"", "  postgres_version: \"8.0.39\""),
+            ("  postgres_family: postgres16", "  postgres_family: mysql8.0"),
+        ],
+    );
     let r = plan(&moto, path_str(&other)).expect(2);
     assert!(
         r.stdout
@@ -709,13 +762,13 @@ fn environments_are_isolated_by_tags() {
     apply(&moto, STACK);
     // Production sees none of staging's objects as its own.
     let r = moto.run(&["plan", STACK, "--env", "production", "--detailed-exitcode"]).expect(2);
-    assert!(r.stdout.contains("Plan: 35 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 74 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     assert_eq!(tagged(&moto, "production").len(), 0);
 
     // JSON for tools: the same plan, machine-readable.
     let r = moto.run(&["plan", STACK, "--env", "production", "--format", "json"]).expect(0);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
-    assert_eq!(doc["summary"], serde_json::json!({"add": 35, "change": 0, "replace": 0, "destroy": 0}));
+    assert_eq!(doc["summary"], serde_json::json!({"add": 74, "change": 0, "replace": 0, "destroy": 0}));
     let private_a = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "private_a").unwrap();
     assert_eq!(private_a["action"], "create");
     let vpc_id = private_a["changes"].as_array().unwrap().iter().find(|c| c["attr"] == "vpc_id").unwrap();
@@ -767,12 +820,15 @@ fn killed_apply_reruns_without_duplicates() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let partial = tagged(&moto, "staging");
-    assert!(partial.len() >= 3 && partial.len() < 32, "kill did not land mid-apply: {partial:?}\n{seen:?}");
+    assert!(
+        partial.len() >= 3 && partial.len() < STAGING - UNTAGGED,
+        "kill did not land mid-apply: {partial:?}\n{seen:?}"
+    );
 
     let r = apply(&moto, STACK);
     assert!(r.stdout.contains("Apply complete"), "{}", r.stdout);
     let all = tagged(&moto, "staging");
-    assert_eq!(all.len(), 32, "{all:?}");
+    assert_eq!(all.len(), STAGING - UNTAGGED, "{all:?}");
     assert!(all.values().all(|n| *n == 1), "duplicates after rerun: {all:?}");
     plan(&moto, STACK).expect(0);
 }
@@ -922,7 +978,8 @@ fn stateful_resources_are_protected_and_snapshotted() {
         &[
             ("      db_skip_final_snapshot: true\n", "      db_skip_final_snapshot: false\n"),
             ("      engine: postgres\n", "      engine: mysql\n"),
-            ("      family: postgres16\n", "      family: mysql8.0\n"),
+            ("  postgres_family: postgres16\n", "  postgres_family: mysql8.0\n"),
+            ("  postgres_version: \"16.4\"\n", "  postgres_version: \"8.0.39\"\n"),
             ("        log_min_duration_statement: \"1000\"\n", "        long_query_time: \"1\"\n"),
             ("        idle_in_transaction_session_timeout: \"60000\"\n", ""),
         ],
@@ -951,4 +1008,421 @@ fn stateful_resources_are_protected_and_snapshotted() {
         out.db_snapshots().iter().filter_map(|s| s.db_snapshot_identifier().map(str::to_string)).collect()
     });
     assert!(snapshots.iter().any(|s| s.starts_with("gitlab-ha-staging-db-final-")), "{snapshots:?}");
+}
+
+/// The user data of a launch template's default version.
+async fn user_data_of(ec2: &aws_sdk_ec2::Client, lt: &str) -> String {
+    let v = ec2.describe_launch_template_versions().launch_template_id(lt).versions("$Default").send().await.unwrap();
+    let b64 = v.launch_template_versions()[0].launch_template_data().unwrap().user_data().unwrap().to_string();
+    String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap()).unwrap()
+}
+
+/// One EC2 object's id by its `converge:resource` tag (staging).
+fn tagged_filter(resource: &str) -> Vec<Filter> {
+    vec![
+        Filter::builder().name("tag:converge:resource").values(resource).build(),
+        Filter::builder().name("tag:converge:env").values("staging").build(),
+    ]
+}
+
+#[test]
+fn the_stack_is_built_to_boot_on_a_real_account() {
+    let moto = Moto::start();
+    apply(&moto, STACK);
+    let ec2 = moto.ec2();
+    let manager_sg = sg_id(&moto, "runner_manager_sg");
+    rt().block_on(async {
+        // Egress: each private subnet's default route goes to a NAT gateway
+        // in a public subnet, whose own default route goes to the internet
+        // gateway attached to the VPC.
+        let vpc = ec2.describe_vpcs().set_filters(Some(tagged_filter("vpc"))).send().await.unwrap();
+        let vpc_id = vpc.vpcs()[0].vpc_id().unwrap().to_string();
+        let igw = ec2.describe_internet_gateways().set_filters(Some(tagged_filter("igw"))).send().await.unwrap();
+        let igw = &igw.internet_gateways()[0];
+        assert_eq!(igw.attachments()[0].vpc_id(), Some(vpc_id.as_str()), "the gateway is attached to the VPC");
+        let igw_id = igw.internet_gateway_id().unwrap();
+        let subnet_id = |name: &str| {
+            let ec2 = ec2.clone();
+            let name = name.to_string();
+            async move {
+                let s = ec2.describe_subnets().set_filters(Some(tagged_filter(&name))).send().await.unwrap();
+                let s = &s.subnets()[0];
+                assert_ne!(s.map_public_ip_on_launch(), Some(true), "{name} gives no public IPs");
+                s.subnet_id().unwrap().to_string()
+            }
+        };
+        let default_route = |subnet: String| {
+            let ec2 = ec2.clone();
+            async move {
+                let t = ec2
+                    .describe_route_tables()
+                    .filters(Filter::builder().name("association.subnet-id").values(&subnet).build())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(t.route_tables().len(), 1, "{subnet} has its own route table");
+                let table = t.route_tables()[0].clone();
+                let route = table
+                    .routes()
+                    .iter()
+                    .find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+                    .unwrap_or_else(|| panic!("{subnet} has no default route"))
+                    .clone();
+                (table, route)
+            }
+        };
+        let public: Vec<String> = vec![subnet_id("public_a").await, subnet_id("public_b").await];
+        for p in &public {
+            let (_, route) = default_route(p.clone()).await;
+            assert_eq!(route.gateway_id(), Some(igw_id), "public subnet {p} routes to the internet gateway");
+        }
+        let mut private_tables = Vec::new();
+        for name in ["private_a", "private_b"] {
+            let (table, route) = default_route(subnet_id(name).await).await;
+            let nat = route.nat_gateway_id().unwrap_or_else(|| panic!("{name} routes to a NAT gateway"));
+            let n = ec2.describe_nat_gateways().nat_gateway_ids(nat).send().await.unwrap();
+            let n = &n.nat_gateways()[0];
+            assert!(public.iter().any(|p| Some(p.as_str()) == n.subnet_id()), "{name}'s NAT is in a public subnet");
+            assert!(n.nat_gateway_addresses()[0].allocation_id().is_some(), "the NAT has an Elastic IP");
+            private_tables.push(table.route_table_id().unwrap().to_string());
+        }
+        // S3 through a gateway endpoint on the private route tables.
+        let ep = ec2.describe_vpc_endpoints().set_filters(Some(tagged_filter("s3_endpoint"))).send().await.unwrap();
+        let ep = &ep.vpc_endpoints()[0];
+        assert_eq!(ep.service_name(), Some("com.amazonaws.eu-west-1.s3"));
+        assert_eq!(ep.vpc_endpoint_type().map(|t| t.as_str()), Some("Gateway"));
+        let mut on: Vec<String> = ep.route_table_ids().to_vec();
+        on.sort();
+        private_tables.sort();
+        assert_eq!(on, private_tables, "the endpoint serves the private route tables");
+
+        // No launch template asks for a public IP; no instance got one.
+        let lts = ec2.describe_launch_templates().set_filters(Some(filters("staging"))).send().await.unwrap();
+        assert_eq!(lts.launch_templates().len(), 5);
+        for lt in lts.launch_templates() {
+            let v = ec2
+                .describe_launch_template_versions()
+                .launch_template_id(lt.launch_template_id().unwrap())
+                .versions("$Default")
+                .send()
+                .await
+                .unwrap();
+            let data = v.launch_template_versions()[0].launch_template_data().unwrap();
+            assert!(
+                data.network_interfaces().iter().all(|n| n.associate_public_ip_address() != Some(true)),
+                "{:?} asks for a public IP",
+                lt.launch_template_name()
+            );
+        }
+        let instances = ec2.describe_instances().set_filters(Some(filters("staging"))).send().await.unwrap();
+        let instances: Vec<_> = instances.reservations().iter().flat_map(|r| r.instances()).collect();
+        assert!(!instances.is_empty(), "the groups launched instances");
+        for i in &instances {
+            let subnet = i.subnet_id().unwrap_or_default();
+            assert!(!public.iter().any(|p| p == subnet), "{:?} runs in a public subnet", i.instance_id());
+        }
+
+        // IAM: every role's policies name only this stack's buckets and
+        // secrets (and the EC2 and Auto Scaling objects it owns).
+        let s3 = moto.s3();
+        let buckets: Vec<String> = BUCKETS.iter().map(|b| format!("arn:aws:s3:::{b}")).collect();
+        let sm = moto.secretsmanager();
+        let mut secrets: Vec<String> = Vec::new();
+        for page in sm.list_secrets().send().await.unwrap().secret_list() {
+            let ours = page.tags().iter().any(|t| t.key() == Some("converge:env") && t.value() == Some("staging"));
+            if ours || page.name().is_some_and(|n| n.starts_with("rds!")) {
+                secrets.push(page.arn().unwrap().to_string());
+            }
+        }
+        let iam = moto.iam();
+        let roles = iam.list_roles().path_prefix("/converge/gitlab-ha/staging/").send().await.unwrap();
+        let mut names: Vec<&str> = roles.roles().iter().map(|r| r.role_name()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "gitlab-ha-staging-gitaly-role",
+                "gitlab-ha-staging-gitlab-migrate-role",
+                "gitlab-ha-staging-gitlab-node-role",
+                "gitlab-ha-staging-runner-manager-role"
+            ]
+        );
+        for role in names {
+            let policies = iam.list_role_policies().role_name(role).send().await.unwrap();
+            assert!(!policies.policy_names().is_empty(), "{role} has policies");
+            for p in policies.policy_names() {
+                let doc = iam.get_role_policy().role_name(role).policy_name(p).send().await.unwrap();
+                let text = percent_encoding::percent_decode_str(doc.policy_document()).decode_utf8_lossy().to_string();
+                let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+                for st in doc["Statement"].as_array().unwrap() {
+                    let resources: Vec<&str> = match &st["Resource"] {
+                        serde_json::Value::String(r) => vec![r.as_str()],
+                        serde_json::Value::Array(rs) => rs
+                            .iter()
+                            .map(|r| r.as_str().unwrap_or_else(|| panic!("{role}/{p}: resource {r}")))
+                            .collect(),
+                        other => panic!("{role}/{p}: resource {other}"),
+                    };
+                    for r in resources {
+                        if r.starts_with("arn:aws:s3:::") {
+                            let bucket = r.trim_end_matches("/*");
+                            assert!(buckets.iter().any(|b| b == bucket), "{role}/{p} names a foreign bucket {r}");
+                        } else if r.starts_with("arn:aws:secretsmanager:") {
+                            assert!(secrets.iter().any(|s| s == r), "{role}/{p} names a foreign secret {r}");
+                        } else if r == "*" {
+                            let actions = match &st["Action"] {
+                                serde_json::Value::String(a) => vec![a.clone()],
+                                serde_json::Value::Array(a) => {
+                                    a.iter().filter_map(|a| a.as_str().map(str::to_string)).collect()
+                                }
+                                _ => vec![],
+                            };
+                            assert!(
+                                actions.iter().all(|a| a.contains(":Describe")),
+                                "{role}/{p}: only reads on every resource, got {actions:?}"
+                            );
+                        } else {
+                            assert!(
+                                r.starts_with("arn:aws:ec2:eu-west-1:*:")
+                                    || r.starts_with("arn:aws:autoscaling:eu-west-1:"),
+                                "{role}/{p}: {r}"
+                            );
+                            if r.ends_with("instance/*") {
+                                assert_eq!(st["Condition"]["StringEquals"]["aws:ResourceTag/converge:env"], "staging");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The runner workers have no role at all.
+        let asg = moto.autoscaling().describe_auto_scaling_groups().send().await.unwrap();
+        let group = |name: &str| {
+            asg.auto_scaling_groups()
+                .iter()
+                .find(|g| g.auto_scaling_group_name() == Some(name))
+                .unwrap_or_else(|| panic!("{name}"))
+                .clone()
+        };
+        let lt_of = |g: &aws_sdk_autoscaling::types::AutoScalingGroup| {
+            g.launch_template()
+                .or_else(|| g.mixed_instances_policy()?.launch_template()?.launch_template_specification())
+                .and_then(|s| s.launch_template_id())
+                .unwrap()
+                .to_string()
+        };
+        let workers = group("gitlab-ha-staging-runner-workers");
+        let v = ec2.describe_launch_template_versions().launch_template_id(lt_of(&workers)).versions("$Default");
+        let v = v.send().await.unwrap();
+        assert!(v.launch_template_versions()[0].launch_template_data().unwrap().iam_instance_profile().is_none());
+
+        // Runners: workers protected from scale-in, AZRebalance suspended,
+        // and SSH from the manager's group to the workers'.
+        assert_eq!(workers.new_instances_protected_from_scale_in(), Some(true));
+        let suspended: Vec<&str> = workers.suspended_processes().iter().filter_map(|p| p.process_name()).collect();
+        assert_eq!(suspended, ["AZRebalance"]);
+        let runners =
+            ec2.describe_security_groups().set_filters(Some(tagged_filter("runners_sg"))).send().await.unwrap();
+        let ssh = runners.security_groups()[0]
+            .ip_permissions()
+            .iter()
+            .find(|p| p.from_port() == Some(22))
+            .expect("runners_sg admits SSH");
+        assert_eq!(ssh.user_id_group_pairs()[0].group_id(), Some(manager_sg.as_str()), "from the manager only");
+        let manager_ud = user_data_of(&ec2, &lt_of(&group("gitlab-ha-staging-runner-manager"))).await;
+        for line in [
+            "concurrent = 3",
+            "max_instances = 3",
+            "capacity_per_instance = 1",
+            "[runners.autoscaler.connector_config]",
+            "username = \"ubuntu\"",
+            "BucketName = \"acme-gitlab-staging-runner-cache\"",
+            "name = \"gitlab-ha-staging-runner-workers\"",
+        ] {
+            assert!(manager_ud.lines().any(|l| l.trim() == line), "missing `{line}` in:\n{manager_ud}");
+        }
+        let worker_ud = user_data_of(&ec2, &lt_of(&workers)).await;
+        assert!(worker_ud.contains("usermod -aG docker ubuntu"), "{worker_ud}");
+
+        // Gitaly: one node in the AZ of its own data volume, which its user
+        // data attaches; the volume is encrypted.
+        let gitaly = group("gitlab-ha-staging-gitaly");
+        assert_eq!((gitaly.min_size(), gitaly.max_size()), (Some(1), Some(1)));
+        let vol = ec2.describe_volumes().set_filters(Some(tagged_filter("gitaly_data"))).send().await.unwrap();
+        let vol = &vol.volumes()[0];
+        assert_eq!(vol.encrypted(), Some(true));
+        assert_eq!(vol.size(), Some(50), "staging's size");
+        let subnet = ec2.describe_subnets().subnet_ids(gitaly.vpc_zone_identifier().unwrap()).send().await.unwrap();
+        assert_eq!(subnet.subnets()[0].availability_zone(), vol.availability_zone(), "node and volume share an AZ");
+        let gitaly_ud = user_data_of(&ec2, &lt_of(&gitaly)).await;
+        assert!(gitaly_ud.contains(&format!("volume={}", vol.volume_id().unwrap())), "{gitaly_ud}");
+        assert!(gitaly_ud.contains("listen_addr: '0.0.0.0:8075'"), "{gitaly_ud}");
+
+        // gitlab.rb: NGINX behind the load balancer, repositories on the
+        // Gitaly node, a prefix per object type, the registry, the EFS guard.
+        let elb = moto.elbv2();
+        let lbs = elb.describe_load_balancers().names("gitlab-ha-staging-gitaly").send().await.unwrap();
+        let gitaly_dns = lbs.load_balancers()[0].dns_name().unwrap().to_string();
+        let obj = s3.get_object().bucket("acme-gitlab-staging-config").key("gitlab.rb").send().await.unwrap();
+        let rb = String::from_utf8(obj.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+        for line in [
+            "nginx['listen_port'] = 80".to_string(),
+            "nginx['listen_https'] = false".to_string(),
+            "gitaly['enable'] = false".to_string(),
+            format!("    'gitaly_address' => 'tcp://{gitaly_dns}:8075',"),
+            "registry_external_url 'https://gitlab.staging.example.internal:5050'".to_string(),
+            "registry_nginx['listen_https'] = false".to_string(),
+            "high_availability['mountpoint'] = ['/mnt/efs']".to_string(),
+        ] {
+            assert!(rb.lines().any(|l| l == line), "missing `{line}` in gitlab.rb:\n{rb}");
+        }
+        let mut prefixes: Vec<&str> = rb
+            .lines()
+            .filter(|l| l.starts_with("gitlab_rails['object_store']['objects']"))
+            .map(|l| l.rsplit(" = ").next().unwrap())
+            .collect();
+        assert_eq!(prefixes.len(), 9, "{rb}");
+        assert!(prefixes.iter().all(|p| p.starts_with("'acme-gitlab-staging-objects/")), "{prefixes:?}");
+        prefixes.sort();
+        prefixes.dedup();
+        assert_eq!(prefixes.len(), 9, "no two object types share a prefix");
+
+        // User data: no secret value, and every boot script stops at the
+        // first failure (and writes secret files from a 077 umask).
+        let token = sm
+            .get_secret_value()
+            .secret_id("gitlab-ha/staging/gitaly-token")
+            .send()
+            .await
+            .unwrap()
+            .secret_string()
+            .unwrap()
+            .to_string();
+        assert_eq!(token.len(), 64, "Secrets Manager generated the Gitaly token");
+        for lt in lts.launch_templates() {
+            let ud = user_data_of(&ec2, lt.launch_template_id().unwrap()).await;
+            assert!(!ud.contains(&token), "{:?} holds the Gitaly token", lt.launch_template_name());
+            assert!(!rb.contains(&token), "gitlab.rb holds the Gitaly token");
+            let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&ud).expect("user data is YAML");
+            let runcmd = doc["runcmd"].as_sequence().expect("runcmd");
+            let scripts: Vec<&str> = doc["write_files"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter_map(|f| f["content"].as_str())
+                .filter(|c| c.starts_with("#!/bin/bash"))
+                .collect();
+            assert!(!scripts.is_empty(), "{ud}");
+            for s in scripts {
+                assert!(
+                    s.lines().nth(1).is_some_and(|l| l == "set -euo pipefail") || s.contains("\nset -euo pipefail\n"),
+                    "{s}"
+                );
+            }
+            for cmd in runcmd {
+                let cmd = serde_yaml_ng::to_string(cmd).unwrap();
+                assert!(
+                    cmd.contains("/usr/local/sbin/converge-") || cmd.contains("daemon-reload"),
+                    "unguarded runcmd {cmd}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn a_password_from_the_environment_goes_to_rds_only() {
+    // The shipped stack lets RDS manage the password; a user may still
+    // bring their own through `${env.NAME}`.
+    let moto = Moto::start();
+    let dir = Scratch::new("password");
+    let stack = dir.write(
+        "db.yaml",
+        "stack: pw\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.50.0.0/16\n  a:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${resources.vpc.id}\n      cidr_block: 10.50.1.0/24\n      availability_zone: eu-west-1a\n  b:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${resources.vpc.id}\n      cidr_block: 10.50.2.0/24\n      availability_zone: eu-west-1b\n  subnets:\n    type: rds.db_subnet_group\n    properties:\n      subnet_ids: [\"${resources.a.id}\", \"${resources.b.id}\"]\n  db:\n    type: rds.db_instance\n    properties:\n      engine: postgres\n      engine_version: \"16.4\"\n      instance_class: db.t4g.micro\n      allocated_storage: 20\n      db_subnet_group_name: ${resources.subnets.name}\n      master_username: app\n      vpc_security_group_ids: []\n      master_password: ${env.GITLAB_DB_PASSWORD}\n      deletion_protection: false\n      skip_final_snapshot: true\n",
+    );
+    let r = moto.run(&["plan", path_str(&stack), "--detailed-exitcode"]).expect(2);
+    assert!(r.stdout.contains("+ master_password             = (sensitive)"), "{}", r.stdout);
+    let r2 = moto.run(&["apply", path_str(&stack), "--auto-approve", "-v"]).expect(0);
+    let r3 = moto.run(&["destroy", path_str(&stack), "--auto-approve"]).expect(0);
+    for run in [r, r2, r3] {
+        assert!(!run.stdout.contains(DB_PASSWORD) && !run.stderr.contains(DB_PASSWORD), "the password leaked");
+    }
+}
+
+/// When moto saw `operation` for `group` first / last.
+fn first_call(moto: &Moto, operation: &str, group: &str) -> f64 {
+    let calls = moto.calls();
+    let c = calls.iter().find(|c| c.operation == operation && c.group.as_deref() == Some(group));
+    c.unwrap_or_else(|| panic!("no {operation} for {group}")).t
+}
+
+#[test]
+fn migrations_run_before_the_app_nodes_are_touched() {
+    // As on AWS, a group's instances are Pending for a while before they
+    // serve, and an instance refresh takes time: converge must wait for the
+    // migration node (InService, healthy in its target groups) before it
+    // creates or refreshes the app group.
+    const WARMUP: f64 = 3.0;
+    let moto = Moto::start_with(&["--asg-warmup-seconds", "3"]);
+    let migrate = "gitlab-ha-staging-gitlab-migrate";
+    let app = "gitlab-ha-staging-gitlab-app";
+    apply(&moto, STACK);
+    let created = first_call(&moto, "CreateAutoScalingGroup", migrate);
+    let app_created = first_call(&moto, "CreateAutoScalingGroup", app);
+    assert!(
+        app_created >= created + WARMUP,
+        "the app group was created {:.1}s after the migration group, before its node was InService",
+        app_created - created
+    );
+    // What decided it: the migration group's instances seen InService.
+    let waited = moto
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "DescribeAutoScalingGroups" && c.group.as_deref() == Some(migrate))
+        .filter(|c| c.t > created && c.t < app_created)
+        .count();
+    assert!(waited >= 2, "converge polled the migration group {waited} times");
+    let instances = rt().block_on(async {
+        let g = moto.autoscaling().describe_auto_scaling_groups().auto_scaling_group_names(migrate).send().await;
+        g.unwrap().auto_scaling_groups()[0]
+            .instances()
+            .iter()
+            .map(|i| i.lifecycle_state().unwrap().as_str().to_string())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(instances, ["InService"]);
+
+    // A gitlab.rb change refreshes both groups: the app group's refresh
+    // starts only after the migration group's has finished.
+    let dir = Scratch::beside_stacks("order");
+    let template = std::fs::read_to_string(harness::repo().join("templates/gitlab.rb.j2")).unwrap();
+    dir.write("gitlab.rb.j2", &format!("{template}gitlab_rails['time_zone'] = 'UTC'\n"));
+    let edited =
+        stack_variant(&dir, "edited.yaml", &[("$template: ../templates/gitlab.rb.j2", "$template: gitlab.rb.j2")]);
+    let mark = moto.calls().len();
+    apply(&moto, path_str(&edited));
+    let since: Vec<harness::Call> = moto.calls().into_iter().skip(mark).collect();
+    let at = |op: &str, group: &str| {
+        since
+            .iter()
+            .find(|c| c.operation == op && c.group.as_deref() == Some(group))
+            .unwrap_or_else(|| panic!("no {op} for {group}"))
+            .t
+    };
+    let migrate_refresh = at("StartInstanceRefresh", migrate);
+    let app_touched = since
+        .iter()
+        .filter(|c| c.mutating && c.group.as_deref() == Some(app))
+        .map(|c| c.t)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        app_touched >= migrate_refresh + WARMUP,
+        "the app group was touched {:.1}s after the migration refresh started, before it finished",
+        app_touched - migrate_refresh
+    );
+    // And apply returned only once the app group's refresh was done too.
+    let app_refresh = at("StartInstanceRefresh", app);
+    let last = since.last().unwrap().t;
+    assert!(last >= app_refresh + WARMUP, "apply did not wait for the app refresh");
+    plan(&moto, path_str(&edited)).expect(0);
 }

@@ -14,6 +14,7 @@ pub mod autoscaling;
 pub mod ec2;
 pub mod elasticache;
 pub mod elbv2;
+pub mod iam;
 pub mod rds;
 pub mod shared;
 
@@ -37,6 +38,8 @@ pub struct Aws {
     pub efs: aws_sdk_efs::Client,
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub region: String,
 }
 
@@ -73,6 +76,8 @@ impl Aws {
             efs: aws_sdk_efs::Client::new(&conf),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
             autoscaling: aws_sdk_autoscaling::Client::new(&conf),
+            iam: aws_sdk_iam::Client::new(&conf),
+            secretsmanager: aws_sdk_secretsmanager::Client::new(&conf),
             region: opts.region.clone(),
         }
     }
@@ -215,6 +220,16 @@ where
             other => return other,
         }
     }
+}
+
+/// A fresh idempotency token (`ClientToken`, `ClientRequestToken`) for one
+/// create call: the SDK resends the same request, token included, on
+/// throttling or a lost response, and AWS then returns the object the first
+/// attempt made instead of making a second one. Fresh per call, not derived
+/// from the resource: a token AWS still remembers from an object deleted
+/// since would hand that dead object back.
+pub fn client_token() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 /// Attempts of [`create_or_adopt`].

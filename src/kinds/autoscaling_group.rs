@@ -49,7 +49,36 @@ pub struct GroupProps {
     /// How a changed launch template rolls out. Not compared.
     #[serde(default)]
     pub instance_refresh: Refresh,
+    /// Processes Auto Scaling must not run, e.g. `AZRebalance` for a group
+    /// whose instances a runner manager scales itself.
+    #[serde(default)]
+    pub suspended_processes: Vec<String>,
+    /// New instances start protected from scale-in: only an explicit
+    /// terminate removes them (docker-autoscaler's workers).
+    #[serde(default)]
+    pub new_instances_protected_from_scale_in: bool,
+    /// After a create or an update, wait (up to the resource's
+    /// `wait_timeout`) until the group's desired instances are InService and
+    /// healthy, in every target group too, and until an instance refresh it
+    /// started has finished. Then `depends_on` this group means "its
+    /// instances serve": for the migration node, "migrations ran". Not
+    /// compared.
+    #[serde(default)]
+    pub wait_for_capacity: bool,
 }
+
+/// The processes `SuspendProcesses` knows (Auto Scaling API reference).
+const PROCESSES: &[&str] = &[
+    "Launch",
+    "Terminate",
+    "AddToLoadBalancer",
+    "AlarmNotification",
+    "AZRebalance",
+    "HealthCheck",
+    "InstanceRefresh",
+    "ReplaceUnhealthy",
+    "ScheduledActions",
+];
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +147,15 @@ impl Kind for Group {
         let mut p: GroupProps = super::typed(props)?;
         super::sort_ids(&mut p.subnets);
         super::sort_ids(&mut p.target_group_arns);
+        p.suspended_processes.sort();
+        p.suspended_processes.dedup();
+        if let Some((i, bad)) = p.suspended_processes.iter().enumerate().find(|(_, s)| !PROCESSES.contains(&s.as_str()))
+        {
+            return Err(PropsError {
+                path: format!("suspended_processes[{i}]"),
+                message: format!("unknown process `{bad}`; expected one of: {}", PROCESSES.join(", ")),
+            });
+        }
         let err = |path: &str, message: &str| Err(PropsError { path: path.into(), message: message.into() });
         if p.launch_template.is_some() == p.mixed_instances.is_some() {
             return err("launch_template", "set exactly one of `launch_template` and `mixed_instances`");
@@ -145,7 +183,7 @@ impl Kind for Group {
         &[]
     }
     fn write_only(&self) -> &'static [&'static str] {
-        &["instance_refresh"]
+        &["instance_refresh", "wait_for_capacity"]
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn"]
@@ -201,12 +239,17 @@ impl Kind for Group {
                 .health_check_grace_period(p.health_check_grace_period)
                 .set_launch_template(p.launch_template.as_ref().map(spec))
                 .set_mixed_instances_policy(p.mixed_instances.as_ref().map(mixed))
+                .new_instances_protected_from_scale_in(p.new_instances_protected_from_scale_in)
                 .set_tags(Some(to_tags(&d.physical_name, &d.tags)))
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("autoscaling:CreateAutoScalingGroup", e));
             match res {
-                Ok(_) => describe(aws, d.name.clone(), &d.physical_name).await,
+                Ok(_) => {
+                    let fresh = describe(aws, d.name.clone(), &d.physical_name).await?;
+                    // Suspended processes (and the wait) are the update's.
+                    self.update(aws, d, &fresh).await
+                }
                 // The name is unique: a retried create adopts the group.
                 Err(e) if e.is("AlreadyExists") => {
                     let l = describe(aws, d.name.clone(), &d.physical_name).await?;
@@ -222,11 +265,18 @@ impl Kind for Group {
             let p: GroupProps = parse(&d.props)?;
             let was: GroupProps = parse(&l.props)?;
             let template_changed = p.launch_template != was.launch_template || p.mixed_instances != was.mixed_instances;
-            let settings =
-                GroupProps { target_group_arns: Vec::new(), instance_refresh: Refresh::default(), ..p.clone() };
+            let settings = GroupProps {
+                target_group_arns: Vec::new(),
+                instance_refresh: Refresh::default(),
+                suspended_processes: Vec::new(),
+                wait_for_capacity: false,
+                ..p.clone()
+            };
             let was_settings = GroupProps {
                 target_group_arns: Vec::new(),
                 instance_refresh: Refresh::default(),
+                suspended_processes: Vec::new(),
+                wait_for_capacity: false,
                 desired_capacity: if p.desired_capacity.is_some() { was.desired_capacity } else { None },
                 ..was.clone()
             };
@@ -242,9 +292,32 @@ impl Kind for Group {
                     .health_check_grace_period(p.health_check_grace_period)
                     .set_launch_template(p.launch_template.as_ref().map(spec))
                     .set_mixed_instances_policy(p.mixed_instances.as_ref().map(mixed))
+                    .new_instances_protected_from_scale_in(p.new_instances_protected_from_scale_in)
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("autoscaling:UpdateAutoScalingGroup", e))?;
+            }
+            let suspend: Vec<String> =
+                p.suspended_processes.iter().filter(|s| !was.suspended_processes.contains(s)).cloned().collect();
+            let resume: Vec<String> =
+                was.suspended_processes.iter().filter(|s| !p.suspended_processes.contains(s)).cloned().collect();
+            if !suspend.is_empty() {
+                aws.autoscaling
+                    .suspend_processes()
+                    .auto_scaling_group_name(&l.id)
+                    .set_scaling_processes(Some(suspend))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("autoscaling:SuspendProcesses", e))?;
+            }
+            if !resume.is_empty() {
+                aws.autoscaling
+                    .resume_processes()
+                    .auto_scaling_group_name(&l.id)
+                    .set_scaling_processes(Some(resume))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("autoscaling:ResumeProcesses", e))?;
             }
             let attach: Vec<String> =
                 p.target_group_arns.iter().filter(|a| !was.target_group_arns.contains(a)).cloned().collect();
@@ -269,6 +342,7 @@ impl Kind for Group {
                     .map_err(|e| AwsError::from_sdk("autoscaling:DetachLoadBalancerTargetGroups", e))?;
             }
             sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+            let mut refresh = None;
             if template_changed {
                 // Old instances run the old template: roll them.
                 let r = &p.instance_refresh;
@@ -286,6 +360,14 @@ impl Kind for Group {
                     .await
                     .map_err(|e| AwsError::from_sdk("autoscaling:StartInstanceRefresh", e))?;
                 tracing::info!(group = %l.id, refresh = ?out.instance_refresh_id, "instance refresh started");
+                refresh = out.instance_refresh_id;
+            }
+            if p.wait_for_capacity {
+                let deadline = Instant::now() + d.timeout;
+                if let Some(id) = &refresh {
+                    wait_for_refresh(aws, &l.id, id, deadline).await?;
+                }
+                wait_for_capacity(aws, &l.id, deadline).await?;
             }
             describe(aws, l.name.clone(), &l.id).await
         })
@@ -450,6 +532,13 @@ fn live(name: String, g: AutoScalingGroup, tags: BTreeMap<String, String>) -> Li
         launch_template: template_ref(g.launch_template()),
         mixed_instances,
         instance_refresh: Refresh::default(),
+        suspended_processes: {
+            let mut s: Vec<String> = g.suspended_processes().iter().filter_map(|s| s.process_name.clone()).collect();
+            s.sort();
+            s
+        },
+        new_instances_protected_from_scale_in: g.new_instances_protected_from_scale_in.unwrap_or(false),
+        wait_for_capacity: false,
     };
     let outputs = [
         ("id".to_string(), Value::from(id.clone())),
@@ -458,4 +547,112 @@ fn live(name: String, g: AutoScalingGroup, tags: BTreeMap<String, String>) -> Li
     ]
     .into();
     Live { name, id, props: super::to_value(&props), tags, outputs }
+}
+
+/// The waits below poll after 1 s, then less and less often, up to this.
+const POLL_MAX: Duration = Duration::from_secs(10);
+
+/// Waits until instance refresh `id` of `group` has finished.
+///
+/// # Errors
+/// A refresh that failed, was cancelled or rolled back (with AWS's reason),
+/// or one still running at `deadline`.
+async fn wait_for_refresh(aws: &Aws, group: &str, id: &str, deadline: Instant) -> Result<(), AwsError> {
+    const OP: &str = "autoscaling:DescribeInstanceRefreshes";
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let out = aws
+            .autoscaling
+            .describe_instance_refreshes()
+            .auto_scaling_group_name(group)
+            .instance_refresh_ids(id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(OP, e))?;
+        let r = out.instance_refreshes().first();
+        let status = r.and_then(|r| r.status()).map(|s| s.as_str().to_string()).unwrap_or_default();
+        match status.as_str() {
+            "Successful" => return Ok(()),
+            "Failed" | "Cancelled" | "RollbackSuccessful" | "RollbackFailed" | "Baseline_Failed" => {
+                let reason = r.and_then(|r| r.status_reason()).unwrap_or("no reason given");
+                return Err(AwsError {
+                    operation: OP,
+                    code: format!("InstanceRefresh{status}"),
+                    message: format!("instance refresh {id} of {group}: {reason}"),
+                    transient: false,
+                });
+            }
+            _ => {}
+        }
+        let pct = r.and_then(|r| r.percentage_complete()).unwrap_or(0);
+        tracing::info!(group, refresh = id, status, pct, "waiting for the instance refresh");
+        if Instant::now() + delay > deadline {
+            return Err(AwsError::other(
+                OP,
+                format!("instance refresh {id} of {group} still {status} ({pct}% done) at wait_timeout"),
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(POLL_MAX);
+    }
+}
+
+/// Waits until `group` has its desired number of instances InService and
+/// Healthy, each also `healthy` in every target group the group serves.
+///
+/// # Errors
+/// Capacity still short at `deadline`, named with what is missing.
+async fn wait_for_capacity(aws: &Aws, group: &str, deadline: Instant) -> Result<(), AwsError> {
+    const OP: &str = "autoscaling:DescribeAutoScalingGroups";
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let out = aws
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(group)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(OP, e))?;
+        let g = out.auto_scaling_groups().first().ok_or_else(|| AwsError::other(OP, format!("{group} not found")))?;
+        let want = usize::try_from(g.desired_capacity.unwrap_or(0)).unwrap_or(0);
+        let serving: Vec<&str> = g
+            .instances()
+            .iter()
+            .filter(|i| i.lifecycle_state().is_some_and(|s| s.as_str() == "InService"))
+            .filter(|i| i.health_status() == Some("Healthy"))
+            .filter_map(|i| i.instance_id())
+            .collect();
+        let mut healthy = serving.len();
+        for tg in g.target_group_arns() {
+            let th = aws
+                .elbv2
+                .describe_target_health()
+                .target_group_arn(tg)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetHealth", e))?;
+            let ok = serving
+                .iter()
+                .filter(|id| {
+                    th.target_health_descriptions().iter().any(|t| {
+                        t.target().and_then(|t| t.id()) == Some(**id)
+                            && t.target_health().and_then(|h| h.state()).is_some_and(|s| s.as_str() == "healthy")
+                    })
+                })
+                .count();
+            healthy = healthy.min(ok);
+        }
+        if healthy >= want {
+            return Ok(());
+        }
+        tracing::info!(group, healthy, want, "waiting for capacity");
+        if Instant::now() + delay > deadline {
+            return Err(AwsError::other(
+                OP,
+                format!("{group}: {healthy} of {want} instances InService and healthy at wait_timeout"),
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(POLL_MAX);
+    }
 }

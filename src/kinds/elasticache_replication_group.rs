@@ -48,6 +48,10 @@ pub struct ReplicationGroupProps {
     pub subnet_group_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_group_ids: Option<Vec<String>>,
+    /// An `elasticache.parameter_group` whose family matches the engine
+    /// version (`redis7` for 7.x); omitted: the engine's default group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_group_name: Option<String>,
     /// Changing it replaces the group.
     #[serde(default = "yes")]
     pub at_rest_encryption: bool,
@@ -112,6 +116,40 @@ impl Kind for ReplicationGroupKind {
         }
         Ok(super::to_value(&p))
     }
+    fn check_links(&self, props: &Value, linked: &dyn Fn(&str) -> Option<super::Linked>) -> Vec<super::LinkProblem> {
+        let Some(group) = linked("parameter_group_name").filter(|l| l.kind == "elasticache.parameter_group") else {
+            return Vec::new();
+        };
+        let Some(family) =
+            group.props.get("family").and_then(Value::as_str).filter(|f| !crate::value::is_unknown_str(f))
+        else {
+            return Vec::new();
+        };
+        let engine = props.get("engine").and_then(Value::as_str).unwrap_or("redis");
+        let other = Some((group.name.clone(), "family".to_string()));
+        match props.get("engine_version").and_then(Value::as_str) {
+            None => vec![super::LinkProblem {
+                attr: "engine_version".into(),
+                message: format!(
+                    "no `engine_version`, but parameter group `{}` is for `{family}`: ElastiCache would pick its default version; pin it (e.g. `engine_version: \"7.1\"`)",
+                    group.name
+                ),
+                other,
+            }],
+            Some(v) if crate::value::is_unknown_str(v) => Vec::new(),
+            Some(v) => match cache_family(engine, v) {
+                Some(want) if want != family => vec![super::LinkProblem {
+                    attr: "engine_version".into(),
+                    message: format!(
+                        "{engine} {v} needs a parameter group of family `{want}`, but `{}` is `{family}`",
+                        group.name
+                    ),
+                    other,
+                }],
+                _ => Vec::new(),
+            },
+        }
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["engine", "subnet_group_name", "at_rest_encryption", "transit_encryption", "port"]
     }
@@ -156,14 +194,15 @@ impl Kind for ReplicationGroupKind {
                 },
             )
             .await?;
-            // Member cluster → (subnet group, security groups).
-            let members: BTreeMap<String, (Option<String>, Vec<String>)> = clusters
+            // Member cluster → what the group reports only through them.
+            let members: BTreeMap<String, Member> = clusters
                 .into_iter()
                 .filter_map(|c| {
                     let mut sgs: Vec<String> =
                         c.security_groups().iter().filter_map(|g| g.security_group_id.clone()).collect();
                     sgs.sort();
-                    Some((c.cache_cluster_id?, (c.cache_subnet_group_name, sgs)))
+                    let params = c.cache_parameter_group.and_then(|g| g.cache_parameter_group_name);
+                    Some((c.cache_cluster_id?, (c.cache_subnet_group_name, sgs, params)))
                 })
                 .collect();
             let members = &members;
@@ -197,6 +236,7 @@ impl Kind for ReplicationGroupKind {
                 .multi_az_enabled(p.multi_az)
                 .set_cache_subnet_group_name(p.subnet_group_name.clone())
                 .set_security_group_ids(p.security_group_ids.clone())
+                .set_cache_parameter_group_name(p.parameter_group_name.clone())
                 .at_rest_encryption_enabled(p.at_rest_encryption)
                 .transit_encryption_enabled(p.transit_encryption)
                 .port(p.port)
@@ -251,6 +291,13 @@ impl Kind for ReplicationGroupKind {
             }
             if p.snapshot_retention_limit != was.snapshot_retention_limit {
                 m = m.snapshot_retention_limit(p.snapshot_retention_limit);
+                changed = true;
+            }
+            if p.parameter_group_name.is_some()
+                && l.props.get("parameter_group_name").is_some()
+                && p.parameter_group_name != was.parameter_group_name
+            {
+                m = m.set_cache_parameter_group_name(p.parameter_group_name.clone());
                 changed = true;
             }
             if p.security_group_ids.is_some()
@@ -337,12 +384,10 @@ async fn wait_available(aws: &Aws, id: &str, timeout: Duration) -> Result<Replic
         .ok_or_else(|| AwsError::other("elasticache:DescribeReplicationGroups", format!("{id} vanished while waiting")))
 }
 
-fn live(
-    name: String,
-    g: ReplicationGroup,
-    member: Option<&(Option<String>, Vec<String>)>,
-    tags: BTreeMap<String, String>,
-) -> Live {
+/// A member cluster's subnet group, security groups and parameter group.
+type Member = (Option<String>, Vec<String>, Option<String>);
+
+fn live(name: String, g: ReplicationGroup, member: Option<&Member>, tags: BTreeMap<String, String>) -> Live {
     let id = g.replication_group_id.clone().unwrap_or_default();
     let node = g.node_groups().first();
     let primary = node.and_then(|n| n.primary_endpoint.as_ref());
@@ -364,6 +409,7 @@ fn live(
         // API does not show them.
         subnet_group_name: member.and_then(|m| m.0.clone()),
         security_group_ids: member.map(|m| m.1.clone()),
+        parameter_group_name: member.and_then(|m| m.2.clone()),
         at_rest_encryption: g.at_rest_encryption_enabled.unwrap_or(false),
         transit_encryption: g.transit_encryption_enabled.unwrap_or(false),
         port,
@@ -382,4 +428,30 @@ fn live(
     ]
     .into();
     Live { name, id, props: super::to_value(&props), tags, outputs }
+}
+
+/// The cache parameter group family an engine version needs (ElastiCache:
+/// `redis7` for 7.x, `redis6.x` for 6.x, `redis5.0`, `valkey8`).
+pub fn cache_family(engine: &str, version: &str) -> Option<String> {
+    let mut parts = version.split('.');
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor = parts.next();
+    match (engine, major) {
+        ("redis", 7..) => Some(format!("redis{major}")),
+        ("redis", 6) => Some("redis6.x".into()),
+        ("redis", _) => Some(format!("redis{major}.{}", minor?)),
+        ("valkey", _) => Some(format!("valkey{major}")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod family_tests {
+    #[test]
+    fn families_follow_versions() {
+        assert_eq!(super::cache_family("redis", "7.1").as_deref(), Some("redis7"));
+        assert_eq!(super::cache_family("redis", "6.2").as_deref(), Some("redis6.x"));
+        assert_eq!(super::cache_family("redis", "5.0.6").as_deref(), Some("redis5.0"));
+        assert_eq!(super::cache_family("valkey", "8.0").as_deref(), Some("valkey8"));
+    }
 }

@@ -104,7 +104,13 @@ impl Kind for TargetGroupKind {
         super::schema_of::<TargetGroupProps>(g)
     }
     fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
-        let p: TargetGroupProps = super::typed(props)?;
+        let mut p: TargetGroupProps = super::typed(props)?;
+        // A TCP health check has no path and no HTTP codes (ELBv2 refuses
+        // them): canonically empty, and never sent.
+        if p.health_check.protocol == "TCP" {
+            p.health_check.path = String::new();
+            p.health_check.matcher = String::new();
+        }
         if !(1..=65535).contains(&p.port) {
             return Err(PropsError { path: "port".into(), message: "a port is 1-65535".into() });
         }
@@ -161,9 +167,9 @@ impl Kind for TargetGroupKind {
                 .port(p.port)
                 .protocol(ProtocolEnum::from(p.protocol.as_str()))
                 .target_type(TargetTypeEnum::from(p.target_type.as_str()))
-                .health_check_path(&h.path)
+                .set_health_check_path((!h.path.is_empty()).then(|| h.path.clone()))
                 .health_check_protocol(ProtocolEnum::from(h.protocol.as_str()))
-                .matcher(Matcher::builder().http_code(&h.matcher).build())
+                .set_matcher((!h.matcher.is_empty()).then(|| Matcher::builder().http_code(&h.matcher).build()))
                 .health_check_interval_seconds(h.interval_seconds)
                 .health_check_timeout_seconds(h.timeout_seconds)
                 .healthy_threshold_count(h.healthy_threshold)
@@ -187,9 +193,9 @@ impl Kind for TargetGroupKind {
                 aws.elbv2
                     .modify_target_group()
                     .target_group_arn(&l.id)
-                    .health_check_path(&h.path)
+                    .set_health_check_path((!h.path.is_empty()).then(|| h.path.clone()))
                     .health_check_protocol(ProtocolEnum::from(h.protocol.as_str()))
-                    .matcher(Matcher::builder().http_code(&h.matcher).build())
+                    .set_matcher((!h.matcher.is_empty()).then(|| Matcher::builder().http_code(&h.matcher).build()))
                     .health_check_interval_seconds(h.interval_seconds)
                     .health_check_timeout_seconds(h.timeout_seconds)
                     .healthy_threshold_count(h.healthy_threshold)
@@ -230,7 +236,8 @@ fn parse(v: &Value) -> Result<TargetGroupProps, AwsError> {
 fn live(name: String, g: TargetGroup, tags: BTreeMap<String, String>) -> Live {
     let arn = g.target_group_arn.clone().unwrap_or_default();
     let d = HealthCheck::default();
-    let props = TargetGroupProps {
+    let tcp = g.health_check_protocol.as_ref().is_some_and(|p| p.as_str() == "TCP");
+    let mut props = TargetGroupProps {
         vpc_id: g.vpc_id.clone().unwrap_or_default(),
         port: g.port.unwrap_or_default(),
         protocol: g.protocol.as_ref().map(|p| p.as_str().to_string()).unwrap_or_else(http),
@@ -245,6 +252,11 @@ fn live(name: String, g: TargetGroup, tags: BTreeMap<String, String>) -> Live {
             unhealthy_threshold: g.unhealthy_threshold_count.unwrap_or(d.unhealthy_threshold),
         },
     };
+    // What a TCP check has none of (the canonical form's empty strings).
+    if tcp {
+        props.health_check.path = String::new();
+        props.health_check.matcher = String::new();
+    }
     let outputs = [
         ("id".to_string(), Value::from(arn.clone())),
         ("arn".to_string(), Value::from(arn.clone())),

@@ -18,33 +18,53 @@ use crate::aws::{Aws, AwsError};
 
 pub mod autoscaling_group;
 pub mod autoscaling_policy;
+pub mod ec2_elastic_ip;
+pub mod ec2_internet_gateway;
 pub mod ec2_launch_template;
+pub mod ec2_nat_gateway;
+pub mod ec2_route_table;
 pub mod ec2_security_group;
 pub mod ec2_subnet;
+pub mod ec2_volume;
 pub mod ec2_vpc;
+pub mod ec2_vpc_endpoint;
 pub mod efs_file_system;
 pub mod efs_mount_target;
+pub mod elasticache_parameter_group;
 pub mod elasticache_replication_group;
 pub mod elasticache_subnet_group;
 pub mod elbv2_listener;
 pub mod elbv2_load_balancer;
 pub mod elbv2_target_group;
+pub mod iam_instance_profile;
+pub mod iam_role;
 pub mod rds_db_instance;
 pub mod rds_db_parameter_group;
 pub mod rds_db_subnet_group;
 pub mod s3_bucket;
 pub mod s3_object;
+pub mod secretsmanager_secret;
 
 /// Every kind converge knows, in the order `converge schema` documents them.
 pub static REGISTRY: &[&dyn Kind] = &[
     &ec2_vpc::Vpc,
     &ec2_subnet::Subnet,
+    &ec2_internet_gateway::InternetGatewayKind,
+    &ec2_elastic_ip::ElasticIp,
+    &ec2_nat_gateway::NatGatewayKind,
+    &ec2_route_table::RouteTableKind,
+    &ec2_vpc_endpoint::VpcEndpointKind,
     &ec2_security_group::SecurityGroup,
     &s3_bucket::Bucket,
+    &iam_role::RoleKind,
+    &iam_instance_profile::InstanceProfileKind,
+    &secretsmanager_secret::SecretKind,
+    &ec2_volume::VolumeKind,
     &rds_db_subnet_group::DbSubnetGroup,
     &rds_db_parameter_group::DbParameterGroup,
     &rds_db_instance::DbInstance,
     &elasticache_subnet_group::CacheSubnetGroup,
+    &elasticache_parameter_group::CacheParameterGroupKind,
     &elasticache_replication_group::ReplicationGroupKind,
     &efs_file_system::FileSystem,
     &efs_mount_target::MountTarget,
@@ -122,6 +142,23 @@ pub struct Live {
     pub outputs: BTreeMap<String, Value>,
 }
 
+/// A resource another one references, for [`Kind::check_links`].
+#[derive(Debug, Clone)]
+pub struct Linked {
+    pub name: String,
+    pub kind: &'static str,
+    pub props: Value,
+}
+
+/// What [`Kind::check_links`] found: the property of this resource, the
+/// message, and the property of the linked resource it disagrees with.
+#[derive(Debug, Clone)]
+pub struct LinkProblem {
+    pub attr: String,
+    pub message: String,
+    pub other: Option<(String, String)>,
+}
+
 /// Why typed property checking failed: the path inside `properties` and the
 /// message.
 #[derive(Debug, Clone)]
@@ -180,6 +217,14 @@ pub trait Kind: Send + Sync + 'static {
     /// not compared.
     fn write_only(&self) -> &'static [&'static str] {
         &[]
+    }
+    /// Offline checks against the resources this one references. `linked`
+    /// returns, for a top-level property whose value is exactly
+    /// `${resources.NAME.ATTR}`, that resource (its properties canonical,
+    /// values not known yet as unknowns). E.g. a DB instance's engine
+    /// version against its parameter group's family.
+    fn check_links(&self, _props: &Value, _linked: &dyn Fn(&str) -> Option<Linked>) -> Vec<LinkProblem> {
+        Vec::new()
     }
     /// Checks a physical name against the service's naming rules.
     fn check_physical_name(&self, _name: &str) -> Result<(), String> {

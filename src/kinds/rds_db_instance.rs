@@ -130,6 +130,41 @@ impl Kind for DbInstance {
         }
         Ok(super::to_value(&p))
     }
+    fn check_links(&self, props: &Value, linked: &dyn Fn(&str) -> Option<super::Linked>) -> Vec<super::LinkProblem> {
+        let Some(group) = linked("db_parameter_group_name").filter(|l| l.kind == "rds.db_parameter_group") else {
+            return Vec::new();
+        };
+        let Some(family) =
+            group.props.get("family").and_then(Value::as_str).filter(|f| !crate::value::is_unknown_str(f))
+        else {
+            return Vec::new();
+        };
+        let engine = props.get("engine").and_then(Value::as_str).unwrap_or("postgres");
+        let other = Some((group.name.clone(), "family".to_string()));
+        let version = props.get("engine_version").and_then(Value::as_str);
+        match version.filter(|v| !crate::value::is_unknown_str(v)) {
+            None if version.is_none() => vec![super::LinkProblem {
+                attr: "engine_version".into(),
+                message: format!(
+                    "no `engine_version`, but parameter group `{}` is for `{family}`: RDS would pick its current default major version, and CreateDBInstance refuses a parameter group of another family; pin the version (e.g. `engine_version: \"16.4\"`)",
+                    group.name
+                ),
+                other,
+            }],
+            Some(v) => match db_family(engine, v) {
+                Some(want) if want != family => vec![super::LinkProblem {
+                    attr: "engine_version".into(),
+                    message: format!(
+                        "{engine} {v} needs a parameter group of family `{want}`, but `{}` is `{family}`",
+                        group.name
+                    ),
+                    other,
+                }],
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        }
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["engine", "storage_encrypted", "kms_key_id", "db_subnet_group_name", "db_name", "master_username"]
     }
@@ -384,4 +419,31 @@ fn live(name: String, db: aws_sdk_rds::types::DbInstance, tags: BTreeMap<String,
     .into();
     outputs.insert("master_user_secret_arn".into(), secret.map(Value::from).unwrap_or(Value::Null));
     Live { name, id, props: super::to_value(&props), tags, outputs }
+}
+
+/// The DB parameter group family an engine version needs (RDS: `postgres16`
+/// for 16.x; `postgres9.6` before 10; `mysql8.0`), or `None` for an engine
+/// converge does not know the rule of.
+pub fn db_family(engine: &str, version: &str) -> Option<String> {
+    let mut parts = version.split('.');
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor = parts.next();
+    match engine {
+        "postgres" if major >= 10 => Some(format!("postgres{major}")),
+        "postgres" => Some(format!("postgres{major}.{}", minor?)),
+        "mysql" => Some(format!("mysql{major}.{}", minor?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod family_tests {
+    #[test]
+    fn families_follow_major_versions() {
+        assert_eq!(super::db_family("postgres", "16.4").as_deref(), Some("postgres16"));
+        assert_eq!(super::db_family("postgres", "17.2").as_deref(), Some("postgres17"));
+        assert_eq!(super::db_family("postgres", "9.6.24").as_deref(), Some("postgres9.6"));
+        assert_eq!(super::db_family("mysql", "8.0.39").as_deref(), Some("mysql8.0"));
+        assert_eq!(super::db_family("oracle-ee", "19"), None);
+    }
 }

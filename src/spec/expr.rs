@@ -22,6 +22,10 @@ pub enum Reference {
     Environment,
     /// `${resources.NAME.ATTR}`: an output of another resource; adds an edge.
     Resource { name: String, attr: String },
+    /// `${var.FLAG ? A : B}`: `A` when the boolean variable is true, else
+    /// `B`. Decided when the stack is loaded (variables are known then), so
+    /// only the chosen reference is an edge of the graph.
+    Cond { var: String, then: Box<Reference>, otherwise: Box<Reference> },
 }
 
 impl fmt::Display for Reference {
@@ -33,6 +37,7 @@ impl fmt::Display for Reference {
             Reference::Stack => f.write_str("stack"),
             Reference::Environment => f.write_str("environment"),
             Reference::Resource { name, attr } => write!(f, "resources.{name}.{attr}"),
+            Reference::Cond { var, then, otherwise } => write!(f, "var.{var} ? {then} : {otherwise}"),
         }
     }
 }
@@ -49,7 +54,7 @@ pub enum ExprError {
     #[error("unterminated `${{` (write `$${{` for a literal `${{`)")]
     Unterminated,
     #[error(
-        "`${{{0}}}` is not a reference; expected var.NAME, env.NAME, resources.NAME.ATTR, region, stack or environment"
+        "`${{{0}}}` is not a reference; expected var.NAME, env.NAME, resources.NAME.ATTR, region, stack, environment or var.FLAG ? A : B"
     )]
     Invalid(String),
 }
@@ -91,6 +96,15 @@ fn is_ident(s: &str) -> bool {
 
 fn parse_reference(body: &str) -> Result<Reference, ExprError> {
     let invalid = || ExprError::Invalid(body.to_string());
+    if let Some((cond, branches)) = body.split_once('?') {
+        let (then, otherwise) = branches.split_once(':').ok_or_else(invalid)?;
+        let Reference::Var(var) = parse_reference(cond.trim())? else { return Err(invalid()) };
+        let branch = |b: &str| match parse_reference(b.trim()) {
+            Ok(Reference::Cond { .. }) | Err(_) => Err(invalid()),
+            Ok(r) => Ok(Box::new(r)),
+        };
+        return Ok(Reference::Cond { var, then: branch(then)?, otherwise: branch(otherwise)? });
+    }
     let segs: Vec<&str> = body.split('.').collect();
     let r = match segs.as_slice() {
         ["region"] => Reference::Region,
@@ -135,6 +149,25 @@ mod tests {
             ]
         );
         assert_eq!(parse("${ var.cidr }").unwrap(), vec![Part::Ref(Reference::Var("cidr".into()))]);
+    }
+
+    #[test]
+    fn conditional_references() {
+        assert_eq!(
+            parse("${ var.per_az ? resources.nat_b.id : resources.nat_a.id }").unwrap(),
+            vec![Part::Ref(Reference::Cond {
+                var: "per_az".into(),
+                then: Box::new(Reference::Resource { name: "nat_b".into(), attr: "id".into() }),
+                otherwise: Box::new(Reference::Resource { name: "nat_a".into(), attr: "id".into() }),
+            })]
+        );
+        for bad in [
+            "${var.x ? resources.a.id}",
+            "${resources.a.id ? var.b : var.c}",
+            "${var.x ? var.y ? var.z : var.w : var.v}",
+        ] {
+            assert!(matches!(parse(bad), Err(ExprError::Invalid(_))), "{bad}");
+        }
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub struct RawResource {
     /// Tags for this resource.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Whether the resource exists in this environment: `true` (default),
+    /// `false`, or a boolean variable (`${var.nat_per_az}`). A disabled
+    /// resource is not planned, and referencing it is an error.
+    #[serde(default)]
+    pub enabled: Option<Value>,
     /// Longest wait for the resource to become available or go away, e.g.
     /// `45m`, `90s`, `2h` (default: the kind's).
     #[serde(default)]

@@ -25,7 +25,8 @@ pub struct LoadOptions {
     pub require_secrets: bool,
     /// `--var NAME=VALUE`: overrides a declared variable (after the
     /// environment's overrides and `CONVERGE_VAR_NAME`); the value is read
-    /// as a YAML scalar, so `--var app_min=3` is a number.
+    /// as a YAML scalar, so `--var app_min=3` is a number, unless the
+    /// variable is declared as text.
     pub vars: Vec<(String, String)>,
 }
 
@@ -38,6 +39,13 @@ fn scalar(text: &str) -> Value {
         .ok()
         .filter(|v| !v.is_object() && !v.is_array())
         .unwrap_or_else(|| Value::String(text.into()))
+}
+
+/// A command-line or environment override of a declared variable: text
+/// for a variable declared as text (`--var postgres_version=17.2` stays
+/// "17.2"), else read as a YAML scalar (`--var app_min=3` is a number).
+fn override_value(declared: &Value, text: &str) -> Value {
+    if declared.is_string() { Value::String(text.into()) } else { scalar(text) }
 }
 
 /// Reads and resolves a stack file.
@@ -158,6 +166,8 @@ struct Env<'a> {
     region: &'a str,
     vars: &'a BTreeMap<String, Value>,
     kinds: &'a BTreeMap<String, &'static dyn Kind>,
+    /// Resources `enabled: false` in this environment.
+    disabled: &'a BTreeSet<String>,
     require_secrets: bool,
 }
 
@@ -264,14 +274,16 @@ impl Cx {
         // the command line, ignored in the environment (another stack's).
         for (k, v) in std::env::vars() {
             if let Some(name) = k.strip_prefix(VAR_ENV_PREFIX)
-                && vars.contains_key(name)
+                && let Some(declared) = vars.get(name)
             {
-                vars.insert(name.to_string(), scalar(&v));
+                let value = override_value(declared, &v);
+                vars.insert(name.to_string(), value);
             }
         }
         for (k, v) in &opts.vars {
-            if vars.contains_key(k) {
-                vars.insert(k.clone(), scalar(v));
+            if let Some(declared) = vars.get(k) {
+                let value = override_value(declared, v);
+                vars.insert(k.clone(), value);
             } else {
                 let help = help_for(k, vars.keys().map(String::as_str));
                 self.at_key("variables", format!("--var {k}: no such variable in the stack"), help);
@@ -334,7 +346,16 @@ impl Cx {
                 );
             }
         }
+        let mut disabled = BTreeSet::new();
+        for (name, r) in &resources {
+            if let Some(v) = &r.enabled
+                && !self.enabled(v, &join_key(&join_key("resources", name), "enabled"), &vars)
+            {
+                disabled.insert(name.clone());
+            }
+        }
         let env = Env {
+            disabled: &disabled,
             stack: &stack,
             env: &env_name,
             region: &region,
@@ -348,6 +369,9 @@ impl Cx {
             let Some(&kind) = kinds_by_name.get(&name) else {
                 continue;
             };
+            if disabled.contains(&name) {
+                continue;
+            }
             if let Some(res) = self.resource(&name, r, kind, &env, &tags, &env_tags) {
                 let key = (kind.type_name(), res.physical_name.clone());
                 if let Some(first) = physical.insert(key, name.clone()) {
@@ -361,6 +385,9 @@ impl Cx {
             }
         }
 
+        if self.diags.is_empty() {
+            self.check_links(&out);
+        }
         let graph = Graph::new(out.values().map(|r| (r.name.as_str(), &r.deps)));
         if let Some(cycle) = graph.find_cycle() {
             self.at_key(
@@ -381,7 +408,7 @@ impl Cx {
         stack_tags: &BTreeMap<String, String>,
         env_tags: &BTreeMap<String, String>,
     ) -> Option<Resource> {
-        let RawResource { kind: _, name: physical, properties, depends_on, tags, wait_timeout } = raw;
+        let RawResource { kind: _, name: physical, properties, depends_on, tags, wait_timeout, enabled: _ } = raw;
         let rp = join_key("resources", name);
         let before = self.diags.len();
         let mut walk = Walk::default();
@@ -404,7 +431,9 @@ impl Cx {
 
         let mut deps = walk.refs;
         for (i, d) in depends_on.iter().enumerate() {
-            if env.kinds.contains_key(d) {
+            if env.disabled.contains(d) {
+                // Nothing to wait for where it does not exist.
+            } else if env.kinds.contains_key(d) {
                 deps.insert(d.clone());
             } else {
                 let help = help_for(d, env.kinds.keys().map(String::as_str));
@@ -435,6 +464,18 @@ impl Cx {
             self.at_key(&join_key(&rp, "name"), format!("physical name `{physical_name}` of `{name}`: {why}"), None);
         }
 
+        let wait_timeout = wait_timeout.map(|t| {
+            match self.template(
+                Value::String(t.clone()),
+                &join_key(&rp, "wait_timeout"),
+                "wait_timeout",
+                env,
+                &mut Walk::default(),
+            ) {
+                Template::Lit(Value::String(s)) => s,
+                _ => t,
+            }
+        });
         let timeout = match wait_timeout {
             None => kind.default_wait(),
             Some(t) => super::parse_duration(&t).unwrap_or_else(|| {
@@ -557,13 +598,16 @@ impl Cx {
         for part in parts {
             let value: Value = match part {
                 Part::Lit(t) => Value::String(t),
-                Part::Ref(r) => match self.reference(&r, path, top, env, walk) {
-                    Some(v) => v,
-                    None => {
-                        out.push(Part::Ref(r));
-                        continue;
+                Part::Ref(r) => {
+                    let r = self.decide(r, path, env);
+                    match self.reference(&r, path, top, env, walk) {
+                        Some(v) => v,
+                        None => {
+                            out.push(Part::Ref(r));
+                            continue;
+                        }
                     }
-                },
+                }
             };
             if single {
                 return Template::Lit(value);
@@ -589,6 +633,87 @@ impl Cx {
             [Part::Lit(t)] => Template::Lit(Value::String(t.clone())),
             [] => Template::Lit(Value::String(String::new())),
             _ => Template::Interp(out),
+        }
+    }
+
+    /// Every kind's [`Kind::check_links`], reported at this resource's
+    /// property with the linked resource's line in the help.
+    fn check_links(&mut self, resources: &BTreeMap<String, Resource>) {
+        for r in resources.values() {
+            let Ok(props) = r.kind.canonicalize(r.props.placeholder()) else { continue };
+            let Template::Map(raw) = &r.props else { continue };
+            let linked = |attr: &str| {
+                let Some(Template::Interp(parts)) = raw.get(attr) else { return None };
+                let [Part::Ref(Reference::Resource { name, .. })] = parts.as_slice() else { return None };
+                let other = resources.get(name)?;
+                let props = other.kind.canonicalize(other.props.placeholder()).ok()?;
+                Some(kinds::Linked { name: name.clone(), kind: other.kind.type_name(), props })
+            };
+            for problem in r.kind.check_links(&props, &linked) {
+                let here = join_key(&join_key(&join_key("resources", &r.name), "properties"), &problem.attr);
+                let help = problem.other.map(|(other, attr)| {
+                    let there = join_key(&join_key(&join_key("resources", &other), "properties"), &attr);
+                    match self.index.value(&there).or_else(|| self.index.key(&join_key("resources", &other))) {
+                        Some(pos) => {
+                            format!("`{other}.{attr}` is set at {}:{}:{}", self.file.display(), pos.line, pos.col)
+                        }
+                        None => format!("see `{other}.{attr}`"),
+                    }
+                });
+                let message = format!("`{here}`: {}", problem.message);
+                if self.index.value(&here).is_some() {
+                    self.at_value(&here, message, help);
+                } else {
+                    self.at_key(&join_key("resources", &r.name), message, help);
+                }
+            }
+        }
+    }
+
+    /// `enabled:`: `true`, `false` or a boolean variable.
+    fn enabled(&mut self, v: &Value, path: &str, vars: &BTreeMap<String, Value>) -> bool {
+        let var = match v {
+            Value::Bool(b) => return *b,
+            Value::String(s) => match expr::parse(s).as_deref() {
+                Ok([Part::Ref(Reference::Var(n))]) => Some(n.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        match var.as_ref().map(|n| (n, vars.get(n))) {
+            Some((_, Some(Value::Bool(b)))) => *b,
+            Some((n, Some(_))) => {
+                self.at_value(path, format!("`enabled: ${{var.{n}}}`: variable `{n}` must be true or false"), None);
+                true
+            }
+            Some((n, None)) => {
+                let help = help_for(n, vars.keys().map(String::as_str));
+                self.at_value(path, format!("`{path}` references undefined variable `{n}`"), help);
+                true
+            }
+            None => {
+                self.at_value(path, "`enabled` is true, false or `${var.NAME}` (a boolean variable)".into(), None);
+                true
+            }
+        }
+    }
+
+    /// A conditional reference reduced to the branch its variable chooses;
+    /// any other reference as it is.
+    fn decide(&mut self, r: Reference, path: &str, env: &Env<'_>) -> Reference {
+        let Reference::Cond { var, then, otherwise } = r else { return r };
+        match env.vars.get(&var) {
+            Some(Value::Bool(true)) => *then,
+            Some(Value::Bool(false)) => *otherwise,
+            Some(_) => {
+                self.at_value(path, format!("`{path}`: `var.{var}` in a condition must be true or false"), None);
+                *then
+            }
+            None => {
+                let help = help_for(&var, env.vars.keys().map(String::as_str));
+                self.at_value(path, format!("`{path}` references undefined variable `{var}`"), help);
+                *then
+            }
         }
     }
 
@@ -622,8 +747,16 @@ impl Cx {
                     }
                 }
             }
+            Reference::Cond { .. } => unreachable!("conditions are decided before references are resolved"),
             Reference::Resource { name, attr } => {
                 match env.kinds.get(name) {
+                    Some(_) if env.disabled.contains(name) => {
+                        self.at_value(
+                            path,
+                            format!("`{path}` references `{name}`, which is disabled in environment `{}`", env.env),
+                            Some(format!("choose with a condition: ${{var.FLAG ? resources.{name}.{attr} : …}}")),
+                        );
+                    }
                     None => {
                         let help = help_for(name, env.kinds.keys().map(String::as_str));
                         self.at_value(path, format!("`{path}` references unknown resource `{name}`"), help);

@@ -81,6 +81,31 @@ pub struct Call {
     pub service: String,
     pub operation: String,
     pub mutating: bool,
+    /// When moto received it (seconds since the epoch).
+    #[serde(default)]
+    pub t: f64,
+    /// The Auto Scaling group it names, for Auto Scaling calls.
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+/// One method per service: a client of that SDK crate pointed at the
+/// server, with test credentials.
+macro_rules! clients {
+    ($($name:ident: $sdk:ident),* $(,)?) => {
+        $(
+            pub fn $name(&self) -> $sdk::Client {
+                $sdk::Client::from_conf(
+                    $sdk::Config::builder()
+                        .behavior_version($sdk::config::BehaviorVersion::latest())
+                        .region($sdk::config::Region::new(REGION))
+                        .endpoint_url(&self.endpoint)
+                        .credentials_provider($sdk::config::Credentials::new("testing", "testing", None, None, "test"))
+                        .build(),
+                )
+            }
+        )*
+    };
 }
 
 pub struct Moto {
@@ -166,77 +191,16 @@ impl Moto {
         Run::from(self.converge().args(args).output().expect("run converge"))
     }
 
-    /// Independent SDK clients for checks.
-    pub fn ec2(&self) -> aws_sdk_ec2::Client {
-        aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::Config::builder()
-                .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-                .region(aws_sdk_ec2::config::Region::new(REGION))
-                .endpoint_url(&self.endpoint)
-                .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test"))
-                .build(),
-        )
-    }
-
-    pub fn rds(&self) -> aws_sdk_rds::Client {
-        aws_sdk_rds::Client::from_conf(
-            aws_sdk_rds::Config::builder()
-                .behavior_version(aws_sdk_rds::config::BehaviorVersion::latest())
-                .region(aws_sdk_rds::config::Region::new(REGION))
-                .endpoint_url(&self.endpoint)
-                .credentials_provider(aws_sdk_rds::config::Credentials::new("testing", "testing", None, None, "test"))
-                .build(),
-        )
-    }
-
-    pub fn elasticache(&self) -> aws_sdk_elasticache::Client {
-        aws_sdk_elasticache::Client::from_conf(
-            aws_sdk_elasticache::Config::builder()
-                .behavior_version(aws_sdk_elasticache::config::BehaviorVersion::latest())
-                .region(aws_sdk_elasticache::config::Region::new(REGION))
-                .endpoint_url(&self.endpoint)
-                .credentials_provider(aws_sdk_elasticache::config::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
-                .build(),
-        )
-    }
-
-    pub fn efs(&self) -> aws_sdk_efs::Client {
-        aws_sdk_efs::Client::from_conf(
-            aws_sdk_efs::Config::builder()
-                .behavior_version(aws_sdk_efs::config::BehaviorVersion::latest())
-                .region(aws_sdk_efs::config::Region::new(REGION))
-                .endpoint_url(&self.endpoint)
-                .credentials_provider(aws_sdk_efs::config::Credentials::new("testing", "testing", None, None, "test"))
-                .build(),
-        )
-    }
-
-    pub fn elbv2(&self) -> aws_sdk_elasticloadbalancingv2::Client {
-        aws_sdk_elasticloadbalancingv2::Client::from_conf(
-            aws_sdk_elasticloadbalancingv2::Config::builder()
-                .behavior_version(aws_sdk_elasticloadbalancingv2::config::BehaviorVersion::latest())
-                .region(aws_sdk_elasticloadbalancingv2::config::Region::new(REGION))
-                .endpoint_url(&self.endpoint)
-                .credentials_provider(aws_sdk_elasticloadbalancingv2::config::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
-                .build(),
-        )
-    }
-
-    pub fn autoscaling(&self) -> aws_sdk_autoscaling::Client {
-        aws_sdk_autoscaling::Client::from_conf(
-            aws_sdk_autoscaling::Config::builder()
-                .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
-                .region(aws_sdk_autoscaling::config::Region::new(REGION))
-                .endpoint_url(&self.endpoint)
-                .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
-                .build(),
-        )
+    // Independent SDK clients for checks.
+    clients! {
+        ec2: aws_sdk_ec2,
+        rds: aws_sdk_rds,
+        elasticache: aws_sdk_elasticache,
+        efs: aws_sdk_efs,
+        elbv2: aws_sdk_elasticloadbalancingv2,
+        autoscaling: aws_sdk_autoscaling,
+        iam: aws_sdk_iam,
+        secretsmanager: aws_sdk_secretsmanager,
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {

@@ -31,10 +31,33 @@ faithfully, on moto's own backends; converge sends the real calls:
 - ElastiCache DeleteCacheSubnetGroup: the group is removed; one still used
   by a replication group answers CacheSubnetGroupInUse, an unknown one
   CacheSubnetGroupNotFoundFault, as the ElastiCache API reference documents.
+- ElastiCache cache parameter groups (CreateCacheParameterGroup,
+  DescribeCacheParameterGroups, DescribeCacheParameters,
+  ModifyCacheParameterGroup, ResetCacheParameterGroup,
+  DeleteCacheParameterGroup): kept beside moto's ElastiCache backend, tagged
+  through its tagging service (whose ARN check is widened to the
+  `parametergroup` ARNs ElastiCache uses); the errors are the API's
+  (CacheParameterGroupAlreadyExists, CacheParameterGroupNotFound,
+  InvalidParameterValue for an unknown family, InvalidCacheParameterGroupState
+  for a group a replication group uses). DescribeCacheParameters answers
+  the user-set parameters (Source=user), which is what converge asks.
 - Auto Scaling StartInstanceRefresh and DescribeInstanceRefreshes: a refresh
   of an existing group is recorded with its preferences and reported
   Successful (moto runs no instances to replace); an unknown group answers
   ValidationError.
+
+--asg-warmup-seconds N makes Auto Scaling behave as it does on AWS, where
+nothing is instant: moto puts a group's new instances InService the moment
+they launch; here they are Pending for N seconds first, and an instance
+refresh is InProgress for N seconds before it is Successful. Tests use it to
+show that converge waits for a group's instances before touching the groups
+that depend on it.
+
+Each log line also carries the request's time (`t`, seconds since the epoch)
+and, for Auto Scaling calls, the group (`group`), so tests can order calls.
+
+AWS's managed IAM policies are loaded (MOTO_IAM_LOAD_MANAGED_POLICIES): on
+AWS every account has them, and roles attach them by ARN.
 
 --acm-certificate-file PATH requests a certificate from moto's own ACM (an
 HTTPS listener needs one that exists) and writes its ARN there, for
@@ -53,6 +76,10 @@ import sys
 import threading
 import time
 import urllib.parse
+
+# AWS's managed policies (AmazonSSMManagedInstanceCore …) exist in every
+# account; moto loads them only when asked, before it is imported.
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -200,6 +227,30 @@ FINISH = {("elasticache", "DeleteReplicationGroup"): finish_replication_group_de
 
 AUTOSCALING_NS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
 REFRESHES = {}  # group name -> [refresh]
+WARMUP = 0.0  # --asg-warmup-seconds
+
+
+def slow_instance_start(seconds):
+    """New Auto Scaling instances are Pending for `seconds` (see the docstring)."""
+    from moto.autoscaling.models import InstanceState
+
+    original = InstanceState.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self._launched = time.time()
+
+    def get(self):
+        state = self.__dict__.get("_lifecycle_state", "InService")
+        if state == "InService" and time.time() - self.__dict__.get("_launched", 0) < seconds:
+            return "Pending"
+        return state
+
+    def set_(self, value):
+        self.__dict__["_lifecycle_state"] = value
+
+    InstanceState.__init__ = init
+    InstanceState.lifecycle_state = property(get, set_)
 
 
 def autoscaling_reply(start_response, action, result, status="200 OK"):
@@ -236,28 +287,195 @@ def start_instance_refresh(environ, form, start_response):
         "id": str(uuid.uuid4()),
         "min_healthy": (form.get("Preferences.MinHealthyPercentage") or ["90"])[0],
         "warmup": (form.get("Preferences.InstanceWarmup") or [None])[0],
+        "started": time.time(),
     }
     REFRESHES.setdefault(name, []).insert(0, refresh)
     return autoscaling_reply(start_response, "StartInstanceRefresh", f"<InstanceRefreshId>{refresh['id']}</InstanceRefreshId>")
 
 
+def refresh_status(r):
+    """(status, percent) of a refresh: InProgress for WARMUP seconds."""
+    done = min(1.0, (time.time() - r["started"]) / WARMUP) if WARMUP else 1.0
+    return ("Successful" if done >= 1.0 else "InProgress"), int(done * 100)
+
+
 def describe_instance_refreshes(environ, form, start_response):
     name = (form.get("AutoScalingGroupName") or [""])[0]
+    wanted = {v[0] for k, v in form.items() if k.startswith("InstanceRefreshIds.member.")}
     members = "".join(
         "<member>"
         f"<InstanceRefreshId>{r['id']}</InstanceRefreshId><AutoScalingGroupName>{name}</AutoScalingGroupName>"
-        "<Status>Successful</Status><PercentageComplete>100</PercentageComplete>"
+        f"<Status>{refresh_status(r)[0]}</Status><PercentageComplete>{refresh_status(r)[1]}</PercentageComplete>"
         f"<Preferences><MinHealthyPercentage>{r['min_healthy']}</MinHealthyPercentage>"
         + (f"<InstanceWarmup>{r['warmup']}</InstanceWarmup>" if r["warmup"] else "")
         + "</Preferences></member>"
         for r in REFRESHES.get(name, [])
+        if not wanted or r["id"] in wanted
     )
     return autoscaling_reply(start_response, "DescribeInstanceRefreshes", f"<InstanceRefreshes>{members}</InstanceRefreshes>")
+
+
+PARAMETER_GROUPS = {}  # (region, name) -> {"family", "description", "params"}
+CACHE_FAMILIES = {"redis2.6", "redis2.8", "redis3.2", "redis4.0", "redis5.0", "redis6.x", "redis7", "valkey7", "valkey8", "memcached1.4", "memcached1.5", "memcached1.6"}
+
+
+def region_of(environ):
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    return auth.split("Credential=", 1)[1].split("/")[2] if "Credential=" in auth else "us-east-1"
+
+
+def elasticache_backend(environ):
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.elasticache.models import elasticache_backends
+
+    return elasticache_backends[DEFAULT_ACCOUNT_ID][region_of(environ)]
+
+
+def members(form, prefix, fields):
+    """[{field: value}] of a Query-protocol list: `Prefix.Member.N.Field`."""
+    import re
+
+    found = {}
+    for key, values in form.items():
+        m = re.match(re.escape(prefix) + r"\.[^.]+\.(\d+)\.(\w+)$", key)
+        if m and m.group(2) in fields:
+            found.setdefault(int(m.group(1)), {})[m.group(2)] = values[0]
+    return [found[i] for i in sorted(found)]
+
+
+def elasticache_reply(start_response, action, result):
+    body = (
+        f'<{action}Response xmlns="{ELASTICACHE_NS}"><{action}Result>{result}</{action}Result>'
+        f"<ResponseMetadata><RequestId>converge-harness</RequestId></ResponseMetadata></{action}Response>"
+    ).encode()
+    start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def parameter_group_arn(environ, name):
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    return f"arn:aws:elasticache:{region_of(environ)}:{DEFAULT_ACCOUNT_ID}:parametergroup:{name}"
+
+
+def parameter_group_xml(environ, name, g):
+    from xml.sax.saxutils import escape
+
+    return (
+        f"<CacheParameterGroupName>{escape(name)}</CacheParameterGroupName>"
+        f"<CacheParameterGroupFamily>{escape(g['family'])}</CacheParameterGroupFamily>"
+        f"<Description>{escape(g['description'])}</Description><IsGlobal>false</IsGlobal>"
+        f"<ARN>{parameter_group_arn(environ, name)}</ARN>"
+    )
+
+
+def parameter_group_or_error(environ, form, start_response):
+    name = (form.get("CacheParameterGroupName") or [""])[0]
+    g = PARAMETER_GROUPS.get((region_of(environ), name))
+    if g is None:
+        return name, None, elasticache_error(start_response, "CacheParameterGroupNotFound", f"CacheParameterGroup {name} not found.")
+    return name, g, None
+
+
+def create_cache_parameter_group(environ, form, start_response):
+    name = (form.get("CacheParameterGroupName") or [""])[0]
+    family = (form.get("CacheParameterGroupFamily") or [""])[0]
+    if (region_of(environ), name) in PARAMETER_GROUPS:
+        return elasticache_error(start_response, "CacheParameterGroupAlreadyExists", f"Parameter group {name} already exists.")
+    if family not in CACHE_FAMILIES:
+        return elasticache_error(start_response, "InvalidParameterValue", f"The parameter CacheParameterGroupFamily is not a valid family: {family}")
+    g = {"family": family, "description": (form.get("Description") or [""])[0], "params": {}}
+    PARAMETER_GROUPS[(region_of(environ), name)] = g
+    tags = members(form, "Tags", {"Key", "Value"})
+    if tags:
+        elasticache_backend(environ).tagging_service.tag_resource(parameter_group_arn(environ, name), tags)
+    return elasticache_reply(start_response, "CreateCacheParameterGroup", f"<CacheParameterGroup>{parameter_group_xml(environ, name, g)}</CacheParameterGroup>")
+
+
+def describe_cache_parameter_groups(environ, form, start_response):
+    wanted = (form.get("CacheParameterGroupName") or [None])[0]
+    if wanted is not None and (region_of(environ), wanted) not in PARAMETER_GROUPS:
+        return elasticache_error(start_response, "CacheParameterGroupNotFound", f"CacheParameterGroup {wanted} not found.")
+    groups = "".join(
+        f"<CacheParameterGroup>{parameter_group_xml(environ, name, g)}</CacheParameterGroup>"
+        for (region, name), g in sorted(PARAMETER_GROUPS.items())
+        if region == region_of(environ) and wanted in (None, name)
+    )
+    return elasticache_reply(start_response, "DescribeCacheParameterGroups", f"<CacheParameterGroups>{groups}</CacheParameterGroups>")
+
+
+def describe_cache_parameters(environ, form, start_response):
+    from xml.sax.saxutils import escape
+
+    name, g, error = parameter_group_or_error(environ, form, start_response)
+    if error:
+        return error
+    params = "".join(
+        f"<Parameter><ParameterName>{escape(k)}</ParameterName><ParameterValue>{escape(v)}</ParameterValue>"
+        "<Source>user</Source><IsModifiable>true</IsModifiable></Parameter>"
+        for k, v in sorted(g["params"].items())
+    )
+    return elasticache_reply(start_response, "DescribeCacheParameters", f"<Parameters>{params}</Parameters>")
+
+
+def modify_cache_parameter_group(environ, form, start_response):
+    name, g, error = parameter_group_or_error(environ, form, start_response)
+    if error:
+        return error
+    for p in members(form, "ParameterNameValues", {"ParameterName", "ParameterValue"}):
+        g["params"][p["ParameterName"]] = p.get("ParameterValue", "")
+    return elasticache_reply(start_response, "ModifyCacheParameterGroup", f"<CacheParameterGroupName>{name}</CacheParameterGroupName>")
+
+
+def reset_cache_parameter_group(environ, form, start_response):
+    name, g, error = parameter_group_or_error(environ, form, start_response)
+    if error:
+        return error
+    if (form.get("ResetAllParameters") or ["false"])[0] == "true":
+        g["params"].clear()
+    for p in members(form, "ParameterNameValues", {"ParameterName"}):
+        g["params"].pop(p["ParameterName"], None)
+    return elasticache_reply(start_response, "ResetCacheParameterGroup", f"<CacheParameterGroupName>{name}</CacheParameterGroupName>")
+
+
+def delete_cache_parameter_group(environ, form, start_response):
+    name, g, error = parameter_group_or_error(environ, form, start_response)
+    if error:
+        return error
+    backend = elasticache_backend(environ)
+    if any(getattr(r, "cache_parameter_group_name", None) == name for r in backend.replication_groups.values()):
+        return elasticache_error(start_response, "InvalidCacheParameterGroupState", f"Parameter group {name} is in use.")
+    del PARAMETER_GROUPS[(region_of(environ), name)]
+    backend.tagging_service.delete_all_tags_for_resource(parameter_group_arn(environ, name))
+    return elasticache_reply(start_response, "DeleteCacheParameterGroup", "")
+
+
+def widen_elasticache_arns():
+    """moto's tag calls accept only the ARNs of the resources it models."""
+    import re
+
+    from moto.elasticache.models import ElastiCacheBackend
+
+    original = ElastiCacheBackend.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.arn_regex = re.compile(
+            r"^arn:aws:elasticache:.*:[0-9]*:(cluster|snapshot|subnetgroup|replicationgroup|user|parametergroup):.*$"
+        )
+
+    ElastiCacheBackend.__init__ = init
 
 
 # Calls moto lacks, by (service, action).
 MISSING = {
     ("elasticache", "DeleteCacheSubnetGroup"): delete_cache_subnet_group,
+    ("elasticache", "CreateCacheParameterGroup"): create_cache_parameter_group,
+    ("elasticache", "DescribeCacheParameterGroups"): describe_cache_parameter_groups,
+    ("elasticache", "DescribeCacheParameters"): describe_cache_parameters,
+    ("elasticache", "ModifyCacheParameterGroup"): modify_cache_parameter_group,
+    ("elasticache", "ResetCacheParameterGroup"): reset_cache_parameter_group,
+    ("elasticache", "DeleteCacheParameterGroup"): delete_cache_parameter_group,
     ("autoscaling", "StartInstanceRefresh"): start_instance_refresh,
     ("autoscaling", "DescribeInstanceRefreshes"): describe_instance_refreshes,
 }
@@ -281,7 +499,12 @@ class Observer:
         if not environ.get("PATH_INFO", "").startswith("/moto-api"):
             service, op, mutating = classify(environ)
             if self.log:
-                line = json.dumps({"service": service, "operation": op, "mutating": mutating})
+                entry = {"service": service, "operation": op, "mutating": mutating, "t": time.time()}
+                if service == "autoscaling":
+                    form = form_of(environ)
+                    names = form.get("AutoScalingGroupName") or form.get("AutoScalingGroupNames.member.1") or [None]
+                    entry["group"] = names[0]
+                line = json.dumps(entry)
                 with self.lock:
                     self.log.write(line + "\n")
             if mutating and self.delay:
@@ -304,9 +527,16 @@ def main():
     ap.add_argument("--watch-stdin", action="store_true")
     ap.add_argument("--acm-certificate-file")
     ap.add_argument("--region", default="eu-west-1")
+    ap.add_argument("--asg-warmup-seconds", type=float, default=0.0)
     args = ap.parse_args()
 
+    global WARMUP
+    WARMUP = args.asg_warmup_seconds
+    if WARMUP:
+        slow_instance_start(WARMUP)
+
     fix_num_cache_clusters()
+    widen_elasticache_arns()
     if args.acm_certificate_file:
         from moto.acm.models import acm_backends
         from moto.core import DEFAULT_ACCOUNT_ID

@@ -1,0 +1,189 @@
+//! `ec2.internet_gateway`: a VPC's way to the internet, attached to it.
+//!
+//! The private nodes never use it directly: their default route goes to a
+//! NAT gateway in a public subnet, whose own default route comes here.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{InternetGateway, ResourceType};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
+use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, retry_dependency_violation};
+
+pub struct InternetGatewayKind;
+
+/// Properties of `ec2.internet_gateway`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InternetGatewayProps {
+    /// The VPC it is attached to. Changing it replaces the gateway.
+    pub vpc_id: String,
+}
+
+impl Kind for InternetGatewayKind {
+    fn type_name(&self) -> &'static str {
+        "ec2.internet_gateway"
+    }
+    fn doc(&self) -> &'static str {
+        "An internet gateway attached to a VPC (the public subnets' default route). Outputs: `id`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<InternetGatewayProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        Ok(super::to_value(&super::typed::<InternetGatewayProps>(props)?))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["vpc_id"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id"]
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let gws: Vec<InternetGateway> = aws
+                .ec2
+                .describe_internet_gateways()
+                .set_filters(Some(scope_filters(scope)))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2:DescribeInternetGateways", e))?;
+            Ok(gws
+                .into_iter()
+                .filter_map(|g| {
+                    let tags = from_tags(g.tags());
+                    let name = scope.owner(&tags, None)?;
+                    Some(live(name, &g, tags))
+                })
+                .collect())
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: InternetGatewayProps = parse(&d.props)?;
+            // CreateInternetGateway takes no idempotency token: a lost
+            // response is resolved by looking for the tagged gateway.
+            let gw = create_or_adopt(
+                CREATE_ATTEMPTS,
+                || async {
+                    let out = aws
+                        .ec2
+                        .create_internet_gateway()
+                        .tag_specifications(tag_spec(ResourceType::InternetGateway, &d.tags))
+                        .customize()
+                        .config_override(no_retry())
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("ec2:CreateInternetGateway", e))?;
+                    out.internet_gateway
+                        .ok_or_else(|| AwsError::other("ec2:CreateInternetGateway", "response has no gateway"))
+                },
+                || find(aws, d),
+            )
+            .await?;
+            let id = gw.internet_gateway_id.clone().unwrap_or_default();
+            let attached = gw.attachments().iter().any(|a| a.vpc_id() == Some(p.vpc_id.as_str()));
+            if !attached {
+                let res = aws
+                    .ec2
+                    .attach_internet_gateway()
+                    .internet_gateway_id(&id)
+                    .vpc_id(&p.vpc_id)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ec2:AttachInternetGateway", e));
+                // A lost response to an attach that happened: read back.
+                match res {
+                    Ok(_) => {}
+                    Err(e) if e.is("Resource.AlreadyAssociated") => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut l = live(d.name.clone(), &gw, d.tags.clone());
+            l.props = super::to_value(&p);
+            Ok(l)
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+            Ok(Live { tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let p: InternetGatewayProps = parse(&l.props)?;
+            if !p.vpc_id.is_empty() {
+                // Detaching waits out NAT gateways still releasing their
+                // public addresses (DependencyViolation meanwhile).
+                let res = retry_dependency_violation(|| async {
+                    aws.ec2
+                        .detach_internet_gateway()
+                        .internet_gateway_id(&l.id)
+                        .vpc_id(&p.vpc_id)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("ec2:DetachInternetGateway", e))
+                })
+                .await;
+                not_found(res, &["Gateway.NotAttached", "InvalidInternetGatewayID.NotFound"])?;
+            }
+            let res = retry_dependency_violation(|| async {
+                aws.ec2
+                    .delete_internet_gateway()
+                    .internet_gateway_id(&l.id)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ec2:DeleteInternetGateway", e))
+            })
+            .await;
+            not_found(res, &["InvalidInternetGatewayID.NotFound"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<InternetGatewayProps, AwsError> {
+    super::props("ec2.internet_gateway", v)
+}
+
+async fn find(aws: &Aws, d: &Desired) -> Result<Option<InternetGateway>, AwsError> {
+    let out = aws
+        .ec2
+        .describe_internet_gateways()
+        .set_filters(Some(resource_filters(&d.tags)))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ec2:DescribeInternetGateways", e))?;
+    Ok(out.internet_gateways.unwrap_or_default().into_iter().next())
+}
+
+fn live(name: String, g: &InternetGateway, tags: BTreeMap<String, String>) -> Live {
+    let id = g.internet_gateway_id.clone().unwrap_or_default();
+    // Detached, it is attached to nothing: an empty vpc_id plans the attach
+    // as a replacement of a gateway that no longer serves the VPC.
+    let vpc_id = g.attachments().iter().find_map(|a| a.vpc_id.clone()).unwrap_or_default();
+    let props = InternetGatewayProps { vpc_id };
+    Live {
+        name,
+        id: id.clone(),
+        props: super::to_value(&props),
+        tags,
+        outputs: [("id".to_string(), Value::from(id))].into(),
+    }
+}

@@ -1,0 +1,277 @@
+//! `ec2.volume`: an EBS volume that outlives the instances using it (the
+//! Gitaly node's repositories: its instance attaches it at boot).
+//!
+//! A data volume is stateful: deleting it first takes a snapshot, tagged
+//! with what it was, unless the spec says `snapshot_on_delete: false`; a
+//! volume that left the spec always gets one.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::types::{ResourceType, Volume, VolumeState, VolumeType};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_ENV, TAG_RESOURCE, TAG_STACK};
+use crate::aws::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
+use crate::aws::{Aws, AwsError, client_token, not_found, retry_dependency_violation, waiter_error};
+
+pub struct VolumeKind;
+
+/// Properties of `ec2.volume`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeProps {
+    /// e.g. `${region}a`: the instance using it must run there. Changing it
+    /// replaces the volume.
+    pub availability_zone: String,
+    /// Size in GiB; it can grow in place, never shrink.
+    pub size_gb: i32,
+    /// `gp3` (default), `gp2`, `io1`, `io2`, `st1`, `sc1`.
+    #[serde(default = "gp3")]
+    pub volume_type: String,
+    /// Provisioned IOPS (gp3, io1, io2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iops: Option<i32>,
+    /// Throughput in MiB/s (gp3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<i32>,
+    /// Encrypted at rest (default true). Changing it replaces the volume.
+    #[serde(default = "yes")]
+    pub encrypted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// Snapshot before deleting (default true). Not compared.
+    #[serde(default = "yes")]
+    pub snapshot_on_delete: bool,
+}
+
+fn gp3() -> String {
+    "gp3".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Kind for VolumeKind {
+    fn type_name(&self) -> &'static str {
+        "ec2.volume"
+    }
+    fn doc(&self) -> &'static str {
+        "An EBS data volume (encrypted, gp3) that survives instance replacement; snapshotted before it is deleted. Outputs: `id`, `availability_zone`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<VolumeProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let p: VolumeProps = super::typed(props)?;
+        let err = |path: &str, message: String| Err(PropsError { path: path.into(), message });
+        if !["gp3", "gp2", "io1", "io2", "st1", "sc1"].contains(&p.volume_type.as_str()) {
+            return err("volume_type", format!("unknown volume type `{}`", p.volume_type));
+        }
+        // EBS limits (CreateVolume API reference).
+        let (min, max) = match p.volume_type.as_str() {
+            "gp2" | "gp3" => (1, 16384),
+            "io1" | "io2" => (4, 16384),
+            _ => (125, 16384),
+        };
+        if !(min..=max).contains(&p.size_gb) {
+            return err("size_gb", format!("a {} volume is {min} to {max} GiB", p.volume_type));
+        }
+        if p.throughput.is_some() && p.volume_type != "gp3" {
+            return err("throughput", "only gp3 volumes take a throughput".into());
+        }
+        if p.iops.is_some() && !["gp3", "io1", "io2"].contains(&p.volume_type.as_str()) {
+            return err("iops", format!("a {} volume takes no iops", p.volume_type));
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["availability_zone", "encrypted", "kms_key_id"]
+    }
+    fn write_only(&self) -> &'static [&'static str] {
+        &["snapshot_on_delete"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "availability_zone"]
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let volumes: Vec<Volume> = aws
+                .ec2
+                .describe_volumes()
+                .set_filters(Some(scope_filters(scope)))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2:DescribeVolumes", e))?;
+            Ok(volumes
+                .into_iter()
+                .filter(|v| !matches!(v.state(), Some(VolumeState::Deleted | VolumeState::Deleting)))
+                .filter_map(|v| {
+                    let tags = from_tags(v.tags());
+                    let name = scope.owner(&tags, None)?;
+                    Some(live(name, &v, tags))
+                })
+                .collect())
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: VolumeProps = parse(&d.props)?;
+            let out = aws
+                .ec2
+                .create_volume()
+                .client_token(client_token())
+                .availability_zone(&p.availability_zone)
+                .size(p.size_gb)
+                .volume_type(VolumeType::from(p.volume_type.as_str()))
+                .set_iops(p.iops)
+                .set_throughput(p.throughput)
+                .encrypted(p.encrypted)
+                .set_kms_key_id(p.kms_key_id.clone())
+                .tag_specifications(tag_spec(ResourceType::Volume, &d.tags))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2:CreateVolume", e))?;
+            let id = out.volume_id.clone().unwrap_or_default();
+            aws.ec2
+                .wait_until_volume_available()
+                .volume_ids(&id)
+                .wait(d.timeout)
+                .await
+                .map_err(|e| waiter_error("ec2:DescribeVolumes (wait available)", e))?;
+            let v = Volume::builder()
+                .volume_id(id)
+                .availability_zone(&p.availability_zone)
+                .size(p.size_gb)
+                .volume_type(VolumeType::from(p.volume_type.as_str()))
+                .set_iops(out.iops)
+                .set_throughput(out.throughput)
+                .encrypted(p.encrypted)
+                .set_kms_key_id(out.kms_key_id)
+                .build();
+            let mut l = live(d.name.clone(), &v, d.tags.clone());
+            l.props = super::to_value(&p);
+            Ok(l)
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: VolumeProps = parse(&d.props)?;
+            let was: VolumeProps = parse(&l.props)?;
+            if p.size_gb < was.size_gb {
+                return Err(AwsError::other(
+                    "ec2:ModifyVolume",
+                    format!("{}: an EBS volume cannot shrink ({} GiB → {} GiB)", l.id, was.size_gb, p.size_gb),
+                ));
+            }
+            let changed = p.size_gb != was.size_gb
+                || p.volume_type != was.volume_type
+                || (p.iops.is_some() && p.iops != was.iops)
+                || (p.throughput.is_some() && p.throughput != was.throughput);
+            if changed {
+                aws.ec2
+                    .modify_volume()
+                    .volume_id(&l.id)
+                    .size(p.size_gb)
+                    .volume_type(VolumeType::from(p.volume_type.as_str()))
+                    .set_iops(p.iops)
+                    .set_throughput(p.throughput)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ec2:ModifyVolume", e))?;
+            }
+            sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(&'a self, aws: &'a Aws, l: &'a Live, spec: Option<&'a Value>) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            // Out of the spec: the safe default, a snapshot.
+            let snapshot = spec.and_then(|s| parse(s).ok()).is_none_or(|p| p.snapshot_on_delete);
+            if snapshot {
+                // The snapshot is not the stack's (no identity tags: nothing
+                // plans to delete it); it says what it was taken of.
+                let mut tags: BTreeMap<String, String> = l
+                    .tags
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("converge:"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let of = [TAG_STACK, TAG_ENV, TAG_RESOURCE].map(|k| l.tags.get(k).map_or("", String::as_str)).join("/");
+                tags.insert("converge:final-snapshot-of".into(), of);
+                let res = aws
+                    .ec2
+                    .create_snapshot()
+                    .volume_id(&l.id)
+                    .description(format!("converge: final snapshot of {} ({})", l.id, l.name))
+                    .tag_specifications(tag_spec(ResourceType::Snapshot, &tags))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ec2:CreateSnapshot", e));
+                let Some(snap) = not_found(res, &["InvalidVolume.NotFound"])? else { return Ok(()) };
+                let id = snap.snapshot_id.unwrap_or_default();
+                aws.ec2
+                    .wait_until_snapshot_completed()
+                    .snapshot_ids(&id)
+                    .wait(crate::aws::MAX_WAIT * 6)
+                    .await
+                    .map_err(|e| waiter_error("ec2:DescribeSnapshots (wait completed)", e))?;
+                tracing::info!(volume = %l.id, snapshot = %id, "final snapshot taken");
+            }
+            // An instance being terminated releases the volume shortly.
+            let res = retry_dependency_violation(|| async {
+                let r = aws
+                    .ec2
+                    .delete_volume()
+                    .volume_id(&l.id)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ec2:DeleteVolume", e));
+                match r {
+                    Err(e) if e.is("VolumeInUse") => Err(AwsError { code: "DependencyViolation".into(), ..e }),
+                    other => other,
+                }
+            })
+            .await;
+            not_found(res, &["InvalidVolume.NotFound"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<VolumeProps, AwsError> {
+    super::props("ec2.volume", v)
+}
+
+fn live(name: String, v: &Volume, tags: BTreeMap<String, String>) -> Live {
+    let id = v.volume_id.clone().unwrap_or_default();
+    let props = VolumeProps {
+        availability_zone: v.availability_zone.clone().unwrap_or_default(),
+        size_gb: v.size.unwrap_or_default(),
+        volume_type: v.volume_type.as_ref().map_or_else(gp3, |t| t.as_str().to_string()),
+        iops: v.iops,
+        throughput: v.throughput,
+        encrypted: v.encrypted.unwrap_or(false),
+        kms_key_id: v.kms_key_id.clone(),
+        snapshot_on_delete: true,
+    };
+    Live {
+        name,
+        id: id.clone(),
+        props: super::to_value(&props),
+        tags,
+        outputs: [
+            ("id".to_string(), Value::from(id)),
+            ("availability_zone".to_string(), Value::from(props.availability_zone.clone())),
+        ]
+        .into(),
+    }
+}

@@ -1,0 +1,241 @@
+//! `elasticache.parameter_group`: Redis/Valkey engine parameters (GitLab
+//! wants `maxmemory-policy: noeviction`).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticache::types::{CacheParameterGroup, ParameterNameValue};
+use futures_util::{StreamExt, TryStreamExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::elasticache::{list_tags, sync_tags, to_tags};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct CacheParameterGroupKind;
+
+/// Properties of `elasticache.parameter_group`. Its name is the physical
+/// name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheParameterGroupProps {
+    /// e.g. `redis7` (Redis OSS 7.x), `valkey8`. Changing it replaces the
+    /// group.
+    pub family: String,
+    /// Changing it replaces the group.
+    #[serde(default = "default_description")]
+    pub description: String,
+    /// Parameters set by the user; the rest keep the engine's defaults.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+fn default_description() -> String {
+    "Managed by converge".into()
+}
+
+/// ModifyCacheParameterGroup and ResetCacheParameterGroup take at most 20.
+const BATCH: usize = 20;
+
+impl Kind for CacheParameterGroupKind {
+    fn type_name(&self) -> &'static str {
+        "elasticache.parameter_group"
+    }
+    fn doc(&self) -> &'static str {
+        "An ElastiCache parameter group (Redis OSS or Valkey). Outputs: `id`, `name`, `arn`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<CacheParameterGroupProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        Ok(super::to_value(&super::typed::<CacheParameterGroupProps>(props)?))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["family", "description"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "name", "arn"]
+    }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("name")
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        crate::aws::check_lowercase_id(name, 255, "a cache parameter group name")
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let groups: Vec<CacheParameterGroup> = aws
+                .elasticache
+                .describe_cache_parameter_groups()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheParameterGroups", e))?;
+            futures_util::stream::iter(
+                groups
+                    .into_iter()
+                    .filter(|g| g.is_global != Some(true))
+                    .filter(|g| !g.cache_parameter_group_name().unwrap_or("").starts_with("default.")),
+            )
+            .map(|g| async move {
+                let arn = g.arn.clone().unwrap_or_default();
+                let Some(tags) = list_tags(aws, &arn).await? else { return Ok(None) };
+                let Some(owner) = scope.owner(&tags, None) else { return Ok(None) };
+                let name = g.cache_parameter_group_name.clone().unwrap_or_default();
+                let parameters = user_parameters(aws, &name).await?;
+                Ok(Some(live(owner, &g, parameters, tags)))
+            })
+            .buffer_unordered(8)
+            .try_filter_map(|x| async move { Ok(x) })
+            .try_collect()
+            .await
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: CacheParameterGroupProps = parse(&d.props)?;
+            let res = aws
+                .elasticache
+                .create_cache_parameter_group()
+                .cache_parameter_group_name(&d.physical_name)
+                .cache_parameter_group_family(&p.family)
+                .description(&p.description)
+                .set_tags(Some(to_tags(&d.tags)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticache:CreateCacheParameterGroup", e));
+            let g = match res {
+                Ok(out) => out
+                    .cache_parameter_group
+                    .ok_or_else(|| AwsError::other("elasticache:CreateCacheParameterGroup", "response has no group"))?,
+                // A lost response to a create that happened: read it back,
+                // and only if it is ours.
+                Err(e) if e.code.starts_with("CacheParameterGroupAlreadyExists") => {
+                    let out = aws
+                        .elasticache
+                        .describe_cache_parameter_groups()
+                        .cache_parameter_group_name(&d.physical_name)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheParameterGroups", e))?;
+                    let g = out.cache_parameter_groups.unwrap_or_default().into_iter().next().ok_or(e.clone())?;
+                    let tags = list_tags(aws, g.arn().unwrap_or_default()).await?.unwrap_or_default();
+                    if tags.get(super::TAG_STACK) != d.tags.get(super::TAG_STACK)
+                        || tags.get(super::TAG_ENV) != d.tags.get(super::TAG_ENV)
+                    {
+                        return Err(e);
+                    }
+                    g
+                }
+                Err(e) => return Err(e),
+            };
+            let existing = user_parameters(aws, &d.physical_name).await?;
+            let l = live(d.name.clone(), &g, existing, d.tags.clone());
+            self.update(aws, d, &l).await
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: CacheParameterGroupProps = parse(&d.props)?;
+            let was: CacheParameterGroupProps = parse(&l.props)?;
+            let set: Vec<ParameterNameValue> = p
+                .parameters
+                .iter()
+                .filter(|(k, v)| was.parameters.get(*k) != Some(*v))
+                .map(|(k, v)| ParameterNameValue::builder().parameter_name(k).parameter_value(v).build())
+                .collect();
+            for chunk in set.chunks(BATCH) {
+                aws.elasticache
+                    .modify_cache_parameter_group()
+                    .cache_parameter_group_name(&l.id)
+                    .set_parameter_name_values(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticache:ModifyCacheParameterGroup", e))?;
+            }
+            let reset: Vec<ParameterNameValue> = was
+                .parameters
+                .keys()
+                .filter(|k| !p.parameters.contains_key(*k))
+                .map(|k| ParameterNameValue::builder().parameter_name(k).build())
+                .collect();
+            for chunk in reset.chunks(BATCH) {
+                aws.elasticache
+                    .reset_cache_parameter_group()
+                    .cache_parameter_group_name(&l.id)
+                    .set_parameter_name_values(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticache:ResetCacheParameterGroup", e))?;
+            }
+            let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default();
+            sync_tags(aws, arn, &d.tags, &l.tags).await?;
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let res = aws
+                .elasticache
+                .delete_cache_parameter_group()
+                .cache_parameter_group_name(&l.id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticache:DeleteCacheParameterGroup", e));
+            not_found(res, &["CacheParameterGroupNotFound", "CacheParameterGroupNotFoundFault"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<CacheParameterGroupProps, AwsError> {
+    super::props("elasticache.parameter_group", v)
+}
+
+/// Parameters the user set (`Source=user`), paginated.
+async fn user_parameters(aws: &Aws, name: &str) -> Result<BTreeMap<String, String>, AwsError> {
+    let params: Vec<aws_sdk_elasticache::types::Parameter> = aws
+        .elasticache
+        .describe_cache_parameters()
+        .cache_parameter_group_name(name)
+        .source("user")
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheParameters", e))?;
+    Ok(params.into_iter().filter_map(|p| Some((p.parameter_name?, p.parameter_value.unwrap_or_default()))).collect())
+}
+
+fn live(
+    name: String,
+    g: &CacheParameterGroup,
+    parameters: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+) -> Live {
+    let id = g.cache_parameter_group_name.clone().unwrap_or_default();
+    let props = CacheParameterGroupProps {
+        family: g.cache_parameter_group_family.clone().unwrap_or_default(),
+        description: g.description.clone().unwrap_or_default(),
+        parameters,
+    };
+    let outputs = [
+        ("id".to_string(), Value::from(id.clone())),
+        ("name".to_string(), Value::from(id.clone())),
+        ("arn".to_string(), Value::from(g.arn.clone().unwrap_or_default())),
+    ]
+    .into();
+    Live { name, id, props: super::to_value(&props), tags, outputs }
+}

@@ -1,0 +1,212 @@
+//! `iam.instance_profile`: the instance profile an EC2 launch template
+//! names, holding one role, under the stack's IAM path.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_iam::types::InstanceProfile;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::iam_role::{check_iam_name, owner_scope};
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::iam::{from_tags, path, path_of, to_tags};
+use crate::aws::{Aws, AwsError, not_found};
+
+pub struct InstanceProfileKind;
+
+/// Properties of `iam.instance_profile`. Its name is the physical name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceProfileProps {
+    /// The role's name (`${resources.NAME.name}`).
+    pub role: String,
+}
+
+impl Kind for InstanceProfileKind {
+    fn type_name(&self) -> &'static str {
+        "iam.instance_profile"
+    }
+    fn doc(&self) -> &'static str {
+        "An IAM instance profile holding one role, for launch templates. Outputs: `id` and `name`, `arn`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<InstanceProfileProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        Ok(super::to_value(&super::typed::<InstanceProfileProps>(props)?))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "name", "arn"]
+    }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("name")
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        check_iam_name(name, 128, "an instance profile name")
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let profiles: Vec<InstanceProfile> = aws
+                .iam
+                .list_instance_profiles()
+                .path_prefix(path(&scope.stack, &scope.env))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam:ListInstanceProfiles", e))?;
+            // ListInstanceProfiles returns no tags; GetInstanceProfile does.
+            let reads = profiles.iter().map(|p| describe(aws, p.instance_profile_name(), scope));
+            Ok(futures_util::future::try_join_all(reads).await?.into_iter().flatten().collect())
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let res = aws
+                .iam
+                .create_instance_profile()
+                .instance_profile_name(&d.physical_name)
+                .path(path_of(&d.tags))
+                .set_tags(Some(to_tags(&d.tags)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam:CreateInstanceProfile", e));
+            match res {
+                Ok(_) => {}
+                // A lost response to a create that happened: read back.
+                Err(e) if e.is("EntityAlreadyExists") => {}
+                Err(e) => return Err(e),
+            }
+            let l = describe(aws, &d.physical_name, &owner_scope(d)).await?.ok_or_else(|| {
+                AwsError::other(
+                    "iam:CreateInstanceProfile",
+                    format!("instance profile {} exists and is not this stack's", d.physical_name),
+                )
+            })?;
+            self.update(aws, d, &l).await
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: InstanceProfileProps = parse(&d.props)?;
+            let was: InstanceProfileProps = parse(&l.props)?;
+            if p.role != was.role {
+                if !was.role.is_empty() {
+                    remove_role(aws, &l.id, &was.role).await?;
+                }
+                let res = aws
+                    .iam
+                    .add_role_to_instance_profile()
+                    .instance_profile_name(&l.id)
+                    .role_name(&p.role)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("iam:AddRoleToInstanceProfile", e));
+                match res {
+                    Ok(_) => {}
+                    // A lost response to an add that happened.
+                    Err(e) if e.is("LimitExceeded") && e.message.contains(&p.role) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let (set, remove) = super::tag_delta(&d.tags, &l.tags);
+            if !set.is_empty() {
+                aws.iam
+                    .tag_instance_profile()
+                    .instance_profile_name(&l.id)
+                    .set_tags(Some(to_tags(&set)))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("iam:TagInstanceProfile", e))?;
+            }
+            if !remove.is_empty() {
+                aws.iam
+                    .untag_instance_profile()
+                    .instance_profile_name(&l.id)
+                    .set_tag_keys(Some(remove))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("iam:UntagInstanceProfile", e))?;
+            }
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let was: InstanceProfileProps = parse(&l.props)?;
+            if !was.role.is_empty() {
+                remove_role(aws, &l.id, &was.role).await?;
+            }
+            let res = aws
+                .iam
+                .delete_instance_profile()
+                .instance_profile_name(&l.id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam:DeleteInstanceProfile", e));
+            not_found(res, &["NoSuchEntity"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<InstanceProfileProps, AwsError> {
+    super::props("iam.instance_profile", v)
+}
+
+async fn remove_role(aws: &Aws, profile: &str, role: &str) -> Result<(), AwsError> {
+    let res = aws
+        .iam
+        .remove_role_from_instance_profile()
+        .instance_profile_name(profile)
+        .role_name(role)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("iam:RemoveRoleFromInstanceProfile", e));
+    not_found(res, &["NoSuchEntity"]).map(|_| ())
+}
+
+async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, AwsError> {
+    let res = aws
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("iam:GetInstanceProfile", e));
+    let Some(p) = not_found(res, &["NoSuchEntity"])?.and_then(|o| o.instance_profile) else {
+        return Ok(None);
+    };
+    let tags = from_tags(p.tags());
+    Ok(scope.owner(&tags, None).map(|owner| live(owner, &p, tags)))
+}
+
+fn live(name: String, p: &InstanceProfile, tags: BTreeMap<String, String>) -> Live {
+    let id = p.instance_profile_name().to_string();
+    let props = InstanceProfileProps { role: p.roles().first().map(|r| r.role_name().to_string()).unwrap_or_default() };
+    Live {
+        name,
+        id: id.clone(),
+        props: super::to_value(&props),
+        tags,
+        outputs: [
+            ("id".to_string(), Value::from(id.clone())),
+            ("name".to_string(), Value::from(id)),
+            ("arn".to_string(), Value::from(p.arn().to_string())),
+        ]
+        .into(),
+    }
+}

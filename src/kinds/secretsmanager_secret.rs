@@ -1,0 +1,296 @@
+//! `secretsmanager.secret`: a Secrets Manager secret, for values the nodes
+//! share and read at boot with their instance role.
+//!
+//! converge never reads a secret's value. A secret is created either empty
+//! (a node or an operator puts the value: GitLab's `gitlab-secrets.json`,
+//! written once by the first node; a runner token from GitLab's UI) or with
+//! a random value Secrets Manager generates (`generate:`; a Gitaly token).
+//! A generated value passes through converge's memory once, from
+//! `GetRandomPassword` to `CreateSecret`, and is never printed, logged or
+//! stored: the SDK redacts both fields.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, SecretListEntry, Tag};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_ENV, TAG_STACK};
+use crate::aws::{Aws, AwsError, client_token, not_found};
+
+pub struct SecretKind;
+
+/// Properties of `secretsmanager.secret`. Its name is the physical name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretProps {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// KMS key for the value (default: the account's `aws/secretsmanager`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// Create the secret with a random value of this shape. Only on create:
+    /// converge never reads or rotates the value. Not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<Generate>,
+    /// Days Secrets Manager keeps a deleted secret recoverable (7-30, 30 by
+    /// default), or 0 to delete it at once. Not compared.
+    #[serde(default = "thirty")]
+    pub recovery_window_days: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Generate {
+    /// Length (default 64).
+    #[serde(default = "sixty_four")]
+    pub length: i64,
+    /// Letters and digits only (default true: tokens go into config files).
+    #[serde(default = "yes")]
+    pub exclude_punctuation: bool,
+}
+
+fn thirty() -> i64 {
+    30
+}
+fn sixty_four() -> i64 {
+    64
+}
+fn yes() -> bool {
+    true
+}
+
+impl Kind for SecretKind {
+    fn type_name(&self) -> &'static str {
+        "secretsmanager.secret"
+    }
+    fn doc(&self) -> &'static str {
+        "A Secrets Manager secret, created empty or with a generated random value; converge never reads it. Outputs: `id` and `arn`, `name`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<SecretProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let p: SecretProps = super::typed(props)?;
+        if p.recovery_window_days != 0 && !(7..=30).contains(&p.recovery_window_days) {
+            return Err(PropsError {
+                path: "recovery_window_days".into(),
+                message: "0 (delete at once) or 7 to 30 days".into(),
+            });
+        }
+        if let Some(g) = &p.generate
+            && !(8..=4096).contains(&g.length)
+        {
+            return Err(PropsError { path: "generate.length".into(), message: "8 to 4096 characters".into() });
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn write_only(&self) -> &'static [&'static str] {
+        &["generate", "recovery_window_days"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "arn", "name"]
+    }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("name")
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        let ok =
+            (1..=512).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+        if !ok {
+            return Err("a secret name is 1-512 letters, digits and `/_+=.@-`".into());
+        }
+        // Secrets Manager appends `-` and six characters to make ARNs; a
+        // name that ends like one confuses lookups by partial ARN.
+        let tail = name.rsplit('-').next().unwrap_or_default();
+        if name.contains('-') && tail.len() == 6 {
+            return Err("a secret name must not end with `-` and six characters (Secrets Manager's ARN suffix)".into());
+        }
+        Ok(())
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            // Filtered server-side by the identity tags; tags come inline.
+            let pages: Vec<_> = aws
+                .secretsmanager
+                .list_secrets()
+                .filters(Filter::builder().key(FilterNameStringType::TagKey).values(TAG_STACK).build())
+                .filters(Filter::builder().key(FilterNameStringType::TagValue).values(&scope.stack).build())
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("secretsmanager:ListSecrets", e))?;
+            Ok(pages
+                .into_iter()
+                .flat_map(|p| p.secret_list.unwrap_or_default())
+                .filter(|s| s.deleted_date.is_none())
+                .filter_map(|s| {
+                    let tags = tags_of(s.tags());
+                    let owner = scope.owner(&tags, None)?;
+                    Some(live(owner, &s, tags))
+                })
+                .collect())
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: SecretProps = parse(&d.props)?;
+            let value = match &p.generate {
+                None => None,
+                Some(g) => {
+                    aws.secretsmanager
+                        .get_random_password()
+                        .password_length(g.length)
+                        .exclude_punctuation(g.exclude_punctuation)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("secretsmanager:GetRandomPassword", e))?
+                        .random_password
+                }
+            };
+            let res = aws
+                .secretsmanager
+                .create_secret()
+                .name(&d.physical_name)
+                // The token is the first version's id: the SDK's retries of
+                // this call cannot make a second version.
+                .client_request_token(uuid_like(&client_token()))
+                .set_description(p.description.clone())
+                .set_kms_key_id(p.kms_key_id.clone())
+                .set_secret_string(value)
+                .set_tags(Some(d.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("secretsmanager:CreateSecret", e));
+            match res {
+                Ok(_) => {}
+                // A lost response to a create that happened: read back.
+                Err(e) if e.is("ResourceExistsException") => {}
+                Err(e) => return Err(e),
+            }
+            let l = describe(aws, &d.physical_name).await?;
+            let l = l.filter(|l| {
+                l.tags.get(TAG_STACK) == d.tags.get(TAG_STACK) && l.tags.get(TAG_ENV) == d.tags.get(TAG_ENV)
+            });
+            let l = l.ok_or_else(|| {
+                AwsError::other(
+                    "secretsmanager:CreateSecret",
+                    format!("secret {} exists and is not this stack's", d.physical_name),
+                )
+            })?;
+            Ok(Live { name: d.name.clone(), ..l })
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: SecretProps = parse(&d.props)?;
+            let was: SecretProps = parse(&l.props)?;
+            if p.description != was.description || p.kms_key_id != was.kms_key_id {
+                aws.secretsmanager
+                    .update_secret()
+                    .secret_id(&l.id)
+                    .set_description(p.description.clone())
+                    .set_kms_key_id(p.kms_key_id.clone())
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("secretsmanager:UpdateSecret", e))?;
+            }
+            let (set, remove) = super::tag_delta(&d.tags, &l.tags);
+            if !set.is_empty() {
+                aws.secretsmanager
+                    .tag_resource()
+                    .secret_id(&l.id)
+                    .set_tags(Some(set.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("secretsmanager:TagResource", e))?;
+            }
+            if !remove.is_empty() {
+                aws.secretsmanager
+                    .untag_resource()
+                    .secret_id(&l.id)
+                    .set_tag_keys(Some(remove))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("secretsmanager:UntagResource", e))?;
+            }
+            Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(&'a self, aws: &'a Aws, l: &'a Live, spec: Option<&'a Value>) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            // Out of the spec: the safe default, a 30-day recovery window.
+            let days = spec.and_then(|s| parse(s).ok()).map_or(30, |p| p.recovery_window_days);
+            let call = aws.secretsmanager.delete_secret().secret_id(&l.id);
+            let call =
+                if days == 0 { call.force_delete_without_recovery(true) } else { call.recovery_window_in_days(days) };
+            let res = call.send().await.map_err(|e| AwsError::from_sdk("secretsmanager:DeleteSecret", e));
+            not_found(res, &["ResourceNotFoundException"]).map(|_| ())
+        })
+    }
+}
+
+fn parse(v: &Value) -> Result<SecretProps, AwsError> {
+    super::props("secretsmanager.secret", v)
+}
+
+/// Secrets Manager wants a 32-to-64-character token; a UUID's shape is
+/// what its examples use.
+fn uuid_like(hex: &str) -> String {
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
+    super::tag_map(tags.iter().map(|t| (t.key.clone(), t.value.clone())))
+}
+
+async fn describe(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+    let res = aws
+        .secretsmanager
+        .describe_secret()
+        .secret_id(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("secretsmanager:DescribeSecret", e));
+    let Some(s) = not_found(res, &["ResourceNotFoundException"])? else { return Ok(None) };
+    let entry = SecretListEntry::builder()
+        .set_arn(s.arn)
+        .set_name(s.name)
+        .set_description(s.description)
+        .set_kms_key_id(s.kms_key_id)
+        .set_tags(s.tags)
+        .build();
+    let tags = tags_of(entry.tags());
+    Ok(Some(live(String::new(), &entry, tags)))
+}
+
+fn live(name: String, s: &SecretListEntry, tags: BTreeMap<String, String>) -> Live {
+    let arn = s.arn.clone().unwrap_or_default();
+    let props = SecretProps {
+        description: s.description.clone().filter(|d| !d.is_empty()),
+        kms_key_id: s.kms_key_id.clone(),
+        generate: None,
+        recovery_window_days: 30,
+    };
+    Live {
+        name,
+        id: arn.clone(),
+        props: super::to_value(&props),
+        tags,
+        outputs: [
+            ("id".to_string(), Value::from(arn.clone())),
+            ("arn".to_string(), Value::from(arn)),
+            ("name".to_string(), Value::from(s.name.clone().unwrap_or_default())),
+        ]
+        .into(),
+    }
+}
