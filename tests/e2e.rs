@@ -795,6 +795,22 @@ fn environments_are_isolated_by_tags() {
     assert!(r.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     moto.run(&["apply", path_str(&more), "--env", "production", "--auto-approve"]).expect(0);
     moto.run(&["plan", path_str(&more), "--env", "production", "--detailed-exitcode"]).expect(0);
+    let found = tagged(&moto, "production");
+    assert_eq!(found.len(), 74 - UNTAGGED, "a NAT gateway and an address per AZ: {found:?}");
+    assert!(found.contains_key(&("nat_gateway".to_string(), "nat_b".to_string())), "{found:?}");
+
+    // Production comes down only once its database's deletion protection
+    // is turned off by the spec, and then to nothing tagged.
+    let unprotected = ["--var", "db_deletion_protection=false"];
+    let args = |cmd: &'static str| {
+        let mut a = vec![cmd, path_str(&more), "--env", "production", "--auto-approve"];
+        a.extend(unprotected);
+        a
+    };
+    moto.run(&args("apply")).expect(0);
+    moto.run(&args("destroy")).expect(0);
+    assert_eq!(tagged(&moto, "production"), BTreeMap::new());
+    assert_eq!(tagged(&moto, "staging").len(), STAGING - UNTAGGED, "staging untouched");
 }
 
 #[test]
