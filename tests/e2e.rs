@@ -1330,10 +1330,17 @@ fn the_stack_is_built_to_boot_on_a_real_account() {
                 .collect();
             assert!(!scripts.is_empty(), "{ud}");
             for s in scripts {
-                assert!(
-                    s.lines().nth(1).is_some_and(|l| l == "set -euo pipefail") || s.contains("\nset -euo pipefail\n"),
-                    "{s}"
-                );
+                assert!(s.contains("\nset -euo pipefail\n"), "{s}");
+                // And it parses: `bash -n` reads without running.
+                let mut bash = std::process::Command::new("bash")
+                    .arg("-n")
+                    .stdin(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                std::io::Write::write_all(&mut bash.stdin.take().unwrap(), s.as_bytes()).unwrap();
+                let out = bash.wait_with_output().unwrap();
+                assert!(out.status.success(), "{}\n{s}", String::from_utf8_lossy(&out.stderr));
             }
             for cmd in runcmd {
                 let cmd = serde_yaml_ng::to_string(cmd).unwrap();
