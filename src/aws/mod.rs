@@ -203,7 +203,21 @@ where
 /// Retries a delete that AWS refuses with `DependencyViolation` for a while:
 /// right after a dependent is deleted, EC2 may still see it (eventual
 /// consistency). A dependency that does not go away is reported.
-pub async fn retry_dependency_violation<T, C, CF>(mut call: C) -> Result<T, AwsError>
+pub async fn retry_dependency_violation<T, C, CF>(call: C) -> Result<T, AwsError>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<T, AwsError>>,
+{
+    retry_while_in_use(&["DependencyViolation"], call).await
+}
+
+/// Retries, for up to 90 seconds, a delete that AWS refuses with one of
+/// `codes`: the service's way of saying a user of the object still holds it
+/// (EC2's `DependencyViolation`, `VolumeInUse`, `InvalidIPAddress.InUse`;
+/// ELBv2's `ResourceInUse`; EFS's `FileSystemInUse`). Users deleted in the
+/// same run let go a little later than their delete returns. The last
+/// error, with AWS's own code, is reported.
+pub async fn retry_while_in_use<T, C, CF>(codes: &[&str], mut call: C) -> Result<T, AwsError>
 where
     C: FnMut() -> CF,
     CF: Future<Output = Result<T, AwsError>>,
@@ -212,8 +226,8 @@ where
     let mut delay = Duration::from_secs(1);
     loop {
         match call().await {
-            Err(e) if e.is("DependencyViolation") && tokio::time::Instant::now() + delay < deadline => {
-                tracing::info!(error = %e, "dependency still visible; retrying delete");
+            Err(e) if codes.contains(&e.code.as_str()) && tokio::time::Instant::now() + delay < deadline => {
+                tracing::info!(error = %e, "still in use; retrying delete");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(15));
             }

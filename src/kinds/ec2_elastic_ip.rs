@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
-use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, retry_dependency_violation};
+use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, retry_while_in_use};
 
 pub struct ElasticIp;
 
@@ -102,20 +102,13 @@ impl Kind for ElasticIp {
     ) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
             // A NAT gateway being deleted holds its address for a while.
-            let res = retry_dependency_violation(|| async {
-                let r = aws
-                    .ec2
+            let res = retry_while_in_use(&["InvalidIPAddress.InUse", "DependencyViolation"], || async {
+                aws.ec2
                     .release_address()
                     .allocation_id(&l.id)
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2:ReleaseAddress", e));
-                match r {
-                    Err(e) if e.is("InvalidIPAddress.InUse") => {
-                        Err(AwsError { code: "DependencyViolation".into(), ..e })
-                    }
-                    other => other,
-                }
+                    .map_err(|e| AwsError::from_sdk("ec2:ReleaseAddress", e))
             })
             .await;
             not_found(res, &["InvalidAllocationID.NotFound"]).map(|_| ())

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_ENV, TAG_RESOURCE, TAG_STACK};
 use crate::aws::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
-use crate::aws::{Aws, AwsError, client_token, not_found, retry_dependency_violation, waiter_error};
+use crate::aws::{Aws, AwsError, client_token, not_found, retry_while_in_use, waiter_error};
 
 pub struct VolumeKind;
 
@@ -228,18 +228,13 @@ impl Kind for VolumeKind {
                 tracing::info!(volume = %l.id, snapshot = %id, "final snapshot taken");
             }
             // An instance being terminated releases the volume shortly.
-            let res = retry_dependency_violation(|| async {
-                let r = aws
-                    .ec2
+            let res = retry_while_in_use(&["VolumeInUse"], || async {
+                aws.ec2
                     .delete_volume()
                     .volume_id(&l.id)
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2:DeleteVolume", e));
-                match r {
-                    Err(e) if e.is("VolumeInUse") => Err(AwsError { code: "DependencyViolation".into(), ..e }),
-                    other => other,
-                }
+                    .map_err(|e| AwsError::from_sdk("ec2:DeleteVolume", e))
             })
             .await;
             not_found(res, &["InvalidVolume.NotFound"]).map(|_| ())

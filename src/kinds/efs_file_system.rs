@@ -182,11 +182,13 @@ impl Kind for FileSystem {
         Box::pin(async move {
             // Mount targets go first (they depend on the file system), but
             // EFS reports them gone a little after DeleteMountTarget returns.
-            let res = crate::aws::retry_dependency_violation(|| async {
-                aws.efs.delete_file_system().file_system_id(&l.id).send().await.map_err(|e| {
-                    let e = AwsError::from_sdk("efs:DeleteFileSystem", e);
-                    if e.is("FileSystemInUse") { AwsError { code: "DependencyViolation".into(), ..e } } else { e }
-                })
+            let res = crate::aws::retry_while_in_use(&["FileSystemInUse"], || async {
+                aws.efs
+                    .delete_file_system()
+                    .file_system_id(&l.id)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("efs:DeleteFileSystem", e))
             })
             .await;
             not_found(res, &["FileSystemNotFound"]).map(|_| ())

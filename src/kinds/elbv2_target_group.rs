@@ -217,11 +217,13 @@ impl Kind for TargetGroupKind {
     ) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
             // In use by a listener that is going away too: retry briefly.
-            let res = crate::aws::retry_dependency_violation(|| async {
-                aws.elbv2.delete_target_group().target_group_arn(&l.id).send().await.map_err(|e| {
-                    let e = AwsError::from_sdk("elasticloadbalancing:DeleteTargetGroup", e);
-                    if e.is("ResourceInUse") { AwsError { code: "DependencyViolation".into(), ..e } } else { e }
-                })
+            let res = crate::aws::retry_while_in_use(&["ResourceInUse"], || async {
+                aws.elbv2
+                    .delete_target_group()
+                    .target_group_arn(&l.id)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteTargetGroup", e))
             })
             .await;
             not_found(res, &["TargetGroupNotFound"]).map(|_| ())
