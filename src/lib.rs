@@ -16,4 +16,5 @@ pub mod plan;
 pub mod printer;
 pub mod render;
 pub mod spec;
+pub mod state;
 pub mod value;

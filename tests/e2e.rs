@@ -413,7 +413,9 @@ fn create_noop_update_drift_replace_delete_destroy() {
     assert_eq!(tagged(&moto, "staging").len(), STAGING - UNTAGGED - 1);
 
     // 5. Destroy leaves nothing tagged for the stack/env, of any kind.
-    let r = moto.run(&["destroy", path_str(&removed), "--env", "staging", "--auto-approve"]).expect(0);
+    let r = moto
+        .run(&["destroy", path_str(&removed), "--env", "staging", "--auto-approve", "--allow-destroy", "*"])
+        .expect(0);
     assert!(
         r.stdout.contains(&format!("Destroy complete: 0 created, 0 updated, 0 replaced, {} destroyed.", STAGING - 1)),
         "{}",
@@ -801,7 +803,7 @@ fn environments_are_isolated_by_tags() {
 
     // Production comes down only once its database's deletion protection
     // is turned off by the spec, and then to nothing tagged.
-    let unprotected = ["--var", "db_deletion_protection=false"];
+    let unprotected = ["--var", "db_deletion_protection=false", "--var", "protect_data=false", "--allow-destroy", "*"];
     let args = |cmd: &'static str| {
         let mut a = vec![cmd, path_str(&more), "--env", "production", "--auto-approve"];
         a.extend(unprotected);
@@ -827,7 +829,7 @@ fn killed_apply_reruns_without_duplicates() {
     let moto = Moto::start_with(&["--delay-mutations-ms", "150"]);
     let mut child = moto
         .converge()
-        .args(["apply", STACK, "--env", "staging", "--auto-approve", "--parallelism", "2"])
+        .args(["apply", STACK, "--env", "staging", "--auto-approve", "--parallelism", "2", "--lock-lease", "2s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -841,7 +843,10 @@ fn killed_apply_reruns_without_duplicates() {
         "kill did not land mid-apply: {partial:?}\n{seen:?}"
     );
 
-    let r = apply(&moto, STACK);
+    // The killed run's lock outlives it until its lease runs out; the
+    // rerun waits for that and takes it over.
+    let r = moto.run(&["apply", STACK, "--env", "staging", "--auto-approve", "--lock-timeout", "1m"]).expect(0);
+    assert!(r.stdout.contains("Took over the lock of a run whose lease ran out"), "{}", r.stdout);
     assert!(r.stdout.contains("Apply complete"), "{}", r.stdout);
     let all = tagged(&moto, "staging");
     assert_eq!(all.len(), STAGING - UNTAGGED, "{all:?}");
@@ -960,34 +965,96 @@ fn a_failed_operation_skips_its_dependents_and_nothing_else() {
 fn stateful_resources_are_protected_and_snapshotted() {
     let moto = Moto::start();
     let dir = Scratch::beside_stacks("protect");
+    let prod = |stack: &str, extra: &[&str]| {
+        let mut args = vec!["apply", stack, "--env", "production", "--auto-approve"];
+        args.extend(extra);
+        moto.run(&args)
+    };
+    prod(STACK, &[]).expect(0);
+    let refused = |r: harness::Run, names: &[&str], mark: usize| {
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("refusing to delete or replace resources that hold data; nothing was changed"),
+            "{}",
+            r.stderr
+        );
+        for n in names {
+            assert!(r.stderr.contains(&format!("\n  {n} (")), "{n}:\n{}", r.stderr);
+        }
+        assert_eq!(moto.mutating_since(mark).len(), 0, "{:?}", moto.mutating_since(mark));
+    };
 
-    // Production's database has deletion protection: destroy deletes what it
-    // can, refuses the database, and keeps what the database still uses.
-    moto.run(&["apply", STACK, "--env", "production", "--auto-approve"]).expect(0);
-    let r = moto.run(&["destroy", STACK, "--env", "production", "--auto-approve"]).expect(1);
-    assert!(r.stdout.contains("failed:  destroying db (rds.db_instance):"), "{}", r.stdout);
-    assert!(r.stdout.contains("set `deletion_protection: false` on `db` and apply first"), "{}", r.stdout);
-    for kept in ["db_subnets", "db_params", "db_sg"] {
-        assert!(r.stdout.contains(&format!("  skipped: destroying {kept} (")), "{kept}:\n{}", r.stdout);
-    }
-    let left = tagged(&moto, "production");
-    assert!(left.contains_key(&("db_instance".to_string(), "db".to_string())), "{left:?}");
-    assert!(
-        !left.contains_key(&("bucket".to_string(), "registry_bucket".to_string())),
-        "independent resources went: {left:?}"
+    // A one-word edit that would replace the database is refused, loudly
+    // in the plan and by apply, with zero mutating calls.
+    let engine = stack_variant(
+        &dir,
+        "engine.yaml",
+        &[
+            ("      engine: postgres\n", "      engine: mysql\n"),
+            ("  postgres_version: \"16.4\"", "  postgres_version: \"8.0.39\""),
+            ("  postgres_family: postgres16", "  postgres_family: mysql8.0"),
+        ],
     );
+    let r = moto.run(&["plan", path_str(&engine), "--env", "production"]).expect(0);
+    assert!(r.stdout.contains("-/+ db (rds.db_instance, gitlab-ha-production-db) must be replaced"), "{}", r.stdout);
+    assert!(r.stdout.contains("! PROTECTED: it holds data."), "{}", r.stdout);
+    let mark = moto.calls().len();
+    refused(prod(path_str(&engine), &["--allow-destroy", "db"]), &["db"], mark);
 
-    // Staging keeps a final snapshot unless its spec says otherwise.
+    // An empty spec (every resource removed) and destroy: refused without
+    // both opt-ins, even when the command names them all.
+    let text = std::fs::read_to_string(harness::repo().join(STACK)).unwrap();
+    let empty = dir.write("empty.yaml", &format!("{}resources: {{}}\n", &text[..text.find("resources:\n").unwrap()]));
+    let mark = moto.calls().len();
+    let everything = ["db", "redis", "efs", "gitaly_data", "config_bucket", "objects_bucket"];
+    refused(prod(path_str(&empty), &[]), &everything, mark);
+    refused(prod(path_str(&empty), &["--allow-destroy", "*"]), &everything, mark);
+    let r = moto.run(&["destroy", STACK, "--env", "production", "--auto-approve", "--allow-destroy", "*"]);
+    refused(r, &everything, mark);
+    assert_eq!(tagged(&moto, "production").len(), 74 - UNTAGGED, "all still there");
+
+    // The spec lets them go, but the command does not name them: refused.
+    let unprotect = ["--var", "protect_data=false", "--var", "db_deletion_protection=false"];
+    prod(STACK, &unprotect).expect(0);
+    let mut args = vec!["destroy", STACK, "--env", "production", "--auto-approve"];
+    args.extend(unprotect);
+    let mark = moto.calls().len();
+    refused(moto.run(&args), &everything, mark);
+    // With both, destroy goes, and what held data leaves a snapshot: the
+    // database, Redis, the repositories volume.
+    args.extend(["--allow-destroy", "*"]);
+    moto.run(&args).expect(0);
+    assert!(tagged(&moto, "production").is_empty());
+    rt().block_on(async {
+        let rds = moto.rds().describe_db_snapshots().send().await.unwrap();
+        let ids: Vec<&str> = rds.db_snapshots().iter().filter_map(|s| s.db_snapshot_identifier()).collect();
+        assert!(ids.iter().any(|s| s.starts_with("gitlab-ha-production-db-final-")), "{ids:?}");
+        let ec = moto.elasticache().describe_snapshots().send().await.unwrap();
+        let names: Vec<&str> = ec.snapshots().iter().filter_map(|s| s.snapshot_name()).collect();
+        assert!(names.iter().any(|s| s.starts_with("gitlab-ha-production-redis-final-")), "{names:?}");
+        let ebs = moto
+            .ec2()
+            .describe_snapshots()
+            .filters(
+                Filter::builder()
+                    .name("tag:converge:final-snapshot-of")
+                    .values("gitlab-ha/production/gitaly_data")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ebs.snapshots().len(), 1, "the repositories volume's final snapshot");
+    });
+
+    // Staging says protect_data: false: an engine change replaces its
+    // database with --allow-destroy, and the old one leaves a snapshot.
     let keep = stack_variant(
         &dir,
         "keep.yaml",
         &[("      db_skip_final_snapshot: true\n", "      db_skip_final_snapshot: false\n")],
     );
     apply(&moto, path_str(&keep));
-
-    // A new engine replaces the database (and its parameter group, whose
-    // family changes with it); what embeds its endpoint follows, and the
-    // next plan is empty. The replaced instance leaves a final snapshot.
     let mysql = stack_variant(
         &dir,
         "mysql.yaml",
@@ -1002,23 +1069,18 @@ fn stateful_resources_are_protected_and_snapshotted() {
     );
     let r = plan(&moto, path_str(&mysql)).expect(2);
     assert!(
-        r.stdout
-            .contains("-/+ db (rds.db_instance, gitlab-ha-staging-db) must be replaced (engine forces replacement)"),
+        r.stdout.contains(
+            "-/+ db_params (rds.db_parameter_group, gitlab-ha-staging-db-params) must be replaced (family forces replacement)"
+        ),
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("-/+ db_params (rds.db_parameter_group, gitlab-ha-staging-db-params) must be replaced (family forces replacement)"), "{}", r.stdout);
-    let r = apply(&moto, path_str(&mysql));
+    let mark = moto.calls().len();
+    refused(moto.run(&["apply", path_str(&mysql), "--env", "staging", "--auto-approve"]), &["db"], mark);
+    let r =
+        moto.run(&["apply", path_str(&mysql), "--env", "staging", "--auto-approve", "--allow-destroy", "db"]).expect(0);
     assert!(r.stdout.contains("2 replaced"), "{}", r.stdout);
     plan(&moto, path_str(&mysql)).expect(0);
-    let engine = rt().block_on(async {
-        let out =
-            moto.rds().describe_db_instances().db_instance_identifier("gitlab-ha-staging-db").send().await.unwrap();
-        out.db_instances()[0].engine().unwrap().to_string()
-    });
-    assert_eq!(engine, "mysql");
-
-    moto.run(&["destroy", path_str(&mysql), "--env", "staging", "--auto-approve"]).expect(0);
     let snapshots: Vec<String> = rt().block_on(async {
         let out = moto.rds().describe_db_snapshots().send().await.unwrap();
         out.db_snapshots().iter().filter_map(|s| s.db_snapshot_identifier().map(str::to_string)).collect()
@@ -1361,12 +1423,12 @@ fn a_password_from_the_environment_goes_to_rds_only() {
     let dir = Scratch::new("password");
     let stack = dir.write(
         "db.yaml",
-        "stack: pw\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.50.0.0/16\n  a:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${resources.vpc.id}\n      cidr_block: 10.50.1.0/24\n      availability_zone: eu-west-1a\n  b:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${resources.vpc.id}\n      cidr_block: 10.50.2.0/24\n      availability_zone: eu-west-1b\n  subnets:\n    type: rds.db_subnet_group\n    properties:\n      subnet_ids: [\"${resources.a.id}\", \"${resources.b.id}\"]\n  db:\n    type: rds.db_instance\n    properties:\n      engine: postgres\n      engine_version: \"16.4\"\n      instance_class: db.t4g.micro\n      allocated_storage: 20\n      db_subnet_group_name: ${resources.subnets.name}\n      master_username: app\n      vpc_security_group_ids: []\n      master_password: ${env.GITLAB_DB_PASSWORD}\n      deletion_protection: false\n      skip_final_snapshot: true\n",
+        "stack: pw\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.50.0.0/16\n  a:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${resources.vpc.id}\n      cidr_block: 10.50.1.0/24\n      availability_zone: eu-west-1a\n  b:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${resources.vpc.id}\n      cidr_block: 10.50.2.0/24\n      availability_zone: eu-west-1b\n  subnets:\n    type: rds.db_subnet_group\n    properties:\n      subnet_ids: [\"${resources.a.id}\", \"${resources.b.id}\"]\n  db:\n    type: rds.db_instance\n    protect: false\n    properties:\n      engine: postgres\n      engine_version: \"16.4\"\n      instance_class: db.t4g.micro\n      allocated_storage: 20\n      db_subnet_group_name: ${resources.subnets.name}\n      master_username: app\n      vpc_security_group_ids: []\n      master_password: ${env.GITLAB_DB_PASSWORD}\n      deletion_protection: false\n      skip_final_snapshot: true\n",
     );
     let r = moto.run(&["plan", path_str(&stack), "--detailed-exitcode"]).expect(2);
     assert!(r.stdout.contains("+ master_password             = (sensitive)"), "{}", r.stdout);
     let r2 = moto.run(&["apply", path_str(&stack), "--auto-approve", "-v"]).expect(0);
-    let r3 = moto.run(&["destroy", path_str(&stack), "--auto-approve"]).expect(0);
+    let r3 = moto.run(&["destroy", path_str(&stack), "--auto-approve", "--allow-destroy", "db"]).expect(0);
     for run in [r, r2, r3] {
         assert!(!run.stdout.contains(DB_PASSWORD) && !run.stderr.contains(DB_PASSWORD), "the password leaked");
     }
@@ -1448,4 +1510,125 @@ fn migrations_run_before_the_app_nodes_are_touched() {
     let last = since.last().unwrap().t;
     assert!(last >= app_refresh + WARMUP, "apply did not wait for the app refresh");
     plan(&moto, path_str(&edited)).expect(0);
+}
+
+/// Runs two `converge` commands at once and returns their runs.
+fn together(moto: &Moto, a: &[&str], b: &[&str]) -> (harness::Run, harness::Run) {
+    let spawn = |args: &[&str]| {
+        moto.converge().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start converge")
+    };
+    let (first, second) = (spawn(a), spawn(b));
+    (harness::Run::from(first.wait_with_output().unwrap()), harness::Run::from(second.wait_with_output().unwrap()))
+}
+
+/// The lock id a refusal names.
+fn lock_id(refused: &str) -> String {
+    let at = refused.find("lock id ").unwrap_or_else(|| panic!("no lock id in:\n{refused}")) + "lock id ".len();
+    refused[at..].split(',').next().unwrap().trim().to_string()
+}
+
+#[test]
+fn two_applies_at_once_make_one_of_everything() {
+    // Two pipelines (or a person and CI) apply the same stack/env at the
+    // same moment on an empty account: one runs, the other is refused at
+    // once, naming the holder; afterwards there is one of everything.
+    let moto = Moto::start_with(&["--delay-mutations-ms", "20"]);
+    let args = ["apply", STACK, "--env", "staging", "--auto-approve"];
+    let (a, b) = together(&moto, &args, &args);
+    let (ran, refused) = if a.code == 0 { (a, b) } else { (b, a) };
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains(&format!("Apply complete: {STAGING} created")), "{}", ran.stdout);
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("stack gitlab-ha, environment staging, is locked by "), "{}", refused.stderr);
+    assert!(refused.stderr.contains(", apply"), "the holder's operation: {}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("converge unlock {STACK} --env staging {}", lock_id(&refused.stderr))),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stdout.is_empty(), "the refused run planned nothing: {}", refused.stdout);
+    let all = tagged(&moto, "staging");
+    assert_eq!(all.len(), STAGING - UNTAGGED, "{all:?}");
+    assert!(all.values().all(|n| *n == 1), "duplicates: {all:?}");
+    // The winner released its lock: the next run goes.
+    plan(&moto, STACK).expect(0);
+    moto.run(&args).expect(0);
+
+    // Plan takes no lock: it runs while an apply holds one.
+    let (a, p) = together(
+        &moto,
+        &["destroy", STACK, "--env", "staging", "--auto-approve", "--allow-destroy", "*"],
+        &["plan", STACK, "--env", "staging"],
+    );
+    assert_eq!((a.code, p.code), (0, 0), "{}{}", p.stdout, p.stderr);
+}
+
+#[test]
+fn a_dead_runs_lock_is_released_by_unlock_or_its_lease() {
+    // The stack's locks in its state bucket (S3, conditional writes).
+    let moto = Moto::start_with(&["--delay-mutations-ms", "100"]);
+    let dir = Scratch::beside_stacks("lock");
+    rt().block_on(async {
+        let here = aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+            .build();
+        moto.s3().create_bucket().bucket("acme-converge-state").create_bucket_configuration(here).send().await.unwrap()
+    });
+    let stack = stack_variant(
+        &dir,
+        "locked.yaml",
+        &[("stack: gitlab-ha\n", "stack: gitlab-ha\nstate:\n  bucket: acme-converge-state\n")],
+    );
+    let stack = path_str(&stack);
+    let lock_key = "converge/locks/gitlab-ha/staging.json";
+    let lock_exists = || {
+        rt().block_on(async {
+            moto.s3().head_object().bucket("acme-converge-state").key(lock_key).send().await.is_ok()
+        })
+    };
+    let kill_mid_apply = || {
+        let mut child = moto
+            .converge()
+            .args(["apply", stack, "--env", "staging", "--auto-approve", "--lock-lease", "3s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_lines(&mut child, 1, |l| l.contains(": created "));
+        child.kill().unwrap(); // SIGKILL: no chance to release
+        child.wait().unwrap();
+    };
+
+    kill_mid_apply();
+    assert!(lock_exists(), "the killed run's lock is in the bucket");
+    let refused = moto.run(&["apply", stack, "--env", "staging", "--auto-approve"]).expect(1);
+    assert!(refused.stderr.contains("is locked by"), "{}", refused.stderr);
+    let id = lock_id(&refused.stderr);
+    // unlock removes exactly the lock it names.
+    let r = moto.run(&["unlock", stack, "--env", "staging", "0000"]).expect(1);
+    assert!(r.stderr.contains(&format!("is {id}, not 0000")), "{}", r.stderr);
+    let r = moto.run(&["unlock", stack, "--env", "staging", &id]).expect(0);
+    assert!(r.stdout.contains(&format!("Removed lock {id} held by ")), "{}", r.stdout);
+    assert!(!lock_exists());
+
+    // Killed again: once its 3 s lease has run out, the next run takes the
+    // lock over by itself, converges, and leaves no lock behind.
+    kill_mid_apply();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let r = moto.run(&["apply", stack, "--env", "staging", "--auto-approve"]).expect(0);
+    assert!(r.stdout.contains("Took over the lock of a run whose lease ran out"), "{}", r.stdout);
+    assert!(!lock_exists());
+    let all = tagged(&moto, "staging");
+    assert!(all.values().all(|n| *n == 1), "duplicates: {all:?}");
+    assert_eq!(all.len(), STAGING - UNTAGGED);
+
+    // Runs that wait (--lock-timeout) get the lock in turn: both succeed,
+    // whichever came first.
+    let (a, b) = together(
+        &moto,
+        &["apply", stack, "--env", "staging", "--auto-approve", "--lock-timeout", "5m"],
+        &["destroy", stack, "--env", "staging", "--auto-approve", "--lock-timeout", "5m", "--allow-destroy", "*"],
+    );
+    assert_eq!((a.code, b.code), (0, 0), "{}{}\n{}{}", a.stdout, a.stderr, b.stdout, b.stderr);
+    assert!(!lock_exists());
 }

@@ -4,19 +4,37 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::ApplyArgs;
+use crate::aws::Aws;
 use crate::plan::{Action, render};
 use crate::printer::Printer;
+use crate::spec::Stack;
 
 pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
     let stack = super::load(&args.stack, true)?;
     let targets = super::targets(&stack, &args.targets)?;
     let aws = super::connect(&stack, &args.aws).await;
-    let live = crate::live::read(&aws, &stack).await?;
+    // Held from before the read of live state to the end: the plan applied
+    // is the plan made, and no other run changes the stack meanwhile.
+    let held = super::lock(&aws, &stack, &args.lock, "apply", printer).await?;
+    let result = locked(&aws, stack, targets, &args, printer).await;
+    super::unlock_after(held, printer).await?;
+    result
+}
+
+async fn locked(
+    aws: &Aws,
+    stack: Stack,
+    targets: Option<std::collections::BTreeSet<String>>,
+    args: &ApplyArgs,
+    printer: &Printer,
+) -> anyhow::Result<u8> {
+    let live = crate::live::read(aws, &stack).await?;
     let plan = crate::plan::plan(&stack, &live, targets.as_ref())?;
     printer.out(render::text(&plan, printer).trim_end());
     if !plan.has_changes() {
         return Ok(0);
     }
+    super::check_protected(&plan, &stack, &args.lock.allow_destroy)?;
     printer.out("");
     if !super::confirm(args.auto_approve, "apply these changes", printer)? {
         printer.out("Apply cancelled.");
@@ -40,6 +58,6 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
     let stack = Arc::new(stack);
     let graph = crate::apply::operations(&stack, &plan);
     printer.out("");
-    let report = crate::apply::execute(&aws, stack, graph, known, args.parallelism.into(), printer).await;
+    let report = crate::apply::execute(aws, stack, graph, known, args.parallelism.into(), printer).await;
     Ok(if crate::apply::summarize("Apply", &report, printer) { 0 } else { 1 })
 }

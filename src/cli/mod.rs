@@ -15,6 +15,7 @@ mod destroy;
 mod graph;
 mod plan;
 mod schema;
+mod unlock;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -44,6 +45,49 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print the JSON Schema of stack files (for yaml-language-server).
     Schema,
+    /// Remove a stack/env's lock left by a run that is gone.
+    Unlock(UnlockArgs),
+}
+
+/// How apply and destroy take the stack/env's lock.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Wait this long for a lock another run holds (`30s`, `10m`; default:
+    /// fail at once, naming the holder).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_wait)]
+    pub lock_timeout: std::time::Duration,
+    /// The lock's lease, renewed every third of it while this run lives; a
+    /// run that dies leaves a lock others take over once it runs out.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_wait)]
+    pub lock_lease: std::time::Duration,
+    /// Allow deleting or replacing this protected resource (repeatable; `*`:
+    /// every one the spec marks `protect: false`). Its spec must also say
+    /// `protect: false`.
+    #[arg(long = "allow-destroy", value_name = "NAME")]
+    pub allow_destroy: Vec<String>,
+    /// Where locks live when the stack names no `state: { bucket }`
+    /// (default: `.converge/` beside the stack file).
+    #[arg(long, env = "CONVERGE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" || s.trim() == "0s" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    crate::spec::parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration; write e.g. `30s`, `10m` or `1h`"))
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// The lock's id, as the error that named the holder printed it.
+    pub lock_id: String,
+    #[arg(long, env = "CONVERGE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +159,8 @@ pub struct ApplyArgs {
     /// Operations at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +173,8 @@ pub struct DestroyArgs {
     pub auto_approve: bool,
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -164,6 +212,7 @@ pub fn main() -> ExitCode {
             Command::Destroy(a) => destroy::run(a, &printer).await,
             Command::Graph(a) => graph::run(a, &printer),
             Command::Schema => schema::run(&printer),
+            Command::Unlock(a) => unlock::run(a, &printer).await,
         }
     });
     match result {
@@ -201,6 +250,84 @@ pub async fn connect(stack: &Stack, args: &AwsArgs) -> Aws {
         profile: args.profile.clone(),
     })
     .await
+}
+
+/// The stack's state home: its bucket, else `--state-dir`, else
+/// `.converge/` beside the stack file.
+pub fn store(stack: &Stack, state_dir: Option<&std::path::Path>) -> crate::state::Store {
+    match (&stack.state, state_dir) {
+        (Some(s), _) => crate::state::Store::S3 { bucket: s.bucket.clone(), prefix: s.prefix.clone() },
+        (None, Some(dir)) => crate::state::Store::Dir(dir.to_path_buf()),
+        (None, None) => crate::state::Store::Dir(
+            stack.file.parent().map(std::path::Path::to_path_buf).unwrap_or_default().join(".converge"),
+        ),
+    }
+}
+
+/// Takes the stack/env's lock for `operation`, saying so.
+pub async fn lock(
+    aws: &Aws,
+    stack: &Stack,
+    args: &LockArgs,
+    operation: &str,
+    printer: &Printer,
+) -> anyhow::Result<crate::state::lock::HeldLock> {
+    let store = store(stack, args.state_dir.as_deref());
+    let opts = crate::state::lock::LockOptions {
+        timeout: args.lock_timeout,
+        lease: args.lock_lease,
+        operation: operation.into(),
+        file: stack.file.display().to_string(),
+        env: stack.env.clone(),
+    };
+    let held = crate::state::lock::acquire(aws, &store, &stack.name, &stack.env, &opts).await?;
+    if let Some(old) = &held.took_over {
+        printer.out(&format!(
+            "Took over the lock of a run whose lease ran out ({}): lock {}",
+            old.holder(),
+            held.location()
+        ));
+    }
+    tracing::info!(lock = %held.location(), id = %held.info.id, "lock acquired");
+    Ok(held)
+}
+
+/// Releases the lock at the end of a run, and says if it had been lost.
+pub async fn unlock_after(held: crate::state::lock::HeldLock, printer: &Printer) -> anyhow::Result<()> {
+    let location = held.location();
+    if !held.release().await? {
+        printer.err(&printer.paint(
+            Style::Error,
+            &format!(
+                "error: this run's lock {location} was taken over by another run while it ran: check what both did"
+            ),
+        ));
+        anyhow::bail!("the lock was lost during the run");
+    }
+    Ok(())
+}
+
+/// Refuses, before any change, a plan that deletes or replaces protected
+/// resources without both opt-ins, naming each and what to do.
+pub fn check_protected(plan: &crate::plan::Plan, stack: &Stack, allow: &[String]) -> anyhow::Result<()> {
+    let refused = crate::plan::refused(plan, stack, allow);
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let mut msg = String::from("refusing to delete or replace resources that hold data; nothing was changed:");
+    for rc in &refused {
+        let what = if rc.action == crate::plan::Action::Replace { "replaced" } else { "deleted" };
+        let name = &rc.name;
+        let how = match stack.resources.get(name) {
+            Some(r) if r.protect => format!("set `protect: false` on it in the spec and pass --allow-destroy {name}"),
+            Some(_) => format!("pass --allow-destroy {name}"),
+            None => format!(
+                "it left the spec: put it back with `protect: false`, apply, then remove it and pass --allow-destroy {name}"
+            ),
+        };
+        msg.push_str(&format!("\n  {name} ({}) would be {what}: {how}", rc.kind));
+    }
+    anyhow::bail!(msg)
 }
 
 /// Checks `--target` names against the stack.

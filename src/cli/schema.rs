@@ -46,7 +46,8 @@ pub fn schema() -> Value {
                     "depends_on": { "type": "array", "items": { "type": "string", "pattern": RESOURCE_NAME } },
                     "tags": { "type": "object", "additionalProperties": { "type": "string" } },
                     "wait_timeout": { "type": "string", "pattern": format!(r"^([0-9]+[smh]|{})$", &EXPRESSION[1..EXPRESSION.len() - 1]) },
-                    "enabled": { "anyOf": [{ "type": "boolean" }, { "$ref": "#/definitions/Expression" }] }
+                    "enabled": { "anyOf": [{ "type": "boolean" }, { "$ref": "#/definitions/Expression" }] },
+                    "protect": { "anyOf": [{ "type": "boolean" }, { "$ref": "#/definitions/Expression" }] }
                 },
                 "required": ["type"],
                 "additionalProperties": false

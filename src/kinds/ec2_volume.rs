@@ -87,6 +87,9 @@ impl Kind for VolumeKind {
         }
         Ok(super::to_value(&p))
     }
+    fn stateful(&self) -> bool {
+        true
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["availability_zone", "encrypted", "kms_key_id"]
     }

@@ -70,6 +70,9 @@ impl Kind for FileSystem {
         }
         Ok(super::to_value(&p))
     }
+    fn stateful(&self) -> bool {
+        true
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["encrypted", "kms_key_id", "performance_mode"]
     }

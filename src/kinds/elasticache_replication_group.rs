@@ -61,6 +61,10 @@ pub struct ReplicationGroupProps {
     /// Changing it replaces the group.
     #[serde(default = "redis_port")]
     pub port: i32,
+    /// Delete without a final snapshot (default false: a group deleted or
+    /// replaced leaves `<id>-final-<time>`). Not compared.
+    #[serde(default)]
+    pub skip_final_snapshot: bool,
     /// Days of daily snapshots (default 7; 0 turns them off).
     #[serde(default = "seven")]
     pub snapshot_retention_limit: i32,
@@ -150,11 +154,14 @@ impl Kind for ReplicationGroupKind {
             },
         }
     }
+    fn stateful(&self) -> bool {
+        true
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["engine", "subnet_group_name", "at_rest_encryption", "transit_encryption", "port"]
     }
     fn write_only(&self) -> &'static [&'static str] {
-        &["auth_token"]
+        &["auth_token", "skip_final_snapshot"]
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "primary_endpoint", "reader_endpoint", "port", "arn"]
@@ -344,11 +351,15 @@ impl Kind for ReplicationGroupKind {
 
     fn delete<'a>(&'a self, aws: &'a Aws, l: &'a Live, spec: Option<&'a Value>) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            let _ = spec;
+            // Out of the spec: the safe default, a final snapshot.
+            let skip = spec.and_then(|s| s.get("skip_final_snapshot")).and_then(Value::as_bool).unwrap_or(false);
+            let stamp =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             let res = aws
                 .elasticache
                 .delete_replication_group()
                 .replication_group_id(&l.id)
+                .set_final_snapshot_identifier((!skip).then(|| format!("{}-final-{stamp}", l.id)))
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("elasticache:DeleteReplicationGroup", e));
@@ -414,6 +425,7 @@ fn live(name: String, g: ReplicationGroup, member: Option<&Member>, tags: BTreeM
         transit_encryption: g.transit_encryption_enabled.unwrap_or(false),
         port,
         snapshot_retention_limit: g.snapshot_retention_limit.unwrap_or(0),
+        skip_final_snapshot: false,
         auth_token: None,
     };
     let endpoint = |e: Option<&aws_sdk_elasticache::types::Endpoint>| {

@@ -202,6 +202,13 @@ pub trait Kind: Send + Sync + 'static {
     fn outputs_changed_by_update(&self) -> &'static [&'static str] {
         &[]
     }
+    /// True for kinds that hold data (databases, caches, file systems,
+    /// volumes, buckets): protected by default, so that a plan never
+    /// deletes or replaces one unless the spec says `protect: false` and
+    /// the command says `--allow-destroy NAME`.
+    fn stateful(&self) -> bool {
+        false
+    }
     /// False for kinds AWS cannot tag: their tags are neither set nor compared.
     fn taggable(&self) -> bool {
         true

@@ -165,6 +165,9 @@ impl Kind for DbInstance {
             None => Vec::new(),
         }
     }
+    fn stateful(&self) -> bool {
+        true
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["engine", "storage_encrypted", "kms_key_id", "db_subnet_group_name", "db_name", "master_username"]
     }

@@ -167,6 +167,9 @@ impl Kind for Bucket {
         }
         Ok(super::to_value(&p))
     }
+    fn stateful(&self) -> bool {
+        true
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
     }

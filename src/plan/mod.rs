@@ -60,6 +60,9 @@ pub struct ResourceChange {
     /// Why, for deletes: not in the spec, a duplicate, destroy.
     pub reason: Option<String>,
     pub changes: Vec<AttrChange>,
+    /// A delete or replace of an object that holds data (or has
+    /// `protect: true`): apply refuses it without both opt-ins.
+    pub protected: bool,
     /// The live object, for the executor.
     #[serde(skip)]
     pub live: Option<Live>,
@@ -232,7 +235,32 @@ fn create_attrs(r: &Resource, desired: &Value) -> Vec<AttrChange> {
     out
 }
 
-fn delete_change(kind: &'static str, live: &Live, reason: &str) -> ResourceChange {
+/// Whether deleting or replacing resource `name`'s object needs both
+/// opt-ins: its kind holds data, or the spec says `protect: true`. An
+/// object whose resource left the spec keeps its kind's protection.
+pub fn guarded(stack: &Stack, name: &str, kind: &dyn Kind) -> bool {
+    match stack.resources.get(name).filter(|r| r.kind.type_name() == kind.type_name()) {
+        Some(r) => r.protect || kind.stateful(),
+        None => kind.stateful(),
+    }
+}
+
+/// The protected deletes and replaces `allow` (`--allow-destroy`) does not
+/// cover: each needs `protect: false` in the spec and its name (or `*`) in
+/// `allow`.
+pub fn refused<'a>(plan: &'a Plan, stack: &Stack, allow: &[String]) -> Vec<&'a ResourceChange> {
+    plan.resources
+        .iter()
+        .filter(|rc| rc.protected)
+        .filter(|rc| {
+            let opted_out = stack.resources.get(&rc.name).is_some_and(|r| !r.protect);
+            let named = allow.iter().any(|a| a == "*" || *a == rc.name);
+            !(opted_out && named)
+        })
+        .collect()
+}
+
+fn delete_change(stack: &Stack, kind: &'static str, live: &Live, reason: &str) -> ResourceChange {
     // An untaggable object that no resource claims is named by its key.
     let name = match crate::kinds::lookup(kind).and_then(|k| k.natural_key(&live.props)) {
         Some(key) if live.name.is_empty() => key,
@@ -245,6 +273,7 @@ fn delete_change(kind: &'static str, live: &Live, reason: &str) -> ResourceChang
         id: Some(live.id.clone()),
         reason: Some(reason.into()),
         changes: Vec::new(),
+        protected: crate::kinds::lookup(kind).is_some_and(|k| guarded(stack, &live.name, k)),
         live: Some(live.clone()),
     }
 }
@@ -290,6 +319,7 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
                 id: None,
                 reason: None,
                 changes: create_attrs(r, &desired),
+                protected: false,
                 live: None,
             },
             Some(l) => {
@@ -317,6 +347,7 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
                     id: Some(l.id.clone()),
                     reason: None,
                     changes,
+                    protected: action == Action::Replace && guarded(stack, &name, r.kind),
                     live: Some(l.clone()),
                 }
             }
@@ -342,7 +373,7 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
                 (false, Some(_)) => "the spec now gives this resource another type",
                 (false, None) => "no longer in the spec",
             };
-            deletes.push(delete_change(kind, o, reason));
+            deletes.push(delete_change(stack, kind, o, reason));
         }
     }
     resources.extend(order_deletes(stack, deletes));
@@ -354,7 +385,7 @@ pub fn destroy(stack: &Stack, live: &LiveState) -> Plan {
     let deletes = live
         .objects
         .iter()
-        .flat_map(|((kind, _), objects)| objects.iter().map(|o| delete_change(kind, o, "destroy")))
+        .flat_map(|((kind, _), objects)| objects.iter().map(|o| delete_change(stack, kind, o, "destroy")))
         .collect();
     Plan {
         stack: stack.name.clone(),

@@ -101,6 +101,16 @@ fn resource(o: &mut Out<'_>, r: &ResourceChange) {
     };
     let head = format!("{:>3} {} ({}{id}) {what}", r.action.symbol(), r.name, r.kind);
     o.line(0, st, &head);
+    if r.protected {
+        o.line(
+            6,
+            Style::Error,
+            &format!(
+                "! PROTECTED: it holds data; it goes only if the spec says `protect: false` for {} and the command says --allow-destroy {}",
+                r.name, r.name
+            ),
+        );
+    }
     let width = r.changes.iter().map(|c| c.attr.len()).max().unwrap_or(0);
     for c in &r.changes {
         attr(o, r.action, c, width);

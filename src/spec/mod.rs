@@ -25,6 +25,15 @@ pub struct Stack {
     pub env: String,
     pub region: String,
     pub resources: BTreeMap<String, Resource>,
+    /// `state: { bucket }`: where locks live, if not beside the stack.
+    pub state: Option<StateBucket>,
+}
+
+/// The stack's state bucket and key prefix.
+#[derive(Debug, Clone)]
+pub struct StateBucket {
+    pub bucket: String,
+    pub prefix: String,
 }
 
 /// A resolved resource. Its properties may still reference other resources'
@@ -44,6 +53,8 @@ pub struct Resource {
     pub sensitive: BTreeSet<String>,
     /// `wait_timeout`, or the kind's default.
     pub timeout: std::time::Duration,
+    /// `protect`, or the kind's default (stateful kinds are protected).
+    pub protect: bool,
 }
 
 /// Parses `90s`, `45m`, `2h` (a number and one unit).

@@ -27,8 +27,25 @@ pub struct RawStack {
     /// When present, `--env` is required.
     #[serde(default)]
     pub environments: BTreeMap<String, RawEnvironment>,
+    /// Where converge keeps this stack's locks: an S3 bucket you create
+    /// once (shared by every CI runner and laptop); without it,
+    /// `.converge/` beside the stack file.
+    #[serde(default)]
+    pub state: Option<RawState>,
     /// The resources, by name.
     pub resources: BTreeMap<String, RawResource>,
+}
+
+/// `state:`: the stack's state bucket.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// An existing bucket (converge does not manage it), in the stack's
+    /// region.
+    pub bucket: String,
+    /// Key prefix inside it (default `converge/`).
+    #[serde(default)]
+    pub prefix: Option<String>,
 }
 
 /// One environment's overrides.
@@ -65,6 +82,12 @@ pub struct RawResource {
     /// Tags for this resource.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Whether a plan may delete or replace the object: `true` by default
+    /// for kinds that hold data, `false` otherwise; or a boolean variable.
+    /// Deleting a protected object needs `protect: false` here and
+    /// `--allow-destroy NAME` on the command line.
+    #[serde(default)]
+    pub protect: Option<Value>,
     /// Whether the resource exists in this environment: `true` (default),
     /// `false`, or a boolean variable (`${var.nat_per_az}`). A disabled
     /// resource is not planned, and referencing it is an error.

@@ -223,7 +223,17 @@ impl Cx {
     }
 
     fn resolve(&mut self, raw: RawStack, opts: &LoadOptions) -> Option<Stack> {
-        let RawStack { stack, region, tags, variables, mut environments, resources } = raw;
+        let RawStack { stack, region, tags, variables, mut environments, resources, state } = raw;
+        let state = state.map(|s| {
+            if let Err(why) = kinds::lookup("s3.bucket").map_or(Ok(()), |k| k.check_physical_name(&s.bucket)) {
+                self.at_value("state.bucket", format!("state bucket `{}`: {why}", s.bucket), None);
+            }
+            let mut prefix = s.prefix.unwrap_or_else(|| "converge/".into());
+            if !prefix.is_empty() && !prefix.ends_with('/') {
+                prefix.push('/');
+            }
+            super::StateBucket { bucket: s.bucket, prefix }
+        });
         if !is_name(&stack) {
             self.at_value("stack", format!("stack name `{stack}` must be lower-case letters, digits and `-`"), None);
         }
@@ -349,7 +359,7 @@ impl Cx {
         let mut disabled = BTreeSet::new();
         for (name, r) in &resources {
             if let Some(v) = &r.enabled
-                && !self.enabled(v, &join_key(&join_key("resources", name), "enabled"), &vars)
+                && !self.flag(v, &join_key(&join_key("resources", name), "enabled"), &vars, "enabled")
             {
                 disabled.insert(name.clone());
             }
@@ -396,7 +406,7 @@ impl Cx {
                 Some("remove one of these references or depends_on entries".into()),
             );
         }
-        Some(Stack { file: self.file.clone(), name: stack, env: env_name, region, resources: out })
+        Some(Stack { file: self.file.clone(), name: stack, env: env_name, region, resources: out, state })
     }
 
     fn resource(
@@ -408,7 +418,12 @@ impl Cx {
         stack_tags: &BTreeMap<String, String>,
         env_tags: &BTreeMap<String, String>,
     ) -> Option<Resource> {
-        let RawResource { kind: _, name: physical, properties, depends_on, tags, wait_timeout, enabled: _ } = raw;
+        let RawResource { kind: _, name: physical, properties, depends_on, tags, wait_timeout, enabled: _, protect } =
+            raw;
+        let protect = match protect {
+            Some(v) => self.flag(&v, &join_key(&join_key("resources", name), "protect"), env.vars, "protect"),
+            None => kind.stateful(),
+        };
         let rp = join_key("resources", name);
         let before = self.diags.len();
         let mut walk = Walk::default();
@@ -510,6 +525,7 @@ impl Cx {
             tags: all_tags,
             sensitive: walk.sensitive,
             timeout,
+            protect,
         })
     }
 
@@ -670,8 +686,8 @@ impl Cx {
         }
     }
 
-    /// `enabled:`: `true`, `false` or a boolean variable.
-    fn enabled(&mut self, v: &Value, path: &str, vars: &BTreeMap<String, Value>) -> bool {
+    /// `enabled:` or `protect:`: `true`, `false` or a boolean variable.
+    fn flag(&mut self, v: &Value, path: &str, vars: &BTreeMap<String, Value>, field: &str) -> bool {
         let var = match v {
             Value::Bool(b) => return *b,
             Value::String(s) => match expr::parse(s).as_deref() {
@@ -683,7 +699,7 @@ impl Cx {
         match var.as_ref().map(|n| (n, vars.get(n))) {
             Some((_, Some(Value::Bool(b)))) => *b,
             Some((n, Some(_))) => {
-                self.at_value(path, format!("`enabled: ${{var.{n}}}`: variable `{n}` must be true or false"), None);
+                self.at_value(path, format!("`{field}: ${{var.{n}}}`: variable `{n}` must be true or false"), None);
                 true
             }
             Some((n, None)) => {
@@ -692,7 +708,7 @@ impl Cx {
                 true
             }
             None => {
-                self.at_value(path, "`enabled` is true, false or `${var.NAME}` (a boolean variable)".into(), None);
+                self.at_value(path, format!("`{field}` is true, false or `${{var.NAME}}` (a boolean variable)"), None);
                 true
             }
         }

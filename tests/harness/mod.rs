@@ -183,6 +183,8 @@ impl Moto {
             .env("NO_COLOR", "1")
             .env("GITLAB_DB_PASSWORD", DB_PASSWORD)
             .env("CONVERGE_VAR_certificate_arn", &self.certificate_arn)
+            // Locks of this server's stacks, apart from other tests'.
+            .env("CONVERGE_STATE_DIR", self.dir.path("state"))
             .stdin(Stdio::null());
         c
     }

@@ -21,6 +21,9 @@ NumCacheClusters (a cluster-mode-disabled group always gets one node unless
 ReplicasPerNodeGroup is also sent): the requested primary-plus-replicas
 count is honoured, as ElastiCache does.
 
+It honours DeleteReplicationGroup's FinalSnapshotIdentifier, which moto
+ignores: the snapshot is taken (on moto's backend) before the group goes.
+
 It completes ElastiCache DeleteReplicationGroup: moto marks the group
 `deleting` and keeps it forever, where ElastiCache removes it once deleted;
 here the removal happens as soon as moto has accepted the delete (moto's
@@ -55,6 +58,12 @@ that depend on it.
 
 Each log line also carries the request's time (`t`, seconds since the epoch)
 and, for Auto Scaling calls, the group (`group`), so tests can order calls.
+
+S3 conditional writes (PutObject and DeleteObject with If-None-Match or
+If-Match, which converge's locks use) are atomic on S3: of two racing
+writes, one wins and the other gets 412 PreconditionFailed. moto checks the
+condition and then writes, unguarded, on a threaded server; here such
+requests run one at a time, so the check and the write are atomic as on S3.
 
 AWS's managed IAM policies are loaded (MOTO_IAM_LOAD_MANAGED_POLICIES): on
 AWS every account has them, and roles attach them by ARN.
@@ -213,12 +222,17 @@ def finish_replication_group_delete(environ, form, app, start_response):
         status["code"] = s
         return start_response(s, headers, exc_info)
 
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    region = auth.split("Credential=", 1)[1].split("/")[2] if "Credential=" in auth else "us-east-1"
+    backend = elasticache_backends[DEFAULT_ACCOUNT_ID][region]
+    group = (form.get("ReplicationGroupId") or [""])[0]
+    final = (form.get("FinalSnapshotIdentifier") or [None])[0]
+    if final and group in backend.replication_groups:
+        # ElastiCache takes the final snapshot before it deletes the group.
+        backend.create_snapshot(snapshot_name=final, replication_group_id=group, cache_cluster_id=None, kms_key_id=None, tags=None)
     body = list(app(environ, capture))
     if status.get("code", "").startswith("200"):
-        auth = environ.get("HTTP_AUTHORIZATION", "")
-        region = auth.split("Credential=", 1)[1].split("/")[2] if "Credential=" in auth else "us-east-1"
-        backend = elasticache_backends[DEFAULT_ACCOUNT_ID][region]
-        backend.replication_groups.pop((form.get("ReplicationGroupId") or [""])[0], None)
+        backend.replication_groups.pop(group, None)
     return body
 
 
@@ -488,6 +502,17 @@ def form_of(environ):
     return urllib.parse.parse_qs(body.decode("utf-8", "replace"))
 
 
+CONDITIONAL_WRITES = threading.Lock()
+
+
+def is_conditional_s3_write(environ, service):
+    return (
+        service == "s3"
+        and environ["REQUEST_METHOD"] in ("PUT", "DELETE")
+        and ("HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ)
+    )
+
+
 class Observer:
     def __init__(self, app, log_path, delay_ms):
         self.app = app
@@ -515,6 +540,9 @@ class Observer:
             finish = FINISH.get((service, op))
             if finish:
                 return finish(environ, form_of(environ), self.app, start_response)
+            if is_conditional_s3_write(environ, service):
+                with CONDITIONAL_WRITES:
+                    return list(fix_root(environ, self.app, start_response))
         return fix_root(environ, self.app, start_response)
 
 

@@ -1,0 +1,226 @@
+//! Where converge keeps what is not in AWS's objects themselves: the lock
+//! of a stack/env (and, later, its run records and last known good spec).
+//!
+//! One home per stack: the S3 bucket the stack names (`state: { bucket:
+//! … }`), else `.converge/` beside the stack file (or `--state-dir`). Both
+//! give the same four operations, each atomic: create-if-absent, read,
+//! replace-if-unchanged and remove-if-unchanged, keyed by an entity tag. On
+//! S3 they are conditional writes (`If-None-Match: *`, `If-Match`); on disk,
+//! an exclusive create and a file lock around compare-and-swap.
+
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::PathBuf;
+
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::aws::{Aws, AwsError, not_found};
+
+pub mod lock;
+
+/// A state home.
+#[derive(Debug, Clone)]
+pub enum Store {
+    S3 { bucket: String, prefix: String },
+    Dir(PathBuf),
+}
+
+/// A conditional write lost: the key exists (create) or changed (replace,
+/// remove) since it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conflict;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Aws(#[from] AwsError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// The result of a conditional operation: its new entity tag, or a
+/// [`Conflict`].
+pub type Conditional<T> = Result<Result<T, Conflict>, StoreError>;
+
+impl Store {
+    /// Where `key` lives, for messages.
+    pub fn describe(&self, key: &str) -> String {
+        match self {
+            Store::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}{key}"),
+            Store::Dir(dir) => dir.join(key).display().to_string(),
+        }
+    }
+
+    /// Writes `body` at `key` unless something is there.
+    pub async fn create(&self, aws: &Aws, key: &str, body: &[u8]) -> Conditional<String> {
+        match self {
+            Store::S3 { bucket, prefix } => {
+                let res = aws
+                    .s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}{key}"))
+                    .if_none_match("*")
+                    .content_type("application/json")
+                    .body(ByteStream::from(body.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("s3:PutObject", e));
+                s3_conditional(res.map(|o| o.e_tag.unwrap_or_default()))
+            }
+            Store::Dir(dir) => {
+                let path = dir.join(key);
+                let io = |source| StoreError::Io { path: path.clone(), source };
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                    Ok(mut f) => {
+                        f.write_all(body).and_then(|_| f.sync_all()).map_err(io)?;
+                        Ok(Ok(tag(body)))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Err(Conflict)),
+                    Err(e) => Err(io(e)),
+                }
+            }
+        }
+    }
+
+    /// The body at `key` and its entity tag, if there is one.
+    pub async fn read(&self, aws: &Aws, key: &str) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        match self {
+            Store::S3 { bucket, prefix } => {
+                let res = aws
+                    .s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}{key}"))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("s3:GetObject", e));
+                let Some(out) = not_found(res, &["NoSuchKey"])? else { return Ok(None) };
+                let etag = out.e_tag.clone().unwrap_or_default();
+                let body = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| AwsError::other("s3:GetObject", format!("reading the body: {e}")))?;
+                Ok(Some((body.into_bytes().to_vec(), etag)))
+            }
+            Store::Dir(dir) => {
+                let path = dir.join(key);
+                match std::fs::read(&path) {
+                    Ok(body) => {
+                        let t = tag(&body);
+                        Ok(Some((body, t)))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(StoreError::Io { path, source }),
+                }
+            }
+        }
+    }
+
+    /// Replaces the body at `key` if its entity tag is still `etag`.
+    pub async fn replace(&self, aws: &Aws, key: &str, body: &[u8], etag: &str) -> Conditional<String> {
+        match self {
+            Store::S3 { bucket, prefix } => {
+                let res = aws
+                    .s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}{key}"))
+                    .if_match(etag)
+                    .content_type("application/json")
+                    .body(ByteStream::from(body.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("s3:PutObject", e));
+                s3_conditional(res.map(|o| o.e_tag.unwrap_or_default()))
+            }
+            Store::Dir(dir) => {
+                let path = dir.join(key);
+                swap(&path, etag, |path| {
+                    let tmp = path.with_extension("tmp");
+                    let mut f = std::fs::File::create(&tmp)?;
+                    f.write_all(body)?;
+                    f.sync_all()?;
+                    std::fs::rename(&tmp, path)
+                })
+                .map(|r| r.map(|()| tag(body)))
+            }
+        }
+    }
+
+    /// Removes `key` if its entity tag is still `etag`; gone already is
+    /// success.
+    pub async fn remove(&self, aws: &Aws, key: &str, etag: &str) -> Conditional<()> {
+        match self {
+            Store::S3 { bucket, prefix } => {
+                let res = aws
+                    .s3
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}{key}"))
+                    .if_match(etag)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("s3:DeleteObject", e));
+                match s3_conditional(res.map(|_| ())) {
+                    Err(StoreError::Aws(e)) if e.is("NoSuchKey") => Ok(Ok(())),
+                    other => other,
+                }
+            }
+            Store::Dir(dir) => swap(&dir.join(key), etag, |path| match std::fs::remove_file(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }),
+        }
+    }
+}
+
+/// S3 answers a lost condition with 412 `PreconditionFailed`, and two
+/// conditional writes racing on one key with 409
+/// `ConditionalRequestConflict`: both are a [`Conflict`].
+fn s3_conditional<T>(res: Result<T, AwsError>) -> Conditional<T> {
+    match res {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) if e.is("PreconditionFailed") || e.is("ConditionalRequestConflict") => Ok(Err(Conflict)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs `change` on `path` if its content still has entity tag `etag`,
+/// holding an exclusive lock on a guard file beside it meanwhile.
+fn swap(
+    path: &std::path::Path,
+    etag: &str,
+    change: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
+) -> Conditional<()> {
+    let io = |source| StoreError::Io { path: path.to_path_buf(), source };
+    let guard = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("guard"))
+        .map_err(io)?;
+    guard.lock().map_err(io)?;
+    let current = match std::fs::read(path) {
+        Ok(body) => Some(tag(&body)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(e)),
+    };
+    // Dropping the guard file's handle releases its lock.
+    if current.as_deref() != Some(etag) {
+        return Ok(Err(Conflict));
+    }
+    change(path).map_err(io)?;
+    Ok(Ok(()))
+}
+
+/// A local file's entity tag: a hash of its content.
+fn tag(body: &[u8]) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
