@@ -997,7 +997,7 @@ fn stateful_resources_are_protected_and_snapshotted() {
     );
     let r = moto.run(&["plan", path_str(&engine), "--env", "production"]).expect(0);
     assert!(r.stdout.contains("-/+ db (rds.db_instance, gitlab-ha-production-db) must be replaced"), "{}", r.stdout);
-    assert!(r.stdout.contains("! PROTECTED: it holds data."), "{}", r.stdout);
+    assert!(r.stdout.contains("! PROTECTED: it holds data;"), "{}", r.stdout);
     let mark = moto.calls().len();
     refused(prod(path_str(&engine), &["--allow-destroy", "db"]), &["db"], mark);
 
