@@ -13,6 +13,9 @@ use crate::spec::Stack;
 #[derive(Debug, Default)]
 pub struct LiveState {
     pub objects: BTreeMap<(&'static str, String), Vec<Live>>,
+    /// Objects with a spec's physical name that are not this stack/env's
+    /// (see [`crate::kinds::Scope::owner`]): a plan refuses to go on.
+    pub conflicts: Vec<crate::kinds::Conflict>,
 }
 
 impl LiveState {
@@ -39,14 +42,21 @@ impl LiveState {
 pub async fn read(aws: &Aws, stack: &Stack) -> Result<LiveState, AwsError> {
     let shared = std::sync::Arc::new(crate::aws::shared::SharedReads::default());
     let reads = REGISTRY.iter().map(|kind| {
-        let scope = stack.scope(*kind, shared.clone());
+        let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let scope = stack.scope(*kind, shared.clone(), found.clone());
         async move {
             let objects = kind.read(aws, &scope).await?;
-            Ok::<_, AwsError>((kind.type_name(), objects))
+            let conflicts = found.lock().map(|c| c.clone()).unwrap_or_default();
+            Ok::<_, AwsError>((kind.type_name(), objects, conflicts))
         }
     });
     let mut state = LiveState::default();
-    for (kind, objects) in futures_util::future::try_join_all(reads).await? {
+    for (kind, objects, conflicts) in futures_util::future::try_join_all(reads).await? {
+        for c in conflicts {
+            if !state.conflicts.contains(&c) {
+                state.conflicts.push(c);
+            }
+        }
         for o in objects {
             // Stable order among duplicates: the id.
             let slot = state.objects.entry((kind, o.name.clone())).or_default();

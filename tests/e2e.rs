@@ -1632,3 +1632,71 @@ fn a_dead_runs_lock_is_released_by_unlock_or_its_lease() {
     assert_eq!((a.code, b.code), (0, 0), "{}{}\n{}{}", a.stdout, a.stderr, b.stdout, b.stderr);
     assert!(!lock_exists());
 }
+
+#[test]
+fn another_environments_objects_are_never_touched() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("own");
+    moto.run(&["apply", STACK, "--env", "production", "--auto-approve"]).expect(0);
+    let before = tagged(&moto, "production");
+
+    // A staging spec that names production's bucket: a conflict naming the
+    // owner, in plan and apply, with no mutating call; destroy leaves
+    // production alone.
+    let clash = stack_variant(
+        &dir,
+        "clash.yaml",
+        &[(
+            "    name: ${var.bucket_prefix}-${environment}-config\n",
+            "    name: ${var.bucket_prefix}-production-config\n",
+        )],
+    );
+    let clash = path_str(&clash);
+    let mark = moto.calls().len();
+    let owner = "resource `config_bucket` (s3.bucket): `acme-gitlab-production-config` exists and belongs to stack gitlab-ha, environment production (its resource `config_bucket`)";
+    let r = moto.run(&["plan", clash, "--env", "staging"]).expect(1);
+    assert!(r.stderr.contains(owner), "{}", r.stderr);
+    let r = moto.run(&["apply", clash, "--env", "staging", "--auto-approve"]).expect(1);
+    assert!(r.stderr.contains(owner), "{}", r.stderr);
+    assert_eq!(moto.mutating_since(mark).len(), 0, "{:?}", moto.mutating_since(mark));
+    moto.run(&["destroy", clash, "--env", "staging", "--auto-approve", "--allow-destroy", "*"]).expect(0);
+    assert_eq!(tagged(&moto, "production"), before, "production untouched");
+
+    // A bucket made by hand with a spec's name: reported, not adopted…
+    rt().block_on(async {
+        let here = aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+            .build();
+        moto.s3()
+            .create_bucket()
+            .bucket("acme-gitlab-staging-registry")
+            .create_bucket_configuration(here)
+            .send()
+            .await
+            .unwrap()
+    });
+    let r = plan(&moto, STACK).expect(1);
+    assert!(
+        r.stderr.contains("`acme-gitlab-staging-registry` exists and no converge stack manages it; to take it over, set `adopt: true` on `registry_bucket`"),
+        "{}",
+        r.stderr
+    );
+    // …unless the spec says `adopt: true`: the plan shows the take-over
+    // (tags added), and apply makes it the stack's.
+    let adopt = stack_variant(
+        &dir,
+        "adopt.yaml",
+        &[("  registry_bucket:\n    type: s3.bucket\n", "  registry_bucket:\n    type: s3.bucket\n    adopt: true\n")],
+    );
+    let r = plan(&moto, path_str(&adopt)).expect(2);
+    assert!(
+        r.stdout.contains("  ~ registry_bucket (s3.bucket, acme-gitlab-staging-registry) will be updated in place"),
+        "{}",
+        r.stdout
+    );
+    apply(&moto, path_str(&adopt));
+    plan(&moto, path_str(&adopt)).expect(0);
+    let found = tagged(&moto, "staging");
+    assert_eq!(found.get(&("bucket".to_string(), "registry_bucket".to_string())), Some(&1), "{found:?}");
+    assert_eq!(tagged(&moto, "production"), before, "production untouched");
+}

@@ -269,6 +269,9 @@ pub fn owner_scope(d: &Desired) -> Scope {
         env: d.tags.get(super::TAG_ENV).cloned().unwrap_or_default(),
         region: String::new(),
         names: BTreeMap::new(),
+        kind: "iam.role",
+        taggable: true,
+        conflicts: Default::default(),
         shared: Default::default(),
     }
 }

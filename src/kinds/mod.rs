@@ -96,22 +96,79 @@ pub struct Scope {
     pub stack: String,
     pub env: String,
     pub region: String,
-    /// physical name → resource name, for this kind's resources in the spec.
-    pub names: BTreeMap<String, String>,
+    /// physical name → (resource name, `adopt:`), for this kind's resources
+    /// in the spec.
+    pub names: BTreeMap<String, (String, bool)>,
+    /// The kind read (`s3.bucket`).
+    pub kind: &'static str,
+    /// False for kinds AWS cannot tag: their deterministic name is their
+    /// identity.
+    pub taggable: bool,
+    /// Objects with a spec's physical name that are not this stack/env's,
+    /// found during this read.
+    pub conflicts: std::sync::Arc<std::sync::Mutex<Vec<Conflict>>>,
     /// Reads shared with other kinds during this one read of live state.
     pub shared: std::sync::Arc<crate::aws::shared::SharedReads>,
 }
 
+/// An object that has the physical name a resource of the spec wants, and
+/// that converge must not touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub resource: String,
+    pub kind: &'static str,
+    pub physical_name: String,
+    /// `(stack, env, resource)` of the owner it is tagged for; `None`:
+    /// untagged, no converge stack manages it.
+    pub owner: Option<(String, String, String)>,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Conflict { resource, kind, physical_name, owner } = self;
+        match owner {
+            Some((stack, env, other)) => write!(
+                f,
+                "resource `{resource}` ({kind}): `{physical_name}` exists and belongs to stack {stack}, environment {env} (its resource `{other}`); converge never touches another stack's or environment's objects: give `{resource}` another `name:`"
+            ),
+            None => write!(
+                f,
+                "resource `{resource}` ({kind}): `{physical_name}` exists and no converge stack manages it; to take it over, set `adopt: true` on `{resource}` (the plan shows the tags it adds), or give it another `name:`"
+            ),
+        }
+    }
+}
+
 impl Scope {
     /// The resource name a live object belongs to: its `converge:resource`
-    /// tag when it carries this stack/env's tags, else the spec resource
-    /// whose physical name it has (adoption of an untagged object).
+    /// tag when it carries this stack/env's tags; for an untaggable kind,
+    /// the resource whose deterministic name it has; for an untagged object
+    /// with a resource's physical name, that resource if the spec says
+    /// `adopt: true`. An object with a resource's physical name that is
+    /// tagged for another stack or environment, or untagged without
+    /// `adopt:`, is recorded as a [`Conflict`] and never claimed.
     pub fn owner(&self, tags: &BTreeMap<String, String>, physical_name: Option<&str>) -> Option<String> {
-        let ours = tags.get(TAG_STACK) == Some(&self.stack) && tags.get(TAG_ENV) == Some(&self.env);
+        let (stack, env) = (tags.get(TAG_STACK), tags.get(TAG_ENV));
+        let ours = stack == Some(&self.stack) && env == Some(&self.env);
         if ours && let Some(r) = tags.get(TAG_RESOURCE) {
             return Some(r.clone());
         }
-        physical_name.and_then(|n| self.names.get(n).cloned())
+        let name = physical_name?;
+        let (resource, adopt) = self.names.get(name)?;
+        if !self.taggable || ours {
+            return Some(resource.clone());
+        }
+        let owner = match (stack, env) {
+            (Some(s), Some(e)) => {
+                Some((s.clone(), e.clone(), tags.get(TAG_RESOURCE).cloned().unwrap_or_else(|| "?".into())))
+            }
+            _ if *adopt => return Some(resource.clone()),
+            _ => None,
+        };
+        if let Ok(mut c) = self.conflicts.lock() {
+            c.push(Conflict { resource: resource.clone(), kind: self.kind, physical_name: name.to_string(), owner });
+        }
+        None
     }
 }
 

@@ -107,7 +107,7 @@ impl Plan {
 
 /// A plan that cannot be made: a resolved value the kind rejects.
 #[derive(Debug, thiserror::Error)]
-#[error("resource `{resource}`: {message}")]
+#[error("{}", if .resource.is_empty() { .message.clone() } else { format!("resource `{}`: {}", .resource, .message) })]
 pub struct PlanError {
     pub resource: String,
     pub message: String,
@@ -284,6 +284,16 @@ fn delete_change(stack: &Stack, kind: &'static str, live: &Live, reason: &str) -
 /// # Errors
 /// A resolved property the kind rejects (e.g. an output of the wrong type).
 pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>) -> Result<Plan, PlanError> {
+    if !live.conflicts.is_empty() {
+        let all: Vec<String> = live.conflicts.iter().map(|c| format!("\n  {c}")).collect();
+        return Err(PlanError {
+            resource: String::new(),
+            message: format!(
+                "objects with the spec's names exist that are not this stack's; nothing was changed:{}",
+                all.concat()
+            ),
+        });
+    }
     let graph = Graph::new(stack.resources.values().map(|r| (r.name.as_str(), &r.deps)));
     let scope = targets.map(|t| graph.with_dependencies(t));
     let in_scope = |name: &str| scope.as_ref().is_none_or(|s| s.contains(name));

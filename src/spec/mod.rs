@@ -55,6 +55,9 @@ pub struct Resource {
     pub timeout: std::time::Duration,
     /// `protect`, or the kind's default (stateful kinds are protected).
     pub protect: bool,
+    /// `adopt: true`: an untagged object with this physical name is taken
+    /// over (tagged) instead of reported as a conflict.
+    pub adopt: bool,
 }
 
 /// Parses `90s`, `45m`, `2h` (a number and one unit).
@@ -62,12 +65,13 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
     let unit = s.chars().last()?;
     let n: u64 = s[..s.len() - unit.len_utf8()].trim().parse().ok()?;
+    // Checked: `99999999999999999h` is no duration, not an overflow.
     let secs = match unit {
-        's' => n,
-        'm' => n * 60,
-        'h' => n * 3600,
-        _ => return None,
-    };
+        's' => Some(n),
+        'm' => n.checked_mul(60),
+        'h' => n.checked_mul(3600),
+        _ => None,
+    }?;
     (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }
 
@@ -165,9 +169,17 @@ pub fn default_physical_name(stack: &str, env: &str, resource: &str) -> String {
 
 impl Stack {
     /// The scope a kind's read runs in.
-    pub fn scope(&self, kind: &dyn Kind, shared: std::sync::Arc<crate::aws::shared::SharedReads>) -> kinds::Scope {
+    pub fn scope(
+        &self,
+        kind: &dyn Kind,
+        shared: std::sync::Arc<crate::aws::shared::SharedReads>,
+        conflicts: std::sync::Arc<std::sync::Mutex<Vec<kinds::Conflict>>>,
+    ) -> kinds::Scope {
         kinds::Scope {
             shared,
+            conflicts,
+            kind: kind.type_name(),
+            taggable: kind.taggable(),
             stack: self.name.clone(),
             env: self.env.clone(),
             region: self.region.clone(),
@@ -175,7 +187,7 @@ impl Stack {
                 .resources
                 .values()
                 .filter(|r| r.kind.type_name() == kind.type_name())
-                .map(|r| (r.physical_name.clone(), r.name.clone()))
+                .map(|r| (r.physical_name.clone(), (r.name.clone(), r.adopt)))
                 .collect(),
         }
     }
@@ -183,6 +195,14 @@ impl Stack {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_are_checked() {
+        assert_eq!(super::parse_duration("45m"), Some(std::time::Duration::from_secs(2700)));
+        assert_eq!(super::parse_duration("99999999999999999h"), None);
+        assert_eq!(super::parse_duration("0s"), None);
+        assert_eq!(super::parse_duration("5d"), None);
+    }
+
     #[test]
     fn suggestions_prefer_fewer_edits() {
         let s = |w: &str, c: &[&str]| super::suggest(w, c.iter().copied());

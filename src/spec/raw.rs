@@ -88,6 +88,12 @@ pub struct RawResource {
     /// `--allow-destroy NAME` on the command line.
     #[serde(default)]
     pub protect: Option<Value>,
+    /// Take over an existing, untagged object with this resource's
+    /// physical name (made by hand or by another tool): the plan shows the
+    /// tags it adds. Never an object tagged for another stack or
+    /// environment.
+    #[serde(default)]
+    pub adopt: bool,
     /// Whether the resource exists in this environment: `true` (default),
     /// `false`, or a boolean variable (`${var.nat_per_az}`). A disabled
     /// resource is not planned, and referencing it is an error.

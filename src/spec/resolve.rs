@@ -418,8 +418,17 @@ impl Cx {
         stack_tags: &BTreeMap<String, String>,
         env_tags: &BTreeMap<String, String>,
     ) -> Option<Resource> {
-        let RawResource { kind: _, name: physical, properties, depends_on, tags, wait_timeout, enabled: _, protect } =
-            raw;
+        let RawResource {
+            kind: _,
+            name: physical,
+            properties,
+            depends_on,
+            tags,
+            wait_timeout,
+            enabled: _,
+            protect,
+            adopt,
+        } = raw;
         let protect = match protect {
             Some(v) => self.flag(&v, &join_key(&join_key("resources", name), "protect"), env.vars, "protect"),
             None => kind.stateful(),
@@ -526,6 +535,7 @@ impl Cx {
             sensitive: walk.sensitive,
             timeout,
             protect,
+            adopt,
         })
     }
 

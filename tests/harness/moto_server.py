@@ -59,6 +59,11 @@ that depend on it.
 Each log line also carries the request's time (`t`, seconds since the epoch)
 and, for Auto Scaling calls, the group (`group`), so tests can order calls.
 
+S3 CreateBucket takes the new bucket's tags in CreateBucketConfiguration
+(<Tags><Tag><Key/><Value/></Tag></Tags>), so a bucket is never untagged,
+not even for a moment; moto 5.2.5 drops them. Here they are set on moto's
+backend as part of the same request.
+
 S3 conditional writes (PutObject and DeleteObject with If-None-Match or
 If-Match, which converge's locks use) are atomic on S3: of two racing
 writes, one wins and the other gets 412 PreconditionFailed. moto checks the
@@ -505,6 +510,41 @@ def form_of(environ):
 CONDITIONAL_WRITES = threading.Lock()
 
 
+def create_bucket_with_tags(environ, app, start_response):
+    """CreateBucket, then the tags its configuration carries (see the docstring)."""
+    import xml.etree.ElementTree as ET
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    tags = {}
+    if body.strip():
+        try:
+            root = ET.fromstring(body)
+            for tag in root.iter():
+                if tag.tag.endswith("}Tag") or tag.tag == "Tag":
+                    key = next((c.text for c in tag if c.tag.endswith("Key")), None)
+                    value = next((c.text or "" for c in tag if c.tag.endswith("Value")), "")
+                    if key is not None:
+                        tags[key] = value
+        except ET.ParseError:
+            pass
+    status = {}
+
+    def capture(s, headers, exc_info=None):
+        status["code"] = s
+        return start_response(s, headers, exc_info)
+
+    out = list(app(environ, capture))
+    if tags and status.get("code", "").startswith("200"):
+        bucket = environ.get("PATH_INFO", "").strip("/")
+        s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_bucket_tagging(bucket, tags)
+    return out
+
+
 def is_conditional_s3_write(environ, service):
     return (
         service == "s3"
@@ -540,6 +580,11 @@ class Observer:
             finish = FINISH.get((service, op))
             if finish:
                 return finish(environ, form_of(environ), self.app, start_response)
+            path = environ.get("PATH_INFO", "").strip("/")
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+            creates_bucket = set(query) <= {"x-id"} and query.get("x-id", ["CreateBucket"]) == ["CreateBucket"]
+            if service == "s3" and environ["REQUEST_METHOD"] == "PUT" and path and "/" not in path and creates_bucket:
+                return create_bucket_with_tags(environ, self.app, start_response)
             if is_conditional_s3_write(environ, service):
                 with CONDITIONAL_WRITES:
                     return list(fix_root(environ, self.app, start_response))
