@@ -1586,10 +1586,10 @@ fn a_dead_runs_lock_is_released_by_unlock_or_its_lease() {
             moto.s3().head_object().bucket("acme-converge-state").key(lock_key).send().await.is_ok()
         })
     };
-    let kill_mid_apply = || {
+    let kill_mid_apply = |lease: &str| {
         let mut child = moto
             .converge()
-            .args(["apply", stack, "--env", "staging", "--auto-approve", "--lock-lease", "3s"])
+            .args(["apply", stack, "--env", "staging", "--auto-approve", "--lock-lease", lease])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -1599,7 +1599,9 @@ fn a_dead_runs_lock_is_released_by_unlock_or_its_lease() {
         child.wait().unwrap();
     };
 
-    kill_mid_apply();
+    // A lease long enough that the lock is still held when the next run
+    // starts.
+    kill_mid_apply("2m");
     assert!(lock_exists(), "the killed run's lock is in the bucket");
     let refused = moto.run(&["apply", stack, "--env", "staging", "--auto-approve"]).expect(1);
     assert!(refused.stderr.contains("is locked by"), "{}", refused.stderr);
@@ -1613,7 +1615,7 @@ fn a_dead_runs_lock_is_released_by_unlock_or_its_lease() {
 
     // Killed again: once its 3 s lease has run out, the next run takes the
     // lock over by itself, converges, and leaves no lock behind.
-    kill_mid_apply();
+    kill_mid_apply("3s");
     std::thread::sleep(std::time::Duration::from_secs(4));
     let r = moto.run(&["apply", stack, "--env", "staging", "--auto-approve"]).expect(0);
     assert!(r.stdout.contains("Took over the lock of a run whose lease ran out"), "{}", r.stdout);
