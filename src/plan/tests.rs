@@ -155,3 +155,31 @@ fn a_new_physical_name_replaces_the_object() {
     assert_eq!((c.attr.as_str(), c.forces_replacement), ("name", true));
     assert_eq!((c.old.clone(), c.new.clone()), (Some(json!("demo-bucket-old")), Some(json!("demo-bucket-1"))));
 }
+
+#[test]
+fn data_goes_only_with_both_opt_ins() {
+    // Destroy: the bucket holds data, the VPC does not.
+    let s = stack(STACK);
+    let p = destroy(&s, &converged(&s));
+    let protected: Vec<&str> = p.resources.iter().filter(|r| r.protected).map(|r| r.name.as_str()).collect();
+    assert_eq!(protected, ["bucket"]);
+    let names = |v: Vec<&ResourceChange>| v.into_iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    // Neither opt-in, or only one of them: refused.
+    assert_eq!(names(refused(&p, &s, &[])), ["bucket"]);
+    assert_eq!(names(refused(&p, &s, &["bucket".into()])), ["bucket"], "the spec still protects it");
+    let open = stack(&STACK.replace("    name: demo-bucket-1\n", "    name: demo-bucket-1\n    protect: false\n"));
+    let p = destroy(&open, &converged(&open));
+    assert_eq!(names(refused(&p, &open, &[])), ["bucket"], "the command did not name it");
+    assert_eq!(names(refused(&p, &open, &["vpc".into()])), ["bucket"]);
+    // Both: allowed, by name or by `*`.
+    assert!(refused(&p, &open, &["bucket".into()]).is_empty());
+    assert!(refused(&p, &open, &["*".into()]).is_empty());
+    // `protect: true` guards a kind that holds no data; removed from the
+    // spec, an object keeps its kind's protection.
+    let vpc = stack(&STACK.replace("    type: ec2.vpc\n", "    type: ec2.vpc\n    protect: true\n"));
+    let p = destroy(&vpc, &converged(&vpc));
+    assert_eq!(names(refused(&p, &vpc, &["*".into()])), ["vpc", "bucket"], "in delete order");
+    let gone = stack(&STACK[..STACK.find("  bucket:").unwrap()]);
+    let p = plan(&gone, &converged(&s), None).unwrap();
+    assert_eq!(names(refused(&p, &gone, &["*".into()])), ["bucket"]);
+}

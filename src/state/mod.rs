@@ -54,20 +54,7 @@ impl Store {
     /// Writes `body` at `key` unless something is there.
     pub async fn create(&self, aws: &Aws, key: &str, body: &[u8]) -> Conditional<String> {
         match self {
-            Store::S3 { bucket, prefix } => {
-                let res = aws
-                    .s3
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{key}"))
-                    .if_none_match("*")
-                    .content_type("application/json")
-                    .body(ByteStream::from(body.to_vec()))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("s3:PutObject", e));
-                s3_conditional(res.map(|o| o.e_tag.unwrap_or_default()))
-            }
+            Store::S3 { bucket, prefix } => s3_put(aws, bucket, &format!("{prefix}{key}"), body, None).await,
             Store::Dir(dir) => {
                 let path = dir.join(key);
                 let io = |source| StoreError::Io { path: path.clone(), source };
@@ -124,20 +111,7 @@ impl Store {
     /// Replaces the body at `key` if its entity tag is still `etag`.
     pub async fn replace(&self, aws: &Aws, key: &str, body: &[u8], etag: &str) -> Conditional<String> {
         match self {
-            Store::S3 { bucket, prefix } => {
-                let res = aws
-                    .s3
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{key}"))
-                    .if_match(etag)
-                    .content_type("application/json")
-                    .body(ByteStream::from(body.to_vec()))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("s3:PutObject", e));
-                s3_conditional(res.map(|o| o.e_tag.unwrap_or_default()))
-            }
+            Store::S3 { bucket, prefix } => s3_put(aws, bucket, &format!("{prefix}{key}"), body, Some(etag)).await,
             Store::Dir(dir) => {
                 let path = dir.join(key);
                 swap(&path, etag, |path| {
@@ -177,6 +151,18 @@ impl Store {
             }),
         }
     }
+}
+
+/// A conditional PutObject: only if the key is absent (`if_match: None`),
+/// or only if its entity tag is still `if_match`.
+async fn s3_put(aws: &Aws, bucket: &str, key: &str, body: &[u8], if_match: Option<&str>) -> Conditional<String> {
+    let put = aws.s3.put_object().bucket(bucket).key(key).content_type("application/json");
+    let put = match if_match {
+        None => put.if_none_match("*"),
+        Some(etag) => put.if_match(etag),
+    };
+    let res = put.body(ByteStream::from(body.to_vec())).send().await.map_err(|e| AwsError::from_sdk("s3:PutObject", e));
+    s3_conditional(res.map(|o| o.e_tag.unwrap_or_default()))
 }
 
 /// S3 answers a lost condition with 412 `PreconditionFailed`, and two
