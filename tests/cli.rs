@@ -266,11 +266,24 @@ fn every_stack_validates_against_the_published_schema() {
     };
     let r = check(&stacks);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // Every resource-level field validate takes, the schema takes too.
+    let shipped = std::fs::read_to_string(repo().join("stacks/gitlab-ha.yaml")).unwrap();
+    let beside = Scratch::beside_stacks("fields");
+    let fields = beside.write(
+        "fields.yaml",
+        &shipped.replacen(
+            "  registry_bucket:\n    type: s3.bucket\n",
+            "  registry_bucket:\n    type: s3.bucket\n    adopt: true\n    enabled: true\n    depends_on: [vpc]\n    tags: { tier: storage }\n    wait_timeout: 10m\n",
+            1,
+        ),
+    );
+    converge(&["validate", fields.to_str().unwrap(), "--env", "staging"]).expect(0);
+    let r = check(&[fields]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 
     // And it still rejects what validate rejects: a misspelled key, a
     // resource name validate refuses, a number where a string of digits is
     // not a reference.
-    let shipped = std::fs::read_to_string(repo().join("stacks/gitlab-ha.yaml")).unwrap();
     for (name, from, to) in [
         ("typo.yaml", "      cidr_block: ${var.vpc_cidr}", "      cidr_blok: ${var.vpc_cidr}"),
         ("name.yaml", "  vpc:\n", "  my vpc:\n"),

@@ -47,7 +47,8 @@ pub fn schema() -> Value {
                     "tags": { "type": "object", "additionalProperties": { "type": "string" } },
                     "wait_timeout": { "type": "string", "pattern": format!(r"^([0-9]+[smh]|{})$", &EXPRESSION[1..EXPRESSION.len() - 1]) },
                     "enabled": { "anyOf": [{ "type": "boolean" }, { "$ref": "#/definitions/Expression" }] },
-                    "protect": { "anyOf": [{ "type": "boolean" }, { "$ref": "#/definitions/Expression" }] }
+                    "protect": { "anyOf": [{ "type": "boolean" }, { "$ref": "#/definitions/Expression" }] },
+                    "adopt": { "type": "boolean" }
                 },
                 "required": ["type"],
                 "additionalProperties": false
