@@ -773,7 +773,12 @@ impl Cx {
                     }
                 }
             }
-            Reference::Cond { .. } => unreachable!("conditions are decided before references are resolved"),
+            // Callers decide conditions first; deciding here too keeps this
+            // total.
+            Reference::Cond { .. } => {
+                let decided = self.decide(r.clone(), path, env);
+                self.reference(&decided, path, top, env, walk)
+            }
             Reference::Resource { name, attr } => {
                 match env.kinds.get(name) {
                     Some(_) if env.disabled.contains(name) => {
