@@ -103,6 +103,13 @@ impl Graph {
         self.closure(targets, Direction::Incoming)
     }
 
+    /// Everything that depends on `name`, transitively (`name` excluded).
+    pub fn dependents(&self, name: &str) -> BTreeSet<String> {
+        let mut all = self.closure(&BTreeSet::from([name.to_string()]), Direction::Outgoing);
+        all.remove(name);
+        all
+    }
+
     fn closure(&self, start: &BTreeSet<String>, dir: Direction) -> BTreeSet<String> {
         let mut seen = BTreeSet::new();
         let mut stack: Vec<NodeIndex> = start.iter().filter_map(|n| self.nodes.get(n).copied()).collect();
@@ -160,5 +167,7 @@ mod tests {
         let t = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         assert_eq!(g.with_dependencies(&t(&["db"])), t(&["db", "subnet", "sg", "vpc"]));
         assert_eq!(g.dependencies("db"), ["sg", "subnet"]);
+        assert_eq!(g.dependents("vpc"), t(&["subnet", "sg", "db"]));
+        assert_eq!(g.dependents("db"), t(&[]));
     }
 }

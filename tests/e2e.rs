@@ -386,7 +386,12 @@ fn create_noop_update_drift_replace_delete_destroy() {
         &[more_rules, ("      description: GitLab runners\n", "      description: GitLab CI runners\n")],
     );
     let r = plan(&moto, path_str(&described)).expect(2);
-    assert!(r.stdout.contains("-/+ runners_sg (ec2.security_group, sg-"), "{}", r.stdout);
+    assert!(r.stdout.contains("+/- runners_sg (ec2.security_group, sg-"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("~ name        = \"gitlab-ha-staging-runners-sg\" → \"gitlab-ha-staging-runners-sg-2\""),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("must be replaced (description forces replacement)"), "{}", r.stdout);
     // The workers' launch template names the group: a new version, and
     // their group follows.
@@ -825,33 +830,56 @@ fn apply_refuses_without_a_terminal_or_auto_approve() {
 
 #[test]
 fn killed_apply_reruns_without_duplicates() {
-    // Slow mutating calls so the kill lands mid-apply.
-    let moto = Moto::start_with(&["--delay-mutations-ms", "150"]);
-    let mut child = moto
-        .converge()
-        .args(["apply", STACK, "--env", "staging", "--auto-approve", "--parallelism", "2", "--lock-lease", "2s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let seen = wait_for_lines(&mut child, 3, |l| l.contains(": created "));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let partial = tagged(&moto, "staging");
-    assert!(
-        partial.len() >= 3 && partial.len() < STAGING - UNTAGGED,
-        "kill did not land mid-apply: {partial:?}\n{seen:?}"
-    );
+    // Slow mutating calls so that each kill lands mid-apply; a short lease
+    // so that each rerun takes the killed run's lock over quickly.
+    let moto = Moto::start_with(&["--delay-mutations-ms", "100"]);
+    let args = [
+        "apply",
+        STACK,
+        "--env",
+        "staging",
+        "--auto-approve",
+        "--parallelism",
+        "4",
+        "--lock-lease",
+        "2s",
+        "--lock-timeout",
+        "1m",
+    ];
+    // SIGKILL at twelve points: each run is killed after a few more
+    // operations finished (creates and updates: what a killed run left
+    // half-done is picked up by the next).
+    let mut seen_counts = Vec::new();
+    for kill in 1..=12 {
+        let (mut child, rx) = spawn_lines(&moto, &args);
+        let seen = wait_lines(&rx, 1 + kill % 3, |l| {
+            l.contains(": created ")
+                || l.contains(": updated ")
+                || l.contains("Apply complete")
+                || l.contains("No changes")
+        });
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let now = tagged(&moto, "staging");
+        assert!(now.values().all(|n| *n == 1), "duplicates after kill {kill}: {now:?}\n{}", seen.join("\n"));
+        seen_counts.push(now.len());
+        if seen.iter().any(|l| l.contains("Apply complete") || l.contains("No changes")) {
+            break;
+        }
+    }
+    assert!(seen_counts.len() >= 10, "fewer than ten kill points landed mid-apply: {seen_counts:?}");
+    assert!(seen_counts[0] < STAGING - UNTAGGED, "the first kill did not land mid-apply: {seen_counts:?}");
 
-    // The killed run's lock outlives it until its lease runs out; the
-    // rerun waits for that and takes it over.
+    // The rerun takes the last killed run's lock over once its lease ran
+    // out, and converges.
     let r = moto.run(&["apply", STACK, "--env", "staging", "--auto-approve", "--lock-timeout", "1m"]).expect(0);
     assert!(r.stdout.contains("Took over the lock of a run whose lease ran out"), "{}", r.stdout);
-    assert!(r.stdout.contains("Apply complete"), "{}", r.stdout);
     let all = tagged(&moto, "staging");
     assert_eq!(all.len(), STAGING - UNTAGGED, "{all:?}");
     assert!(all.values().all(|n| *n == 1), "duplicates after rerun: {all:?}");
     plan(&moto, STACK).expect(0);
+    moto.run(&["destroy", STACK, "--env", "staging", "--auto-approve", "--allow-destroy", "*"]).expect(0);
+    assert!(tagged(&moto, "staging").is_empty());
 }
 
 /// Each bad spec: (what, file content, expected "line:col", expected text).
@@ -932,17 +960,19 @@ fn bad_specs_fail_with_a_location_and_make_no_aws_call() {
 fn a_failed_operation_skips_its_dependents_and_nothing_else() {
     let moto = Moto::start();
     let dir = Scratch::new("fail");
-    // The subnet's CIDR is outside the VPC's: EC2 refuses it.
-    let spec = |subnet_cidr: &str| {
+    // The subnet's availability zone does not exist: EC2 refuses it (what
+    // validation can check offline, such as a CIDR outside the VPC, never
+    // gets this far).
+    let spec = |az: &str| {
         format!(
-            "stack: gitlab-ha\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.40.0.0/16\n  subnet:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n      cidr_block: {subnet_cidr}\n      availability_zone: eu-west-1a\n  sg:\n    type: ec2.security_group\n    depends_on: [subnet]\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n  bucket:\n    type: s3.bucket\n    name: converge-failure-test\n"
+            "stack: gitlab-ha\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.40.0.0/16\n  subnet:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n      cidr_block: 10.40.1.0/24\n      availability_zone: {az}\n  sg:\n    type: ec2.security_group\n    depends_on: [subnet]\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n  bucket:\n    type: s3.bucket\n    name: converge-failure-test\n"
         )
     };
-    let bad = dir.write("bad.yaml", &spec("10.99.1.0/24"));
+    let bad = dir.write("bad.yaml", &spec("eu-west-1z"));
     let r = moto.run(&["apply", path_str(&bad), "--auto-approve"]).expect(1);
     assert!(r.stdout.contains("Apply failed: 2 succeeded, 1 failed, 1 skipped."), "{}", r.stdout);
     assert!(
-        r.stdout.contains("  failed:  creating subnet (ec2.subnet): ec2:CreateSubnet: InvalidSubnet.Range:"),
+        r.stdout.contains("  failed:  creating subnet (ec2.subnet): ec2:CreateSubnet: InvalidParameterValue:"),
         "{}",
         r.stdout
     );
@@ -956,7 +986,7 @@ fn a_failed_operation_skips_its_dependents_and_nothing_else() {
     assert_eq!(kinds, ["bucket", "vpc"], "independent branches finish: {made:?}");
 
     // Fixed, the rerun creates only what is missing.
-    let good = dir.write("good.yaml", &spec("10.40.1.0/24"));
+    let good = dir.write("good.yaml", &spec("eu-west-1a"));
     let r = moto.run(&["apply", path_str(&good), "--auto-approve"]).expect(0);
     assert!(r.stdout.contains("Apply complete: 2 created, 0 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
 }
@@ -1070,11 +1100,15 @@ fn stateful_resources_are_protected_and_snapshotted() {
     let r = plan(&moto, path_str(&mysql)).expect(2);
     assert!(
         r.stdout.contains(
-            "-/+ db_params (rds.db_parameter_group, gitlab-ha-staging-db-params) must be replaced (family forces replacement)"
+            "+/- db_params (rds.db_parameter_group, gitlab-ha-staging-db-params) must be replaced (family forces replacement)"
         ),
         "{}",
         r.stdout
     );
+    // The new parameter group is made first under the other name; the
+    // database holds data and goes first, saying why.
+    assert!(r.stdout.contains("\"gitlab-ha-staging-db-params\" → \"gitlab-ha-staging-db-params-2\""), "{}", r.stdout);
+    assert!(r.stdout.contains("destroy before create: it holds data"), "{}", r.stdout);
     let mark = moto.calls().len();
     refused(moto.run(&["apply", path_str(&mysql), "--env", "staging", "--auto-approve"]), &["db"], mark);
     let r =
@@ -1635,6 +1669,16 @@ fn a_dead_runs_lock_is_released_by_unlock_or_its_lease() {
     assert!(!lock_exists());
 }
 
+/// A bucket made by hand (untagged) in the stack's region.
+fn hand_made_bucket(moto: &Moto, name: &str) {
+    rt().block_on(async {
+        let here = aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+            .build();
+        moto.s3().create_bucket().bucket(name).create_bucket_configuration(here).send().await.unwrap()
+    });
+}
+
 #[test]
 fn another_environments_objects_are_never_touched() {
     let moto = Moto::start();
@@ -1665,18 +1709,7 @@ fn another_environments_objects_are_never_touched() {
     assert_eq!(tagged(&moto, "production"), before, "production untouched");
 
     // A bucket made by hand with a spec's name: reported, not adopted…
-    rt().block_on(async {
-        let here = aws_sdk_s3::types::CreateBucketConfiguration::builder()
-            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
-            .build();
-        moto.s3()
-            .create_bucket()
-            .bucket("acme-gitlab-staging-registry")
-            .create_bucket_configuration(here)
-            .send()
-            .await
-            .unwrap()
-    });
+    hand_made_bucket(&moto, "acme-gitlab-staging-registry");
     let r = plan(&moto, STACK).expect(1);
     assert!(
         r.stderr.contains("`acme-gitlab-staging-registry` exists and no converge stack manages it; to take it over, set `adopt: true` on `registry_bucket`"),
@@ -1701,4 +1734,677 @@ fn another_environments_objects_are_never_touched() {
     let found = tagged(&moto, "staging");
     assert_eq!(found.get(&("bucket".to_string(), "registry_bucket".to_string())), Some(&1), "{found:?}");
     assert_eq!(tagged(&moto, "production"), before, "production untouched");
+}
+
+/// The ARN of the target group tagged as `resource` in staging.
+fn tg_arn(moto: &Moto, resource: &str) -> String {
+    rt().block_on(async {
+        let elb = moto.elbv2();
+        for g in elb.describe_target_groups().send().await.unwrap().target_groups() {
+            let arn = g.target_group_arn().unwrap();
+            let tags = elb.describe_tags().resource_arns(arn).send().await.unwrap();
+            let mine = tags.tag_descriptions()[0]
+                .tags()
+                .iter()
+                .any(|t| t.key() == Some("converge:resource") && t.value() == Some(resource))
+                && tags.tag_descriptions()[0]
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == Some("converge:env") && t.value() == Some("staging"));
+            if mine {
+                return arn.to_string();
+            }
+        }
+        panic!("no target group tagged {resource}")
+    })
+}
+
+#[test]
+fn replace_of_in_use_target_group_and_security_group_converges_in_one_apply() {
+    // The harness refuses, as AWS does, to delete a security group that an
+    // instance, a load balancer or another group's rule still uses, and a
+    // target group a listener forwards to: only create-before-destroy in
+    // dependency order gets through in one apply.
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("cbd");
+    apply(&moto, STACK);
+    let (old_sg, old_tg) = (sg_id(&moto, "app_sg"), tg_arn(&moto, "app_tg"));
+    let changed = stack_variant(
+        &dir,
+        "changed.yaml",
+        &[
+            (
+                "      description: GitLab application nodes\n",
+                "      description: GitLab application nodes (Puma, Sidekiq)\n",
+            ),
+            (
+                "  app_tg:\n    type: elbv2.target_group\n    properties:\n      vpc_id: ${resources.vpc.id}\n      port: 80\n",
+                "  app_tg:\n    type: elbv2.target_group\n    properties:\n      vpc_id: ${resources.vpc.id}\n      port: 8080\n",
+            ),
+        ],
+    );
+    let r = plan(&moto, path_str(&changed)).expect(2);
+    assert!(r.stdout.contains("+/- app_sg (ec2.security_group, sg-"), "{}", r.stdout);
+    assert!(r.stdout.contains("+/- app_tg (elbv2.target_group, arn:"), "{}", r.stdout);
+    assert!(r.stdout.contains("\"gitlab-ha-staging-app-tg\" → \"gitlab-ha-staging-app-tg-2\""), "{}", r.stdout);
+
+    let r = apply(&moto, path_str(&changed));
+    assert!(r.stdout.contains("2 replaced"), "{}", r.stdout);
+    plan(&moto, path_str(&changed)).expect(0);
+    let found = tagged(&moto, "staging");
+    assert!(found.values().all(|n| *n == 1), "one of everything: {found:?}");
+    assert_eq!(found.len(), STAGING - UNTAGGED, "{found:?}");
+    let (new_sg, new_tg) = (sg_id(&moto, "app_sg"), tg_arn(&moto, "app_tg"));
+    assert_ne!(new_sg, old_sg);
+    assert_ne!(new_tg, old_tg);
+
+    // Everything that used the old objects uses the new ones, checked
+    // independently; the old ones are gone.
+    let db_sg = sg_id(&moto, "db_sg");
+    rt().block_on(async {
+        let ec2 = moto.ec2();
+        let old = ec2.describe_security_groups().group_ids(&old_sg).send().await;
+        assert!(old.is_err() || old.unwrap().security_groups().is_empty(), "old group deleted");
+        let db = ec2.describe_security_groups().group_ids(&db_sg).send().await.unwrap();
+        let sources: Vec<&str> = db.security_groups()[0]
+            .ip_permissions()
+            .iter()
+            .flat_map(|p| p.user_id_group_pairs())
+            .filter_map(|g| g.group_id())
+            .collect();
+        assert_eq!(sources, [new_sg.as_str()], "the database admits the new group");
+        let running = ec2
+            .describe_instances()
+            .filters(Filter::builder().name("instance-state-name").values("running").build())
+            .filters(
+                Filter::builder().name("tag:aws:autoscaling:groupName").values("gitlab-ha-staging-gitlab-app").build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let groups: Vec<&str> = running
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .flat_map(|i| i.security_groups())
+            .filter_map(|g| g.group_id())
+            .collect();
+        assert!(!groups.is_empty() && groups.iter().all(|g| *g == new_sg), "app nodes moved: {groups:?}");
+
+        let elb = moto.elbv2();
+        assert!(
+            elb.describe_target_groups().target_group_arns(&old_tg).send().await.is_err(),
+            "old target group deleted"
+        );
+        let lbs = elb.describe_load_balancers().names("gitlab-ha-staging-alb").send().await.unwrap();
+        let listeners = elb
+            .describe_listeners()
+            .load_balancer_arn(lbs.load_balancers()[0].load_balancer_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let forwards: Vec<&str> = listeners
+            .listeners()
+            .iter()
+            .filter(|l| l.port() == Some(443))
+            .flat_map(|l| l.default_actions())
+            .filter_map(|a| a.target_group_arn())
+            .collect();
+        assert_eq!(forwards, [new_tg.as_str()], "HTTPS forwards to the new target group");
+        let asg = moto.autoscaling();
+        let g = asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names("gitlab-ha-staging-gitlab-app")
+            .send()
+            .await
+            .unwrap();
+        assert!(g.auto_scaling_groups()[0].target_group_arns().contains(&new_tg));
+        assert!(!g.auto_scaling_groups()[0].target_group_arns().contains(&old_tg));
+    });
+}
+
+#[test]
+fn import_takes_over_untagged_objects_by_name_or_by_id_and_never_anothers() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("import");
+    let import = |args: &[&str]| {
+        let mut all = vec!["import", STACK, "--env", "staging"];
+        all.extend_from_slice(args);
+        all.push("--auto-approve");
+        moto.run(&all)
+    };
+    hand_made_bucket(&moto, "acme-gitlab-staging-registry");
+    let (hand_vpc, foreign_vpc, subnet) = rt().block_on(async {
+        let ec2 = moto.ec2();
+        let vpc = |cidr: &'static str| ec2.create_vpc().cidr_block(cidr).send();
+        let hand = vpc("10.30.0.0/16").await.unwrap().vpc().unwrap().vpc_id().unwrap().to_string();
+        let foreign = vpc("10.20.0.0/16").await.unwrap().vpc().unwrap().vpc_id().unwrap().to_string();
+        let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+        ec2.create_tags()
+            .resources(&foreign)
+            .tags(tag("converge:stack", "gitlab-ha"))
+            .tags(tag("converge:env", "production"))
+            .tags(tag("converge:resource", "vpc"))
+            .send()
+            .await
+            .unwrap();
+        let subnet = ec2.create_subnet().vpc_id(&hand).cidr_block("10.30.99.0/24").send().await.unwrap();
+        (hand, foreign, subnet.subnet().unwrap().subnet_id().unwrap().to_string())
+    });
+
+    // Refusals, each before any change.
+    let mark = moto.calls().len();
+    let r = import(&["vpc"]).expect(1);
+    assert!(
+        r.stderr.contains("`vpc` (ec2.vpc) is found by its tags, not a name: give the object's id"),
+        "{}",
+        r.stderr
+    );
+    let r = import(&["vpc", &foreign_vpc]).expect(1);
+    assert!(
+        r.stderr.contains("belongs to stack gitlab-ha, environment production (its resource `vpc`)"),
+        "{}",
+        r.stderr
+    );
+    let r = import(&["efs_a"]).expect(1);
+    assert!(r.stderr.contains("`efs_a` (efs.mount_target) cannot be imported: AWS cannot tag it"), "{}", r.stderr);
+    let r = import(&["registry_bucket", "some-other-bucket"]).expect(1);
+    assert!(r.stderr.contains("set `name: some-other-bucket` on `registry_bucket` first"), "{}", r.stderr);
+    let r = import(&["config_bucket"]).expect(1);
+    assert!(r.stderr.contains("no s3.bucket named `acme-gitlab-staging-config` exists to import"), "{}", r.stderr);
+    assert_eq!(moto.mutating_since(mark).len(), 0, "{:?}", moto.mutating_since(mark));
+    // `adopt:` is for kinds found by name; validate says what to use instead.
+    let adopt_vpc = stack_variant(
+        &dir,
+        "adopt-vpc.yaml",
+        &[("  vpc:\n    type: ec2.vpc\n", "  vpc:\n    type: ec2.vpc\n    adopt: true\n")],
+    );
+    let r = moto.run(&["validate", path_str(&adopt_vpc), "--env", "staging"]).expect(1);
+    assert!(r.stderr.contains("converge import STACK --env ENV vpc ID"), "{}", r.stderr);
+
+    // An id of another kind: tagged, found not to be a VPC, untagged again.
+    let r = import(&["vpc", &subnet]).expect(1);
+    assert!(r.stderr.contains(&format!("`{subnet}` is not a ec2.vpc")), "{}", r.stderr);
+
+    // By name, and by id: the objects become the stack's, shown and tagged.
+    let r = import(&["registry_bucket"]).expect(0);
+    assert!(
+        r.stdout.contains("~ registry_bucket (s3.bucket, acme-gitlab-staging-registry) will be updated in place"),
+        "{}",
+        r.stdout
+    );
+    let r = import(&["vpc", &hand_vpc]).expect(0);
+    assert!(r.stdout.contains(&format!("vpc (ec2.vpc, {hand_vpc})")), "{}", r.stdout);
+    let found = tagged(&moto, "staging");
+    assert_eq!(found.get(&("bucket".into(), "registry_bucket".into())), Some(&1), "{found:?}");
+    assert_eq!(found.get(&("vpc".into(), "vpc".into())), Some(&1), "{found:?}");
+    assert_eq!(found.get(&("subnet".into(), "private_a".into())), None, "the subnet was untagged again: {found:?}");
+    let r = import(&["vpc", &hand_vpc]).expect(1);
+    assert!(r.stderr.contains(&format!("`vpc` is already this stack's: {hand_vpc}")), "{}", r.stderr);
+    // The plan now builds on them instead of creating them.
+    let r = plan(&moto, STACK).expect(2);
+    assert!(!r.stdout.contains("  + vpc (") && !r.stdout.contains("  + registry_bucket ("), "{}", r.stdout);
+    assert_eq!(tagged(&moto, "production").len(), 1, "production's VPC untouched");
+}
+
+/// Runs `converge` in the background, its stdout lines sent as they come.
+fn spawn_lines(moto: &Moto, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = moto.converge().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        std::io::BufReader::new(out).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l)))
+    });
+    std::thread::spawn(move || {
+        std::io::BufReader::new(err).lines().map_while(Result::ok).for_each(|l| drop(tx2.send(l)))
+    });
+    (child, rx)
+}
+
+/// Waits for `n` lines matching `pred`; returns every line seen.
+fn wait_lines(rx: &std::sync::mpsc::Receiver<String>, n: usize, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut hits = 0;
+    while hits < n {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(120)).expect("converge went quiet");
+        hits += usize::from(pred(&line));
+        seen.push(line);
+    }
+    seen
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn a_signal_stops_the_apply_cleanly_and_the_rerun_converges() {
+    // Slow mutating calls so that the signals land mid-apply.
+    let moto = Moto::start_with(&["--delay-mutations-ms", "150"]);
+    let apply_args = ["apply", STACK, "--env", "staging", "--auto-approve", "--parallelism", "2"];
+
+    // SIGTERM (a cancelled CI job): running operations finish, nothing new
+    // starts, the lock is released, the summary says what was and was not
+    // done, exit 143.
+    let (mut child, rx) = spawn_lines(&moto, &apply_args);
+    let mut seen = wait_lines(&rx, 3, |l| l.contains(": created "));
+    signal(&child, "-TERM");
+    let status = child.wait().unwrap();
+    seen.extend(rx.try_iter());
+    let out = seen.join("\n");
+    assert_eq!(status.code(), Some(143), "{out}");
+    assert!(out.contains("SIGTERM received: starting nothing new"), "{out}");
+    assert!(out.contains("Apply interrupted by SIGTERM: "), "{out}");
+    assert!(out.contains("  not started: creating "), "{out}");
+    assert!(out.contains("Run `converge apply` again to finish"), "{out}");
+    assert!(!out.contains("abandoned:"), "nothing abandoned on one signal: {out}");
+    let partial = tagged(&moto, "staging");
+    assert!(partial.len() >= 3 && partial.len() < STAGING - UNTAGGED, "{partial:?}");
+
+    // The lock was released: the next run starts at once (no lease to wait
+    // out). Two SIGINTs (Ctrl-C twice): the running operations are
+    // abandoned, exit 130.
+    let (mut child, rx) = spawn_lines(&moto, &apply_args);
+    let mut seen = wait_lines(&rx, 2, |l| l.contains(": created "));
+    signal(&child, "-INT");
+    seen.extend(wait_lines(&rx, 1, |l| l.contains("SIGINT received")));
+    signal(&child, "-INT");
+    let status = child.wait().unwrap();
+    seen.extend(rx.try_iter());
+    let out = seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(!out.contains("is locked by"), "the SIGTERM'd run released its lock: {out}");
+    assert!(out.contains("Apply interrupted by SIGINT: "), "{out}");
+
+    // Even the abandoning run released its lock; the rerun converges with
+    // exactly one of everything.
+    let r = moto.run(&["apply", STACK, "--env", "staging", "--auto-approve"]).expect(0);
+    assert!(r.stdout.contains("Apply complete") && !r.stdout.contains("Took over"), "{}", r.stdout);
+    let all = tagged(&moto, "staging");
+    assert_eq!(all.len(), STAGING - UNTAGGED, "{all:?}");
+    assert!(all.values().all(|n| *n == 1), "duplicates after rerun: {all:?}");
+    plan(&moto, STACK).expect(0);
+}
+
+/// The hostile corpus: (name, stack file bytes, extra arguments, expected
+/// text in the error). Generated: each case is one thing AWS, YAML or
+/// converge refuses.
+fn hostile_specs() -> Vec<(String, Vec<u8>, Vec<String>, String)> {
+    let good = "stack: demo\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.0.0.0/16\n  subnet:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${resources.vpc.id}\n      cidr_block: 10.0.1.0/24\n      availability_zone: eu-west-1a\n  bucket:\n    type: s3.bucket\n    name: demo-hostile-bucket\n";
+    let mut out: Vec<(String, Vec<u8>, Vec<String>, String)> = Vec::new();
+    let mut case = |name: String, text: String, args: &[&str], expect: &str| {
+        out.push((name, text.into_bytes(), args.iter().map(|s| s.to_string()).collect(), expect.to_string()));
+    };
+    let edit = |from: &str, to: &str| {
+        assert!(good.contains(from), "{from}");
+        good.replacen(from, to, 1)
+    };
+    // YAML itself.
+    case("unclosed flow".into(), edit("cidr_block: 10.0.1.0/24", "cidr_block: [10.0.1.0/24"), &[], "malformed YAML");
+    case("tab indent".into(), edit("    type: ec2.vpc", "\ttype: ec2.vpc"), &[], "malformed YAML");
+    case("empty file".into(), String::new(), &[], "");
+    case("only a comment".into(), "# nothing\n".into(), &[], "");
+    case("scalar document".into(), "42\n".into(), &[], "");
+    case("list document".into(), "- a\n- b\n".into(), &[], "");
+    case(
+        "duplicate key".into(),
+        edit("region: eu-west-1\n", "region: eu-west-1\nregion: eu-west-2\n"),
+        &[],
+        "duplicate",
+    );
+    case("deep nesting".into(), format!("{good}x: {}{}\n", "[".repeat(5000), "]".repeat(5000)), &[], "");
+    let bomb = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n";
+    case("alias bomb".into(), format!("{good}{bomb}"), &[], "");
+    case("undefined alias".into(), edit("cidr_block: 10.0.0.0/16", "cidr_block: *nowhere"), &[], "");
+    // Top level.
+    case("unknown top-level field".into(), format!("{good}resorces: {{}}\n"), &[], "unknown field `resorces`");
+    case("no stack name".into(), good.replacen("stack: demo\n", "", 1), &[], "stack");
+    case("bad stack name".into(), edit("stack: demo", "stack: \"demo stack!\""), &[], "stack");
+    case("no resources".into(), "stack: demo\nregion: eu-west-1\n".into(), &[], "");
+    case("invalid region".into(), edit("region: eu-west-1", "region: eu-wset-1"), &[], "is not an AWS region name");
+    case("invalid --region".into(), good.into(), &["--region", "moon-1"], "is not an AWS region name");
+    case("unknown environment".into(), good.into(), &["--env", "prod"], "environment");
+    case("unknown --var".into(), good.into(), &["--var", "nope=1"], "nope");
+    // Resources.
+    case("unknown kind".into(), edit("type: ec2.vpc", "type: ec2.vpcc"), &[], "unknown resource type");
+    case("missing kind".into(), edit("    type: ec2.vpc\n", ""), &[], "type");
+    case(
+        "unknown resource field".into(),
+        edit("    type: ec2.vpc\n", "    type: ec2.vpc\n    propertes: {}\n"),
+        &[],
+        "unknown field",
+    );
+    case(
+        "unknown property".into(),
+        edit("cidr_block: 10.0.0.0/16", "cidr_blok: 10.0.0.0/16"),
+        &[],
+        "unknown field `cidr_blok`",
+    );
+    case(
+        "properties a list".into(),
+        edit("    properties:\n      cidr_block: 10.0.0.0/16\n", "    properties: [1]\n"),
+        &[],
+        "",
+    );
+    for (what, value) in
+        [("number", "5"), ("list", "[10.0.0.0/16]"), ("map", "{a: 1}"), ("bool", "true"), ("null", "null")]
+    {
+        case(
+            format!("cidr as {what}"),
+            edit("cidr_block: 10.0.0.0/16", &format!("cidr_block: {value}")),
+            &[],
+            "cidr_block",
+        );
+    }
+    for cidr in ["10.0.0.0/33", "300.0.0.0/16", "10.0.0.1/16", "abc", "10.0.0.0", "10.0.0.0/-1", "::/0"] {
+        case(
+            format!("bad VPC CIDR {cidr}"),
+            edit("cidr_block: 10.0.0.0/16", &format!("cidr_block: \"{cidr}\"")),
+            &[],
+            "cidr_block",
+        );
+    }
+    for cidr in ["10.0.0.0/8", "10.0.0.0/15", "10.0.0.0/29", "0.0.0.0/0"] {
+        case(
+            format!("VPC block size {cidr}"),
+            edit("cidr_block: 10.0.0.0/16", &format!("cidr_block: {cidr}")),
+            &[],
+            "/16",
+        );
+    }
+    case("subnet outside its VPC".into(), edit("10.0.1.0/24", "10.9.1.0/24"), &[], "is not inside the VPC's block");
+    case(
+        "overlapping subnets".into(),
+        format!(
+            "{good}  subnet2:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n      cidr_block: 10.0.1.128/25\n      availability_zone: eu-west-1b\n"
+        ),
+        &[],
+        "overlaps",
+    );
+    for bucket in [
+        "192.168.1.1",
+        "xn--bucket",
+        "sthree-bucket",
+        "amzn-s3-demo-x",
+        "bucket-s3alias",
+        "bucket--ol-s3",
+        "bucket.mrap",
+        "bucket--x-s3",
+        "Bucket",
+        "ab",
+        "a..b",
+        "-bucket",
+        "bucket-",
+        "bucket_name",
+        &"b".repeat(64),
+    ] {
+        case(
+            format!("bucket name {bucket}"),
+            edit("name: demo-hostile-bucket", &format!("name: \"{bucket}\"")),
+            &[],
+            "bucket name",
+        );
+    }
+    // Tags.
+    let many: String = (0..60).map(|i| format!("      t{i}: v\n")).collect();
+    case(
+        "60 tags".into(),
+        edit("    name: demo-hostile-bucket\n", &format!("    name: demo-hostile-bucket\n    tags:\n{many}")),
+        &[],
+        "AWS allows 50",
+    );
+    case("aws: tag key".into(), format!("{good}tags:\n  \"aws:owner\": me\n"), &[], "reserved for AWS");
+    case("long tag key".into(), format!("{good}tags:\n  {}: v\n", "k".repeat(129)), &[], "1-128 characters");
+    case("long tag value".into(), format!("{good}tags:\n  k: {}\n", "v".repeat(257)), &[], "at most 256");
+    case("converge: tag key".into(), format!("{good}tags:\n  \"converge:stack\": x\n"), &[], "reserved");
+    case(
+        "tag from an output".into(),
+        format!("{good}tags:\n  k: ${{resources.vpc.id}}\n"),
+        &[],
+        "not resource outputs",
+    );
+    case("tag from a secret".into(), format!("{good}tags:\n  k: ${{env.HOME}}\n"), &[], "not secret");
+    case("tag from unknown var".into(), format!("{good}tags:\n  k: ${{var.nope}}\n"), &[], "undefined variable");
+    // References and expressions.
+    for (what, expr) in [
+        ("unclosed", "${resources.vpc.id"),
+        ("empty", "${}"),
+        ("no attribute", "${resources.vpc}"),
+        ("no resource", "${resources..id}"),
+        ("unknown resource", "${resources.nope.id}"),
+        ("unknown attribute", "${resources.vpc.nope}"),
+        ("unknown namespace", "${nope.x}"),
+        ("unknown var", "${var.nope}"),
+        ("empty env", "${env.}"),
+        ("bad conditional", "${var.x ? resources.vpc.id}"),
+        ("nested", "${${var.x}}"),
+        ("self", "${resources.subnet.id}"),
+    ] {
+        case(format!("reference {what}"), edit("${resources.vpc.id}", expr), &[], "");
+    }
+    case(
+        "cycle".into(),
+        edit("    type: ec2.vpc\n", "    type: ec2.vpc\n    depends_on: [subnet]\n"),
+        &[],
+        "dependency cycle",
+    );
+    case(
+        "depends_on unknown".into(),
+        edit("    type: ec2.vpc\n", "    type: ec2.vpc\n    depends_on: [nope]\n"),
+        &[],
+        "unknown resource",
+    );
+    case(
+        "name from a secret".into(),
+        edit("name: demo-hostile-bucket", "name: ${env.HOME}"),
+        &[],
+        "may not use `${env.",
+    );
+    case(
+        "name from an output".into(),
+        edit("name: demo-hostile-bucket", "name: ${resources.vpc.id}"),
+        &[],
+        "not resource outputs",
+    );
+    // Resource-level settings.
+    for t in ["99999999999999999h", "abc", "-5m", "0s", "1.5h", "5d"] {
+        case(
+            format!("wait_timeout {t}"),
+            edit("    type: ec2.vpc\n", &format!("    type: ec2.vpc\n    wait_timeout: \"{t}\"\n")),
+            &[],
+            "wait_timeout",
+        );
+    }
+    for (field, v) in [("enabled", "maybe"), ("enabled", "3"), ("protect", "\"yes please\""), ("adopt", "2")] {
+        case(
+            format!("{field}: {v}"),
+            edit("    type: ec2.vpc\n", &format!("    type: ec2.vpc\n    {field}: {v}\n")),
+            &[],
+            field,
+        );
+    }
+    case(
+        "adopt on a VPC".into(),
+        edit("    type: ec2.vpc\n", "    type: ec2.vpc\n    adopt: true\n"),
+        &[],
+        "converge import",
+    );
+    // Numbers out of range, other kinds' names.
+    let db = "  sg:\n    type: rds.db_subnet_group\n    properties:\n      subnet_ids: [\"${resources.subnet.id}\"]\n  db:\n    type: rds.db_instance\n    properties:\n      engine: postgres\n      engine_version: \"16.4\"\n      instance_class: db.t4g.micro\n      allocated_storage: STORAGE\n      db_subnet_group_name: ${resources.sg.name}\n      master_username: app\n      vpc_security_group_ids: []\n      manage_master_user_password: true\n";
+    for storage in ["-5", "0", "19", "65537", "99999999999", "1.5", "\"lots\""] {
+        case(
+            format!("storage {storage}"),
+            format!("{good}{}", db.replace("STORAGE", storage)),
+            &[],
+            "allocated_storage",
+        );
+    }
+    let tg = "  tg:\n    type: elbv2.target_group\n    name: NAME\n    properties:\n      vpc_id: ${resources.vpc.id}\n      port: PORT\n      protocol: HTTP\n";
+    case(
+        "target group name too long".into(),
+        format!("{good}{}", tg.replace("NAME", &"t".repeat(33)).replace("PORT", "80")),
+        &[],
+        "name",
+    );
+    case(
+        "target group name underscore".into(),
+        format!("{good}{}", tg.replace("NAME", "t_g").replace("PORT", "80")),
+        &[],
+        "name",
+    );
+    for port in ["0", "65536", "-1", "eighty"] {
+        case(
+            format!("target group port {port}"),
+            format!("{good}{}", tg.replace("NAME", "tg-ok").replace("PORT", port)),
+            &[],
+            "port",
+        );
+    }
+    let sg = "  grp:\n    type: ec2.security_group\n    name: NAME\n    properties:\n      vpc_id: ${resources.vpc.id}\n      description: d\n";
+    case("security group name sg-".into(), format!("{good}{}", sg.replace("NAME", "sg-123")), &[], "sg-");
+    // Templates.
+    let obj = "  cfg:\n    type: s3.object\n    properties:\n      bucket: ${resources.bucket.name}\n      key: a.txt\n      content:\n        $template: TEMPLATE\n";
+    case(
+        "missing template".into(),
+        format!("{good}{}", obj.replace("TEMPLATE", "nope.j2")),
+        &[],
+        "cannot read template",
+    );
+    case("template is a directory".into(), format!("{good}{}", obj.replace("TEMPLATE", ".")), &[], "directory");
+    case(
+        "template is /dev/zero".into(),
+        format!("{good}{}", obj.replace("TEMPLATE", "/dev/zero")),
+        &[],
+        "not a regular file",
+    );
+    case("template syntax".into(), format!("{good}{}", obj.replace("TEMPLATE", "bad.j2")), &[], "template `bad.j2`");
+    case(
+        "template unknown var".into(),
+        format!("{good}{}", obj.replace("TEMPLATE", "vars.j2")),
+        &[],
+        "template `vars.j2`",
+    );
+    case("template too big".into(), format!("{good}{}", obj.replace("TEMPLATE", "big.j2")), &[], "limit");
+    // Bytes.
+    out.push(("non-UTF-8".into(), [good.as_bytes(), b"# \xff\xfe\n"].concat(), vec![], "UTF-8".into()));
+    out.push(("NUL byte".into(), [good.as_bytes(), b"x: \0\n"].concat(), vec![], String::new()));
+    out.push(("5 MB file".into(), [good.as_bytes(), "#".repeat(5 << 20).as_bytes()].concat(), vec![], "limit".into()));
+    out
+}
+
+#[test]
+fn the_hostile_corpus_fails_cleanly_offline() {
+    let moto = Moto::start();
+    let dir = Scratch::new("hostile");
+    dir.write("bad.j2", "{% if %}");
+    dir.write("vars.j2", "{{ nope.attr }}");
+    dir.write("big.j2", &"x".repeat(2 << 20));
+    let cases = hostile_specs();
+    assert!(cases.len() >= 100, "{} cases", cases.len());
+    let mut failures = Vec::new();
+    for (i, (what, bytes, extra, expect)) in cases.iter().enumerate() {
+        let file = dir.path(&format!("case-{i}.yaml"));
+        std::fs::write(&file, bytes).unwrap();
+        let mut args = vec!["plan", path_str(&file)];
+        args.extend(extra.iter().map(String::as_str));
+        let r = moto.run(&args);
+        let ok = r.code == 1
+            && !r.stderr.contains("panicked")
+            && !r.stderr.contains("RUST_BACKTRACE")
+            && r.stderr.contains("error")
+            && r.stderr.contains(expect.as_str())
+            && r.stdout.is_empty();
+        if !ok {
+            failures.push(format!("{what}: exit {} (expected `{expect}`)\n{}", r.code, r.stderr));
+        }
+    }
+    // Files that are not stack files at all.
+    for (what, path, expect) in [
+        ("a directory", dir.0.clone(), "directory"),
+        ("/dev/zero", std::path::PathBuf::from("/dev/zero"), "not a regular file"),
+        ("a missing file", dir.path("nope.yaml"), "cannot read"),
+    ] {
+        let r = moto.run(&["plan", path_str(&path)]);
+        if r.code != 1 || !r.stderr.contains(expect) || r.stderr.contains("panicked") {
+            failures.push(format!("{what}: exit {}\n{}", r.code, r.stderr));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), cases.len() + 3, failures.join("\n---\n"));
+    assert_eq!(moto.calls().len(), 0, "hostile specs reached AWS: {:?}", moto.calls());
+}
+
+#[test]
+fn a_full_stack_apply_converges_through_throttling_errors_resets_and_lost_responses() {
+    // Two seeds whose faults hit creates, attachments and IAM calls (the
+    // harness replays a seed's faults by operation).
+    for seed in ["2", "3"] {
+        converges_through_faults(seed);
+    }
+}
+
+fn converges_through_faults(seed: &str) {
+    // Faults on converge's requests only (signed with access key `faulty`);
+    // the independent checks below go through cleanly.
+    let moto = Moto::start_with(&[
+        "--faults",
+        "throttle=0.10,5xx=0.05,reset=0.03,drop=0.03",
+        "--fault-seed",
+        seed,
+        "--fault-key",
+        "faulty",
+    ]);
+    let faulty = |args: &[&str]| {
+        harness::Run::from(moto.converge().env("AWS_ACCESS_KEY_ID", "faulty").args(args).output().expect("converge"))
+    };
+    let mut runs = Vec::new();
+    for _ in 0..6 {
+        let r = faulty(&["apply", STACK, "--env", "staging", "--auto-approve"]);
+        let done = r.code == 0;
+        runs.push(r);
+        if done {
+            break;
+        }
+    }
+    let last = runs.last().unwrap();
+    assert_eq!(last.code, 0, "no convergence in {} runs; last:\n{}\n{}", runs.len(), last.stdout, last.stderr);
+    let calls = moto.calls();
+    let count = |f: &str| calls.iter().filter(|c| c.fault.as_deref() == Some(f)).count();
+    eprintln!(
+        "seed {seed}: {} runs, {} requests: {} throttled, {} 5xx, {} reset, {} lost responses",
+        runs.len(),
+        calls.len(),
+        count("throttle"),
+        count("5xx"),
+        count("reset"),
+        count("drop")
+    );
+    assert!(count("drop") >= 3 && count("reset") >= 3 && count("throttle") >= 10, "faults were injected");
+    let lost: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.mutating && c.fault.as_deref() == Some("drop"))
+        .map(|c| c.operation.as_str())
+        .collect();
+    eprintln!("lost responses of mutating calls: {lost:?}");
+    assert!(!lost.is_empty(), "some lost response followed a change that ran");
+    // What failed in runs before the last (reruns are allowed), for the log.
+    for r in &runs[..runs.len() - 1] {
+        for line in r.stdout.lines().chain(r.stderr.lines()).filter(|l| l.contains("failed") || l.contains("error")) {
+            eprintln!("  {line}");
+        }
+    }
+    // No run printed a Rust debug dump for an error.
+    for r in &runs {
+        for text in [&r.stdout, &r.stderr] {
+            assert!(!text.contains("Unhandled(") && !text.contains("ServiceError {"), "{text}");
+        }
+    }
+    let all = tagged(&moto, "staging");
+    assert_eq!(all.len(), STAGING - UNTAGGED, "{all:?}");
+    assert!(all.values().all(|n| *n == 1), "duplicates: {all:?}");
+    let r = faulty(&["plan", STACK, "--env", "staging", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }

@@ -2,8 +2,12 @@
 //!
 //! # Guarantees
 //! - An operation starts as soon as every operation it depends on has
-//!   succeeded, with at most `parallelism` running at once, and never two
-//!   operations on one resource at once (a replace is delete, then create).
+//!   succeeded, with at most `parallelism` running at once.
+//! - A replace creates the new object first where its kind allows
+//!   ([`crate::kinds::ReplaceOrder`]): the old object is deleted only after
+//!   the replacement exists and every resource depending on it, directly or
+//!   not, has been created or updated to use it. Otherwise the old object is
+//!   deleted first, then the new one created.
 //! - When an operation fails, running ones finish, independent branches go
 //!   on, and everything depending on the failure is skipped.
 //! - Safe to kill at any point: every create tags its object in the create
@@ -18,10 +22,13 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::aws::{Aws, AwsError};
-use crate::kinds::{Desired, Kind, Live};
+use crate::kinds::{Desired, Kind, Live, ReplaceOrder};
 use crate::plan::{self, Action, Plan};
 use crate::printer::{Printer, Style};
 use crate::spec::Stack;
+
+pub mod stop;
+pub use stop::Stop;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {
@@ -50,6 +57,9 @@ pub struct Op {
     pub live: Option<Live>,
     /// Part of a replace.
     pub replace: bool,
+    /// The physical name a replacement created first gets, when it is not
+    /// the spec's (see [`crate::kinds::alternate_name`]).
+    pub physical_name: Option<String>,
 }
 
 impl std::fmt::Debug for dyn Kind {
@@ -77,10 +87,13 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
     let mut create_or_update: BTreeMap<&str, usize> = BTreeMap::new();
     let mut deletes: Vec<usize> = Vec::new();
     let mut replaced_create: BTreeMap<usize, usize> = BTreeMap::new();
+    // Old halves of replaces created first: delete op → the resource.
+    let mut created_first: BTreeMap<usize, &str> = BTreeMap::new();
     for rc in &plan.resources {
         let kind = crate::kinds::lookup(rc.kind).expect("planned kinds are registered");
         let mut push = |op: OpKind, replace: bool| {
-            ops.push(Op { name: rc.name.clone(), kind, op, live: rc.live.clone(), replace });
+            let physical_name = if op == OpKind::Create { rc.replacement_name.clone() } else { None };
+            ops.push(Op { name: rc.name.clone(), kind, op, live: rc.live.clone(), replace, physical_name });
             ops.len() - 1
         };
         match rc.action {
@@ -94,15 +107,25 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
                 create_or_update.insert(&rc.name, i);
             }
             Action::Delete => deletes.push(push(OpKind::Delete, false)),
-            Action::Replace => {
-                let d = push(OpKind::Delete, true);
-                let c = push(OpKind::Create, true);
-                deletes.push(d);
-                replaced_create.insert(c, d);
-                create_or_update.insert(&rc.name, c);
-            }
+            Action::Replace => match rc.replace_order {
+                Some(ReplaceOrder::CreateFirst | ReplaceOrder::CreateFirstRenamed) => {
+                    let c = push(OpKind::Create, true);
+                    let d = push(OpKind::Delete, true);
+                    deletes.push(d);
+                    created_first.insert(d, &rc.name);
+                    create_or_update.insert(&rc.name, c);
+                }
+                Some(ReplaceOrder::DeleteFirst(_)) | None => {
+                    let d = push(OpKind::Delete, true);
+                    let c = push(OpKind::Create, true);
+                    deletes.push(d);
+                    replaced_create.insert(c, d);
+                    create_or_update.insert(&rc.name, c);
+                }
+            },
         }
     }
+    let spec_graph = crate::graph::Graph::new(stack.resources.values().map(|r| (r.name.as_str(), &r.deps)));
     let mut deps = vec![BTreeSet::new(); ops.len()];
     for (i, op) in ops.iter().enumerate() {
         match op.op {
@@ -119,6 +142,19 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
                 }
             }
             OpKind::Delete => {
+                // The old half of a replace created first waits for the new
+                // half and for everything that depends on the resource.
+                if let Some(name) = created_first.get(&i) {
+                    let mut waits: BTreeSet<&str> = spec_graph
+                        .dependents(name)
+                        .into_iter()
+                        .filter_map(|d| create_or_update.get_key_value(d.as_str()).map(|(k, _)| *k))
+                        .collect();
+                    waits.insert(name);
+                    for w in waits {
+                        deps[i].insert(create_or_update[w]);
+                    }
+                }
                 // Users of this object are deleted first: by live state (its
                 // id in their properties) or by the spec's graph.
                 let me = op.live.as_ref().expect("delete has a live object");
@@ -139,14 +175,24 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
 /// How one operation ended.
 #[derive(Debug)]
 pub enum Outcome {
-    Done { id: String, elapsed: Duration },
+    Done {
+        id: String,
+        elapsed: Duration,
+    },
     Failed(AwsError),
-    Skipped { because: String },
+    Skipped {
+        because: String,
+    },
+    /// Running when a second stop request came: its AWS call may or may
+    /// not have completed.
+    Abandoned,
 }
 
 #[derive(Debug)]
 pub struct Report {
     pub results: Vec<(Op, Outcome)>,
+    /// Set when a signal stopped the run.
+    pub interrupted: Option<stop::Requests>,
 }
 
 impl Report {
@@ -166,6 +212,7 @@ pub async fn execute(
     graph: OpGraph,
     mut known: BTreeMap<String, BTreeMap<String, Value>>,
     parallelism: usize,
+    mut stop: Stop,
     printer: &Printer,
 ) -> Report {
     let OpGraph { ops, deps } = graph;
@@ -186,8 +233,13 @@ pub async fn execute(
     ticker.tick().await;
 
     loop {
-        // Start everything ready, in plan order.
+        // Start everything ready, in plan order; nothing once asked to stop.
         ready.sort_unstable();
+        if stop.requested() {
+            for i in ready.drain(..) {
+                outcome[i] = Some(Outcome::Skipped { because: "not started: the run was interrupted".into() });
+            }
+        }
         for i in ready.drain(..) {
             let op = ops[i].clone();
             // A delete gets the spec's properties when the resource is still
@@ -267,6 +319,24 @@ pub async fn execute(
                     }
                 }
             }
+            _ = stop.changed() => {
+                let r = stop.requests();
+                if r.count == 1 {
+                    printer.out(&printer.paint(Style::Error, &format!(
+                        "{} received: starting nothing new, waiting for the {} running operation(s) to finish. Send it again to abandon them.",
+                        r.name(), running.len()
+                    )));
+                } else {
+                    printer.out(&printer.paint(Style::Error, &format!("{} received again: abandoning the running operations.", r.name())));
+                    running.abort_all();
+                    for (i, o) in outcome.iter_mut().enumerate() {
+                        if o.is_none() && started.contains_key(&i) {
+                            *o = Some(Outcome::Abandoned);
+                        }
+                    }
+                    break;
+                }
+            }
             _ = ticker.tick() => {
                 for i in 0..n {
                     if outcome[i].is_none() && let Some(t) = started.get(&i) {
@@ -280,11 +350,12 @@ pub async fn execute(
         .into_iter()
         .zip(outcome)
         .map(|(op, o)| {
-            let o = o.unwrap_or_else(|| Outcome::Skipped { because: "not started".into() });
+            let because = if stop.requested() { "not started: the run was interrupted" } else { "not started" };
+            let o = o.unwrap_or_else(|| Outcome::Skipped { because: because.into() });
             (op, o)
         })
         .collect();
-    Report { results }
+    Report { results, interrupted: stop.requested().then(|| stop.requests()) }
 }
 
 fn skip_dependents(failed: usize, ops: &[Op], dependents: &[Vec<usize>], outcome: &mut [Option<Outcome>]) {
@@ -305,7 +376,7 @@ fn desired_for(stack: &Stack, op: &Op, known: &BTreeMap<String, BTreeMap<String,
     }
     Ok(Desired {
         name: r.name.clone(),
-        physical_name: r.physical_name.clone(),
+        physical_name: op.physical_name.clone().unwrap_or_else(|| r.physical_name.clone()),
         props,
         tags: r.tags.clone(),
         timeout: r.timeout,
@@ -330,6 +401,35 @@ pub fn summarize(what: &str, report: &Report, printer: &Printer) -> bool {
         }
     }
     printer.out("");
+    if let Some(r) = report.interrupted {
+        let done = report.results.iter().filter(|(_, o)| matches!(o, Outcome::Done { .. })).count();
+        let abandoned = report.results.iter().filter(|(_, o)| matches!(o, Outcome::Abandoned)).count();
+        let not_started = report.results.iter().filter(|(_, o)| matches!(o, Outcome::Skipped { .. })).count();
+        printer.out(&printer.paint(
+            Style::Error,
+            &format!(
+                "{what} interrupted by {}: {done} done, {} failed, {abandoned} abandoned, {not_started} not started.",
+                r.name(),
+                report.failed()
+            ),
+        ));
+        for (op, o) in &report.results {
+            let line = match o {
+                Outcome::Done { id, .. } => format!("  done:        {} {} {id}", op.op.verb().1, op.label()),
+                Outcome::Failed(e) => format!("  failed:      {} {}: {e}", op.op.verb().0, op.label()),
+                Outcome::Abandoned => {
+                    format!("  abandoned:   {} {} (may or may not have completed)", op.op.verb().0, op.label())
+                }
+                Outcome::Skipped { .. } => format!("  not started: {} {}", op.op.verb().0, op.label()),
+            };
+            printer.out(&line);
+        }
+        printer.out(&format!(
+            "Run `converge {}` again to finish: what was done is found by its tags and not repeated.",
+            what.to_lowercase()
+        ));
+        return false;
+    }
     if report.failed() == 0 && report.results.iter().all(|(_, o)| matches!(o, Outcome::Done { .. })) {
         printer.out(&printer.paint(
             Style::Bold,
@@ -351,6 +451,7 @@ pub fn summarize(what: &str, report: &Report, printer: &Printer) -> bool {
             Outcome::Skipped { because } => {
                 printer.out(&format!("  skipped: {} {}: {because}", op.op.verb().0, op.label()))
             }
+            Outcome::Abandoned => printer.out(&format!("  abandoned: {} {}", op.op.verb().0, op.label())),
             Outcome::Done { .. } => {}
         }
     }

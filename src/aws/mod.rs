@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_types::region::Region;
 
 pub mod autoscaling;
@@ -44,7 +44,10 @@ pub struct Aws {
 }
 
 /// Attempts for read and idempotent calls: throttling and 5xx are retried
-/// with exponential backoff and client-side rate limiting (adaptive mode).
+/// with exponential backoff and full jitter (the SDK's standard mode). Not
+/// adaptive mode: its client-side rate limiter, once throttled, holds every
+/// later request of the client back for seconds, which stalls a whole
+/// apply for one throttled call.
 const MAX_ATTEMPTS: u32 = 8;
 
 impl Aws {
@@ -53,7 +56,7 @@ impl Aws {
     pub async fn connect(opts: &AwsOptions) -> Aws {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).region(Region::new(opts.region.clone())).retry_config(
-                RetryConfig::adaptive()
+                RetryConfig::standard()
                     .with_max_attempts(MAX_ATTEMPTS)
                     .with_initial_backoff(Duration::from_millis(200))
                     .with_max_backoff(Duration::from_secs(20)),
@@ -83,12 +86,17 @@ impl Aws {
     }
 }
 
-/// A failed AWS call: which operation, the service's error code and message.
+/// A failed AWS call: which operation, the service's error code and message,
+/// on one line: `ec2:CreateVpc: VpcLimitExceeded: The maximum number …`,
+/// or, when the service sent no error code it could parse, the HTTP status:
+/// `HTTP 500 from elasticache:ModifyCacheSubnetGroup, body not XML`.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{operation}: {code}: {message}")]
+#[error("{}", self.line())]
 pub struct AwsError {
     /// `service:Operation`, e.g. `ec2:CreateVpc`.
     pub operation: &'static str,
+    /// The service's error code; empty when it sent none (then `message`
+    /// names the HTTP status).
     pub code: String,
     pub message: String,
     /// The request may or may not have been carried out (timeout, lost
@@ -96,29 +104,61 @@ pub struct AwsError {
     pub transient: bool,
 }
 
+/// Error codes meaning "try again later": throttling and the services'
+/// own internal failures.
+const RETRYABLE_CODES: [&str; 7] = [
+    "RequestLimitExceeded",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "RequestTimeout",
+];
+
 impl AwsError {
-    pub fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
+    fn line(&self) -> String {
+        let message = self.message.replace(['\n', '\r'], " ");
+        if self.code.is_empty() { message } else { format!("{}: {}: {message}", self.operation, self.code) }
+    }
+
+    pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, aws_sdk_ec2::config::http::HttpResponse>) -> AwsError
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-        R: std::fmt::Debug,
     {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let code = err.code().filter(|c| !c.is_empty()).map(str::to_string);
         let transient = match &err {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-            SdkError::ServiceError(e) => {
-                let code = e.err().code().unwrap_or_default();
-                code.contains("Throttl")
-                    || code == "RequestLimitExceeded"
-                    || code == "InternalError"
-                    || code == "ServiceUnavailable"
+            SdkError::ServiceError(_) => {
+                let c = code.as_deref().unwrap_or_default();
+                c.contains("Throttl") || RETRYABLE_CODES.contains(&c) || status.is_some_and(|s| s >= 500)
             }
             _ => false,
         };
-        let code = err.code().unwrap_or("Unknown").to_string();
-        let message = match err.message() {
-            Some(m) => m.to_string(),
-            None => DisplayErrorContext(&err).to_string(),
+        if let Some(code) = code {
+            let message = match err.message() {
+                Some(m) => m.to_string(),
+                None => status.map_or_else(|| "no message".to_string(), |s| format!("HTTP {s}, no message")),
+            };
+            return AwsError { operation, code, message, transient };
+        }
+        let message = match (&err, status) {
+            (SdkError::TimeoutError(_), _) => format!("{operation}: no response in time (the request may have run)"),
+            (SdkError::DispatchFailure(_), _) => {
+                format!("{operation}: could not send the request: {}", source_chain(&err))
+            }
+            (SdkError::ConstructionFailure(_), _) => {
+                format!("{operation}: could not build the request: {}", source_chain(&err))
+            }
+            (_, Some(s)) => {
+                let body = err.raw_response().and_then(|r| r.body().bytes()).unwrap_or_default();
+                tracing::debug!(operation, status = s, body = %String::from_utf8_lossy(&body[..body.len().min(512)]), "unparsed error response");
+                format!("HTTP {s} from {operation}, {}", describe_body(body))
+            }
+            (_, None) => format!("{operation}: {}", source_chain(&err)),
         };
-        AwsError { operation, code, message, transient }
+        AwsError { operation, code: String::new(), message, transient }
     }
 
     pub fn is(&self, code: &str) -> bool {
@@ -130,9 +170,38 @@ impl AwsError {
     }
 }
 
+/// An error's causes on one line, innermost last, without the SDK's debug
+/// dumps of requests and responses.
+fn source_chain(e: &(dyn StdError + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        next = s.source();
+    }
+    parts.join(": ")
+}
+
+/// What an error response's body was, when the SDK could not read an error
+/// code from it.
+fn describe_body(body: &[u8]) -> &'static str {
+    let text = String::from_utf8_lossy(body);
+    let start = text.trim_start().to_ascii_lowercase();
+    match start.chars().next() {
+        None => "empty body",
+        Some('<') if start.starts_with("<html") || start.starts_with("<!doctype") => "body HTML, not XML",
+        Some('<') => "body XML without an error code",
+        Some('{') => "body JSON without an error code",
+        Some(_) => "body not XML",
+    }
+}
+
 /// A waiter's failure as an [`AwsError`].
-pub fn waiter_error(operation: &'static str, e: impl StdError) -> AwsError {
-    AwsError::other(operation, DisplayErrorContext(e).to_string())
+pub fn waiter_error(operation: &'static str, e: impl StdError + 'static) -> AwsError {
+    AwsError::other(operation, source_chain(&e))
 }
 
 /// The naming rule RDS and ElastiCache share for identifiers: 1 to `max`
@@ -293,5 +362,40 @@ mod tests {
         let hard = AwsError { transient: false, ..transient() };
         let err = create_or_adopt(5, || async { Err::<(), _>(hard.clone()) }, || async { Ok(None) }).await.unwrap_err();
         assert_eq!(err.code, "RequestTimeout");
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use aws_sdk_ec2::config::http::HttpResponse;
+    use aws_sdk_ec2::error::{ErrorMetadata, SdkError};
+    use aws_sdk_ec2::operation::create_vpc::CreateVpcError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    use super::AwsError;
+
+    fn error(status: u16, meta: ErrorMetadata, body: &str) -> AwsError {
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::from(body.to_string()));
+        AwsError::from_sdk("ec2:CreateVpc", SdkError::service_error(CreateVpcError::generic(meta), raw))
+    }
+
+    #[test]
+    fn errors_are_one_readable_line() {
+        let e = error(400, ErrorMetadata::builder().code("VpcLimitExceeded").message("too many\nVPCs").build(), "");
+        assert_eq!(e.to_string(), "ec2:CreateVpc: VpcLimitExceeded: too many VPCs");
+        assert!(!e.transient);
+        // A 5xx the service names, and one it does not: both may have run.
+        let e = error(500, ErrorMetadata::builder().code("InternalFailure").build(), "");
+        assert_eq!(e.to_string(), "ec2:CreateVpc: InternalFailure: HTTP 500, no message");
+        assert!(e.transient);
+        let e = error(500, ErrorMetadata::builder().build(), "upstream connect error");
+        assert_eq!(e.to_string(), "HTTP 500 from ec2:CreateVpc, body not XML");
+        assert!(e.transient);
+        let e = error(502, ErrorMetadata::builder().build(), "<html><body>Bad Gateway</body></html>");
+        assert_eq!(e.to_string(), "HTTP 502 from ec2:CreateVpc, body HTML, not XML");
+        let e = error(403, ErrorMetadata::builder().build(), "");
+        assert_eq!(e.to_string(), "HTTP 403 from ec2:CreateVpc, empty body");
+        assert!(!e.transient);
+        assert!(e.to_string().len() < 80 && !e.to_string().contains("Unhandled"));
     }
 }

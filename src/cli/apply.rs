@@ -13,10 +13,11 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
     let stack = super::load(&args.stack, true)?;
     let targets = super::targets(&stack, &args.targets)?;
     let aws = super::connect(&stack, &args.aws).await;
+    let stop = crate::apply::Stop::from_signals()?;
     // Held from before the read of live state to the end: the plan applied
     // is the plan made, and no other run changes the stack meanwhile.
     let held = super::lock(&aws, &stack, &args.lock, "apply", printer).await?;
-    let result = locked(&aws, stack, targets, &args, printer).await;
+    let result = locked(&aws, stack, targets, &args, &stop, printer).await;
     super::unlock_after(held, printer).await?;
     result
 }
@@ -26,17 +27,46 @@ async fn locked(
     stack: Stack,
     targets: Option<std::collections::BTreeSet<String>>,
     args: &ApplyArgs,
+    stop: &crate::apply::Stop,
     printer: &Printer,
 ) -> anyhow::Result<u8> {
-    let live = crate::live::read(aws, &stack).await?;
-    let plan = crate::plan::plan(&stack, &live, targets.as_ref())?;
+    let (live, plan) = super::before_changes(stop, async {
+        let live = crate::live::read(aws, &stack).await?;
+        let plan = crate::plan::plan(&stack, &live, targets.as_ref())?;
+        Ok((live, plan))
+    })
+    .await?;
     printer.out(render::text(&plan, printer).trim_end());
     if !plan.has_changes() {
         return Ok(0);
     }
-    super::check_protected(&plan, &stack, &args.lock.allow_destroy)?;
     printer.out("");
-    if !super::confirm(args.auto_approve, "apply these changes", printer)? {
+    let opts = ExecOptions { auto_approve: args.auto_approve, parallelism: args.parallelism.into(), stop };
+    execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
+}
+
+/// How a plan is executed.
+pub struct ExecOptions<'a> {
+    pub auto_approve: bool,
+    pub parallelism: usize,
+    pub stop: &'a crate::apply::Stop,
+}
+
+/// Checks protection, asks, and executes a plan already printed: the
+/// shared end of `apply` and `import`. Exit status: 0 done, 1 failed,
+/// 128 + signal when interrupted.
+pub async fn execute_plan(
+    aws: &Aws,
+    stack: Stack,
+    live: &crate::live::LiveState,
+    plan: crate::plan::Plan,
+    allow_destroy: &[String],
+    opts: &ExecOptions<'_>,
+    printer: &Printer,
+) -> anyhow::Result<u8> {
+    super::check_protected(&plan, &stack, allow_destroy)?;
+    let asked = super::confirm(opts.auto_approve, "apply these changes", printer);
+    if !super::before_changes(opts.stop, asked).await? {
         printer.out("Apply cancelled.");
         return Ok(1);
     }
@@ -58,6 +88,6 @@ async fn locked(
     let stack = Arc::new(stack);
     let graph = crate::apply::operations(&stack, &plan);
     printer.out("");
-    let report = crate::apply::execute(aws, stack, graph, known, args.parallelism.into(), printer).await;
-    Ok(if crate::apply::summarize("Apply", &report, printer) { 0 } else { 1 })
+    let report = crate::apply::execute(aws, stack, graph, known, opts.parallelism, opts.stop.clone(), printer).await;
+    Ok(super::exit_status("Apply", &report, printer))
 }

@@ -13,6 +13,7 @@ use crate::spec::{LoadOptions, SpecError, Stack};
 mod apply;
 mod destroy;
 mod graph;
+mod import;
 mod plan;
 mod schema;
 mod unlock;
@@ -47,6 +48,27 @@ pub enum Command {
     Schema,
     /// Remove a stack/env's lock left by a run that is gone.
     Unlock(UnlockArgs),
+    /// Take over an existing object no stack owns as one of the spec's
+    /// resources: by its name, or by its id for EC2 kinds.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// The resource in the spec the object becomes.
+    pub resource: String,
+    /// The object's id (EC2 kinds: `vpc-…`, `sg-…`; kinds found by name:
+    /// optional, the spec's physical name).
+    pub id: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 /// How apply and destroy take the stack/env's lock.
@@ -213,6 +235,7 @@ pub fn main() -> ExitCode {
             Command::Graph(a) => graph::run(a, &printer),
             Command::Schema => schema::run(&printer),
             Command::Unlock(a) => unlock::run(a, &printer).await,
+            Command::Import(a) => import::run(a, &printer).await,
         }
     });
     match result {
@@ -221,6 +244,10 @@ pub fn main() -> ExitCode {
         Err(e) if matches!(e.downcast_ref(), Some(SpecError::Invalid { .. })) => {
             printer.err(&format!("{e}"));
             ExitCode::FAILURE
+        }
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            printer.err(&printer.paint(Style::Error, &format!("{e}")));
+            ExitCode::from(e.downcast_ref::<Interrupted>().map_or(1, |i| i.0.exit_code()))
         }
         Err(e) => {
             printer.err(&printer.paint(Style::Error, &format!("error: {e:#}")));
@@ -330,6 +357,17 @@ pub fn check_protected(plan: &crate::plan::Plan, stack: &Stack, allow: &[String]
     anyhow::bail!(msg)
 }
 
+/// Prints the summary of an executed plan and gives the exit status: 0
+/// done, 1 failed, 128 + the signal when interrupted (130, 143).
+pub fn exit_status(what: &str, report: &crate::apply::Report, printer: &Printer) -> u8 {
+    let ok = crate::apply::summarize(what, report, printer);
+    match report.interrupted {
+        Some(r) => r.exit_code(),
+        None if ok => 0,
+        None => 1,
+    }
+}
+
 /// Checks `--target` names against the stack.
 pub fn targets(stack: &Stack, names: &[String]) -> anyhow::Result<Option<BTreeSet<String>>> {
     if names.is_empty() {
@@ -344,8 +382,31 @@ pub fn targets(stack: &Stack, names: &[String]) -> anyhow::Result<Option<BTreeSe
     Ok(Some(names.iter().cloned().collect()))
 }
 
+/// A run stopped by a signal before it changed anything.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by {} before any change; nothing was changed", .0.name())]
+pub struct Interrupted(pub crate::apply::stop::Requests);
+
+/// Runs `work` (reading, planning, asking: nothing that changes AWS, so
+/// safe to drop midway) unless a signal comes first.
+pub async fn before_changes<T>(
+    stop: &crate::apply::Stop,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let mut s = stop.clone();
+    if s.requested() {
+        return Err(Interrupted(s.requests()).into());
+    }
+    tokio::select! {
+        biased;
+        r = s.first() => Err(Interrupted(r).into()),
+        v = work => v,
+    }
+}
+
 /// Asks for `yes` on a terminal; refuses without one unless auto-approved.
-pub fn confirm(auto_approve: bool, what: &str, printer: &Printer) -> anyhow::Result<bool> {
+/// A signal at the prompt cancels (see [`before_changes`]).
+pub async fn confirm(auto_approve: bool, what: &str, printer: &Printer) -> anyhow::Result<bool> {
     use std::io::IsTerminal;
     if auto_approve {
         return Ok(true);
@@ -356,7 +417,12 @@ pub fn confirm(auto_approve: bool, what: &str, printer: &Printer) -> anyhow::Res
         );
     }
     printer.prompt(&format!("Do you want to {what}? Only 'yes' will be accepted: "));
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
+    // Read on a thread of its own, so that a signal is not held up by it.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let _ = tx.send(std::io::stdin().read_line(&mut answer).map(|_| answer));
+    });
+    let answer = rx.await.map_err(|_| anyhow::anyhow!("reading the answer failed"))??;
     Ok(answer.trim() == "yes")
 }

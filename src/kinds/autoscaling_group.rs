@@ -185,6 +185,9 @@ impl Kind for Group {
     fn write_only(&self) -> &'static [&'static str] {
         &["instance_refresh", "wait_for_capacity"]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Name
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn"]
     }

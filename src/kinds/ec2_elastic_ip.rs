@@ -34,6 +34,9 @@ impl Kind for ElasticIp {
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Ec2Id
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "public_ip"]
     }

@@ -40,6 +40,9 @@ impl Kind for InternetGatewayKind {
     fn replace_on(&self) -> &'static [&'static str] {
         &["vpc_id"]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Ec2Id
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id"]
     }

@@ -70,6 +70,9 @@ impl Kind for LaunchTemplate {
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Ec2Id
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "version"]
     }

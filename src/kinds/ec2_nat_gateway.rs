@@ -45,6 +45,16 @@ impl Kind for NatGatewayKind {
     fn replace_on(&self) -> &'static [&'static str] {
         &["subnet_id", "allocation_id"]
     }
+    fn replace_order(&self, forcing: &[&str]) -> super::ReplaceOrder {
+        if forcing.contains(&"allocation_id") {
+            super::ReplaceOrder::CreateFirst
+        } else {
+            super::ReplaceOrder::DeleteFirst("its Elastic IP stays with the old NAT gateway until that one is deleted")
+        }
+    }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Ec2Id
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id"]
     }

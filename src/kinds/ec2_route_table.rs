@@ -83,6 +83,9 @@ impl Kind for RouteTableKind {
     fn replace_on(&self) -> &'static [&'static str] {
         &["vpc_id"]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Ec2Id
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id"]
     }

@@ -174,6 +174,17 @@ impl Kind for SecurityGroup {
     fn replace_on(&self) -> &'static [&'static str] {
         &["vpc_id", "description"]
     }
+    fn replace_order(&self, forcing: &[&str]) -> super::ReplaceOrder {
+        // Names are unique per VPC: a group in another VPC keeps its name.
+        if forcing.contains(&"vpc_id") || forcing.contains(&"name") {
+            super::ReplaceOrder::CreateFirst
+        } else {
+            super::ReplaceOrder::CreateFirstRenamed
+        }
+    }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Ec2Id
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name"]
     }
@@ -254,45 +265,13 @@ impl Kind for SecurityGroup {
             let p: Canonical = parse(&d.props)?;
             let was: Canonical = parse(&l.props)?;
             let (revoke, grant) = rule_delta(&was.ingress, &p.ingress);
-            if !revoke.is_empty() {
-                aws.ec2
-                    .revoke_security_group_ingress()
-                    .group_id(&l.id)
-                    .set_ip_permissions(Some(permissions(&revoke)))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("ec2:RevokeSecurityGroupIngress", e))?;
-            }
-            if !grant.is_empty() {
-                aws.ec2
-                    .authorize_security_group_ingress()
-                    .group_id(&l.id)
-                    .set_ip_permissions(Some(permissions(&grant)))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("ec2:AuthorizeSecurityGroupIngress", e))?;
-            }
+            change_rules(aws, &l.id, Direction::Ingress, Change::Revoke, &revoke).await?;
+            change_rules(aws, &l.id, Direction::Ingress, Change::Authorize, &grant).await?;
             let mut egress_now = was.egress.clone();
             if let Some(want) = &p.egress {
                 let (revoke, grant) = rule_delta(was.egress.as_deref().unwrap_or_default(), want);
-                if !revoke.is_empty() {
-                    aws.ec2
-                        .revoke_security_group_egress()
-                        .group_id(&l.id)
-                        .set_ip_permissions(Some(permissions(&revoke)))
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::from_sdk("ec2:RevokeSecurityGroupEgress", e))?;
-                }
-                if !grant.is_empty() {
-                    aws.ec2
-                        .authorize_security_group_egress()
-                        .group_id(&l.id)
-                        .set_ip_permissions(Some(permissions(&grant)))
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::from_sdk("ec2:AuthorizeSecurityGroupEgress", e))?;
-                }
+                change_rules(aws, &l.id, Direction::Egress, Change::Revoke, &revoke).await?;
+                change_rules(aws, &l.id, Direction::Egress, Change::Authorize, &grant).await?;
                 egress_now = Some(want.clone());
             }
             sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
@@ -320,6 +299,120 @@ impl Kind for SecurityGroup {
             not_found(res, &["InvalidGroup.NotFound"]).map(|_| ())
         })
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Ingress,
+    Egress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Authorize,
+    Revoke,
+}
+
+/// Authorizes or revokes `rules` on group `id`, in one call.
+///
+/// # Guarantees
+/// Safe to repeat after a lost response: EC2 answers a repeated authorize
+/// with `InvalidPermission.Duplicate` and a repeated revoke with
+/// `InvalidPermission.NotFound`. Then the group is read back, and only the
+/// rules still to change are sent again, one by one; rules that already
+/// are as wanted count as done.
+async fn change_rules(aws: &Aws, id: &str, dir: Direction, change: Change, rules: &[Rule]) -> Result<(), AwsError> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let (op, settled) = match change {
+        Change::Authorize => (op_name(dir, change), "InvalidPermission.Duplicate"),
+        Change::Revoke => (op_name(dir, change), "InvalidPermission.NotFound"),
+    };
+    match send_rules(aws, id, dir, change, rules).await {
+        Err(e) if e.is(settled) => {}
+        other => return other,
+    }
+    tracing::info!(group = id, op, "some rules were already as wanted; reading the group back");
+    let out = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(id)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ec2:DescribeSecurityGroups", e))?;
+    let Some(g) = out.security_groups.unwrap_or_default().into_iter().next() else {
+        return Err(AwsError::other(op, format!("{id} not found when reading its rules back")));
+    };
+    let now: Canonical = parse(&live(String::new(), g, BTreeMap::new()).props)?;
+    let have = match dir {
+        Direction::Ingress => now.ingress,
+        Direction::Egress => now.egress.unwrap_or_default(),
+    };
+    for rule in rules {
+        let present = have.contains(rule);
+        if present == (change == Change::Authorize) {
+            continue;
+        }
+        match send_rules(aws, id, dir, change, std::slice::from_ref(rule)).await {
+            Err(e) if e.is(settled) => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+fn op_name(dir: Direction, change: Change) -> &'static str {
+    match (dir, change) {
+        (Direction::Ingress, Change::Authorize) => "ec2:AuthorizeSecurityGroupIngress",
+        (Direction::Ingress, Change::Revoke) => "ec2:RevokeSecurityGroupIngress",
+        (Direction::Egress, Change::Authorize) => "ec2:AuthorizeSecurityGroupEgress",
+        (Direction::Egress, Change::Revoke) => "ec2:RevokeSecurityGroupEgress",
+    }
+}
+
+async fn send_rules(aws: &Aws, id: &str, dir: Direction, change: Change, rules: &[Rule]) -> Result<(), AwsError> {
+    let perms = Some(permissions(rules));
+    let op = op_name(dir, change);
+    match (dir, change) {
+        (Direction::Ingress, Change::Authorize) => {
+            aws.ec2
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map_err(|x| AwsError::from_sdk(op, x))?;
+        }
+        (Direction::Ingress, Change::Revoke) => {
+            aws.ec2
+                .revoke_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map_err(|x| AwsError::from_sdk(op, x))?;
+        }
+        (Direction::Egress, Change::Authorize) => {
+            aws.ec2
+                .authorize_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map_err(|x| AwsError::from_sdk(op, x))?;
+        }
+        (Direction::Egress, Change::Revoke) => {
+            aws.ec2
+                .revoke_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map_err(|x| AwsError::from_sdk(op, x))?;
+        }
+    }
+    Ok(())
 }
 
 fn parse(v: &Value) -> Result<Canonical, AwsError> {

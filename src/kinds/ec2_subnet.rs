@@ -32,6 +32,11 @@ pub struct SubnetProps {
     pub map_public_ip_on_launch: bool,
 }
 
+/// The `cidr_block` of canonical VPC or subnet properties, when known.
+fn net(props: &Value) -> Option<ipnet::IpNet> {
+    props.get("cidr_block")?.as_str()?.parse().ok()
+}
+
 impl Kind for Subnet {
     fn type_name(&self) -> &'static str {
         "ec2.subnet"
@@ -43,10 +48,55 @@ impl Kind for Subnet {
         super::schema_of::<SubnetProps>(g)
     }
     fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
-        Ok(super::to_value(&super::typed::<SubnetProps>(props)?))
+        let p = super::typed::<SubnetProps>(props)?;
+        super::check_block_size(&p.cidr_block)?;
+        Ok(super::to_value(&p))
+    }
+    fn check_links(&self, props: &Value, linked: &dyn Fn(&str) -> Option<super::Linked>) -> Vec<super::LinkProblem> {
+        let (Some(vpc), Some(mine)) = (linked("vpc_id"), net(props)) else { return Vec::new() };
+        match net(&vpc.props) {
+            Some(outer) if !outer.contains(&mine) => vec![super::LinkProblem {
+                attr: "cidr_block".into(),
+                message: format!("`{mine}` is not inside the VPC's block `{outer}`"),
+                other: Some((vpc.name, "cidr_block".into())),
+            }],
+            _ => Vec::new(),
+        }
+    }
+    fn check_all(&self, members: &[super::Member]) -> Vec<(String, super::LinkProblem)> {
+        // Two subnets of one VPC may not overlap.
+        let mut out = Vec::new();
+        for (i, a) in members.iter().enumerate() {
+            for b in &members[i + 1..] {
+                let same_vpc = matches!((a.links.get("vpc_id"), b.links.get("vpc_id")), (Some(x), Some(y)) if x == y);
+                if let (true, Some(na), Some(nb)) = (same_vpc, net(&a.props), net(&b.props))
+                    && (na.contains(&nb) || nb.contains(&na))
+                {
+                    out.push((
+                        b.name.clone(),
+                        super::LinkProblem {
+                            attr: "cidr_block".into(),
+                            message: format!("`{nb}` overlaps `{na}` of subnet `{}` in the same VPC", a.name),
+                            other: Some((a.name.clone(), "cidr_block".into())),
+                        },
+                    ));
+                }
+            }
+        }
+        out
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["vpc_id", "cidr_block", "availability_zone"]
+    }
+    fn replace_order(&self, forcing: &[&str]) -> super::ReplaceOrder {
+        if forcing.contains(&"vpc_id") {
+            super::ReplaceOrder::CreateFirst
+        } else {
+            super::ReplaceOrder::DeleteFirst("a subnet's CIDR block may not overlap another's in the same VPC")
+        }
+    }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Ec2Id
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "cidr_block", "availability_zone"]

@@ -96,6 +96,9 @@ impl Kind for VolumeKind {
     fn write_only(&self) -> &'static [&'static str] {
         &["snapshot_on_delete"]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Ec2Id
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "availability_zone"]
     }

@@ -43,10 +43,15 @@ impl Kind for Vpc {
         super::schema_of::<VpcProps>(g)
     }
     fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
-        Ok(super::to_value(&super::typed::<VpcProps>(props)?))
+        let p = super::typed::<VpcProps>(props)?;
+        super::check_block_size(&p.cidr_block)?;
+        Ok(super::to_value(&p))
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["cidr_block"]
+    }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Ec2Id
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "cidr_block"]

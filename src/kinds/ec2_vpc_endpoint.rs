@@ -52,6 +52,9 @@ impl Kind for VpcEndpointKind {
     fn replace_on(&self) -> &'static [&'static str] {
         &["vpc_id", "service_name"]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Ec2Id
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id"]
     }

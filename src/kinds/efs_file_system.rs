@@ -76,6 +76,9 @@ impl Kind for FileSystem {
     fn replace_on(&self) -> &'static [&'static str] {
         &["encrypted", "kms_key_id", "performance_mode"]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Name
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "arn", "dns_name", "creation_token"]
     }

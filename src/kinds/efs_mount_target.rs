@@ -120,8 +120,41 @@ impl Kind for MountTarget {
                 .map_err(|e| AwsError::from_sdk("efs:CreateMountTarget", e));
             match res {
                 Ok(_) => {}
-                // The natural key is taken: ours from a retried create.
-                Err(e) if e.is("MountTargetConflict") => {}
+                // EFS allows one mount target per availability zone: ours
+                // (a retried create) in this subnet, or another one, which
+                // is reported at once, named.
+                Err(e) if e.is("MountTargetConflict") => {
+                    let out = aws
+                        .efs
+                        .describe_mount_targets()
+                        .file_system_id(&p.file_system_id)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e))?;
+                    let targets = out.mount_targets.unwrap_or_default();
+                    if !targets.iter().any(|m| m.subnet_id == p.subnet_id) {
+                        let holders: Vec<String> = targets
+                            .iter()
+                            .map(|m| {
+                                format!(
+                                    "{} in {} ({})",
+                                    m.mount_target_id,
+                                    m.subnet_id,
+                                    m.availability_zone_name.as_deref().unwrap_or("?")
+                                )
+                            })
+                            .collect();
+                        return Err(AwsError {
+                            message: format!(
+                                "{}; {} already has mount targets: {} (EFS allows one per availability zone)",
+                                e.message,
+                                p.file_system_id,
+                                holders.join(", ")
+                            ),
+                            ..e
+                        });
+                    }
+                }
                 Err(e) => return Err(e),
             }
             let l = wait_for(aws, &p, d.timeout).await?;

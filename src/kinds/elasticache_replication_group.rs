@@ -163,6 +163,9 @@ impl Kind for ReplicationGroupKind {
     fn write_only(&self) -> &'static [&'static str] {
         &["auth_token", "skip_final_snapshot"]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Name
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "primary_endpoint", "reader_endpoint", "port", "arn"]
     }

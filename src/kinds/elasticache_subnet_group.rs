@@ -47,6 +47,9 @@ impl Kind for CacheSubnetGroup {
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Name
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn"]
     }

@@ -93,6 +93,9 @@ impl Kind for LoadBalancerKind {
     fn replace_on(&self) -> &'static [&'static str] {
         &["scheme", "type"]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Name
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "arn", "name", "dns_name", "zone_id"]
     }

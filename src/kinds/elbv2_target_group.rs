@@ -119,6 +119,9 @@ impl Kind for TargetGroupKind {
     fn replace_on(&self) -> &'static [&'static str] {
         &["vpc_id", "port", "protocol", "target_type"]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Name
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "arn", "name"]
     }

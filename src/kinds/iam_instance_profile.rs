@@ -112,8 +112,21 @@ impl Kind for InstanceProfileKind {
                     .map_err(|e| AwsError::from_sdk("iam:AddRoleToInstanceProfile", e));
                 match res {
                     Ok(_) => {}
-                    // A lost response to an add that happened.
-                    Err(e) if e.is("LimitExceeded") && e.message.contains(&p.role) => {}
+                    // A profile holds one role: after a lost response to an
+                    // add that happened, the retry is refused. Read back.
+                    Err(e) if e.is("LimitExceeded") => {
+                        let now = aws
+                            .iam
+                            .get_instance_profile()
+                            .instance_profile_name(&l.id)
+                            .send()
+                            .await
+                            .map_err(|e| AwsError::from_sdk("iam:GetInstanceProfile", e))?;
+                        let roles = now.instance_profile.map(|ip| ip.roles).unwrap_or_default();
+                        if !roles.iter().any(|r| r.role_name == p.role) {
+                            return Err(e);
+                        }
+                    }
                     Err(e) => return Err(e),
                 }
             }

@@ -207,6 +207,16 @@ pub struct Linked {
     pub props: Value,
 }
 
+/// One resource of a kind, for [`Kind::check_all`]: its canonical
+/// properties (values not known yet as unknowns) and, for each top-level
+/// property that is exactly `${resources.NAME.ATTR}`, that resource's name.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub props: Value,
+    pub links: BTreeMap<String, String>,
+}
+
 /// What [`Kind::check_links`] found: the property of this resource, the
 /// message, and the property of the linked resource it disagrees with.
 #[derive(Debug, Clone)]
@@ -222,6 +232,58 @@ pub struct LinkProblem {
 pub struct PropsError {
     pub path: String,
     pub message: String,
+}
+
+/// The order of a replace's two halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "order", content = "why")]
+pub enum ReplaceOrder {
+    /// The replacement is created first, dependents are moved to it, then
+    /// the old object is deleted (`create_before_destroy`).
+    CreateFirst,
+    /// As [`ReplaceOrder::CreateFirst`], the replacement under the
+    /// resource's alternate name ([`alternate_name`]): AWS names of this kind
+    /// are unique, so the two cannot share one while both exist.
+    CreateFirstRenamed,
+    /// The old object is deleted first, for the reason given.
+    DeleteFirst(&'static str),
+}
+
+/// How an existing object that no stack owns becomes a resource's
+/// (`adopt: true`, `converge import`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportBy {
+    /// By the resource's physical name: the read sees every object of the
+    /// kind and recognises an untagged one by its name.
+    Name,
+    /// By the EC2 id the command names: the read finds objects by their tags
+    /// only, so import tags the object first (`CreateTags`).
+    Ec2Id,
+    /// Not at all, for the reason given.
+    Never(&'static str),
+}
+
+/// The other of the two names a name-bound resource's object may have:
+/// `base` with `-2` appended (shortened when the kind's naming rules need),
+/// or `base` back again. A replacement created first takes the name the
+/// old object does not have, so the two never collide.
+pub fn alternate_name(kind: &dyn Kind, base: &str, current: &str) -> String {
+    if current != base {
+        return base.to_string();
+    }
+    for suffix in ["-2", "-3"] {
+        let mut stem: String = base.to_string();
+        loop {
+            let candidate = format!("{}{suffix}", stem.trim_end_matches(['-', '_', '.']));
+            if candidate != base && kind.check_physical_name(&candidate).is_ok() {
+                return candidate;
+            }
+            if stem.pop().is_none() {
+                break;
+            }
+        }
+    }
+    base.to_string()
 }
 
 /// One resource kind.
@@ -266,6 +328,31 @@ pub trait Kind: Send + Sync + 'static {
     fn stateful(&self) -> bool {
         false
     }
+    /// How a replace forced by `forcing` (the attributes that force it)
+    /// proceeds. By default the replacement is created first: renamed when
+    /// the kind's names are unique ([`Kind::physical_name_output`]) and the
+    /// name is not itself part of the change. Kinds that hold data, and kinds
+    /// AWS cannot tag (their name is their identity), are deleted first;
+    /// kinds override this where AWS refuses two objects at once.
+    fn replace_order(&self, forcing: &[&str]) -> ReplaceOrder {
+        if self.stateful() {
+            ReplaceOrder::DeleteFirst("it holds data, which its replacement does not get either way")
+        } else if !self.taggable() {
+            ReplaceOrder::DeleteFirst("AWS cannot tag it, so its name is its identity: two cannot exist at once")
+        } else if self.physical_name_output().is_some() && !forcing.contains(&"name") {
+            ReplaceOrder::CreateFirstRenamed
+        } else {
+            ReplaceOrder::CreateFirst
+        }
+    }
+    /// How an untagged object of this kind is taken over.
+    fn import_by(&self) -> ImportBy {
+        if self.taggable() {
+            ImportBy::Never("converge finds objects of this kind by their tags only")
+        } else {
+            ImportBy::Never("AWS cannot tag it: converge already recognises it by its name or key")
+        }
+    }
     /// False for kinds AWS cannot tag: their tags are neither set nor compared.
     fn taggable(&self) -> bool {
         true
@@ -288,6 +375,11 @@ pub trait Kind: Send + Sync + 'static {
     /// values not known yet as unknowns). E.g. a DB instance's engine
     /// version against its parameter group's family.
     fn check_links(&self, _props: &Value, _linked: &dyn Fn(&str) -> Option<Linked>) -> Vec<LinkProblem> {
+        Vec::new()
+    }
+    /// Offline checks across all the stack's resources of this kind (two
+    /// subnets of one VPC must not overlap): `(resource, problem)` pairs.
+    fn check_all(&self, _members: &[Member]) -> Vec<(String, LinkProblem)> {
         Vec::new()
     }
     /// Checks a physical name against the service's naming rules.
@@ -374,6 +466,20 @@ pub fn tag_map<I: IntoIterator<Item = (Option<String>, Option<String>)>>(tags: I
         .filter_map(|(k, v)| Some((k?, v.unwrap_or_default())))
         .filter(|(k, _)| !k.starts_with("aws:"))
         .collect()
+}
+
+/// A VPC's or subnet's IPv4 block: AWS takes a /16 to a /28.
+pub fn check_block_size(cidr: &str) -> Result<(), PropsError> {
+    match cidr.parse::<ipnet::IpNet>() {
+        Ok(ipnet::IpNet::V4(n)) if !(16..=28).contains(&n.prefix_len()) => Err(PropsError {
+            path: "cidr_block".into(),
+            message: format!("`{cidr}`: AWS takes an IPv4 block from /16 (65,536 addresses) to /28 (16)"),
+        }),
+        Ok(ipnet::IpNet::V6(_)) => {
+            Err(PropsError { path: "cidr_block".into(), message: format!("`{cidr}`: the primary block is IPv4") })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A CIDR block: validated when known, passed through while unknown.

@@ -128,6 +128,14 @@ impl Kind for DbInstance {
             }
             _ => {}
         }
+        // gp2/gp3 storage for the engines converge runs (CreateDBInstance
+        // API reference: PostgreSQL and MySQL, 20 to 65,536 GiB).
+        if !(20..=65536).contains(&p.allocated_storage) {
+            return Err(PropsError {
+                path: "allocated_storage".into(),
+                message: format!("{} GiB: RDS takes 20 to 65,536 GiB", p.allocated_storage),
+            });
+        }
         Ok(super::to_value(&p))
     }
     fn check_links(&self, props: &Value, linked: &dyn Fn(&str) -> Option<super::Linked>) -> Vec<super::LinkProblem> {
@@ -173,6 +181,9 @@ impl Kind for DbInstance {
     }
     fn write_only(&self) -> &'static [&'static str] {
         &["master_password", "apply_immediately", "skip_final_snapshot"]
+    }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Name
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "address", "port", "endpoint", "arn", "master_user_secret_arn"]

@@ -51,6 +51,9 @@ impl Kind for DbParameterGroup {
     fn replace_on(&self) -> &'static [&'static str] {
         &["family", "description"]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Name
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn"]
     }

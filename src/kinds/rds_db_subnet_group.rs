@@ -51,6 +51,9 @@ impl Kind for DbSubnetGroup {
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Name
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn"]
     }

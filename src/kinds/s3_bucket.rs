@@ -173,6 +173,9 @@ impl Kind for Bucket {
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
     }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Name
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn", "region"]
     }
@@ -185,6 +188,20 @@ impl Kind for Bucket {
             && name.ends_with(|c: char| c.is_ascii_alphanumeric());
         if !(3..=63).contains(&name.len()) || !ok_chars || !ends_ok || name.contains("..") {
             return Err("a bucket name is 3-63 lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit".into());
+        }
+        // S3's general purpose bucket naming rules, beyond the characters.
+        if name.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Err("a bucket name may not be formatted as an IP address".into());
+        }
+        for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] {
+            if name.starts_with(prefix) {
+                return Err(format!("a bucket name may not start with `{prefix}` (reserved by S3)"));
+            }
+        }
+        for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
+            if name.ends_with(suffix) {
+                return Err(format!("a bucket name may not end with `{suffix}` (reserved by S3)"));
+            }
         }
         Ok(())
     }

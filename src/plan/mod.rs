@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::graph::Graph;
-use crate::kinds::{Kind, Live};
+use crate::kinds::{Kind, Live, ReplaceOrder};
 use crate::live::LiveState;
 use crate::spec::{Resource, Stack};
 use crate::value::{self, SENSITIVE};
@@ -63,6 +63,12 @@ pub struct ResourceChange {
     /// A delete or replace of an object that holds data (or has
     /// `protect: true`): apply refuses it without both opt-ins.
     pub protected: bool,
+    /// For a replace: which half goes first, and why when it is the delete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replace_order: Option<ReplaceOrder>,
+    /// For a replace created first under the alternate name: that name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacement_name: Option<String>,
     /// The live object, for the executor.
     #[serde(skip)]
     pub live: Option<Live>,
@@ -153,6 +159,22 @@ fn mask(v: Value, sensitive: bool) -> Value {
     if sensitive { Value::String(SENSITIVE.into()) } else { v }
 }
 
+/// The object of resource `r` to keep when several carry its tags (a
+/// replace whose old half was not deleted, or a create repeated by hand):
+/// the one closest to the spec (no forced replacement, then fewest
+/// changes), ties by id. The others are planned as duplicates to delete.
+fn best_of<'a>(r: &Resource, live: &'a LiveState, known: &Known) -> Option<&'a Live> {
+    let all = live.objects.get(&(r.kind.type_name(), r.name.clone()))?;
+    if all.len() < 2 {
+        return all.first();
+    }
+    let Ok(desired) = desired_props(r, known) else { return all.first() };
+    all.iter().min_by_key(|l| {
+        let changes = diff_attrs(r.kind, r, &desired, l);
+        (changes.iter().any(|c| c.forces_replacement), changes.len())
+    })
+}
+
 /// Compares `desired` with `live` for one resource. Only attributes the
 /// spec sets are compared (the canonical form fills in defaults, so an
 /// omitted optional setting is still managed).
@@ -182,6 +204,7 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
     if let Some(name_output) = kind.physical_name_output()
         && let Some(Value::String(now)) = live.outputs.get(name_output)
         && *now != r.physical_name
+        && *now != crate::kinds::alternate_name(kind, &r.physical_name, &r.physical_name)
     {
         out.insert(
             0,
@@ -204,6 +227,36 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
         });
     }
     out
+}
+
+/// How resource `r`'s object `l` is replaced: its kind's order for the
+/// attributes that force it, and for a renamed replacement the name it gets,
+/// added to `changes` so the plan shows it.
+fn replacement(r: &Resource, l: &Live, changes: &mut Vec<AttrChange>) -> (Option<ReplaceOrder>, Option<String>) {
+    let forcing: Vec<&str> = changes.iter().filter(|c| c.forces_replacement).map(|c| c.attr.as_str()).collect();
+    let order = r.kind.replace_order(&forcing);
+    if order != ReplaceOrder::CreateFirstRenamed {
+        return (Some(order), None);
+    }
+    let now = r
+        .kind
+        .physical_name_output()
+        .and_then(|o| l.outputs.get(o))
+        .and_then(Value::as_str)
+        .unwrap_or(&r.physical_name)
+        .to_string();
+    let next = crate::kinds::alternate_name(r.kind, &r.physical_name, &now);
+    changes.insert(
+        0,
+        AttrChange {
+            attr: "name".into(),
+            old: Some(Value::String(now)),
+            new: Some(Value::String(next.clone())),
+            forces_replacement: false,
+            sensitive: false,
+        },
+    );
+    (Some(order), Some(next))
 }
 
 fn create_attrs(r: &Resource, desired: &Value) -> Vec<AttrChange> {
@@ -274,6 +327,8 @@ fn delete_change(stack: &Stack, kind: &'static str, live: &Live, reason: &str) -
         reason: Some(reason.into()),
         changes: Vec::new(),
         protected: crate::kinds::lookup(kind).is_some_and(|k| guarded(stack, &live.name, k)),
+        replace_order: None,
+        replacement_name: None,
         live: Some(live.clone()),
     }
 }
@@ -306,12 +361,10 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
     let mut prior: Known = BTreeMap::new();
     for name in graph.order() {
         let r = &stack.resources[&name];
-        let l = live.get(r.kind, &name).or_else(|| match_by_key(r, live, &prior));
+        let l = best_of(r, live, &known).or_else(|| match_by_key(r, live, &prior));
         if let Some(o) = l {
             prior.insert(name.clone(), o.outputs.clone());
-            if o.name.is_empty() {
-                claimed.insert((r.kind.type_name(), o.id.clone()));
-            }
+            claimed.insert((r.kind.type_name(), o.id.clone()));
         }
         if !in_scope(&name) {
             // Outside the targets: not planned, but its outputs are known.
@@ -330,10 +383,12 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
                 reason: None,
                 changes: create_attrs(r, &desired),
                 protected: false,
+                replace_order: None,
+                replacement_name: None,
                 live: None,
             },
             Some(l) => {
-                let changes = diff_attrs(r.kind, r, &desired, l);
+                let mut changes = diff_attrs(r.kind, r, &desired, l);
                 let action = if changes.iter().any(|c| c.forces_replacement) {
                     Action::Replace
                 } else if changes.is_empty() {
@@ -350,6 +405,8 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
                     }
                     known.insert(name.clone(), outputs);
                 }
+                let (replace_order, replacement_name) =
+                    if action == Action::Replace { replacement(r, l, &mut changes) } else { (None, None) };
                 ResourceChange {
                     name: name.clone(),
                     kind: r.kind.type_name(),
@@ -358,6 +415,8 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
                     reason: None,
                     changes,
                     protected: action == Action::Replace && guarded(stack, &name, r.kind),
+                    replace_order,
+                    replacement_name,
                     live: Some(l.clone()),
                 }
             }
@@ -365,13 +424,17 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
         resources.push(rc);
     }
     // Objects the spec no longer has, and duplicates of those it has.
+    let graph_planned: BTreeSet<&str> = resources.iter().map(|rc| rc.name.as_str()).collect();
     let mut deletes = Vec::new();
     for ((kind, name), objects) in &live.objects {
         let spec_kind = stack.resources.get(name).map(|r| r.kind.type_name());
         let wanted = spec_kind == Some(*kind);
         let targeted = targets.is_none_or(|t| t.contains(name));
+        let in_plan = graph_planned.contains(name.as_str());
         for (i, o) in objects.iter().enumerate() {
-            if (wanted && i == 0) || claimed.contains(&(*kind, o.id.clone())) {
+            // A resource the plan did not reach (outside the targets) keeps
+            // its first object; one it planned keeps the object it chose.
+            if (wanted && !in_plan && i == 0) || claimed.contains(&(*kind, o.id.clone())) {
                 continue;
             }
             if !targeted {

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::{Action, AttrChange, Plan, ResourceChange, Summary};
+use crate::kinds::ReplaceOrder;
 use crate::printer::{Printer, Style};
 use crate::value::{self, UNKNOWN};
 
@@ -99,8 +100,21 @@ fn resource(o: &mut Out<'_>, r: &ResourceChange) {
         Action::Delete => format!("will be destroyed ({})", r.reason.as_deref().unwrap_or("")),
         Action::NoOp => String::new(),
     };
-    let head = format!("{:>3} {} ({}{id}) {what}", r.action.symbol(), r.name, r.kind);
+    let symbol = match r.replace_order {
+        Some(ReplaceOrder::CreateFirst | ReplaceOrder::CreateFirstRenamed) => "+/-",
+        _ => r.action.symbol(),
+    };
+    let head = format!("{symbol:>3} {} ({}{id}) {what}", r.name, r.kind);
     o.line(0, st, &head);
+    match r.replace_order {
+        Some(ReplaceOrder::CreateFirst | ReplaceOrder::CreateFirstRenamed) => o.line(
+            6,
+            Style::Plain,
+            "create before destroy: the old object is deleted once what uses it has moved to the new one",
+        ),
+        Some(ReplaceOrder::DeleteFirst(why)) => o.line(6, Style::Plain, &format!("destroy before create: {why}")),
+        None => {}
+    }
     if r.protected {
         o.line(
             6,

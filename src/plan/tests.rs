@@ -79,7 +79,7 @@ fn in_place_and_replacing_changes_are_told_apart() {
 
     // A new VPC CIDR replaces the VPC, and the subnet's vpc_id becomes
     // unknown, which replaces the subnet too.
-    let s2 = stack(&STACK.replace("10.0.0.0/16", "10.1.0.0/16"));
+    let s2 = stack(&STACK.replace("10.0.0.0/16", "10.1.0.0/16").replace("10.0.1.0/24", "10.1.1.0/24"));
     let p = plan(&s2, &converged(&s), None).unwrap();
     assert_eq!(actions(&p), [("bucket", Action::NoOp), ("vpc", Action::Replace), ("subnet", Action::Replace)]);
     let c = &p.resources[1].changes[0];
@@ -182,4 +182,116 @@ fn data_goes_only_with_both_opt_ins() {
     let gone = stack(&STACK[..STACK.find("  bucket:").unwrap()]);
     let p = plan(&gone, &converged(&s), None).unwrap();
     assert_eq!(names(refused(&p, &gone, &["*".into()])), ["bucket"]);
+}
+
+const GROUPS: &str = "stack: demo\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.0.0.0/16\n  app_sg:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${resources.vpc.id}\n      description: app\n  db_sg:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${resources.vpc.id}\n      description: db\n      ingress:\n        - protocol: tcp\n          port: 5432\n          security_groups: [\"${resources.app_sg.id}\"]\n  subnet:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${resources.vpc.id}\n      cidr_block: 10.0.1.0/24\n      availability_zone: eu-west-1a\n";
+
+/// `GROUPS` applied: vpc-1, sg-app (named `demo-default-app-sg`, or
+/// `app_name`), sg-db admitting sg-app, subnet-1.
+fn groups_live(s: &Stack, app_name: &str) -> LiveState {
+    let known: BTreeMap<String, BTreeMap<String, Value>> = [
+        ("vpc".to_string(), [("id".to_string(), json!("vpc-1"))].into()),
+        ("app_sg".to_string(), [("id".to_string(), json!("sg-app"))].into()),
+    ]
+    .into();
+    let obj = |name: &str, id: &str, outputs: Vec<(&str, &str)>| Live {
+        name: name.into(),
+        id: id.into(),
+        props: desired_props(&s.resources[name], &known).unwrap(),
+        tags: s.resources[name].tags.clone(),
+        outputs: outputs.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect(),
+    };
+    state(vec![
+        ("ec2.vpc", obj("vpc", "vpc-1", vec![("id", "vpc-1")])),
+        ("ec2.security_group", obj("app_sg", "sg-app", vec![("id", "sg-app"), ("name", app_name)])),
+        ("ec2.security_group", obj("db_sg", "sg-db", vec![("id", "sg-db"), ("name", "demo-default-db-sg")])),
+        ("ec2.subnet", obj("subnet", "subnet-1", vec![("id", "subnet-1")])),
+    ])
+}
+
+#[test]
+fn an_in_use_group_is_replaced_create_first_under_its_other_name() {
+    use crate::apply::{OpKind, operations};
+    let before = stack(GROUPS);
+    let live = groups_live(&before, "demo-default-app-sg");
+    assert!(!plan(&before, &live, None).unwrap().has_changes());
+
+    let s = stack(&GROUPS.replace("description: app", "description: app nodes"));
+    let p = plan(&s, &live, None).unwrap();
+    let app = p.resources.iter().find(|r| r.name == "app_sg").unwrap();
+    assert_eq!(app.action, Action::Replace);
+    assert_eq!(app.replace_order, Some(ReplaceOrder::CreateFirstRenamed));
+    assert_eq!(app.replacement_name.as_deref(), Some("demo-default-app-sg-2"));
+    let name = &app.changes[0];
+    assert_eq!((name.attr.as_str(), name.new.clone()), ("name", Some(json!("demo-default-app-sg-2"))));
+    let text = crate::plan::render::text(&p, &crate::printer::Printer::plain());
+    assert!(text.contains("+/- app_sg (ec2.security_group, sg-app) must be replaced (description forces"), "{text}");
+    assert!(text.contains("create before destroy: the old object is deleted once what uses it"), "{text}");
+
+    // Create the new group, move db_sg's rule to it, then delete the old.
+    let g = operations(&s, &p);
+    let op = |name: &str, kind: OpKind| g.ops.iter().position(|o| o.name == name && o.op == kind).unwrap();
+    let (create, delete, db) =
+        (op("app_sg", OpKind::Create), op("app_sg", OpKind::Delete), op("db_sg", OpKind::Update));
+    assert_eq!(g.ops[create].physical_name.as_deref(), Some("demo-default-app-sg-2"));
+    assert!(g.deps[db].contains(&create), "{:?}", g.deps);
+    assert!(g.deps[delete].contains(&create) && g.deps[delete].contains(&db), "{:?}", g.deps);
+    assert!(!g.deps[create].contains(&delete));
+
+    // Applied, the group has the other name: no change. The next replace
+    // takes the spec's name back.
+    let renamed = groups_live(&s, "demo-default-app-sg-2");
+    let p = plan(&s, &renamed, None).unwrap();
+    assert!(!p.has_changes(), "{:#?}", p.resources);
+    let again = stack(&GROUPS.replace("description: app", "description: app v3"));
+    let p = plan(&again, &renamed, None).unwrap();
+    let app = p.resources.iter().find(|r| r.name == "app_sg").unwrap();
+    assert_eq!(app.replacement_name.as_deref(), Some("demo-default-app-sg"));
+
+    // If the old half was left behind (its delete failed), the next plan
+    // keeps the object that matches the spec and deletes the other.
+    let mut both = groups_live(&s, "demo-default-app-sg-2");
+    let mut old =
+        groups_live(&before, "demo-default-app-sg").objects[&("ec2.security_group", "app_sg".to_string())][0].clone();
+    old.id = "sg-0old".into();
+    both.objects.get_mut(&("ec2.security_group", "app_sg".into())).unwrap().insert(0, old);
+    let p = plan(&s, &both, None).unwrap();
+    let acts: Vec<(&str, Action, Option<&str>)> = p
+        .resources
+        .iter()
+        .filter(|r| r.action != Action::NoOp)
+        .map(|r| (r.name.as_str(), r.action, r.id.as_deref()))
+        .collect();
+    assert_eq!(acts, [("app_sg", Action::Delete, Some("sg-0old"))]);
+}
+
+#[test]
+fn a_subnet_in_the_same_vpc_is_replaced_delete_first_and_says_why() {
+    use crate::apply::{OpKind, operations};
+    let before = stack(GROUPS);
+    let s = stack(&GROUPS.replace("10.0.1.0/24", "10.0.2.0/24"));
+    let p = plan(&s, &groups_live(&before, "demo-default-app-sg"), None).unwrap();
+    let subnet = p.resources.iter().find(|r| r.name == "subnet").unwrap();
+    assert!(matches!(subnet.replace_order, Some(ReplaceOrder::DeleteFirst(why)) if why.contains("overlap")));
+    let text = crate::plan::render::text(&p, &crate::printer::Printer::plain());
+    assert!(text.contains("-/+ subnet (ec2.subnet, subnet-1)"), "{text}");
+    assert!(text.contains("destroy before create: a subnet's CIDR block may not overlap"), "{text}");
+    let g = operations(&s, &p);
+    let op = |kind: OpKind| g.ops.iter().position(|o| o.name == "subnet" && o.op == kind).unwrap();
+    assert!(g.deps[op(OpKind::Create)].contains(&op(OpKind::Delete)));
+
+    // A new VPC: everything in it is created first, the old VPC goes last.
+    let moved = stack(&GROUPS.replace("10.0.0.0/16", "10.1.0.0/16").replace("10.0.1.0/24", "10.1.1.0/24"));
+    let p = plan(&moved, &groups_live(&before, "demo-default-app-sg"), None).unwrap();
+    for r in p.resources.iter().filter(|r| r.action == Action::Replace) {
+        assert_eq!(r.replace_order, Some(ReplaceOrder::CreateFirst), "{}", r.name);
+        assert_eq!(r.replacement_name, None, "{}: a group in a new VPC keeps its name", r.name);
+    }
+    let g = operations(&moved, &p);
+    let vpc_delete = g.ops.iter().position(|o| o.name == "vpc" && o.op == OpKind::Delete).unwrap();
+    for (i, o) in g.ops.iter().enumerate() {
+        if o.op == OpKind::Create {
+            assert!(g.deps[vpc_delete].contains(&i), "old VPC waits for {}", o.name);
+        }
+    }
 }

@@ -109,7 +109,7 @@ impl fmt::Display for Diagnostic {
 /// A stack that failed to load: every problem found, in file order.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}\n{} error(s) in {}; nothing was sent to AWS. Fix them and run `converge validate` again.", list(.diagnostics), .diagnostics.len(), .file.display())]
     Invalid { file: PathBuf, diagnostics: Vec<Diagnostic> },

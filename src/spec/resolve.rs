@@ -54,8 +54,46 @@ fn override_value(declared: &Value, text: &str) -> Value {
 /// [`SpecError::Read`] when the file cannot be read, [`SpecError::Invalid`]
 /// with every problem found otherwise.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Stack, SpecError> {
-    let src = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+    let src =
+        read_limited(path, MAX_STACK_BYTES).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
     load_str(path, &src, opts)
+}
+
+/// The largest stack file converge reads: far above any real stack (the
+/// GitLab stack is about 50 KB), far below what would strain memory.
+pub const MAX_STACK_BYTES: u64 = 4 << 20;
+/// The largest template: rendered files go to S3 objects and user data
+/// (EC2 takes 16 KB of user data).
+pub const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
+
+/// Reads a regular file of at most `limit` bytes as UTF-8, refusing before
+/// reading it whole: a directory, a device (`/dev/zero`), a file too large,
+/// bytes that are not UTF-8.
+pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(Error::new(ErrorKind::InvalidInput, "it is a directory, not a file"));
+    }
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "it is not a regular file"));
+    }
+    let too_big = || Error::new(ErrorKind::InvalidData, format!("it is larger than the {} KiB limit", limit >> 10));
+    if meta.len() > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!("it is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+        )
+    })
 }
 
 /// [`load`] from a string; `path` is only used in messages.
@@ -175,6 +213,58 @@ impl Cx {
     fn at_value(&mut self, path: &str, message: String, help: Option<String>) {
         let pos = self.index.value(path).unwrap_or(Pos { line: 1, col: 1 });
         self.diags.push(diag(&self.file, pos, message, help));
+    }
+
+    /// Tag values with their `${…}` resolved: variables, `${stack}`,
+    /// `${environment}`, `${region}`; not outputs or secrets, since tags
+    /// are shown everywhere.
+    fn tag_values(&mut self, tags: BTreeMap<String, String>, path: &str, env: &Env<'_>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (key, value) in tags {
+            let at = join_key(path, &key);
+            let mut walk = Walk::default();
+            let value = match self.template(Value::String(value), &at, "tags", env, &mut walk) {
+                Template::Lit(Value::String(s)) if walk.sensitive.is_empty() => s,
+                Template::Lit(Value::String(_)) => {
+                    self.at_value(&at, "a tag may not use `${env.…}`: tags are not secret".into(), None);
+                    String::new()
+                }
+                _ => {
+                    self.at_value(&at, "a tag may use variables but not resource outputs".into(), None);
+                    String::new()
+                }
+            };
+            out.insert(key, value);
+        }
+        out
+    }
+
+    /// AWS's tag rules, the strictest of the services converge tags (EC2,
+    /// S3, RDS …): at most 50 tags an object, keys of 1-128 and values of at
+    /// most 256 characters, and no key starting `aws:` (AWS's own). Three
+    /// tags are converge's, so a spec may set 47.
+    fn check_tags(&mut self, tags: &BTreeMap<String, String>, path: &str) {
+        const MAX_TAGS: usize = 50;
+        let total = tags.len() + [TAG_STACK, TAG_ENV, TAG_RESOURCE].iter().filter(|k| !tags.contains_key(**k)).count();
+        if total > MAX_TAGS {
+            self.at_key(
+                path,
+                format!("{total} tags with the stack's, the environment's and converge's own: AWS allows {MAX_TAGS} an object"),
+                None,
+            );
+        }
+        for (k, v) in tags {
+            let at = join_key(path, k);
+            if k.is_empty() || k.chars().count() > 128 {
+                self.at_key(&at, format!("tag key `{k}` must be 1-128 characters"), None);
+            }
+            if k.to_ascii_lowercase().starts_with("aws:") {
+                self.at_key(&at, format!("tag key `{k}`: the `aws:` prefix is reserved for AWS"), None);
+            }
+            if v.chars().count() > 256 {
+                self.at_key(&at, format!("tag `{k}`: a value is at most 256 characters"), None);
+            }
+        }
     }
 
     fn at_key(&mut self, path: &str, message: String, help: Option<String>) {
@@ -324,6 +414,14 @@ impl Cx {
                 );
                 String::new()
             });
+        if !region.is_empty() && !valid_region(&region) {
+            let key = if opts.region.is_some() { "stack" } else { "region" };
+            self.at_key(
+                key,
+                format!("`{region}` is not an AWS region name (e.g. eu-west-1, us-gov-west-1, cn-north-1)"),
+                None,
+            );
+        }
 
         // First pass: kinds, so references can be checked against outputs.
         let mut kinds_by_name: BTreeMap<String, &'static dyn Kind> = BTreeMap::new();
@@ -373,6 +471,8 @@ impl Cx {
             kinds: &kinds_by_name,
             require_secrets: opts.require_secrets,
         };
+        let tags = self.tag_values(tags, "tags", &env);
+        let env_tags = self.tag_values(env_tags, &join_key(&join_key("environments", &env_name), "tags"), &env);
         let mut out = BTreeMap::new();
         let mut physical: BTreeMap<(&str, String), String> = BTreeMap::new();
         for (name, r) in resources {
@@ -434,6 +534,17 @@ impl Cx {
             None => kind.stateful(),
         };
         let rp = join_key("resources", name);
+        let refusal = match kind.import_by() {
+            kinds::ImportBy::Name => None,
+            kinds::ImportBy::Ec2Id => Some(format!(
+                "`adopt:` takes over by name, and {} objects are found by their tags; take one over with `converge import STACK --env ENV {name} ID`",
+                kind.type_name()
+            )),
+            kinds::ImportBy::Never(why) => Some(format!("{} objects cannot be adopted: {why}", kind.type_name())),
+        };
+        if let (true, Some(why)) = (adopt, refusal) {
+            self.at_key(&join_key(&rp, "adopt"), why, None);
+        }
         let before = self.diags.len();
         let mut walk = Walk::default();
         let pp = join_key(&rp, "properties");
@@ -469,10 +580,18 @@ impl Cx {
             }
         }
 
+        let mut name_walk = Walk::default();
         let physical_name = match physical {
             None => default_physical_name(env.stack, env.env, name),
-            Some(p) => match self.template(Value::String(p), &join_key(&rp, "name"), "name", env, &mut Walk::default())
-            {
+            Some(p) => match self.template(Value::String(p), &join_key(&rp, "name"), "name", env, &mut name_walk) {
+                Template::Lit(Value::String(_)) if !name_walk.sensitive.is_empty() => {
+                    self.at_value(
+                        &join_key(&rp, "name"),
+                        "`name` may not use `${env.…}`: names are shown in plans, logs and the AWS console, so they cannot hold secrets; use a variable".into(),
+                        None,
+                    );
+                    String::new()
+                }
                 Template::Lit(Value::String(s)) => s,
                 _ => {
                     self.at_value(
@@ -514,12 +633,11 @@ impl Cx {
 
         let mut all_tags: BTreeMap<String, String> = stack_tags.clone();
         all_tags.extend(env_tags.clone());
-        for key in tags.keys() {
-            if key.starts_with("converge:") {
-                self.at_key(&join_key(&join_key(&rp, "tags"), key), format!("tag `{key}` is reserved"), None);
-            }
+        for key in tags.keys().filter(|k| k.starts_with("converge:")) {
+            self.at_key(&join_key(&join_key(&rp, "tags"), key), format!("tag `{key}` is reserved"), None);
         }
-        all_tags.extend(tags);
+        all_tags.extend(self.tag_values(tags, &join_key(&rp, "tags"), env));
+        self.check_tags(&all_tags, &join_key(&rp, "tags"));
         all_tags.entry("Name".into()).or_insert_with(|| physical_name.clone());
         all_tags.insert(TAG_STACK.into(), env.stack.into());
         all_tags.insert(TAG_ENV.into(), env.env.into());
@@ -595,7 +713,7 @@ impl Cx {
             }
         };
         let base = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let source = match std::fs::read_to_string(base.join(file)) {
+        let source = match read_limited(&base.join(file), MAX_TEMPLATE_BYTES) {
             Ok(s) => s,
             Err(e) => {
                 self.at_value(&tpath, format!("cannot read template `{file}` (relative to the stack file): {e}"), None);
@@ -665,34 +783,52 @@ impl Cx {
     /// Every kind's [`Kind::check_links`], reported at this resource's
     /// property with the linked resource's line in the help.
     fn check_links(&mut self, resources: &BTreeMap<String, Resource>) {
+        let mut by_kind: BTreeMap<&'static str, (&'static dyn Kind, Vec<kinds::Member>)> = BTreeMap::new();
         for r in resources.values() {
             let Ok(props) = r.kind.canonicalize(r.props.placeholder()) else { continue };
             let Template::Map(raw) = &r.props else { continue };
-            let linked = |attr: &str| {
+            let link_of = |attr: &str| {
                 let Some(Template::Interp(parts)) = raw.get(attr) else { return None };
                 let [Part::Ref(Reference::Resource { name, .. })] = parts.as_slice() else { return None };
-                let other = resources.get(name)?;
+                Some(name.clone())
+            };
+            let linked = |attr: &str| {
+                let name = link_of(attr)?;
+                let other = resources.get(&name)?;
                 let props = other.kind.canonicalize(other.props.placeholder()).ok()?;
-                Some(kinds::Linked { name: name.clone(), kind: other.kind.type_name(), props })
+                Some(kinds::Linked { name, kind: other.kind.type_name(), props })
             };
             for problem in r.kind.check_links(&props, &linked) {
-                let here = join_key(&join_key(&join_key("resources", &r.name), "properties"), &problem.attr);
-                let help = problem.other.map(|(other, attr)| {
-                    let there = join_key(&join_key(&join_key("resources", &other), "properties"), &attr);
-                    match self.index.value(&there).or_else(|| self.index.key(&join_key("resources", &other))) {
-                        Some(pos) => {
-                            format!("`{other}.{attr}` is set at {}:{}:{}", self.file.display(), pos.line, pos.col)
-                        }
-                        None => format!("see `{other}.{attr}`"),
-                    }
-                });
-                let message = format!("`{here}`: {}", problem.message);
-                if self.index.value(&here).is_some() {
-                    self.at_value(&here, message, help);
-                } else {
-                    self.at_key(&join_key("resources", &r.name), message, help);
-                }
+                self.link_problem(&r.name, problem);
             }
+            let links = raw.keys().filter_map(|k| Some((k.clone(), link_of(k)?))).collect();
+            let entry = by_kind.entry(r.kind.type_name()).or_insert_with(|| (r.kind, Vec::new()));
+            entry.1.push(kinds::Member { name: r.name.clone(), props, links });
+        }
+        for (kind, members) in by_kind.into_values() {
+            for (name, problem) in kind.check_all(&members) {
+                self.link_problem(&name, problem);
+            }
+        }
+    }
+
+    /// Reports what [`Kind::check_links`] or [`Kind::check_all`] found at
+    /// resource `name`'s property, with the other resource's line in the
+    /// help.
+    fn link_problem(&mut self, name: &str, problem: kinds::LinkProblem) {
+        let here = join_key(&join_key(&join_key("resources", name), "properties"), &problem.attr);
+        let help = problem.other.map(|(other, attr)| {
+            let there = join_key(&join_key(&join_key("resources", &other), "properties"), &attr);
+            match self.index.value(&there).or_else(|| self.index.key(&join_key("resources", &other))) {
+                Some(pos) => format!("`{other}.{attr}` is set at {}:{}:{}", self.file.display(), pos.line, pos.col),
+                None => format!("see `{other}.{attr}`"),
+            }
+        });
+        let message = format!("`{here}`: {}", problem.message);
+        if self.index.value(&here).is_some() {
+            self.at_value(&here, message, help);
+        } else {
+            self.at_key(&join_key("resources", name), message, help);
         }
     }
 
@@ -825,6 +961,28 @@ fn is_ident(s: &str) -> bool {
 
 fn is_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// An AWS region name: `<area>[-<partition>]-<direction>-<n>`, e.g.
+/// `eu-west-1`, `us-gov-west-1`, `ap-southeast-5`, `cn-north-1`,
+/// `us-isob-east-1`, from the areas and directions AWS names regions with.
+/// Checked offline so that a typo makes no AWS call (the SDK would send
+/// every request to a host that does not exist).
+pub fn valid_region(r: &str) -> bool {
+    const AREAS: [&str; 10] = ["af", "ap", "ca", "cn", "eu", "il", "me", "mx", "sa", "us"];
+    const PARTITIONS: [&str; 5] = ["gov", "iso", "isob", "isoe", "isof"];
+    const DIRECTIONS: [&str; 9] =
+        ["central", "east", "west", "north", "south", "northeast", "northwest", "southeast", "southwest"];
+    let parts: Vec<&str> = r.split('-').collect();
+    let (area, middle, n) = match parts.as_slice() {
+        [a, d, n] => (*a, vec![*d], *n),
+        [a, p, d, n] if PARTITIONS.contains(p) => (*a, vec![*d], *n),
+        _ => return false,
+    };
+    AREAS.contains(&area)
+        && middle.iter().all(|d| DIRECTIONS.contains(d))
+        && (1..=2).contains(&n.len())
+        && n.chars().all(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]

@@ -17,8 +17,10 @@ pub const REGION: &str = "eu-west-1";
 /// value tests search every output for.
 pub const DB_PASSWORD: &str = "test-only-Db-Pa55word";
 
+/// The checkout under test: `cargo test` says where at run time; the
+/// compile-time path is stale when a build cache is shared between clones.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 fn python() -> PathBuf {
@@ -87,6 +89,9 @@ pub struct Call {
     /// The Auto Scaling group it names, for Auto Scaling calls.
     #[serde(default)]
     pub group: Option<String>,
+    /// The fault the server injected (`--faults`), if any.
+    #[serde(default)]
+    pub fault: Option<String>,
 }
 
 /// One method per service: a client of that SDK crate pointed at the

@@ -24,6 +24,14 @@ count is honoured, as ElastiCache does.
 It honours DeleteReplicationGroup's FinalSnapshotIdentifier, which moto
 ignores: the snapshot is taken (on moto's backend) before the group goes.
 
+EC2 DeleteSecurityGroup refuses a group that is in use, as EC2 does
+(DependencyViolation, "resource sg-… has a dependent object"): one that
+another group's rule names, or that a network interface, running instance,
+load balancer, DB instance, replication group or mount target is in. moto
+5.2.5 deletes it and leaves the users pointing at nothing, which hides
+replace-order bugs (ELBv2's DeleteTargetGroup already answers
+ResourceInUse for a group a listener uses).
+
 It completes ElastiCache DeleteReplicationGroup: moto marks the group
 `deleting` and keeps it forever, where ElastiCache removes it once deleted;
 here the removal happens as soon as moto has accepted the delete (moto's
@@ -45,9 +53,10 @@ faithfully, on moto's own backends; converge sends the real calls:
   for a group a replication group uses). DescribeCacheParameters answers
   the user-set parameters (Source=user), which is what converge asks.
 - Auto Scaling StartInstanceRefresh and DescribeInstanceRefreshes: a refresh
-  of an existing group is recorded with its preferences and reported
-  Successful (moto runs no instances to replace); an unknown group answers
-  ValidationError.
+  of an existing group replaces its instances with ones launched from the
+  group's launch template as it is now (so they get its new security groups),
+  is recorded with its preferences and reported Successful; an unknown group
+  answers ValidationError.
 
 --asg-warmup-seconds N makes Auto Scaling behave as it does on AWS, where
 nothing is instant: moto puts a group's new instances InService the moment
@@ -76,6 +85,25 @@ AWS every account has them, and roles attach them by ARN.
 --acm-certificate-file PATH requests a certificate from moto's own ACM (an
 HTTPS listener needs one that exists) and writes its ARN there, for
 `CONVERGE_VAR_certificate_arn`.
+
+ELBv2 CreateLoadBalancer and CreateTargetGroup are idempotent, as on AWS:
+the same name and settings return the existing object (moto 5.2.5 makes a
+second load balancer of the same name, and refuses a repeated target group).
+
+A launch template version's UserData is kept as moto keeps the first
+version's (a Base64EncodedString): moto 5.2.5 stores later versions' as a
+plain string and then cannot launch instances from them.
+
+--faults throttle=0.10,5xx=0.05,reset=0.03,drop=0.03 (with --fault-seed N
+and --fault-key KEY) makes the server a hostile network for requests signed
+with access key KEY (converge's; the tests' independent clients use
+another): each request is, at those rates, answered with a throttling
+error, answered with a 5xx, reset before it reaches moto, or run by moto
+and then its connection reset before the response (a lost response). The
+errors are sent as each service's wire protocol sends them: EC2's
+<Response><Errors>, the Query services' <ErrorResponse>, S3's <Error>,
+EFS's REST-JSON body with x-amzn-ErrorType, Secrets Manager's JSON
+__type. Each fault is logged (`fault` in the request's log line).
 
 It binds 127.0.0.1 on a free port and writes the port to --port-file. With
 --watch-stdin it exits when its stdin closes, so a test process that dies
@@ -241,8 +269,75 @@ def finish_replication_group_delete(environ, form, app, start_response):
     return body
 
 
+def security_group_users(region, group_id):
+    """What keeps a security group from being deleted on AWS: another
+    group's rule naming it, or a network interface in it (instances, load
+    balancers, databases, caches and mount targets all have them)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+    from moto.efs.models import efs_backends
+    from moto.elasticache.models import elasticache_backends
+    from moto.elbv2.models import elbv2_backends
+    from moto.rds.models import rds_backends
+
+    users = []
+    ec2 = ec2_backends[DEFAULT_ACCOUNT_ID][region]
+    for groups in ec2.groups.values():
+        for g in groups.values():
+            if g.id == group_id:
+                continue
+            for rule in list(g.ingress_rules) + list(g.egress_rules):
+                if (rule.source_group or {}).get("GroupId") == group_id:
+                    users.append(f"a rule of {g.id}")
+                    break
+    for eni in ec2.enis.values():
+        # A terminated instance's primary interface is deleted with it on
+        # AWS; moto keeps it, attached to the terminated instance.
+        instance = getattr(eni, "instance", None)
+        if instance is not None and instance._state.name in ("shutting-down", "terminated"):
+            continue
+        if any(getattr(sg, "id", sg) == group_id for sg in eni.group_set):
+            users.append(f"network interface {eni.id}")
+    for instance in ec2.all_instances():
+        if instance._state.name not in ("shutting-down", "terminated") and any(
+            sg.id == group_id for sg in instance.security_groups
+        ):
+            users.append(f"instance {instance.id}")
+    for lb in elbv2_backends[DEFAULT_ACCOUNT_ID][region].load_balancers.values():
+        if group_id in (lb.security_groups or []):
+            users.append(f"load balancer {lb.name}")
+    for db in rds_backends[DEFAULT_ACCOUNT_ID][region].databases.values():
+        if group_id in (db.vpc_security_group_ids or []):
+            users.append(f"DB instance {db.db_instance_identifier}")
+    for rg in elasticache_backends[DEFAULT_ACCOUNT_ID][region].replication_groups.values():
+        if group_id in (getattr(rg, "security_group_ids", None) or []):
+            users.append(f"replication group {rg.replication_group_id}")
+    for mt in efs_backends[DEFAULT_ACCOUNT_ID][region].mount_targets_by_id.values():
+        if group_id in (mt.security_groups or []):
+            users.append(f"mount target {mt.mount_target_id}")
+    return users
+
+
+def delete_security_group(environ, form, app, start_response):
+    """EC2 DeleteSecurityGroup refusing a group in use (see the docstring)."""
+    group_id = (form.get("GroupId") or [""])[0]
+    users = security_group_users(region_of(environ), group_id) if group_id else []
+    if not users:
+        return app(environ, start_response)
+    body = (
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>DependencyViolation</Code>"
+        f"<Message>resource {group_id} has a dependent object ({users[0]})</Message></Error></Errors>"
+        "<RequestID>converge-harness</RequestID></Response>"
+    ).encode()
+    start_response("400 Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 # Calls moto answers but does not finish, by (service, action).
-FINISH = {("elasticache", "DeleteReplicationGroup"): finish_replication_group_delete}
+FINISH = {
+    ("elasticache", "DeleteReplicationGroup"): finish_replication_group_delete,
+    ("ec2", "DeleteSecurityGroup"): delete_security_group,
+}
 
 AUTOSCALING_NS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
 REFRESHES = {}  # group name -> [refresh]
@@ -309,7 +404,91 @@ def start_instance_refresh(environ, form, start_response):
         "started": time.time(),
     }
     REFRESHES.setdefault(name, []).insert(0, refresh)
+    replace_group_instances(environ, name)
     return autoscaling_reply(start_response, "StartInstanceRefresh", f"<InstanceRefreshId>{refresh['id']}</InstanceRefreshId>")
+
+
+def replace_group_instances(environ, name):
+    """What a refresh does: every instance of the group is replaced by one
+    launched from the group's launch template as it is now."""
+    from moto.autoscaling.models import autoscaling_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    group = autoscaling_backends[DEFAULT_ACCOUNT_ID][region_of(environ)].autoscaling_groups[name]
+    old = list(group.instance_states)
+    if not old:
+        return
+    group.autoscaling_backend.ec2_backend.terminate_instances([s.instance.id for s in old])
+    group.instance_states = [s for s in group.instance_states if s not in old]
+    group.replace_autoscaling_group_instances(len(old), group.get_propagated_tags())
+    group.autoscaling_backend.update_attached_target_groups(name)
+
+
+def fix_elbv2_idempotency():
+    """ELBv2 CreateLoadBalancer and CreateTargetGroup are idempotent (ELBv2
+    API reference): a repeated call with the same name and settings returns
+    the existing object, one with the same name and other settings fails
+    with DuplicateLoadBalancerName / DuplicateTargetGroupName. moto 5.2.5
+    creates a second load balancer with the same name (its check compares
+    ARNs, which hold a random id), and refuses a repeated target group."""
+    from moto.elbv2.exceptions import DuplicateLoadBalancerName, DuplicateTargetGroupName
+    from moto.elbv2.models import ELBv2Backend
+
+    create_lb = ELBv2Backend.create_load_balancer
+    create_tg = ELBv2Backend.create_target_group
+
+    def load_balancer(self, name, security_groups, subnet_ids, subnet_mappings=None, scheme="internet-facing",
+                      loadbalancer_type=None, ip_address_type="ipv4", tags=None):
+        wanted = sorted(list(subnet_ids or []) + [m["SubnetId"] for m in subnet_mappings or []])
+        for lb in self.load_balancers.values():
+            if lb.name == name:
+                same = (
+                    lb.scheme == (scheme or "internet-facing")
+                    and (lb.loadbalancer_type or "application") == (loadbalancer_type or "application")
+                    and sorted(s.id for s in lb.subnets) == wanted
+                )
+                if same:
+                    return lb
+                raise DuplicateLoadBalancerName()
+        return create_lb(self, name, security_groups, subnet_ids, subnet_mappings, scheme, loadbalancer_type,
+                         ip_address_type, tags)
+
+    def target_group(self, name, **kwargs):
+        for tg in self.target_groups.values():
+            if tg.name == name:
+                port = kwargs.get("port")
+                same = (
+                    tg.vpc_id == kwargs.get("vpc_id")
+                    and (tg.protocol or None) == (kwargs.get("protocol") or None)
+                    and (port is None or str(tg.port) == str(port))
+                )
+                if same:
+                    return tg
+                raise DuplicateTargetGroupName()
+        return create_tg(self, name, **kwargs)
+
+    ELBv2Backend.create_load_balancer = load_balancer
+    ELBv2Backend.create_target_group = target_group
+
+
+def fix_launch_template_user_data():
+    """moto 5.2.5 keeps a launch template version's UserData as the plain
+    string CreateLaunchTemplateVersion sent, where the rest of moto expects
+    its Base64EncodedString: Auto Scaling then fails (AssertionError) to
+    launch instances from any version but the first. The string is wrapped
+    as moto's CreateLaunchTemplate does; the bytes are unchanged."""
+    from moto.core.types import Base64EncodedString
+    from moto.ec2.models.launch_templates import LaunchTemplateVersion
+
+    original = LaunchTemplateVersion.__init__
+
+    def init(self, template, number, data, description):
+        original(self, template, number, data, description)
+        user_data = self.data.get("UserData")
+        if isinstance(user_data, str):
+            self.data["UserData"] = Base64EncodedString(user_data)
+
+    LaunchTemplateVersion.__init__ = init
 
 
 def refresh_status(r):
@@ -545,6 +724,115 @@ def create_bucket_with_tags(environ, app, start_response):
     return out
 
 
+class Faults:
+    """Seeded fault injection for one access key (see the docstring)."""
+
+    KINDS = ("throttle", "5xx", "reset", "drop")
+
+    def __init__(self, spec, seed, key):
+        import random
+
+        self.rates = {k: 0.0 for k in self.KINDS}
+        for part in filter(None, (spec or "").split(",")):
+            name, rate = part.split("=")
+            if name not in self.rates:
+                raise SystemExit(f"--faults: unknown fault {name!r}; expected {', '.join(self.KINDS)}")
+            self.rates[name] = float(rate)
+        self.seed = seed
+        self.key = key
+        self.lock = threading.Lock()
+        self.seen = {}
+
+    def pick(self, environ, service, op):
+        """The fault for this request, or None. The roll depends on the seed,
+        the operation and how many of it came before, not on how concurrent
+        requests of different operations interleave: a seed replays."""
+        import random
+
+        if not any(self.rates.values()):
+            return None
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        if self.key and f"Credential={self.key}/" not in auth:
+            return None
+        with self.lock:
+            n = self.seen.get((service, op), 0)
+            self.seen[(service, op)] = n + 1
+        roll = random.Random(f"{self.seed}:{service}:{op}:{n}").random()
+        for name in self.KINDS:
+            if roll < self.rates[name]:
+                return name
+            roll -= self.rates[name]
+        return None
+
+
+def error_reply(start_response, service, status, code, message):
+    """An error as `service`'s protocol sends it."""
+    headers = [("x-amzn-RequestId", "converge-fault")]
+    if service == "ec2":
+        body = (
+            f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code>"
+            f"<Message>{message}</Message></Error></Errors><RequestID>converge-fault</RequestID></Response>"
+        )
+        ctype = "text/xml"
+    elif service == "s3":
+        body = f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message><RequestId>converge-fault</RequestId></Error>"
+        ctype = "application/xml"
+    elif service == "elasticfilesystem":
+        body = json.dumps({"ErrorCode": code, "Message": message})
+        ctype = "application/json"
+        headers.append(("x-amzn-ErrorType", code))
+    elif service == "secretsmanager":
+        body = json.dumps({"__type": code, "message": message})
+        ctype = "application/x-amz-json-1.1"
+    else:
+        kind = "Receiver" if status.startswith("5") else "Sender"
+        body = (
+            f"<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            "<RequestId>converge-fault</RequestId></ErrorResponse>"
+        )
+        ctype = "text/xml"
+    data = body.encode()
+    start_response(status, headers + [("Content-Type", ctype), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+THROTTLE = {
+    "ec2": ("503 Service Unavailable", "RequestLimitExceeded", "Request limit exceeded."),
+    "s3": ("503 Slow Down", "SlowDown", "Please reduce your request rate."),
+    "elasticfilesystem": ("429 Too Many Requests", "ThrottlingException", "Rate exceeded"),
+    "secretsmanager": ("400 Bad Request", "ThrottlingException", "Rate exceeded"),
+}
+INTERNAL = {
+    "ec2": ("500 Internal Server Error", "InternalError", "An internal error has occurred"),
+    "s3": ("500 Internal Server Error", "InternalError", "We encountered an internal error. Please try again."),
+    "elasticfilesystem": ("500 Internal Server Error", "InternalServerError", "Internal failure"),
+    "secretsmanager": ("500 Internal Server Error", "InternalServiceError", "Internal failure"),
+}
+
+
+def reset(environ):
+    """Resets the client's connection (TCP RST), so no response arrives."""
+    import socket
+    import struct
+
+    sock = environ.get("converge.socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class SocketRequestHandler(MotoRequestHandler):
+    """Puts the connection in the WSGI environ, for --faults reset/drop."""
+
+    def make_environ(self):
+        environ = super().make_environ()
+        environ["converge.socket"] = self.connection
+        return environ
+
+
 def is_conditional_s3_write(environ, service):
     return (
         service == "s3"
@@ -554,17 +842,21 @@ def is_conditional_s3_write(environ, service):
 
 
 class Observer:
-    def __init__(self, app, log_path, delay_ms):
+    def __init__(self, app, log_path, delay_ms, faults=None):
         self.app = app
         self.log = open(log_path, "a", buffering=1) if log_path else None
         self.delay = delay_ms / 1000.0
         self.lock = threading.Lock()
+        self.faults = faults
 
     def __call__(self, environ, start_response):
         if not environ.get("PATH_INFO", "").startswith("/moto-api"):
             service, op, mutating = classify(environ)
+            fault = self.faults.pick(environ, service, op) if self.faults else None
             if self.log:
                 entry = {"service": service, "operation": op, "mutating": mutating, "t": time.time()}
+                if fault:
+                    entry["fault"] = fault
                 if service == "autoscaling":
                     form = form_of(environ)
                     names = form.get("AutoScalingGroupName") or form.get("AutoScalingGroupNames.member.1") or [None]
@@ -572,24 +864,45 @@ class Observer:
                 line = json.dumps(entry)
                 with self.lock:
                     self.log.write(line + "\n")
-            if mutating and self.delay:
-                time.sleep(self.delay)
-            missing = MISSING.get((service, op))
-            if missing:
-                return missing(environ, form_of(environ), start_response)
-            finish = FINISH.get((service, op))
-            if finish:
-                return finish(environ, form_of(environ), self.app, start_response)
-            path = environ.get("PATH_INFO", "").strip("/")
-            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-            creates_bucket = set(query) <= {"x-id"} and query.get("x-id", ["CreateBucket"]) == ["CreateBucket"]
-            if service == "s3" and environ["REQUEST_METHOD"] == "PUT" and path and "/" not in path and creates_bucket:
-                return create_bucket_with_tags(environ, self.app, start_response)
-            if is_conditional_s3_write(environ, service):
-                with CONDITIONAL_WRITES:
-                    return list(fix_root(environ, self.app, start_response))
+            if fault == "throttle":
+                status, code, message = THROTTLE.get(service, ("400 Bad Request", "Throttling", "Rate exceeded"))
+                return error_reply(start_response, service, status, code, message)
+            if fault == "5xx":
+                status, code, message = INTERNAL.get(service, ("500 Internal Server Error", "InternalFailure", "Internal failure"))
+                return error_reply(start_response, service, status, code, message)
+            if fault == "reset":
+                reset(environ)
+                return []
+            if fault == "drop":
+                # moto runs the request; the response never arrives.
+                def swallow(status, headers, exc_info=None):
+                    return lambda data: None
+
+                list(self.dispatch(environ, swallow, service, op, mutating))
+                reset(environ)
+                return []
+            return self.dispatch(environ, start_response, service, op, mutating)
         return fix_root(environ, self.app, start_response)
 
+    def dispatch(self, environ, start_response, service, op, mutating):
+        """moto, with the harness's fixes and additions."""
+        if mutating and self.delay:
+            time.sleep(self.delay)
+        missing = MISSING.get((service, op))
+        if missing:
+            return missing(environ, form_of(environ), start_response)
+        finish = FINISH.get((service, op))
+        if finish:
+            return finish(environ, form_of(environ), self.app, start_response)
+        path = environ.get("PATH_INFO", "").strip("/")
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        creates_bucket = set(query) <= {"x-id"} and query.get("x-id", ["CreateBucket"]) == ["CreateBucket"]
+        if service == "s3" and environ["REQUEST_METHOD"] == "PUT" and path and "/" not in path and creates_bucket:
+            return create_bucket_with_tags(environ, self.app, start_response)
+        if is_conditional_s3_write(environ, service):
+            with CONDITIONAL_WRITES:
+                return list(fix_root(environ, self.app, start_response))
+        return fix_root(environ, self.app, start_response)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -601,6 +914,9 @@ def main():
     ap.add_argument("--acm-certificate-file")
     ap.add_argument("--region", default="eu-west-1")
     ap.add_argument("--asg-warmup-seconds", type=float, default=0.0)
+    ap.add_argument("--faults", help="e.g. throttle=0.10,5xx=0.05,reset=0.03,drop=0.03")
+    ap.add_argument("--fault-seed", type=int, default=1)
+    ap.add_argument("--fault-key", help="fault only requests signed with this access key id")
     args = ap.parse_args()
 
     global WARMUP
@@ -609,6 +925,8 @@ def main():
         slow_instance_start(WARMUP)
 
     fix_num_cache_clusters()
+    fix_launch_template_user_data()
+    fix_elbv2_idempotency()
     widen_elasticache_arns()
     if args.acm_certificate_file:
         from moto.acm.models import acm_backends
@@ -619,8 +937,9 @@ def main():
         )
         with open(args.acm_certificate_file, "w") as f:
             f.write(arn)
-    app = Observer(DomainDispatcherApplication(create_backend_app), args.log, args.delay_mutations_ms)
-    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    faults = Faults(args.faults, args.fault_seed, args.fault_key) if args.faults else None
+    app = Observer(DomainDispatcherApplication(create_backend_app), args.log, args.delay_mutations_ms, faults)
+    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=SocketRequestHandler)
     port = server.server_address[1]
     if args.port_file:
         tmp = args.port_file + ".tmp"

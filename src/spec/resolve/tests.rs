@@ -53,17 +53,17 @@ fn a_whole_string_reference_keeps_the_variable_type() {
 
 #[test]
 fn environments_override_declared_variables_only() {
-    let src = BASE.replace("resources:\n", "environments:\n  prod:\n    region: us-east-2\n    variables:\n      cidr: 10.9.0.0/16\n  dev: {}\nresources:\n");
+    let src = BASE.replace("resources:\n", "environments:\n  prod:\n    region: us-east-2\n    variables:\n      cidr: 10.0.0.0/17\n  dev: {}\nresources:\n");
     let s = load_with(&src, LoadOptions { env: Some("prod".into()), ..Default::default() }).unwrap();
     assert_eq!(s.region, "us-east-2");
-    assert_eq!(s.resources["vpc"].props.placeholder()["cidr_block"], json!("10.9.0.0/16"));
+    assert_eq!(s.resources["vpc"].props.placeholder()["cidr_block"], json!("10.0.0.0/17"));
     assert_eq!(s.resources["subnet"].props.placeholder()["availability_zone"], json!("us-east-2a"));
 
     let d = load(&src).unwrap_err();
     assert_eq!(d[0].message, "this stack defines environments: pass --env");
     assert_eq!(d[0].help.as_deref(), Some("one of: dev, prod"));
 
-    let typo = src.replace("      cidr: 10.9.0.0/16", "      cidrr: 10.9.0.0/16");
+    let typo = src.replace("      cidr: 10.0.0.0/17", "      cidrr: 10.0.0.0/17");
     let d = load_with(&typo, LoadOptions { env: Some("prod".into()), ..Default::default() }).unwrap_err();
     assert_eq!(d[0].message, "variable `cidrr` is not declared in the top-level `variables`");
     assert_eq!(d[0].help.as_deref(), Some("did you mean `cidr`?"));
@@ -178,8 +178,8 @@ fn command_line_variables_override_and_are_checked() {
         vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         ..Default::default()
     };
-    let s = load_with(BASE, opts(&[("cidr", "10.7.0.0/16"), ("days", "9")])).unwrap();
-    assert_eq!(s.resources["vpc"].props.placeholder()["cidr_block"], json!("10.7.0.0/16"));
+    let s = load_with(BASE, opts(&[("cidr", "10.0.0.0/18"), ("days", "9")])).unwrap();
+    assert_eq!(s.resources["vpc"].props.placeholder()["cidr_block"], json!("10.0.0.0/18"));
     let d = load_with(BASE, opts(&[("cidrr", "x")])).unwrap_err();
     assert_eq!(d[0].message, "--var cidrr: no such variable in the stack");
     assert_eq!(d[0].help.as_deref(), Some("did you mean `cidr`?"));
@@ -193,4 +193,25 @@ fn yaml_merge_keys_apply() {
     let src = "stack: demo\nregion: eu-west-1\nresources:\n  a:\n    type: ec2.vpc\n    properties: &base\n      cidr_block: 10.0.0.0/16\n      enable_dns_support: false\n  b:\n    type: ec2.vpc\n    properties:\n      <<: *base\n      cidr_block: 10.1.0.0/16\n";
     let s = load(src).unwrap();
     assert_eq!(s.resources["b"].props.placeholder(), json!({"cidr_block": "10.1.0.0/16", "enable_dns_support": false}));
+}
+
+#[test]
+fn region_names_are_checked_offline() {
+    for ok in [
+        "eu-west-1",
+        "us-east-1",
+        "us-gov-west-1",
+        "ap-southeast-5",
+        "cn-north-1",
+        "us-isob-east-1",
+        "il-central-1",
+        "mx-central-1",
+    ] {
+        assert!(super::valid_region(ok), "{ok}");
+    }
+    for bad in
+        ["eu-wset-1", "eu-west", "euwest1", "EU-WEST-1", "eu-west-1a", "xx-west-1", "us-gov-1", "", "eu-west-123"]
+    {
+        assert!(!super::valid_region(bad), "{bad}");
+    }
 }
