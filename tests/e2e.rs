@@ -1459,13 +1459,61 @@ fn a_password_from_the_environment_goes_to_rds_only() {
         "db.yaml",
         "stack: pw\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.50.0.0/16\n  a:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${resources.vpc.id}\n      cidr_block: 10.50.1.0/24\n      availability_zone: eu-west-1a\n  b:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${resources.vpc.id}\n      cidr_block: 10.50.2.0/24\n      availability_zone: eu-west-1b\n  subnets:\n    type: rds.db_subnet_group\n    properties:\n      subnet_ids: [\"${resources.a.id}\", \"${resources.b.id}\"]\n  db:\n    type: rds.db_instance\n    protect: false\n    properties:\n      engine: postgres\n      engine_version: \"16.4\"\n      instance_class: db.t4g.micro\n      allocated_storage: 20\n      db_subnet_group_name: ${resources.subnets.name}\n      master_username: app\n      vpc_security_group_ids: []\n      master_password: ${env.GITLAB_DB_PASSWORD}\n      deletion_protection: false\n      skip_final_snapshot: true\n",
     );
-    let r = moto.run(&["plan", path_str(&stack), "--detailed-exitcode"]).expect(2);
+    let s = path_str(&stack);
+    let trace =
+        |args: &[&str]| harness::Run::from(moto.converge().env("RUST_LOG", "trace").args(args).output().unwrap());
+    let mut runs = vec![moto.run(&["validate", s]).expect(0)];
+    let r = moto.run(&["plan", s, "--detailed-exitcode"]).expect(2);
     assert!(r.stdout.contains("+ master_password             = (sensitive)"), "{}", r.stdout);
-    let r2 = moto.run(&["apply", path_str(&stack), "--auto-approve", "-v"]).expect(0);
-    let r3 = moto.run(&["destroy", path_str(&stack), "--auto-approve", "--allow-destroy", "db"]).expect(0);
-    for run in [r, r2, r3] {
-        assert!(!run.stdout.contains(DB_PASSWORD) && !run.stderr.contains(DB_PASSWORD), "the password leaked");
+    runs.push(r);
+    runs.push(moto.run(&["plan", s, "--format", "json", "-v"]).expect(0));
+    runs.push(trace(&["plan", s]).expect(0));
+    runs.push(trace(&["apply", s, "--auto-approve", "-v"]).expect(0));
+    runs.push(trace(&["plan", s, "--detailed-exitcode", "-v"]).expect(0));
+    // Where the value is read back and re-sent: a changed setting updates
+    // the instance (ModifyDBInstance), still without showing it.
+    let bigger = dir.write(
+        "bigger.yaml",
+        &std::fs::read_to_string(&stack).unwrap().replace("allocated_storage: 20", "allocated_storage: 30"),
+    );
+    runs.push(trace(&["apply", path_str(&bigger), "--auto-approve", "-v"]).expect(0));
+    let rds = moto.rds();
+    let ec2 = moto.ec2();
+    rt().block_on(async {
+        for db in rds.describe_db_instances().send().await.unwrap().db_instances() {
+            assert!(!format!("{db:?}").contains(DB_PASSWORD), "the password is in the DB's description");
+        }
+        let tags = ec2.describe_tags().send().await.unwrap();
+        assert!(!format!("{tags:?}").contains(DB_PASSWORD), "the password is in a tag");
+    });
+    runs.push(trace(&["destroy", path_str(&bigger), "--auto-approve", "--allow-destroy", "db", "-v"]).expect(0));
+    for run in &runs {
+        assert!(
+            !run.stdout.contains(DB_PASSWORD) && !run.stderr.contains(DB_PASSWORD),
+            "the password leaked:\n{run:?}"
+        );
     }
+    // Nor in any file converge wrote: locks, state, beside the stack.
+    for root in [&moto.dir.0, &dir.0] {
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().is_some_and(|n| n != "requests.jsonl" && n != "moto.out") {
+                    let bytes = std::fs::read(&p).unwrap();
+                    assert!(
+                        !bytes.windows(DB_PASSWORD.len()).any(|w| w == DB_PASSWORD.as_bytes()),
+                        "the password is in {}",
+                        p.display()
+                    );
+                }
+            }
+        }
+    }
+    // The trace logs were long: the check looked at real output.
+    assert!(runs.iter().map(|r| r.stderr.len()).sum::<usize>() > 100_000, "RUST_LOG=trace logged little");
 }
 
 /// When moto saw `operation` for `group` first / last.
@@ -1587,6 +1635,32 @@ fn two_applies_at_once_make_one_of_everything() {
     // The winner released its lock: the next run goes.
     plan(&moto, STACK).expect(0);
     moto.run(&args).expect(0);
+
+    // On the converged stack, two applies of different pending changes at
+    // once: never both; the refused one changed nothing.
+    let dir = Scratch::beside_stacks("two");
+    let a = stack_variant(
+        &dir,
+        "a.yaml",
+        &[("      description: GitLab runners\n", "      description: GitLab CI runners\n")],
+    );
+    let b = stack_variant(&dir, "b.yaml", &[("      runner_cache_days: 3\n", "      runner_cache_days: 5\n")]);
+    let (ra, rb) = together(
+        &moto,
+        &["apply", path_str(&a), "--env", "staging", "--auto-approve"],
+        &["apply", path_str(&b), "--env", "staging", "--auto-approve"],
+    );
+    let codes = [ra.code, rb.code];
+    assert!(
+        codes.contains(&0) && codes.contains(&1),
+        "exactly one ran: {codes:?}\n{}{}\n{}{}",
+        ra.stdout,
+        ra.stderr,
+        rb.stdout,
+        rb.stderr
+    );
+    let refused = if ra.code == 1 { &ra } else { &rb };
+    assert!(refused.stderr.contains("is locked by "), "{}", refused.stderr);
 
     // Plan takes no lock: it runs while an apply holds one.
     let (a, p) = together(

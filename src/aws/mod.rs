@@ -49,17 +49,32 @@ pub struct Aws {
 /// later request of the client back for seconds, which stalls a whole
 /// apply for one throttled call.
 const MAX_ATTEMPTS: u32 = 8;
+/// Bound on opening a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on one attempt of one call, response included (waits for an
+/// object to settle are polls of many short calls, bounded apart).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Aws {
     /// Loads credentials through the standard chain (environment, profiles,
     /// SSO, web identity, instance/container roles).
     pub async fn connect(opts: &AwsOptions) -> Aws {
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(opts.region.clone())).retry_config(
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(opts.region.clone()))
+            .retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(MAX_ATTEMPTS)
                     .with_initial_backoff(Duration::from_millis(200))
                     .with_max_backoff(Duration::from_secs(20)),
+            )
+            .timeout_config(
+                // Every call is bounded: a connection that hangs is a lost
+                // response, retried (or, for a create, looked up) like any.
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .operation_timeout(ATTEMPT_TIMEOUT * MAX_ATTEMPTS)
+                    .build(),
             );
         if let Some(profile) = &opts.profile {
             loader = loader.profile_name(profile);

@@ -20,7 +20,8 @@ pub struct InternetGatewayKind;
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InternetGatewayProps {
-    /// The VPC it is attached to. Changing it replaces the gateway.
+    /// The VPC it is attached to. Changing it moves the gateway (detach,
+    /// attach).
     pub vpc_id: String,
 }
 
@@ -38,7 +39,9 @@ impl Kind for InternetGatewayKind {
         Ok(super::to_value(&super::typed::<InternetGatewayProps>(props)?))
     }
     fn replace_on(&self) -> &'static [&'static str] {
-        &["vpc_id"]
+        // A gateway moves between VPCs in place (detach, attach): a create
+        // interrupted before its attach is finished by an update too.
+        &[]
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Ec2Id
@@ -96,20 +99,7 @@ impl Kind for InternetGatewayKind {
             let id = gw.internet_gateway_id.clone().unwrap_or_default();
             let attached = gw.attachments().iter().any(|a| a.vpc_id() == Some(p.vpc_id.as_str()));
             if !attached {
-                let res = aws
-                    .ec2
-                    .attach_internet_gateway()
-                    .internet_gateway_id(&id)
-                    .vpc_id(&p.vpc_id)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("ec2:AttachInternetGateway", e));
-                // A lost response to an attach that happened: read back.
-                match res {
-                    Ok(_) => {}
-                    Err(e) if e.is("Resource.AlreadyAssociated") => {}
-                    Err(e) => return Err(e),
-                }
+                attach(aws, &id, &p.vpc_id).await?;
             }
             let mut l = live(d.name.clone(), &gw, d.tags.clone());
             l.props = super::to_value(&p);
@@ -119,8 +109,16 @@ impl Kind for InternetGatewayKind {
 
     fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
         Box::pin(async move {
+            let p: InternetGatewayProps = parse(&d.props)?;
+            let was: InternetGatewayProps = parse(&l.props)?;
+            if was.vpc_id != p.vpc_id {
+                if !was.vpc_id.is_empty() {
+                    detach(aws, &l.id, &was.vpc_id).await?;
+                }
+                attach(aws, &l.id, &p.vpc_id).await?;
+            }
             sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
-            Ok(Live { tags: d.tags.clone(), ..l.clone() })
+            Ok(Live { tags: d.tags.clone(), props: super::to_value(&p), ..l.clone() })
         })
     }
 
@@ -133,19 +131,7 @@ impl Kind for InternetGatewayKind {
         Box::pin(async move {
             let p: InternetGatewayProps = parse(&l.props)?;
             if !p.vpc_id.is_empty() {
-                // Detaching waits out NAT gateways still releasing their
-                // public addresses (DependencyViolation meanwhile).
-                let res = retry_dependency_violation(|| async {
-                    aws.ec2
-                        .detach_internet_gateway()
-                        .internet_gateway_id(&l.id)
-                        .vpc_id(&p.vpc_id)
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::from_sdk("ec2:DetachInternetGateway", e))
-                })
-                .await;
-                not_found(res, &["Gateway.NotAttached", "InvalidInternetGatewayID.NotFound"])?;
+                detach(aws, &l.id, &p.vpc_id).await?;
             }
             let res = retry_dependency_violation(|| async {
                 aws.ec2
@@ -159,6 +145,39 @@ impl Kind for InternetGatewayKind {
             not_found(res, &["InvalidInternetGatewayID.NotFound"]).map(|_| ())
         })
     }
+}
+
+/// Attaches gateway `id` to `vpc`; a lost response to an attach that
+/// happened (`Resource.AlreadyAssociated` on the retry) is success.
+async fn attach(aws: &Aws, id: &str, vpc: &str) -> Result<(), AwsError> {
+    let res = aws
+        .ec2
+        .attach_internet_gateway()
+        .internet_gateway_id(id)
+        .vpc_id(vpc)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ec2:AttachInternetGateway", e));
+    match res {
+        Err(e) if !e.is("Resource.AlreadyAssociated") => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Detaches gateway `id` from `vpc`, waiting out NAT gateways still
+/// releasing their public addresses (DependencyViolation meanwhile).
+async fn detach(aws: &Aws, id: &str, vpc: &str) -> Result<(), AwsError> {
+    let res = retry_dependency_violation(|| async {
+        aws.ec2
+            .detach_internet_gateway()
+            .internet_gateway_id(id)
+            .vpc_id(vpc)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ec2:DetachInternetGateway", e))
+    })
+    .await;
+    not_found(res, &["Gateway.NotAttached", "InvalidInternetGatewayID.NotFound"]).map(|_| ())
 }
 
 fn parse(v: &Value) -> Result<InternetGatewayProps, AwsError> {
