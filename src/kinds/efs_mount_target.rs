@@ -124,14 +124,7 @@ impl Kind for MountTarget {
                 // (a retried create) in this subnet, or another one, which
                 // is reported at once, named.
                 Err(e) if e.is("MountTargetConflict") => {
-                    let out = aws
-                        .efs
-                        .describe_mount_targets()
-                        .file_system_id(&p.file_system_id)
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e))?;
-                    let targets = out.mount_targets.unwrap_or_default();
+                    let targets = targets_of(aws, &p.file_system_id).await?;
                     if !targets.iter().any(|m| m.subnet_id == p.subnet_id) {
                         let holders: Vec<String> = targets
                             .iter()
@@ -226,18 +219,23 @@ fn parse(v: &Value) -> Result<MountTargetProps, AwsError> {
 
 /// Polls until the mount target for `p`'s file system and subnet is
 /// available.
+/// The mount targets of file system `fs`.
+async fn targets_of(aws: &Aws, fs: &str) -> Result<Vec<aws_sdk_efs::types::MountTargetDescription>, AwsError> {
+    let out = aws
+        .efs
+        .describe_mount_targets()
+        .file_system_id(fs)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e))?;
+    Ok(out.mount_targets.unwrap_or_default())
+}
+
 async fn wait_for(aws: &Aws, p: &MountTargetProps, timeout: Duration) -> Result<Live, AwsError> {
     let deadline = Instant::now() + timeout;
     let mut delay = Duration::from_millis(500);
     loop {
-        let out = aws
-            .efs
-            .describe_mount_targets()
-            .file_system_id(&p.file_system_id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e))?;
-        let found = out.mount_targets.unwrap_or_default().into_iter().find(|m| m.subnet_id == p.subnet_id);
+        let found = targets_of(aws, &p.file_system_id).await?.into_iter().find(|m| m.subnet_id == p.subnet_id);
         match found {
             Some(m) if m.life_cycle_state == LifeCycleState::Available => return live(aws, m).await,
             Some(m) if m.life_cycle_state == LifeCycleState::Error => {
