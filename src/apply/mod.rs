@@ -145,15 +145,9 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
                 // The old half of a replace created first waits for the new
                 // half and for everything that depends on the resource.
                 if let Some(name) = created_first.get(&i) {
-                    let mut waits: BTreeSet<&str> = spec_graph
-                        .dependents(name)
-                        .into_iter()
-                        .filter_map(|d| create_or_update.get_key_value(d.as_str()).map(|(k, _)| *k))
-                        .collect();
-                    waits.insert(name);
-                    for w in waits {
-                        deps[i].insert(create_or_update[w]);
-                    }
+                    let mut waits = spec_graph.dependents(name);
+                    waits.insert(name.to_string());
+                    deps[i].extend(waits.iter().filter_map(|w| create_or_update.get(w.as_str()).copied()));
                 }
                 // Users of this object are deleted first: by live state (its
                 // id in their properties) or by the spec's graph.

@@ -325,9 +325,10 @@ async fn change_rules(aws: &Aws, id: &str, dir: Direction, change: Change, rules
     if rules.is_empty() {
         return Ok(());
     }
-    let (op, settled) = match change {
-        Change::Authorize => (op_name(dir, change), "InvalidPermission.Duplicate"),
-        Change::Revoke => (op_name(dir, change), "InvalidPermission.NotFound"),
+    let op = op_name(dir, change);
+    let settled = match change {
+        Change::Authorize => "InvalidPermission.Duplicate",
+        Change::Revoke => "InvalidPermission.NotFound",
     };
     match send_rules(aws, id, dir, change, rules).await {
         Err(e) if e.is(settled) => {}
