@@ -9,11 +9,13 @@
 pub mod apply;
 pub mod aws;
 pub mod cli;
+pub mod digest;
 pub mod graph;
 pub mod kinds;
 pub mod live;
 pub mod plan;
 pub mod printer;
+pub mod progress;
 pub mod render;
 pub mod spec;
 pub mod state;

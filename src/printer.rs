@@ -34,6 +34,9 @@ impl Style {
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
     pub color: bool,
+    /// stdout is a terminal: progress is drawn live (see
+    /// [`crate::progress`]). Live drawing is indicatif's, on stdout.
+    pub tty: bool,
 }
 
 impl Printer {
@@ -41,11 +44,12 @@ impl Printer {
     /// `--no-color` was not given.
     pub fn new(no_color_flag: bool) -> Printer {
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Printer { color: !no_color_flag && !no_color_env && std::io::stdout().is_terminal() }
+        let tty = std::io::stdout().is_terminal();
+        Printer { color: !no_color_flag && !no_color_env && tty, tty }
     }
 
     pub fn plain() -> Printer {
-        Printer { color: false }
+        Printer { color: false, tty: false }
     }
 
     pub fn paint(&self, style: Style, text: &str) -> String {

@@ -308,7 +308,8 @@ fn create_noop_update_drift_replace_delete_destroy() {
     let mark = moto.calls().len();
     apply(&moto, path_str(&more));
     let muts: Vec<String> = moto.mutating_since(mark).into_iter().map(|c| c.operation).collect();
-    assert_eq!(muts, ["AuthorizeSecurityGroupIngress"]);
+    // The rule, then the record of what was applied (`converge:applied`).
+    assert_eq!(muts, ["AuthorizeSecurityGroupIngress", "CreateTags"]);
     plan(&moto, path_str(&more)).expect(0);
 
     // 4b. Out-of-band change: the rule removed behind converge's back is
@@ -323,14 +324,7 @@ fn create_noop_update_drift_replace_delete_destroy() {
         let g = &g.security_groups()[0];
         ec2.revoke_security_group_ingress()
             .group_id(g.group_id().unwrap())
-            .ip_permissions(
-                aws_sdk_ec2::types::IpPermission::builder()
-                    .ip_protocol("tcp")
-                    .from_port(5432)
-                    .to_port(5432)
-                    .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("10.30.0.0/24").build())
-                    .build(),
-            )
+            .ip_permissions(postgres_from("10.30.0.0/24"))
             .send()
             .await
             .unwrap();
@@ -663,7 +657,7 @@ fn data_tier_load_balancer_and_gitlab_rb() {
     let mark = moto.calls().len();
     apply(&moto, path_str(&bigger));
     let muts: Vec<String> = moto.mutating_since(mark).into_iter().map(|c| c.operation).collect();
-    assert_eq!(muts, ["ModifyDBInstance"]);
+    assert_eq!(muts, ["ModifyDBInstance", "AddTagsToResource"]);
     plan(&moto, path_str(&bigger)).expect(0);
 
     // A new engine replaces the instance, and the plan says why.
@@ -736,6 +730,12 @@ fn data_tier_load_balancer_and_gitlab_rb() {
         [
             "CreateLaunchTemplateVersion",
             "CreateLaunchTemplateVersion",
+            // `converge:applied` on the groups and templates (the object's
+            // is in its PutObject).
+            "CreateOrUpdateTags",
+            "CreateOrUpdateTags",
+            "CreateTags",
+            "CreateTags",
             "ModifyLaunchTemplate",
             "ModifyLaunchTemplate",
             "PutObject",
@@ -779,7 +779,8 @@ fn environments_are_isolated_by_tags() {
     let private_a = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "private_a").unwrap();
     assert_eq!(private_a["action"], "create");
     let vpc_id = private_a["changes"].as_array().unwrap().iter().find(|c| c["attr"] == "vpc_id").unwrap();
-    assert_eq!(vpc_id["new"], "(known after apply)");
+    assert_eq!(vpc_id["after"], "(known after apply)");
+    assert_eq!(vpc_id["after_unknown"], true);
 
     // --target: that resource and what it depends on.
     let r = moto.run(&["plan", STACK, "--env", "production", "--target", "private_a", "--detailed-exitcode"]).expect(2);
@@ -1468,14 +1469,32 @@ fn a_password_from_the_environment_goes_to_rds_only() {
     runs.push(r);
     runs.push(moto.run(&["plan", s, "--format", "json", "-v"]).expect(0));
     runs.push(trace(&["plan", s]).expect(0));
-    runs.push(trace(&["apply", s, "--auto-approve", "-v"]).expect(0));
+    // A saved plan, Markdown and GitLab's report: the secret is a reference
+    // in the file, read again at apply; without it, apply refuses offline.
+    let (saved, report) = (dir.path("plan.cvp"), dir.path("report.json"));
+    let (saved, report) = (path_str(&saved), path_str(&report));
+    runs.push(trace(&["plan", s, "--out", saved, "--format", "markdown", "--gitlab-report", report]).expect(0));
+    assert!(std::fs::read_to_string(saved).unwrap().contains("\"GITLAB_DB_PASSWORD\""), "no reference to the secret");
+    let mark = moto.calls().len();
+    let r =
+        harness::Run::from(moto.converge().env_remove("GITLAB_DB_PASSWORD").args(["apply", saved]).output().unwrap())
+            .expect(1);
+    assert!(r.stderr.contains("needs environment variable `GITLAB_DB_PASSWORD`, which is not set"), "{}", r.stderr);
+    assert_eq!(moto.calls().len(), mark, "apply without the secret called AWS");
+    runs.push(r);
+    runs.push(trace(&["apply", saved, "-v"]).expect(0));
     runs.push(trace(&["plan", s, "--detailed-exitcode", "-v"]).expect(0));
+    for format in ["text", "json", "markdown"] {
+        runs.push(trace(&["drift", s, "--format", format, "-v"]).expect(0));
+    }
     // Where the value is read back and re-sent: a changed setting updates
     // the instance (ModifyDBInstance), still without showing it.
     let bigger = dir.write(
         "bigger.yaml",
         &std::fs::read_to_string(&stack).unwrap().replace("allocated_storage: 20", "allocated_storage: 30"),
     );
+    runs.push(trace(&["drift", path_str(&bigger), "--format", "json"]).expect(2));
+    runs.push(trace(&["drift", path_str(&bigger), "--format", "markdown"]).expect(2));
     runs.push(trace(&["apply", path_str(&bigger), "--auto-approve", "-v"]).expect(0));
     let rds = moto.rds();
     let ec2 = moto.ec2();
@@ -2481,4 +2500,308 @@ fn converges_through_faults(seed: &str) {
     assert!(all.values().all(|n| *n == 1), "duplicates: {all:?}");
     let r = faulty(&["plan", STACK, "--env", "staging", "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// A PostgreSQL ingress rule from `cidr`.
+fn postgres_from(cidr: &str) -> aws_sdk_ec2::types::IpPermission {
+    aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(5432)
+        .to_port(5432)
+        .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip(cidr).build())
+        .build()
+}
+
+/// A bucket's versioning suspended with an independent client: a change
+/// made behind converge's back.
+fn suspend_versioning(moto: &Moto, bucket: &str) {
+    let s3 = moto.s3();
+    rt().block_on(async {
+        s3.put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_saved_plan_applies_exactly_what_was_reviewed_or_nothing() {
+    let moto = Moto::start();
+    let dir = Scratch::new("saved");
+    let stack = harness::stack_tree(&dir);
+    let s = path_str(&stack);
+    let file = |name: &str| dir.path(name).to_str().unwrap().to_string();
+
+    // 1. The plan for review: JSON that matches the published schema, the
+    // counts GitLab's widget reads, and a plan file.
+    let schema = dir.write("plan.schema.json", &moto.run(&["schema", "--plan"]).expect(0).stdout);
+    let r = moto
+        .run(&["plan", s, "--env", "staging", "--format", "json", "--out", &file("p1"), "--gitlab-report", &file("gl")])
+        .expect(0);
+    let json = dir.write("plan.json", &r.stdout);
+    harness::check_json_schema(&schema, &json);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["summary"]["add"], STAGING, "{}", r.stdout);
+    let gl: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path("gl")).unwrap()).unwrap();
+    assert_eq!(gl, serde_json::json!({"create": STAGING, "update": 0, "delete": 0}));
+    assert!(r.stderr.contains("Apply exactly it with: converge apply"), "{}", r.stderr);
+    assert!(moto.calls().iter().all(|c| !c.mutating), "plan mutated AWS");
+
+    // 2. `apply FILE` executes it: every planned create and nothing else.
+    let r = moto.run(&["apply", &file("p1")]).expect(0);
+    assert_eq!(r.stdout.lines().filter(|l| l.contains("): created ")).count(), STAGING, "{}", r.stdout);
+    let tagged = tagged(&moto, "staging");
+    assert_eq!(tagged.len() + UNTAGGED, STAGING, "{tagged:?}");
+    assert!(tagged.values().all(|&n| n == 1), "duplicates: {tagged:?}");
+    // A plan file applies once: now every object it planned exists.
+    let mark = moto.calls().len();
+    let r = moto.run(&["apply", &file("p1")]).expect(1);
+    assert!(r.stderr.contains("the plan in") && r.stderr.contains("is stale: AWS changed"), "{}", r.stderr);
+    assert!(moto.mutating_since(mark).is_empty());
+
+    // 3. A reviewed change: one line of gitlab.rb. Text and Markdown show
+    // it as a line diff.
+    let template = dir.path("templates/gitlab.rb.j2");
+    let text = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(&template, text.replace("nginx['real_ip_recursive'] = 'on'", "nginx['real_ip_recursive'] = 'off'"))
+        .unwrap();
+    let r = moto.run(&["plan", s, "--env", "staging", "--out", &file("p2"), "--detailed-exitcode"]).expect(2);
+    assert!(
+        r.stdout.contains("- nginx['real_ip_recursive'] = 'on'\n")
+            && r.stdout.contains("+ nginx['real_ip_recursive'] = 'off'\n")
+            && r.stdout.contains("  nginx['real_ip_header'] = 'X-Forwarded-For'\n"),
+        "no line diff in the text plan:\n{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("external_url '"), "the whole file was shown:\n{}", r.stdout);
+    let md = moto.run(&["plan", s, "--env", "staging", "--format", "markdown"]).expect(0).stdout;
+    assert!(
+        md.contains("```diff\n") && md.contains("\n-") && md.contains("nginx['real_ip_recursive'] = 'on'\n+"),
+        "no line diff in the Markdown plan:\n{md}"
+    );
+    assert!(md.contains("<details><summary><code>~ gitlab_rb (s3.object"), "{md}");
+    let planned: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path("p2")).unwrap()).unwrap();
+    let changed: Vec<String> = planned["plan"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] != "no_op")
+        .map(|r| r["address"].as_str().unwrap().to_string())
+        .collect();
+    // gitlab.rb's new version rolls the GitLab nodes (its etag is in their
+    // user data): the plan says so.
+    assert_eq!(
+        changed,
+        [
+            "s3.object.gitlab_rb",
+            "ec2.launch_template.app_lt",
+            "ec2.launch_template.migrate_lt",
+            "autoscaling.group.gitlab_migrate",
+            "autoscaling.group.gitlab_app"
+        ]
+    );
+
+    // 4. Between plan and apply, someone changes a resource of the plan:
+    // apply refuses, names it, and changes nothing.
+    suspend_versioning(&moto, "acme-gitlab-staging-config");
+    let mark = moto.calls().len();
+    let r = moto.run(&["apply", &file("p2")]).expect(1);
+    assert!(
+        r.stderr.contains("is stale: AWS changed since it was made")
+            && r.stderr.contains("s3.bucket.config_bucket (acme-gitlab-staging-config) changed: versioning"),
+        "{}",
+        r.stderr
+    );
+    assert!(moto.mutating_since(mark).is_empty(), "a refused apply changed AWS");
+
+    // 5. A variable or the spec changed since the plan: refused too.
+    let r = moto.run(&["plan", s, "--env", "staging", "--out", &file("p3")]).expect(0);
+    assert!(r.stdout.contains("versioning = false → true"), "{}", r.stdout);
+    let mark = moto.calls().len();
+    let r = harness::Run::from(
+        moto.converge().env("CONVERGE_VAR_db_storage_gb", "50").args(["apply", &file("p3")]).output().unwrap(),
+    )
+    .expect(1);
+    assert!(r.stderr.contains("variable `db_storage_gb`: not set when planned, set to `50` now"), "{}", r.stderr);
+    let original = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(&stack, format!("{original}# a comment\n")).unwrap();
+    let r = moto.run(&["apply", &file("p3")]).expect(1);
+    assert!(r.stderr.contains(&format!("the stack file {s} changed")), "{}", r.stderr);
+    std::fs::write(&stack, &original).unwrap();
+    assert_eq!(moto.calls().len(), mark, "refusals on a changed spec made AWS calls");
+
+    // 6. A plan file from a newer converge is refused, clearly.
+    let newer =
+        std::fs::read_to_string(dir.path("p3")).unwrap().replacen("\"format_version\": 1", "\"format_version\": 7", 1);
+    std::fs::write(dir.path("newer"), newer).unwrap();
+    let r = moto.run(&["apply", &file("newer")]).expect(1);
+    assert!(
+        r.stderr.contains("a plan file of format version 7") && r.stderr.contains("reads version 1"),
+        "{}",
+        r.stderr
+    );
+
+    // 7. Unchanged since: it applies exactly the reviewed changes.
+    let planned: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path("p3")).unwrap()).unwrap();
+    let mut reviewed: Vec<String> = planned["plan"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] != "no_op")
+        .map(|r| format!("{} ({})", r["name"].as_str().unwrap(), r["kind"].as_str().unwrap()))
+        .collect();
+    reviewed.sort();
+    assert_eq!(reviewed.len(), 6, "{reviewed:?}");
+    let r = moto.run(&["apply", &file("p3")]).expect(0);
+    let mut done: Vec<String> =
+        r.stdout.lines().filter_map(|l| l.split_once(": updated ").map(|(what, _)| what.to_string())).collect();
+    done.sort();
+    assert_eq!(done, reviewed, "{}", r.stdout);
+    assert!(r.stdout.contains("Apply complete: 0 created, 6 updated, 0 replaced, 0 destroyed."), "{}", r.stdout);
+    plan(&moto, s).expect(0);
+    moto.run(&["drift", s, "--env", "staging"]).expect(0);
+}
+
+#[test]
+fn drift_tells_changes_by_hand_from_pending_missing_and_unmanaged() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("drift");
+    apply(&moto, STACK);
+    let drift = |stack: &str, extra: &[&str]| {
+        let mut args = vec!["drift", stack, "--env", "staging"];
+        args.extend_from_slice(extra);
+        moto.run(&args)
+    };
+
+    // Freshly applied: no difference at all, values AWS fills in included.
+    let r = drift(STACK, &[]).expect(0);
+    assert!(r.stdout.contains("No differences."), "{}", r.stdout);
+
+    // Behind converge's back: a rule opened, versioning suspended, a bucket
+    // deleted, a security group made with the stack's tags.
+    suspend_versioning(&moto, "acme-gitlab-staging-config");
+    let (ec2, s3) = (moto.ec2(), moto.s3());
+    let db_sg = sg_id(&moto, "db_sg");
+    rt().block_on(async {
+        ec2.authorize_security_group_ingress()
+            .group_id(&db_sg)
+            .ip_permissions(postgres_from("0.0.0.0/0"))
+            .send()
+            .await
+            .unwrap();
+        let bucket = "acme-gitlab-staging-runner-cache";
+        for o in s3.list_objects_v2().bucket(bucket).send().await.unwrap().contents() {
+            s3.delete_object().bucket(bucket).key(o.key().unwrap()).send().await.unwrap();
+        }
+        s3.delete_bucket().bucket(bucket).send().await.unwrap();
+        let vpc = ec2.describe_security_groups().group_ids(&db_sg).send().await.unwrap().security_groups()[0]
+            .vpc_id()
+            .unwrap()
+            .to_string();
+        let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+        ec2.create_security_group()
+            .group_name("by-hand")
+            .description("made by hand with the stack's tags")
+            .vpc_id(vpc)
+            .tag_specifications(
+                aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::SecurityGroup)
+                    .tags(tag("converge:stack", "gitlab-ha"))
+                    .tags(tag("converge:env", "staging"))
+                    .tags(tag("converge:resource", "by_hand"))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    // And a merged change not applied yet: a bigger database.
+    let edited = stack_variant(&dir, "edited.yaml", &[("      db_storage_gb: 20", "      db_storage_gb: 30")]);
+    let edited = path_str(&edited);
+
+    let schema = dir.write("drift.schema.json", &moto.run(&["schema", "--drift"]).expect(0).stdout);
+    let mark = moto.calls().len();
+    let r = drift(edited, &["--format", "json"]).expect(2);
+    let json = dir.write("drift.json", &r.stdout);
+    harness::check_json_schema(&schema, &json);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let classes: BTreeMap<String, String> = doc["environments"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["address"].as_str().unwrap().to_string(), f["class"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: BTreeMap<String, String> = [
+        ("ec2.security_group.db_sg", "drift"),
+        ("s3.bucket.config_bucket", "drift"),
+        ("rds.db_instance.db", "pending"),
+        ("s3.bucket.runner_cache_bucket", "missing"),
+        ("ec2.security_group.by_hand", "unmanaged"),
+    ]
+    .into_iter()
+    .map(|(a, c)| (a.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(classes, expected, "{}", r.stdout);
+    assert_eq!(doc["counts"], serde_json::json!({"drift": 2, "pending": 1, "missing": 1, "unmanaged": 1}));
+    // What depends on the missing bucket is credited to it, not reported.
+    let missing = doc["environments"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["class"] == "missing")
+        .unwrap()
+        .clone();
+    assert!(
+        missing["also_changes"].as_array().unwrap().iter().any(|a| a == "iam.role.runner_manager_role"),
+        "{missing}"
+    );
+
+    // Each class alone exits 2 too, as text and Markdown.
+    let r = drift(edited, &[]).expect(2);
+    assert!(r.stdout.contains("drift     db_sg (ec2.security_group"), "{}", r.stdout);
+    assert!(r.stdout.contains("5 difference(s): 2 drift, 1 pending, 1 missing, 1 unmanaged."), "{}", r.stdout);
+    let r = drift(edited, &["--format", "markdown"]).expect(2);
+    assert!(r.stdout.contains("| **drift** | `db_sg` | ec2.security_group |"), "{}", r.stdout);
+    assert!(moto.mutating_since(mark).is_empty(), "drift changed AWS: {:?}", moto.mutating_since(mark));
+
+    // Every environment: production was never applied, so all of it is
+    // pending.
+    let r = moto.run(&["drift", edited, "--all-envs", "--format", "json"]).expect(2);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let envs: Vec<&str> = doc["environments"].as_array().unwrap().iter().map(|e| e["env"].as_str().unwrap()).collect();
+    assert_eq!(envs, ["staging", "production"]);
+    assert_eq!(doc["environments"][1]["counts"]["pending"], 74, "{}", r.stdout);
+
+    // Apply repairs everything; drift is clean again.
+    moto.run(&["apply", edited, "--env", "staging", "--auto-approve"]).expect(0);
+    drift(edited, &[]).expect(0);
+}
+
+#[test]
+fn progress_is_live_on_a_terminal_and_plain_lines_elsewhere() {
+    // RDS takes a while, as on AWS: long enough for a plain progress line.
+    let moto = Moto::start_with(&["--rds-create-seconds", "11"]);
+    let r = moto.run_on_a_terminal(&["apply", STACK, "--env", "staging", "--auto-approve"]).expect(0);
+    let out = &r.stdout;
+    assert!(out.contains("\x1b["), "no escape codes on a terminal:\n{out}");
+    assert!(out.contains(&format!("/{} operations", STAGING)), "no total bar:\n{out}");
+    assert!(out.contains("db (rds.db_instance): waiting for available (creating) ["), "no wait reason:\n{out}");
+    assert!(out.contains("Apply complete: 72 created"), "{out}");
+    moto.run(&["destroy", STACK, "--env", "staging", "--auto-approve", "--allow-destroy", "*"]).expect(0);
+
+    let r = apply(&moto, STACK);
+    assert!(!r.stdout.contains('\x1b') && !r.stderr.contains('\x1b'), "escape codes without a terminal");
+    assert!(r.stdout.contains("db (rds.db_instance): creating…\n"), "{}", r.stdout);
+    // At a steady interval, each running operation and what it waits for.
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("db (rds.db_instance): waiting for available (creating) [")),
+        "{}",
+        r.stdout
+    );
 }

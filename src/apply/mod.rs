@@ -22,11 +22,14 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::aws::{Aws, AwsError};
+use crate::digest::{self, TAG_APPLIED};
 use crate::kinds::{Desired, Kind, Live, ReplaceOrder};
 use crate::plan::{self, Action, Plan};
 use crate::printer::{Printer, Style};
+use crate::progress;
 use crate::spec::Stack;
 
+pub mod record;
 pub mod stop;
 pub use stop::Stop;
 
@@ -172,6 +175,8 @@ pub enum Outcome {
     Done {
         id: String,
         elapsed: Duration,
+        /// For a create or update: the digest of what was applied.
+        applied: Option<String>,
     },
     Failed(AwsError),
     Skipped {
@@ -222,8 +227,10 @@ pub async fn execute(
     let sem = Arc::new(Semaphore::new(parallelism.max(1)));
     let mut running: JoinSet<(usize, Result<Option<Live>, AwsError>)> = JoinSet::new();
     let mut started: BTreeMap<usize, Instant> = BTreeMap::new();
+    let mut digests: BTreeMap<usize, String> = BTreeMap::new();
     let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
-    let mut ticker = tokio::time::interval(Duration::from_secs(10));
+    let mut display = progress::Display::new(printer, n, printer.tty);
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
 
     loop {
@@ -249,17 +256,20 @@ pub async fn execute(
                 _ => match desired_for(&stack, &op, &known) {
                     Ok(d) => Some(d),
                     Err(e) => {
-                        printer.out(&printer.paint(Style::Error, &format!("{}: {e}", op.label())));
+                        display.error(&format!("{}: {e}", op.label()));
                         outcome[i] = Some(Outcome::Failed(e));
                         continue;
                     }
                 },
             };
-            printer.out(&format!("{}: {}…", op.label(), op.op.verb().0));
+            if let (Some(d), Some(r)) = (&desired, stack.resources.get(&op.name)) {
+                digests.insert(i, digest::applied(&d.props, &r.sensitive, &r.tags));
+            }
             started.insert(i, Instant::now());
             let aws = aws.clone();
             let sem = sem.clone();
-            running.spawn(async move {
+            let (label, verb) = (op.label(), op.op.verb());
+            let (slot, work) = progress::scope(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore is never closed");
                 let res = match (op.op, desired) {
                     (OpKind::Create, Some(d)) => op.kind.create(&aws, &d).await.map(Some),
@@ -274,6 +284,8 @@ pub async fn execute(
                 };
                 (i, res)
             });
+            display.start(i, label, verb, slot);
+            running.spawn(work);
         }
         // Failed-at-start ops count as finished: skip their dependents.
         for i in 0..n {
@@ -297,8 +309,8 @@ pub async fn execute(
                         if let Some(l) = live {
                             known.insert(op.name.clone(), l.outputs);
                         }
-                        printer.out(&printer.paint(Style::Bold, &format!("{}: {} {id} [{:.1}s]", op.label(), op.op.verb().1, elapsed.as_secs_f64())));
-                        outcome[i] = Some(Outcome::Done { id, elapsed });
+                        display.finish(i, &printer.paint(Style::Bold, &format!("{}: {} {id} [{:.1}s]", op.label(), op.op.verb().1, elapsed.as_secs_f64())));
+                        outcome[i] = Some(Outcome::Done { id, elapsed, applied: digests.remove(&i) });
                         for &d in &dependents[i] {
                             waiting[d] -= 1;
                             if waiting[d] == 0 && outcome[d].is_none() {
@@ -307,7 +319,7 @@ pub async fn execute(
                         }
                     }
                     Err(e) => {
-                        printer.out(&printer.paint(Style::Error, &format!("{}: {} failed: {e}", op.label(), op.op.verb().0)));
+                        display.finish(i, &printer.paint(Style::Error, &format!("{}: {} failed: {e}", op.label(), op.op.verb().0)));
                         outcome[i] = Some(Outcome::Failed(e));
                         skip_dependents(i, &ops, &dependents, &mut outcome);
                     }
@@ -316,12 +328,12 @@ pub async fn execute(
             _ = stop.changed() => {
                 let r = stop.requests();
                 if r.count == 1 {
-                    printer.out(&printer.paint(Style::Error, &format!(
+                    display.error(&(format!(
                         "{} received: starting nothing new, waiting for the {} running operation(s) to finish. Send it again to abandon them.",
                         r.name(), running.len()
                     )));
                 } else {
-                    printer.out(&printer.paint(Style::Error, &format!("{} received again: abandoning the running operations.", r.name())));
+                    display.error(&format!("{} received again: abandoning the running operations.", r.name()));
                     running.abort_all();
                     for (i, o) in outcome.iter_mut().enumerate() {
                         if o.is_none() && started.contains_key(&i) {
@@ -331,15 +343,10 @@ pub async fn execute(
                     break;
                 }
             }
-            _ = ticker.tick() => {
-                for i in 0..n {
-                    if outcome[i].is_none() && let Some(t) = started.get(&i) {
-                        printer.out(&format!("{}: still {}… [{}s elapsed]", ops[i].label(), ops[i].op.verb().0, t.elapsed().as_secs()));
-                    }
-                }
-            }
+            _ = ticker.tick() => display.tick(),
         }
     }
+    display.clear();
     let results = ops
         .into_iter()
         .zip(outcome)
@@ -368,11 +375,18 @@ fn desired_for(stack: &Stack, op: &Op, known: &BTreeMap<String, BTreeMap<String,
     if crate::value::contains_unknown(&props) {
         return Err(AwsError::other("converge", "a referenced output is still unknown (its resource was not created)"));
     }
+    // What is applied is recorded on the object by the same call that
+    // applies it: `converge drift` tells a hand-made change from a pending
+    // one by it.
+    let mut tags = r.tags.clone();
+    if r.kind.taggable() {
+        tags.insert(TAG_APPLIED.into(), digest::applied(&props, &r.sensitive, &r.tags));
+    }
     Ok(Desired {
         name: r.name.clone(),
         physical_name: op.physical_name.clone().unwrap_or_else(|| r.physical_name.clone()),
         props,
-        tags: r.tags.clone(),
+        tags,
         timeout: r.timeout,
     })
 }

@@ -320,6 +320,59 @@ where
     }
 }
 
+/// One look at an object being waited for.
+pub enum Polled<T> {
+    /// It is there: the wait is over.
+    Ready(T),
+    /// Not yet; its status as AWS gives it (`modifying`).
+    Waiting(String),
+}
+
+/// Polls `check` until it is ready, at most `timeout`, backing off from 1 s
+/// to 15 s. While it waits, the operation's progress line says `waiting for
+/// {what} ({status})` (see [`crate::progress::note`]). `check` returns an
+/// error for statuses that never end well (`failed`).
+///
+/// # Errors
+/// `check`'s error, or the status still not ready at `timeout`.
+pub async fn poll_until<T, C, CF>(
+    operation: &'static str,
+    what: &str,
+    timeout: Duration,
+    mut check: C,
+) -> Result<T, AwsError>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<Polled<T>, AwsError>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match check().await {
+            Ok(Polled::Ready(v)) => {
+                crate::progress::note(None);
+                return Ok(v);
+            }
+            Ok(Polled::Waiting(status)) => {
+                crate::progress::note(Some(format!("waiting for {what} ({status})")));
+                if tokio::time::Instant::now() + delay > deadline {
+                    crate::progress::note(None);
+                    return Err(AwsError::other(
+                        operation,
+                        format!("still {status}, not {what}, after {}s (wait_timeout)", timeout.as_secs()),
+                    ));
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(15));
+            }
+            Err(e) => {
+                crate::progress::note(None);
+                return Err(e);
+            }
+        }
+    }
+}
+
 /// A fresh idempotency token (`ClientToken`, `ClientRequestToken`) for one
 /// create call: the SDK resends the same request, token included, on
 /// throttling or a lost response, and AWS then returns the object the first

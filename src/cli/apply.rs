@@ -3,13 +3,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::ApplyArgs;
+use super::{ApplyArgs, Ran};
 use crate::aws::Aws;
+use crate::plan::saved::{self, SavedPlan};
 use crate::plan::{Action, render};
 use crate::printer::Printer;
 use crate::spec::Stack;
 
 pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
+    if let Ok(text) = crate::spec::read_limited(&args.stack.stack, saved::MAX_BYTES)
+        && saved::is_plan(&text)
+    {
+        let plan = saved::parse(&args.stack.stack, &text)?;
+        return run_saved(plan, &args, printer).await;
+    }
     let stack = super::load(&args.stack, true)?;
     let targets = super::targets(&stack, &args.targets)?;
     let aws = super::connect(&stack, &args.aws).await;
@@ -37,12 +44,103 @@ async fn locked(
     })
     .await?;
     printer.out(render::text(&plan, printer).trim_end());
+    let store = super::store(&stack, args.lock.state_dir.as_deref());
     if !plan.has_changes() {
+        super::record_applied(
+            aws,
+            &store,
+            &stack,
+            Ran { live: &live, plan: &plan, report: None, destroy: false },
+            printer,
+        )
+        .await;
         return Ok(0);
     }
     printer.out("");
-    let opts = ExecOptions { auto_approve: args.auto_approve, parallelism: args.parallelism.into(), stop };
+    let opts =
+        ExecOptions { auto_approve: args.auto_approve, parallelism: args.parallelism.into(), stop, store: &store };
     execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
+}
+
+/// `converge apply FILE`: the saved plan, exactly, or nothing.
+async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
+    let file = args.stack.stack.display().to_string();
+    let remake = format!(
+        "make a new plan (converge plan {}{} --out {file}) and review it",
+        saved.stack_file.display(),
+        saved.env_arg.as_deref().map(|e| format!(" --env {e}")).unwrap_or_default()
+    );
+    if !args.targets.is_empty() {
+        anyhow::bail!("--target cannot be used with a saved plan: its targets were chosen when it was made");
+    }
+    for (flag, given, planned) in
+        [("--env", &args.stack.env, &saved.env), ("--region", &args.stack.region, &saved.region)]
+    {
+        if let Some(g) = given
+            && g != planned
+        {
+            anyhow::bail!("{flag} {g}: the plan in {file} is for {planned}");
+        }
+    }
+    // The variables set from outside now, to compare with the plan's.
+    let mut vars_now: BTreeMap<String, String> = std::env::vars()
+        .filter_map(|(k, v)| k.strip_prefix(crate::spec::VAR_ENV_PREFIX).map(|n| (n.to_string(), v)))
+        .collect();
+    vars_now.extend(args.stack.vars.iter().cloned());
+    let stack_args = super::StackArgs {
+        stack: saved.stack_file.clone(),
+        env: saved.env_arg.clone(),
+        region: Some(saved.region.clone()),
+        vars: saved.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    };
+    // Secrets are read again here; a missing one is refused offline.
+    let stack = super::load(&stack_args, true)?;
+    let stale = |what: &str, mut problems: Vec<String>| {
+        const SHOWN: usize = 20;
+        if problems.len() > SHOWN {
+            let more = problems.len() - SHOWN;
+            problems.truncate(SHOWN);
+            problems.push(format!("… and {more} more"));
+        }
+        anyhow::anyhow!(
+            "the plan in {file} is stale: {what} changed since it was made; nothing was changed:\n  {}\nTo go on, {remake}.",
+            problems.join("\n  ")
+        )
+    };
+    let problems = saved.spec_changes(&stack, &vars_now);
+    if !problems.is_empty() {
+        return Err(stale("the spec", problems));
+    }
+    let targets = super::targets(&stack, &saved.targets)?;
+    let aws = super::connect(&stack, &args.aws).await;
+    let stop = crate::apply::Stop::from_signals()?;
+    let held = super::lock(&aws, &stack, &args.lock, "apply", printer).await?;
+    let result = async {
+        let (live, plan) = super::before_changes(&stop, async {
+            let live = crate::live::read(&aws, &stack).await?;
+            let plan = crate::plan::plan(&stack, &live, targets.as_ref())?;
+            Ok((live, plan))
+        })
+        .await?;
+        let problems = saved.live_changes(&stack, &plan, &live);
+        if !problems.is_empty() {
+            return Err(stale("AWS", problems));
+        }
+        printer.out(render::text(&plan, printer).trim_end());
+        let store = super::store(&stack, args.lock.state_dir.as_deref());
+        if !plan.has_changes() {
+            let ran = Ran { live: &live, plan: &plan, report: None, destroy: false };
+            super::record_applied(&aws, &store, &stack, ran, printer).await;
+            return Ok(0);
+        }
+        printer.out("");
+        printer.out(&format!("Applying the saved plan {file} (reviewed when it was made: no prompt)."));
+        let opts = ExecOptions { auto_approve: true, parallelism: args.parallelism.into(), stop: &stop, store: &store };
+        execute_plan(&aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
+    }
+    .await;
+    super::unlock_after(held, printer).await?;
+    result
 }
 
 /// How a plan is executed.
@@ -50,6 +148,8 @@ pub struct ExecOptions<'a> {
     pub auto_approve: bool,
     pub parallelism: usize,
     pub stop: &'a crate::apply::Stop,
+    /// Where the record of what was applied goes.
+    pub store: &'a crate::state::Store,
 }
 
 /// Checks protection, asks, and executes a plan already printed: the
@@ -88,6 +188,9 @@ pub async fn execute_plan(
     let stack = Arc::new(stack);
     let graph = crate::apply::operations(&stack, &plan);
     printer.out("");
-    let report = crate::apply::execute(aws, stack, graph, known, opts.parallelism, opts.stop.clone(), printer).await;
+    let report =
+        crate::apply::execute(aws, stack.clone(), graph, known, opts.parallelism, opts.stop.clone(), printer).await;
+    let ran = Ran { live, plan: &plan, report: Some(&report), destroy: false };
+    super::record_applied(aws, opts.store, &stack, ran, printer).await;
     Ok(super::exit_status("Apply", &report, printer))
 }

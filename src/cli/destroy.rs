@@ -43,7 +43,18 @@ async fn locked(
     let stack = Arc::new(stack);
     let graph = crate::apply::operations(&stack, &plan);
     printer.out("");
-    let report =
-        crate::apply::execute(aws, stack, graph, BTreeMap::new(), args.parallelism.into(), stop.clone(), printer).await;
+    let report = crate::apply::execute(
+        aws,
+        stack.clone(),
+        graph,
+        BTreeMap::new(),
+        args.parallelism.into(),
+        stop.clone(),
+        printer,
+    )
+    .await;
+    let store = super::store(&stack, args.lock.state_dir.as_deref());
+    let ran = super::Ran { live: &live, plan: &plan, report: Some(&report), destroy: true };
+    super::record_applied(aws, &store, &stack, ran, printer).await;
     Ok(super::exit_status("Destroy", &report, printer))
 }

@@ -124,7 +124,8 @@ async fn locked(
         return Ok(0);
     }
     printer.out("");
-    let opts = super::apply::ExecOptions { auto_approve: args.auto_approve, parallelism: 1, stop };
+    let store = super::store(&stack, args.lock.state_dir.as_deref());
+    let opts = super::apply::ExecOptions { auto_approve: args.auto_approve, parallelism: 1, stop, store: &store };
     super::apply::execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
 }
 

@@ -12,6 +12,7 @@ use crate::spec::{LoadOptions, SpecError, Stack};
 
 mod apply;
 mod destroy;
+mod drift;
 mod graph;
 mod import;
 mod plan;
@@ -44,13 +45,44 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Print the dependency graph.
     Graph(GraphArgs),
-    /// Print the JSON Schema of stack files (for yaml-language-server).
-    Schema,
+    /// Print the JSON Schema of stack files (for yaml-language-server), or
+    /// of plan or drift documents.
+    Schema(SchemaArgs),
+    /// Compare AWS with the spec and with what converge last applied: each
+    /// difference is drift, pending, missing or unmanaged.
+    Drift(DriftArgs),
     /// Remove a stack/env's lock left by a run that is gone.
     Unlock(UnlockArgs),
     /// Take over an existing object no stack owns as one of the spec's
     /// resources: by its name, or by its id for EC2 kinds.
     Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The schema of `converge plan --format json` instead.
+    #[arg(long, conflicts_with = "drift")]
+    pub plan: bool,
+    /// The schema of `converge drift --format json` instead.
+    #[arg(long)]
+    pub drift: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Every environment the stack defines, one after another.
+    #[arg(long, conflicts_with = "env")]
+    pub all_envs: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: PlanFormat,
+    /// Where the record of the last apply lives when the stack names no
+    /// `state: { bucket }` (default: `.converge/` beside the stack file).
+    #[arg(long, env = "CONVERGE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -112,7 +144,7 @@ pub struct UnlockArgs {
     pub state_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct StackArgs {
     /// The stack file, e.g. stacks/gitlab-ha.yaml.
     pub stack: PathBuf,
@@ -148,7 +180,10 @@ pub struct AwsArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     Text,
+    /// The documented JSON format (`converge schema --plan`).
     Json,
+    /// For a merge-request note.
+    Markdown,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +200,14 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
     #[arg(long, value_enum, default_value = "text")]
     pub format: PlanFormat,
+    /// Also save the plan to FILE; `converge apply FILE` applies exactly
+    /// it, or refuses if anything changed since. Holds no secret.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Also write the counts GitLab's merge-request widget reads
+    /// (`artifacts:reports:terraform`) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub gitlab_report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -233,7 +276,8 @@ pub fn main() -> ExitCode {
             Command::Apply(a) => apply::run(a, &printer).await,
             Command::Destroy(a) => destroy::run(a, &printer).await,
             Command::Graph(a) => graph::run(a, &printer),
-            Command::Schema => schema::run(&printer),
+            Command::Schema(a) => schema::run(&a, &printer),
+            Command::Drift(a) => drift::run(a, &printer).await,
             Command::Unlock(a) => unlock::run(a, &printer).await,
             Command::Import(a) => import::run(a, &printer).await,
         }
@@ -366,6 +410,53 @@ pub fn exit_status(what: &str, report: &crate::apply::Report, printer: &Printer)
         None if ok => 0,
         None => 1,
     }
+}
+
+/// A finished (or planned-only) run, as [`record_applied`] records it.
+pub struct Ran<'a> {
+    pub live: &'a crate::live::LiveState,
+    pub plan: &'a crate::plan::Plan,
+    /// None: nothing was executed (the plan had no changes).
+    pub report: Option<&'a crate::apply::Report>,
+    /// A destroy: every deleted resource leaves the record.
+    pub destroy: bool,
+}
+
+/// Records what the run left in the stack's state home (see
+/// [`crate::state::applied`]). A failure to write it is reported, not
+/// fatal: the objects' own tags still say what was applied.
+pub async fn record_applied(aws: &Aws, store: &crate::state::Store, stack: &Stack, ran: Ran<'_>, printer: &Printer) {
+    use crate::state::applied;
+    let known = crate::plan::known_outputs(stack, ran.live);
+    let kept = stack
+        .resources
+        .values()
+        .filter_map(|r| crate::plan::applied_digest(r, &known).map(|d| (r.name.clone(), d)))
+        .collect();
+    let written = async {
+        let previous = applied::read(aws, store, &stack.name, &stack.env).await?;
+        let record = crate::apply::record::after(previous, stack, ran.plan, ran.report, &kept, ran.destroy);
+        applied::write(aws, store, &record).await
+    };
+    if let Err(e) = written.await {
+        printer.err(&printer.paint(
+            Style::Error,
+            &format!(
+                "warning: could not record this run in {}: {e} (drift can still classify tagged objects by their tags)",
+                store.describe(&crate::state::applied::key(&stack.name, &stack.env))
+            ),
+        ));
+    }
+}
+
+/// Writes a file converge produces (a plan, a report) whole: to a
+/// temporary file beside it, then renamed over it.
+pub fn write_file(path: &std::path::Path, body: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let tmp = path.with_extension("converge-tmp");
+    std::fs::write(&tmp, body)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Checks `--target` names against the stack.

@@ -154,7 +154,12 @@ fn accept_expressions(schema: &mut Value, wrap_self: bool) {
     obj.insert("anyOf".into(), Value::Array(alternatives));
 }
 
-pub fn run(printer: &Printer) -> anyhow::Result<u8> {
-    printer.out(&serde_json::to_string_pretty(&schema())?);
+pub fn run(args: &super::SchemaArgs, printer: &Printer) -> anyhow::Result<u8> {
+    let doc = match (args.plan, args.drift) {
+        (true, _) => crate::plan::json::schema(),
+        (_, true) => crate::plan::drift::schema(),
+        _ => schema(),
+    };
+    printer.out(&serde_json::to_string_pretty(&doc)?);
     Ok(0)
 }

@@ -589,6 +589,7 @@ async fn wait_for_refresh(aws: &Aws, group: &str, id: &str, deadline: Instant) -
         }
         let pct = r.and_then(|r| r.percentage_complete()).unwrap_or(0);
         tracing::info!(group, refresh = id, status, pct, "waiting for the instance refresh");
+        crate::progress::note(Some(format!("waiting for the instance refresh ({status}, {pct}% done)")));
         if Instant::now() + delay > deadline {
             return Err(AwsError::other(
                 OP,
@@ -646,9 +647,11 @@ async fn wait_for_capacity(aws: &Aws, group: &str, deadline: Instant) -> Result<
             healthy = healthy.min(ok);
         }
         if healthy >= want {
+            crate::progress::note(None);
             return Ok(());
         }
         tracing::info!(group, healthy, want, "waiting for capacity");
+        crate::progress::note(Some(format!("waiting for {want} healthy instances ({healthy} so far)")));
         if Instant::now() + delay > deadline {
             return Err(AwsError::other(
                 OP,

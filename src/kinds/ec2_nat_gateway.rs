@@ -102,6 +102,7 @@ impl Kind for NatGatewayKind {
             let gw =
                 out.nat_gateway.ok_or_else(|| AwsError::other("ec2:CreateNatGateway", "response has no gateway"))?;
             let id = gw.nat_gateway_id.clone().unwrap_or_default();
+            crate::progress::note(Some(format!("waiting for {id} to be available (pending)")));
             aws.ec2
                 .wait_until_nat_gateway_available()
                 .nat_gateway_ids(&id)
@@ -139,6 +140,7 @@ impl Kind for NatGatewayKind {
                 return Ok(());
             }
             // Its Elastic IP and subnet are free only once it is deleted.
+            crate::progress::note(Some("waiting for the NAT gateway to be deleted (it frees its Elastic IP)".into()));
             aws.ec2
                 .wait_until_nat_gateway_deleted()
                 .nat_gateway_ids(&l.id)

@@ -225,6 +225,7 @@ impl Kind for VolumeKind {
                     .map_err(|e| AwsError::from_sdk("ec2:CreateSnapshot", e));
                 let Some(snap) = not_found(res, &["InvalidVolume.NotFound"])? else { return Ok(()) };
                 let id = snap.snapshot_id.unwrap_or_default();
+                crate::progress::note(Some(format!("waiting for the final snapshot {id} to complete")));
                 aws.ec2
                     .wait_until_snapshot_completed()
                     .snapshot_ids(&id)

@@ -5,7 +5,7 @@
 //! existing file system is adopted. Tags come in the create call.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_efs::types::{LifeCycleState, PerformanceMode, Tag, ThroughputMode};
 use schemars::JsonSchema;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
-use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::{Aws, AwsError, Polled, not_found};
 
 pub struct FileSystem;
 
@@ -213,9 +213,7 @@ fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
 /// Polls until the file system with `token` is available (EFS has no SDK
 /// waiter), at most `timeout`.
 async fn wait_for(aws: &Aws, token: &str, timeout: Duration, name: String) -> Result<Live, AwsError> {
-    let deadline = Instant::now() + timeout;
-    let mut delay = Duration::from_millis(500);
-    loop {
+    let f = crate::aws::poll_until("efs:DescribeFileSystems (wait available)", "available", timeout, || async {
         let out = aws
             .efs
             .describe_file_systems()
@@ -223,24 +221,18 @@ async fn wait_for(aws: &Aws, token: &str, timeout: Duration, name: String) -> Re
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("efs:DescribeFileSystems", e))?;
-        if let Some(f) = out.file_systems.unwrap_or_default().into_iter().next() {
-            if f.life_cycle_state == LifeCycleState::Available {
-                let tags = tags_of(&f.tags);
-                return Ok(live(name, f, tags, &aws.region));
+        match out.file_systems.unwrap_or_default().into_iter().next() {
+            Some(f) if f.life_cycle_state == LifeCycleState::Available => Ok(Polled::Ready(f)),
+            Some(f) if f.life_cycle_state == LifeCycleState::Error => {
+                Err(AwsError::other("efs:CreateFileSystem", format!("{} is in state error", f.file_system_id)))
             }
-            if f.life_cycle_state == LifeCycleState::Error {
-                return Err(AwsError::other("efs:CreateFileSystem", format!("{} is in state error", f.file_system_id)));
-            }
+            Some(f) => Ok(Polled::Waiting(f.life_cycle_state.as_str().to_string())),
+            None => Ok(Polled::Waiting("not listed yet".into())),
         }
-        if Instant::now() + delay > deadline {
-            return Err(AwsError::other(
-                "efs:DescribeFileSystems",
-                format!("{token} not available after {}s", timeout.as_secs()),
-            ));
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(10));
-    }
+    })
+    .await?;
+    let tags = tags_of(&f.tags);
+    Ok(live(name, f, tags, &aws.region))
 }
 
 fn live(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
-use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::{Aws, AwsError, Polled, not_found};
 
 pub struct MountTarget;
 
@@ -232,30 +232,19 @@ async fn targets_of(aws: &Aws, fs: &str) -> Result<Vec<aws_sdk_efs::types::Mount
 }
 
 async fn wait_for(aws: &Aws, p: &MountTargetProps, timeout: Duration) -> Result<Live, AwsError> {
-    let deadline = Instant::now() + timeout;
-    let mut delay = Duration::from_millis(500);
-    loop {
+    let m = crate::aws::poll_until("efs:DescribeMountTargets (wait available)", "available", timeout, || async {
         let found = targets_of(aws, &p.file_system_id).await?.into_iter().find(|m| m.subnet_id == p.subnet_id);
         match found {
-            Some(m) if m.life_cycle_state == LifeCycleState::Available => return live(aws, m).await,
+            Some(m) if m.life_cycle_state == LifeCycleState::Available => Ok(Polled::Ready(m)),
             Some(m) if m.life_cycle_state == LifeCycleState::Error => {
-                return Err(AwsError::other(
-                    "efs:CreateMountTarget",
-                    format!("{} is in state error", m.mount_target_id),
-                ));
+                Err(AwsError::other("efs:CreateMountTarget", format!("{} is in state error", m.mount_target_id)))
             }
-            _ if Instant::now() + delay > deadline => {
-                return Err(AwsError::other(
-                    "efs:DescribeMountTargets",
-                    format!("mount target in {} not available", p.subnet_id),
-                ));
-            }
-            _ => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
+            Some(m) => Ok(Polled::Waiting(m.life_cycle_state.as_str().to_string())),
+            None => Ok(Polled::Waiting(format!("no mount target in {} yet", p.subnet_id))),
         }
-    }
+    })
+    .await?;
+    live(aws, m).await
 }
 
 /// A live mount target; its resource name is found by the planner through

@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::elasticache::{check_id, list_tags, sync_tags, to_tags};
 use crate::aws::waiter_error;
-use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::{Aws, AwsError, Polled, not_found};
 
 pub struct ReplicationGroupKind;
 
@@ -385,17 +385,30 @@ fn parse(v: &Value) -> Result<ReplicationGroupProps, AwsError> {
 }
 
 async fn wait_available(aws: &Aws, id: &str, timeout: Duration) -> Result<ReplicationGroup, AwsError> {
-    let out = aws
-        .elasticache
-        .wait_until_replication_group_available()
-        .replication_group_id(id)
-        .wait(timeout)
-        .await
-        .map_err(|e| waiter_error("elasticache:DescribeReplicationGroups (wait available)", e))?;
-    out.into_result()
-        .ok()
-        .and_then(|o| o.replication_groups.unwrap_or_default().into_iter().next())
-        .ok_or_else(|| AwsError::other("elasticache:DescribeReplicationGroups", format!("{id} vanished while waiting")))
+    const OP: &str = "elasticache:DescribeReplicationGroups (wait available)";
+    crate::aws::poll_until(OP, "available", timeout, || async {
+        let out = aws
+            .elasticache
+            .describe_replication_groups()
+            .replication_group_id(id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elasticache:DescribeReplicationGroups", e))?;
+        let g = out.replication_groups.unwrap_or_default().into_iter().next();
+        let g = g.ok_or_else(|| AwsError::other(OP, format!("{id} vanished while waiting")))?;
+        let status = g.status.clone().unwrap_or_default();
+        match status.as_str() {
+            "available" => Ok(Polled::Ready(g)),
+            "deleted" | "deleting" | "create-failed" => Err(AwsError {
+                operation: OP,
+                code: format!("ReplicationGroup-{status}"),
+                message: format!("{id} is {status}"),
+                transient: false,
+            }),
+            _ => Ok(Polled::Waiting(status)),
+        }
+    })
+    .await
 }
 
 /// A member cluster's subnet group, security groups and parameter group.

@@ -141,6 +141,7 @@ impl Kind for LoadBalancerKind {
                 .await
                 .map_err(|e| AwsError::from_sdk("elasticloadbalancing:CreateLoadBalancer", e))?;
             let arn = out.load_balancers().first().and_then(|l| l.load_balancer_arn()).unwrap_or_default().to_string();
+            crate::progress::note(Some(format!("waiting for {} to be active (provisioning)", d.physical_name)));
             let done = aws
                 .elbv2
                 .wait_until_load_balancer_available()
@@ -215,6 +216,7 @@ impl Kind for LoadBalancerKind {
             if not_found(res, &["LoadBalancerNotFound"])?.is_none() {
                 return Ok(());
             }
+            crate::progress::note(Some("waiting for the load balancer to be deleted".into()));
             aws.elbv2
                 .wait_until_load_balancers_deleted()
                 .load_balancer_arns(&l.id)

@@ -186,7 +186,7 @@ pub struct Desired {
 }
 
 /// A resource as AWS has it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Live {
     /// The spec resource it belongs to.
     pub name: String,

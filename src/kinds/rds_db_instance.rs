@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::rds::{check_identifier, from_tags, sync_tags, to_tags};
 use crate::aws::waiter_error;
-use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::{Aws, AwsError, Polled, not_found};
 
 pub struct DbInstance;
 
@@ -377,15 +377,32 @@ fn parse(v: &Value) -> Result<DbInstanceProps, AwsError> {
 }
 
 async fn wait_available(aws: &Aws, id: &str, timeout: Duration, name: String) -> Result<Live, AwsError> {
-    let out = aws
-        .rds
-        .wait_until_db_instance_available()
-        .db_instance_identifier(id)
-        .wait(timeout)
-        .await
-        .map_err(|e| waiter_error("rds:DescribeDBInstances (wait available)", e))?;
-    let db = out.into_result().ok().and_then(|o| o.db_instances.unwrap_or_default().into_iter().next());
-    let db = db.ok_or_else(|| AwsError::other("rds:DescribeDBInstances", format!("{id} vanished while waiting")))?;
+    const OP: &str = "rds:DescribeDBInstances (wait available)";
+    let db = crate::aws::poll_until(OP, "available", timeout, || async {
+        let out = aws
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", e))?;
+        let db = out.db_instances.unwrap_or_default().into_iter().next();
+        let db = db.ok_or_else(|| AwsError::other(OP, format!("{id} vanished while waiting")))?;
+        let status = db.db_instance_status.clone().unwrap_or_default();
+        // The states the SDK's waiter gives up on: they do not end in
+        // `available` without someone's help.
+        match status.as_str() {
+            "available" => Ok(Polled::Ready(db)),
+            "deleted" | "deleting" | "failed" | "incompatible-restore" | "incompatible-parameters" => Err(AwsError {
+                operation: OP,
+                code: format!("DBInstance-{status}"),
+                message: format!("{id} is {status}"),
+                transient: false,
+            }),
+            _ => Ok(Polled::Waiting(status)),
+        }
+    })
+    .await?;
     let tags = from_tags(db.tag_list());
     Ok(live(name, db, tags))
 }

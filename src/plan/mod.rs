@@ -15,9 +15,13 @@ use crate::live::LiveState;
 use crate::spec::{Resource, Stack};
 use crate::value::{self, SENSITIVE};
 
+pub mod drift;
+pub mod json;
+pub mod markdown;
 pub mod render;
+pub mod saved;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,
@@ -121,7 +125,7 @@ pub struct PlanError {
 
 /// Which outputs are known at plan time: those of resources that exist and
 /// are kept (no-op or update). Created and replaced ones are unknown.
-type Known = BTreeMap<String, BTreeMap<String, Value>>;
+pub type Known = BTreeMap<String, BTreeMap<String, Value>>;
 
 /// Resolves `r`'s properties against `known` outputs and canonicalizes.
 /// While a value is unknown the kind may not be able to check it: the raw
@@ -143,6 +147,23 @@ pub fn desired_props(r: &Resource, known: &Known) -> Result<Value, PlanError> {
             },
         }),
     }
+}
+
+/// The outputs of every spec resource's live object: what its references
+/// resolve to once the stack exists.
+pub fn known_outputs(stack: &Stack, live: &LiveState) -> Known {
+    stack
+        .resources
+        .values()
+        .filter_map(|r| live.get(r.kind, &r.name).map(|l| (r.name.clone(), l.outputs.clone())))
+        .collect()
+}
+
+/// The digest of what applying `r` now would record (`converge:applied`),
+/// if its properties are known.
+pub fn applied_digest(r: &Resource, known: &Known) -> Option<String> {
+    let props = desired_props(r, known).ok()?;
+    (!value::contains_unknown(&props)).then(|| crate::digest::applied(&props, &r.sensitive, &r.tags))
 }
 
 /// The unnamed live object (a kind AWS cannot tag) whose natural key the
@@ -217,10 +238,17 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
             },
         );
     }
-    if kind.taggable() && r.tags != live.tags {
+    // `converge:applied` records what was applied; it is not compared.
+    let live_tags: BTreeMap<String, String> = live
+        .tags
+        .iter()
+        .filter(|(k, _)| *k != crate::digest::TAG_APPLIED)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if kind.taggable() && r.tags != live_tags {
         out.push(AttrChange {
             attr: "tags".into(),
-            old: Some(serde_json::to_value(&live.tags).unwrap_or_default()),
+            old: Some(serde_json::to_value(&live_tags).unwrap_or_default()),
             new: Some(serde_json::to_value(&r.tags).unwrap_or_default()),
             forces_replacement: false,
             sensitive: false,

@@ -83,6 +83,14 @@ pub fn text(plan: &Plan, p: &Printer) -> String {
     o.s
 }
 
+/// One resource's block of the text plan (its heading line, then its
+/// attributes), as [`text`] prints it.
+pub fn resource_text(r: &ResourceChange, p: &Printer) -> String {
+    let mut o = Out { p, s: String::new() };
+    resource(&mut o, r);
+    o.s
+}
+
 pub fn summary_line(s: &Summary) -> String {
     format!("Plan: {} to add, {} to change, {} to replace, {} to destroy.", s.add, s.change, s.replace, s.destroy)
 }
@@ -144,6 +152,24 @@ fn attr(o: &mut Out<'_>, action: Action, c: &AttrChange, width: usize) {
                     o.line(10, Style::Add, &format!("{},", inline(x)));
                 }
                 o.line(8, Style::Add, "]");
+            } else if let Some(text) = long_text(v) {
+                // Rendered files and policies: their lines, as a reviewer
+                // reads them.
+                o.line(6, Style::Add, &format!("+ {} = <<EOT", pad(&c.attr)));
+                for l in text.lines() {
+                    o.line(10, Style::Add, &format!("+ {l}"));
+                }
+                o.line(8, Style::Add, "EOT");
+            } else if let Value::Object(m) = v
+                && width + inline(v).chars().count() > WIDE
+            {
+                // Too wide for a line: a key a line.
+                o.line(6, Style::Add, &format!("+ {} = {{", pad(&c.attr)));
+                let w = m.keys().map(|k| key(k).len()).max().unwrap_or(0);
+                for (k, x) in m {
+                    o.line(10, Style::Add, &format!("+ {:w$} = {}", key(k), inline(x)));
+                }
+                o.line(8, Style::Add, "}");
             } else {
                 o.line(6, Style::Add, &format!("+ {} = {}", pad(&c.attr), inline(v)));
             }
@@ -183,16 +209,27 @@ fn changed(o: &mut Out<'_>, c: &AttrChange, old: &Value, new: &Value, padded: &s
                 match a.get(k) {
                     None => o.line(10, Style::Add, &format!("+ {} = {}", key(k), inline(v))),
                     Some(w) if w != v => {
-                        o.line(10, Style::Change, &format!("~ {} = {} → {}", key(k), inline(w), inline(v)))
+                        let (a, b) = (inline(w), inline(v));
+                        if k.len() + a.chars().count() + b.chars().count() > WIDE {
+                            o.line(10, Style::Change, &format!("~ {}", key(k)));
+                            o.line(14, Style::Remove, &format!("- {a}"));
+                            o.line(14, Style::Add, &format!("+ {b}"));
+                        } else {
+                            o.line(10, Style::Change, &format!("~ {} = {a} → {b}", key(k)));
+                        }
                     }
                     _ => {}
                 }
             }
         }
-        // Multi-line text (user data, rendered files): a line diff.
-        (Value::String(a), Value::String(b)) if a.contains('\n') || b.contains('\n') => {
+        // Multi-line text (user data, rendered files) and JSON documents
+        // (policies): a line diff.
+        (Value::String(a), Value::String(b))
+            if a.contains('\n') || b.contains('\n') || (json_text(a).is_some() && json_text(b).is_some()) =>
+        {
             o.line(6, Style::Change, &format!("~ {}{forces}", c.attr));
-            let diff = similar::TextDiff::from_lines(a, b);
+            let (a, b) = (json_text(a).unwrap_or_else(|| a.clone()), json_text(b).unwrap_or_else(|| b.clone()));
+            let diff = similar::TextDiff::from_lines(&a, &b);
             for group in diff.grouped_ops(2) {
                 for op in group {
                     for change in diff.iter_changes(&op) {
@@ -206,31 +243,42 @@ fn changed(o: &mut Out<'_>, c: &AttrChange, old: &Value, new: &Value, padded: &s
                 }
             }
         }
-        _ => o.line(6, Style::Change, &format!("~ {padded} = {} → {}{forces}", inline(old), inline(new))),
+        _ => {
+            let (a, b) = (inline(old), inline(new));
+            if padded.len() + a.chars().count() + b.chars().count() > WIDE {
+                // Too wide for one line: before and after on lines of their own.
+                o.line(6, Style::Change, &format!("~ {}{forces}", c.attr));
+                o.line(10, Style::Remove, &format!("- {a}"));
+                o.line(10, Style::Add, &format!("+ {b}"));
+            } else {
+                o.line(6, Style::Change, &format!("~ {padded} = {a} → {b}{forces}"));
+            }
+        }
     }
 }
 
-/// The plan as JSON (secrets are already masked in the plan).
-pub fn json(plan: &Plan) -> String {
-    #[derive(serde::Serialize)]
-    struct Doc<'a> {
-        format_version: u32,
-        #[serde(flatten)]
-        plan: &'a Plan,
-        summary: Summary,
-        has_changes: bool,
+/// Beyond this many characters, a change's two values go on lines of
+/// their own.
+const WIDE: usize = 100;
+
+/// A string value shown as lines: multi-line text or a JSON document.
+fn long_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if s.contains('\n') => Some(s.clone()),
+        Value::String(s) => json_text(s),
+        _ => None,
     }
-    let doc = Doc { format_version: 1, plan, summary: plan.summary(), has_changes: plan.has_changes() };
-    let mut v = serde_json::to_value(&doc).unwrap_or_default();
-    // Unknowns as a readable marker, not the internal sentinel.
-    fn fix(v: &mut Value) {
-        match v {
-            Value::String(s) if s == UNKNOWN => *s = "(known after apply)".into(),
-            Value::Array(xs) => xs.iter_mut().for_each(fix),
-            Value::Object(m) => m.values_mut().for_each(fix),
-            _ => {}
-        }
+}
+
+/// A string holding a JSON object or array (an IAM policy), pretty-printed
+/// so that it diffs by lines.
+fn json_text(s: &str) -> Option<String> {
+    let t = s.trim_start();
+    if !(t.starts_with('{') || t.starts_with('[')) {
+        return None;
     }
-    fix(&mut v);
-    serde_json::to_string_pretty(&v).unwrap_or_default()
+    let v: Value = serde_json::from_str(s).ok()?;
+    let mut pretty = serde_json::to_string_pretty(&v).ok()?;
+    pretty.push('\n');
+    Some(pretty)
 }

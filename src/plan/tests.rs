@@ -135,9 +135,14 @@ fn sensitive_values_are_masked_in_the_plan_itself() {
     unsafe { std::env::set_var("CONVERGE_PLAN_TEST_SECRET", "eu-west-1-secret-az") };
     let s = stack(&src);
     let p = plan(&s, &LiveState::default(), None).unwrap();
-    let json = crate::plan::render::json(&p);
+    let json = crate::plan::json::render(&p);
     let text = crate::plan::render::text(&p, &crate::printer::Printer::plain());
-    assert!(!json.contains("secret-az") && !text.contains("secret-az"), "{json}\n{text}");
+    let markdown = crate::plan::markdown::render(&p);
+    let saved = crate::plan::saved::SavedPlan::new(&s, &LiveState::default(), &p, None, &[]).to_json();
+    for out in [&json, &text, &markdown, &saved] {
+        assert!(!out.contains("secret-az"), "{out}");
+    }
+    assert!(saved.contains("CONVERGE_PLAN_TEST_SECRET"), "the secret is recorded by name: {saved}");
     let line = text.lines().find(|l| l.trim_start().starts_with("+ availability_zone")).unwrap();
     assert!(line.ends_with("= (sensitive)"), "{text}");
 }
@@ -294,4 +299,108 @@ fn a_subnet_in_the_same_vpc_is_replaced_delete_first_and_says_why() {
             assert!(g.deps[vpc_delete].contains(&i), "old VPC waits for {}", o.name);
         }
     }
+}
+
+/// A plan with every action, for the renderers' snapshots: the VPC updated
+/// in place, the subnet replaced, a rendered file changed by one line, a
+/// bucket kept and a security group that left the spec.
+fn review_plan() -> Plan {
+    let src = format!(
+        "{STACK}  config:\n    type: s3.object\n    properties:\n      bucket: demo-bucket-1\n      key: gitlab.rb\n      content: \"external_url 'https://gitlab.example.com'\\nnginx['listen_https'] = false\\nnginx['listen_port'] = 80\\ngitlab_rails['db_host'] = 'db.internal'\\n\"\n"
+    );
+    let before = stack(&src);
+    let after = stack(
+        &src.replace("10.0.1.0/24", "10.0.2.0/24")
+            .replace("listen_port'] = 80", "listen_port'] = 8080")
+            .replace("availability_zone: eu-west-1a", "availability_zone: eu-west-1a\n    tags:\n      team: platform"),
+    );
+    let mut live = converged(&before);
+    live.objects
+        .insert(("s3.object", "config".into()), vec![live_of(&before, "config", "demo-bucket-1/gitlab.rb", &[])]);
+    let vpc = &mut live.objects.get_mut(&("ec2.vpc", "vpc".into())).unwrap()[0];
+    vpc.props["enable_dns_hostnames"] = json!(false);
+    let mut old_sg = live_of(&before, "vpc", "sg-0old", &[]);
+    old_sg.name = "old_sg".into();
+    old_sg.props = json!({"vpc_id": "vpc-1", "description": "x", "ingress": [], "egress": []});
+    live.objects.insert(("ec2.security_group", "old_sg".into()), vec![old_sg]);
+    plan(&after, &live, None).unwrap()
+}
+
+#[test]
+fn plans_render_for_review_as_text_markdown_and_json() {
+    let p = review_plan();
+    let text = crate::plan::render::text(&p, &crate::printer::Printer::plain());
+    insta::assert_snapshot!("review_text", text);
+    let md = crate::plan::markdown::render(&p);
+    insta::assert_snapshot!("review_markdown", md);
+    // The one changed line of the file is a line diff, not two blobs.
+    assert!(md.contains("-           nginx['listen_port'] = 80\n+           nginx['listen_port'] = 8080\n"), "{md}");
+    assert!(
+        text.contains("          - nginx['listen_port'] = 80\n          + nginx['listen_port'] = 8080\n"),
+        "{text}"
+    );
+    // Destructive actions first.
+    let first_detail = md.find("<details>").unwrap();
+    assert!(md.find("<code>- old_sg").unwrap() < first_detail, "{md}");
+    assert!(md[first_detail..].starts_with("<details><summary><code>-/+ subnet"), "{md}");
+    let doc: crate::plan::json::PlanDoc = serde_json::from_str(&crate::plan::json::render(&p)).unwrap();
+    let subnet = doc.resources.iter().find(|r| r.name == "subnet").unwrap();
+    assert_eq!(subnet.replaced_because, ["cidr_block"]);
+    assert_eq!(doc.summary, crate::plan::json::SummaryDoc { add: 0, change: 2, replace: 1, destroy: 1 });
+    // A replace is one create and one delete for GitLab's widget.
+    assert_eq!(crate::plan::json::gitlab_report(&p), r#"{"create":1,"update":2,"delete":2}"#);
+}
+
+#[test]
+fn drift_is_told_from_pending_missing_and_unmanaged() {
+    use crate::plan::drift::{Class, classify};
+    use crate::state::applied::{Applied, AppliedResource};
+    let s = stack(STACK);
+    let mut live = converged(&s);
+    let known = known_outputs(&s, &live);
+    // What converge applied, on each object: the digest of the spec now.
+    for ((_, name), objects) in live.objects.iter_mut() {
+        let d = applied_digest(&s.resources[name], &known).unwrap();
+        objects[0].tags.insert(crate::digest::TAG_APPLIED.into(), d);
+    }
+    let record = Applied {
+        resources: [(
+            "bucket".to_string(),
+            AppliedResource { kind: "s3.bucket".into(), id: "demo-bucket-1".into(), digest: String::new() },
+        )]
+        .into(),
+        ..Applied::default()
+    };
+    let p = plan(&s, &live, None).unwrap();
+    assert!(classify(&s, &p, &known, Some(&record)).findings.is_empty());
+
+    // By hand: the VPC's DNS hostnames off. Gone: the bucket. Extra: a
+    // group tagged for the stack that no apply made.
+    live.objects.get_mut(&("ec2.vpc", "vpc".into())).unwrap()[0].props["enable_dns_hostnames"] = json!(false);
+    live.objects.remove(&("s3.bucket", "bucket".into()));
+    let mut stray = live_of(&s, "vpc", "sg-9", &[]);
+    stray.name = "stray".into();
+    stray.tags.remove(crate::digest::TAG_APPLIED);
+    live.objects.insert(("ec2.security_group", "stray".into()), vec![stray]);
+    // In the spec: a new subnet CIDR (pending).
+    let edited = stack(&STACK.replace("10.0.1.0/24", "10.0.9.0/24"));
+    let p = plan(&edited, &live, None).unwrap();
+    let classes = |record: Option<&Applied>| -> Vec<(String, Class)> {
+        classify(&edited, &p, &known_outputs(&edited, &live), record)
+            .findings
+            .into_iter()
+            .map(|f| (f.name, f.class))
+            .collect()
+    };
+    assert_eq!(
+        classes(Some(&record)),
+        [
+            ("vpc".to_string(), Class::Drift),
+            ("subnet".to_string(), Class::Pending),
+            ("bucket".to_string(), Class::Missing),
+            ("stray".to_string(), Class::Unmanaged),
+        ]
+    );
+    // Without the record, a missing object cannot be told from a new one.
+    assert_eq!(classes(None)[2], ("bucket".to_string(), Class::Pending));
 }

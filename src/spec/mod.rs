@@ -14,7 +14,7 @@ pub mod raw;
 mod resolve;
 pub mod template;
 
-pub use resolve::{LoadOptions, load, load_str};
+pub use resolve::{LoadOptions, VAR_ENV_PREFIX, load, load_str, read_limited};
 pub use template::Template;
 
 /// A resolved stack for one environment.
@@ -27,6 +27,16 @@ pub struct Stack {
     pub resources: BTreeMap<String, Resource>,
     /// `state: { bucket }`: where locks live, if not beside the stack.
     pub state: Option<StateBucket>,
+    /// Every variable's value for this environment (variables are plain
+    /// values, never secrets).
+    pub vars: BTreeMap<String, serde_json::Value>,
+    /// The variables set from outside the file (`CONVERGE_VAR_*`, then
+    /// `--var`), as given: what a saved plan records and re-checks.
+    pub overrides: BTreeMap<String, String>,
+    /// The process environment variables `${env.NAME}` reads: names only.
+    pub secret_refs: BTreeSet<String>,
+    /// SHA-256 of the stack file's text.
+    pub source_digest: String,
 }
 
 /// The stack's state bucket and key prefix.
@@ -60,6 +70,25 @@ pub struct Resource {
     pub adopt: bool,
 }
 
+/// The environments a stack file defines, in file order, without
+/// resolving it (`drift --all-envs` then loads each).
+///
+/// # Errors
+/// The file cannot be read or is not YAML.
+pub fn environment_names(path: &std::path::Path) -> Result<Vec<String>, SpecError> {
+    let src = read_limited(path, resolve::MAX_STACK_BYTES)
+        .map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&src).map_err(|e| SpecError::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })?;
+    Ok(doc
+        .get("environments")
+        .and_then(serde_yaml_ng::Value::as_mapping)
+        .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_string)).collect())
+        .unwrap_or_default())
+}
+
 /// Parses `90s`, `45m`, `2h` (a number and one unit).
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
@@ -73,6 +102,41 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
         _ => None,
     }?;
     (secs > 0).then(|| std::time::Duration::from_secs(secs))
+}
+
+impl Resource {
+    /// The resource as the spec says it, with every secret masked and
+    /// references unresolved (see [`Template::written`]).
+    pub fn view(&self) -> serde_json::Value {
+        let mut props = self.props.written();
+        if let serde_json::Value::Object(m) = &mut props {
+            for (k, v) in m.iter_mut() {
+                if self.sensitive.contains(k) {
+                    *v = serde_json::Value::String(crate::value::SENSITIVE.into());
+                }
+            }
+        }
+        serde_json::json!({
+            "kind": self.kind.type_name(),
+            "physical_name": self.physical_name,
+            "properties": props,
+            "tags": self.tags,
+            "depends_on": self.deps,
+            "protect": self.protect,
+            "wait_timeout_s": self.timeout.as_secs(),
+        })
+    }
+}
+
+impl Stack {
+    /// Every template file the stack renders: path → source.
+    pub fn template_files(&self) -> BTreeMap<String, std::sync::Arc<str>> {
+        let mut out = BTreeMap::new();
+        for r in self.resources.values() {
+            r.props.files(&mut out);
+        }
+        out
+    }
 }
 
 impl fmt::Debug for Resource {

@@ -105,7 +105,13 @@ pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, Spe
             return Err(invalid(vec![diag(path, pos, format!("malformed YAML: {msg}"), None)]));
         }
     };
-    let mut cx = Cx { file: path.to_path_buf(), index, diags: Vec::new() };
+    let mut cx = Cx {
+        file: path.to_path_buf(),
+        index,
+        diags: Vec::new(),
+        secret_refs: BTreeSet::new(),
+        overrides: BTreeMap::new(),
+    };
     let dups = std::mem::take(&mut cx.index.duplicates);
     for d in &dups {
         let within = if d.path.is_empty() { "the stack".to_string() } else { format!("`{}`", d.path) };
@@ -148,7 +154,12 @@ pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, Spe
     };
     let stack = cx.resolve(raw, opts);
     match stack {
-        Some(s) if cx.diags.is_empty() => Ok(s),
+        Some(mut s) if cx.diags.is_empty() => {
+            s.source_digest = crate::digest::sha256_hex(src.as_bytes());
+            s.secret_refs = cx.secret_refs;
+            s.overrides = cx.overrides;
+            Ok(s)
+        }
         _ => {
             cx.diags.sort_by_key(|d| (d.line, d.col));
             Err(invalid(cx.diags))
@@ -189,6 +200,10 @@ struct Cx {
     file: PathBuf,
     index: SpanIndex,
     diags: Vec<Diagnostic>,
+    /// Process environment variables `${env.NAME}` reads.
+    secret_refs: BTreeSet<String>,
+    /// `CONVERGE_VAR_*` and `--var` overrides, as given.
+    overrides: BTreeMap<String, String>,
 }
 
 /// What a property walk collects for one resource.
@@ -241,11 +256,16 @@ impl Cx {
 
     /// AWS's tag rules, the strictest of the services converge tags (EC2,
     /// S3, RDS …): at most 50 tags an object, keys of 1-128 and values of at
-    /// most 256 characters, and no key starting `aws:` (AWS's own). Three
-    /// tags are converge's, so a spec may set 47.
+    /// most 256 characters, and no key starting `aws:` (AWS's own). Four
+    /// tags are converge's (identity and [`crate::digest::TAG_APPLIED`]), so
+    /// a spec may set 46.
     fn check_tags(&mut self, tags: &BTreeMap<String, String>, path: &str) {
         const MAX_TAGS: usize = 50;
-        let total = tags.len() + [TAG_STACK, TAG_ENV, TAG_RESOURCE].iter().filter(|k| !tags.contains_key(**k)).count();
+        let total = tags.len()
+            + [TAG_STACK, TAG_ENV, TAG_RESOURCE, crate::digest::TAG_APPLIED]
+                .iter()
+                .filter(|k| !tags.contains_key(**k))
+                .count();
         if total > MAX_TAGS {
             self.at_key(
                 path,
@@ -378,12 +398,14 @@ impl Cx {
             {
                 let value = override_value(declared, &v);
                 vars.insert(name.to_string(), value);
+                self.overrides.insert(name.to_string(), v);
             }
         }
         for (k, v) in &opts.vars {
             if let Some(declared) = vars.get(k) {
                 let value = override_value(declared, v);
                 vars.insert(k.clone(), value);
+                self.overrides.insert(k.clone(), v.clone());
             } else {
                 let help = help_for(k, vars.keys().map(String::as_str));
                 self.at_key("variables", format!("--var {k}: no such variable in the stack"), help);
@@ -506,7 +528,18 @@ impl Cx {
                 Some("remove one of these references or depends_on entries".into()),
             );
         }
-        Some(Stack { file: self.file.clone(), name: stack, env: env_name, region, resources: out, state })
+        Some(Stack {
+            file: self.file.clone(),
+            name: stack,
+            env: env_name,
+            region,
+            resources: out,
+            state,
+            vars,
+            overrides: BTreeMap::new(),
+            secret_refs: BTreeSet::new(),
+            source_digest: String::new(),
+        })
     }
 
     fn resource(
@@ -896,6 +929,7 @@ impl Cx {
             },
             Reference::Env(n) => {
                 walk.sensitive.insert(top.to_string());
+                self.secret_refs.insert(n.clone());
                 match std::env::var(n) {
                     Ok(v) => Some(Value::String(v)),
                     Err(_) if !env.require_secrets => Some(Value::String(String::new())),

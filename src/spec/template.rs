@@ -75,6 +75,34 @@ impl Template {
     pub fn placeholder(&self) -> Value {
         self.resolve(&|_, _| None).unwrap_or_else(|_| value::unknown())
     }
+
+    /// The value with each reference written as `${resources.NAME.ATTR}`
+    /// and templates rendered around them: what the spec says, before AWS
+    /// is read (a saved plan records it). A template that cannot render
+    /// with those placeholders shows its path and source digest instead.
+    pub fn written(&self) -> Value {
+        let placeholder = |n: &str, a: &str| Some(Value::String(format!("${{resources.{n}.{a}}}")));
+        self.resolve(&placeholder).unwrap_or_else(|_| {
+            let mut files = BTreeMap::new();
+            self.files(&mut files);
+            let files: BTreeMap<&String, String> =
+                files.iter().map(|(p, s)| (p, crate::digest::sha256_hex(s.as_bytes()))).collect();
+            serde_json::json!({ "templates": files })
+        })
+    }
+
+    /// The template files this value renders: path → source.
+    pub fn files(&self, out: &mut BTreeMap<String, Arc<str>>) {
+        match self {
+            Template::Lit(_) | Template::Interp(_) => {}
+            Template::List(items) => items.iter().for_each(|t| t.files(out)),
+            Template::Map(m) => m.values().for_each(|t| t.files(out)),
+            Template::Render { path, source, vars } => {
+                out.insert(path.clone(), source.clone());
+                vars.files(out);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

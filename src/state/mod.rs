@@ -1,5 +1,6 @@
 //! Where converge keeps what is not in AWS's objects themselves: the lock
-//! of a stack/env (and, later, its run records and last known good spec).
+//! of a stack/env, and the record of what its last applies left
+//! ([`applied`]).
 //!
 //! One home per stack: the S3 bucket the stack names (`state: { bucket:
 //! … }`), else `.converge/` beside the stack file (or `--state-dir`). Both
@@ -16,6 +17,7 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use crate::aws::{Aws, AwsError, not_found};
 
+pub mod applied;
 pub mod lock;
 
 /// A state home.
@@ -104,6 +106,37 @@ impl Store {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(source) => Err(StoreError::Io { path, source }),
                 }
+            }
+        }
+    }
+
+    /// Writes `body` at `key` whatever is there: for records only the lock
+    /// holder writes.
+    pub async fn put(&self, aws: &Aws, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Store::S3 { bucket, prefix } => {
+                aws.s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}{key}"))
+                    .content_type("application/json")
+                    .body(ByteStream::from(body.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
+                Ok(())
+            }
+            Store::Dir(dir) => {
+                let path = dir.join(key);
+                let io = |source| StoreError::Io { path: path.clone(), source };
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                let tmp = path.with_extension("tmp");
+                std::fs::File::create(&tmp)
+                    .and_then(|mut f| f.write_all(body).and_then(|()| f.sync_all()))
+                    .and_then(|()| std::fs::rename(&tmp, &path))
+                    .map_err(io)
             }
         }
     }

@@ -291,3 +291,52 @@ pub fn stack_variant(dir: &Scratch, name: &str, edits: &[(&str, &str)]) -> PathB
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// A copy of the repository's `stacks/`, `templates/` and `cloud-init/` in
+/// `dir`, so a test may edit a template; returns the stack's path.
+pub fn stack_tree(dir: &Scratch) -> PathBuf {
+    for sub in ["stacks", "templates", "cloud-init"] {
+        let to = dir.path(sub);
+        std::fs::create_dir_all(&to).expect("mkdir");
+        for e in std::fs::read_dir(repo().join(sub)).expect("read repo dir").flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+            }
+        }
+    }
+    dir.path("stacks/gitlab-ha.yaml")
+}
+
+/// Validates `json` (a file) against `schema` (a file) with
+/// check-jsonschema from the test venv.
+#[track_caller]
+pub fn check_json_schema(schema: &Path, json: &Path) {
+    let checker = repo().join(".venv/bin/check-jsonschema");
+    assert!(checker.exists(), "no {}: run scripts/test", checker.display());
+    let r = Run::from(
+        Command::new(&checker).arg("--schemafile").arg(schema).arg(json).output().expect("run check-jsonschema"),
+    );
+    assert_eq!(r.code, 0, "{} does not match {}:\n{}{}", json.display(), schema.display(), r.stdout, r.stderr);
+}
+
+impl Moto {
+    /// Runs converge on a pseudo-terminal (Python's `pty`, from the test
+    /// venv): what it prints there, escape codes and all.
+    pub fn run_on_a_terminal(&self, args: &[&str]) -> Run {
+        let converge = self.converge();
+        let mut c = Command::new(python());
+        c.arg("-c")
+            .arg("import os, pty, sys; sys.exit(os.waitstatus_to_exitcode(pty.spawn(sys.argv[1:])))")
+            .arg(env!("CARGO_BIN_EXE_converge"))
+            .args(args)
+            .current_dir(repo())
+            .stdin(Stdio::null());
+        for (k, v) in converge.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        Run::from(c.output().expect("run converge on a pty"))
+    }
+}

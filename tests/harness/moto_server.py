@@ -65,6 +65,11 @@ refresh is InProgress for N seconds before it is Successful. Tests use it to
 show that converge waits for a group's instances before touching the groups
 that depend on it.
 
+--rds-create-seconds N does the same for RDS: a new DB instance reports
+`creating` for N seconds before `available` (moto makes it available at
+once; on AWS a create takes minutes). Tests use it to see converge say what
+it waits for while it waits.
+
 Each log line also carries the request's time (`t`, seconds since the epoch)
 and, for Auto Scaling calls, the group (`group`), so tests can order calls.
 
@@ -344,27 +349,41 @@ REFRESHES = {}  # group name -> [refresh]
 WARMUP = 0.0  # --asg-warmup-seconds
 
 
+def delay_state(cls, attr, ready, pending, seconds):
+    """Objects of moto's `cls` report `attr` as `pending` for `seconds` after
+    they are made, where moto sets `ready` at once; other values pass."""
+    original = cls.__init__
+    stored = "_" + attr
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.__dict__["_made"] = time.time()
+
+    def get(self):
+        value = self.__dict__.get(stored, ready)
+        if value == ready and time.time() - self.__dict__.get("_made", 0) < seconds:
+            return pending
+        return value
+
+    def set_(self, value):
+        self.__dict__[stored] = value
+
+    cls.__init__ = init
+    setattr(cls, attr, property(get, set_))
+
+
 def slow_instance_start(seconds):
     """New Auto Scaling instances are Pending for `seconds` (see the docstring)."""
     from moto.autoscaling.models import InstanceState
 
-    original = InstanceState.__init__
+    delay_state(InstanceState, "lifecycle_state", "InService", "Pending", seconds)
 
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self._launched = time.time()
 
-    def get(self):
-        state = self.__dict__.get("_lifecycle_state", "InService")
-        if state == "InService" and time.time() - self.__dict__.get("_launched", 0) < seconds:
-            return "Pending"
-        return state
+def slow_db_create(seconds):
+    """New DB instances are `creating` for `seconds` (see the docstring)."""
+    from moto.rds.models import DBInstance
 
-    def set_(self, value):
-        self.__dict__["_lifecycle_state"] = value
-
-    InstanceState.__init__ = init
-    InstanceState.lifecycle_state = property(get, set_)
+    delay_state(DBInstance, "status", "available", "creating", seconds)
 
 
 def autoscaling_reply(start_response, action, result, status="200 OK"):
@@ -914,6 +933,7 @@ def main():
     ap.add_argument("--acm-certificate-file")
     ap.add_argument("--region", default="eu-west-1")
     ap.add_argument("--asg-warmup-seconds", type=float, default=0.0)
+    ap.add_argument("--rds-create-seconds", type=float, default=0.0)
     ap.add_argument("--faults", help="e.g. throttle=0.10,5xx=0.05,reset=0.03,drop=0.03")
     ap.add_argument("--fault-seed", type=int, default=1)
     ap.add_argument("--fault-key", help="fault only requests signed with this access key id")
@@ -924,6 +944,8 @@ def main():
     if WARMUP:
         slow_instance_start(WARMUP)
 
+    if args.rds_create_seconds:
+        slow_db_create(args.rds_create_seconds)
     fix_num_cache_clusters()
     fix_launch_template_user_data()
     fix_elbv2_idempotency()
