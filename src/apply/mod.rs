@@ -8,6 +8,9 @@
 //!   the replacement exists and every resource depending on it, directly or
 //!   not, has been created or updated to use it. Otherwise the old object is
 //!   deleted first, then the new one created.
+//! - A second object of a resource still in the spec (an old half left by
+//!   a killed run) is deleted after every resource depending on the
+//!   resource was created or updated, so users have moved to the kept one.
 //! - When an operation fails, running ones finish, independent branches go
 //!   on, and everything depending on the failure is skipped.
 //! - Safe to kill at any point: every create tags its object in the create
@@ -146,8 +149,13 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
             }
             OpKind::Delete => {
                 // The old half of a replace created first waits for the new
-                // half and for everything that depends on the resource.
-                if let Some(name) = created_first.get(&i) {
+                // half and for everything that depends on the resource; so
+                // does a duplicate of a resource still in the spec (an old
+                // half left behind by a run that was killed): what uses it
+                // moves to the object kept first.
+                let duplicate = !op.replace
+                    && stack.resources.get(&op.name).is_some_and(|r| r.kind.type_name() == op.kind.type_name());
+                if let Some(name) = created_first.get(&i).copied().or(duplicate.then_some(op.name.as_str())) {
                     let mut waits = spec_graph.dependents(name);
                     waits.insert(name.to_string());
                     deps[i].extend(waits.iter().filter_map(|w| create_or_update.get(w.as_str()).copied()));

@@ -268,6 +268,16 @@ fn an_in_use_group_is_replaced_create_first_under_its_other_name() {
         .map(|r| (r.name.as_str(), r.action, r.id.as_deref()))
         .collect();
     assert_eq!(acts, [("app_sg", Action::Delete, Some("sg-0old"))]);
+
+    // Left behind by a kill before db_sg moved: db_sg still names the old
+    // group. It moves first; the old group's delete waits for it.
+    let db = &mut both.objects.get_mut(&("ec2.security_group", "db_sg".into())).unwrap()[0];
+    db.props = serde_json::from_str(&db.props.to_string().replace("sg-app", "sg-0old")).unwrap();
+    let p = plan(&s, &both, None).unwrap();
+    let g = operations(&s, &p);
+    let op = |name: &str, kind: OpKind| g.ops.iter().position(|o| o.name == name && o.op == kind).unwrap();
+    let (delete, db) = (op("app_sg", OpKind::Delete), op("db_sg", OpKind::Update));
+    assert!(g.deps[delete].contains(&db), "{:?}", g.deps);
 }
 
 #[test]
