@@ -2805,3 +2805,105 @@ fn progress_is_live_on_a_terminal_and_plain_lines_elsewhere() {
         r.stdout
     );
 }
+
+/// One line of `apply --trace`.
+#[derive(Debug, serde::Deserialize)]
+struct Traced {
+    resource: String,
+    deps: Vec<usize>,
+    start_ms: Option<f64>,
+    end_ms: Option<f64>,
+}
+
+#[test]
+fn each_operation_starts_as_soon_as_its_dependencies_finish_and_a_slot_is_free() {
+    // Mutations take 100 ms, as calls to AWS take time (a scheduler that
+    // waited for anything but the operation's own dependencies would show
+    // waits that long); three slots for 72 operations, so that operations
+    // also wait for slots.
+    let moto = Moto::start_with(&["--delay-mutations-ms", "100"]);
+    let dir = Scratch::new("trace");
+    let trace = dir.path("trace.jsonl");
+    let r = moto
+        .run(&[
+            "apply",
+            STACK,
+            "--env",
+            "staging",
+            "--auto-approve",
+            "--parallelism",
+            "3",
+            "--stats",
+            "--trace",
+            path_str(&trace),
+        ])
+        .expect(0);
+    assert!(r.stderr.contains("converge stats: ") && r.stderr.contains("  apply "), "{}", r.stderr);
+    let ops: Vec<Traced> =
+        std::fs::read_to_string(&trace).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(ops.len(), STAGING);
+    let span = |o: &Traced| (o.start_ms.unwrap(), o.end_ms.unwrap());
+    // How long, within [from, to], fewer than `slots` operations ran.
+    let free_time = |from: f64, to: f64| -> f64 {
+        let mut cuts: Vec<f64> = vec![from, to];
+        for o in &ops {
+            let (s, e) = span(o);
+            cuts.extend([s, e].into_iter().filter(|t| *t > from && *t < to));
+        }
+        cuts.sort_by(f64::total_cmp);
+        cuts.windows(2)
+            .filter(|w| {
+                let mid = (w[0] + w[1]) / 2.0;
+                ops.iter().filter(|o| span(o).0 <= mid && mid < span(o).1).count() < 3
+            })
+            .map(|w| w[1] - w[0])
+            .sum()
+    };
+    let mut worst = (0.0, String::new());
+    for o in &ops {
+        let (start, _) = span(o);
+        let ready = o.deps.iter().map(|&d| span(&ops[d]).1).fold(0.0, f64::max);
+        for &d in &o.deps {
+            assert!(span(&ops[d]).1 <= start, "{} started before {} ended", o.resource, ops[d].resource);
+        }
+        let idle = free_time(ready, start);
+        if idle > worst.0 {
+            worst = (idle, o.resource.clone());
+        }
+    }
+    // A few milliseconds: the executor noticing a finished operation and
+    // the next one taking its slot (a debug build, on a machine running
+    // other tests too; `scripts/bench` measures the release build).
+    assert!(worst.0 < 50.0, "{} waited {:.1} ms with a slot free", worst.1, worst.0);
+}
+
+#[test]
+fn stats_count_every_call_moto_received() {
+    let moto = Moto::start();
+    apply(&moto, STACK);
+    let mark = moto.calls().len();
+    let r = moto.run(&["plan", STACK, "--env", "staging", "--format", "json", "--stats"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let stats = &doc["stats"];
+    let seen = moto.calls().into_iter().skip(mark).collect::<Vec<_>>();
+    assert_eq!(stats["calls"], seen.len(), "{}", r.stdout);
+    // The same actions, as many times: --stats names each with the
+    // service's IAM prefix; the harness logs the operation of the query and
+    // JSON protocols by name (and S3's and EFS's REST calls by path).
+    let mut logged: BTreeMap<String, u64> = BTreeMap::new();
+    for c in seen.iter().filter(|c| c.service != "s3" && !c.operation.contains(' ')) {
+        *logged.entry(c.operation.clone()).or_default() += 1;
+    }
+    let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+    for (action, n) in stats["by_action"].as_object().unwrap() {
+        let (service, op) = action.split_once(':').unwrap();
+        if service != "s3" && service != "elasticfilesystem" {
+            *counted.entry(op.to_string()).or_default() += n.as_u64().unwrap();
+        }
+    }
+    assert_eq!(counted, logged);
+    assert!(stats["by_action"]["s3:GetBucketVersioning"] == 4, "{}", stats["by_action"]);
+    let phases: Vec<&str> = stats["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["parse", "read", "diff", "render"]);
+    assert!(r.stderr.contains(&format!("converge stats: {} AWS calls", seen.len())), "{}", r.stderr);
+}

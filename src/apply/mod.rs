@@ -200,6 +200,21 @@ pub struct Report {
     pub results: Vec<(Op, Outcome)>,
     /// Set when a signal stopped the run.
     pub interrupted: Option<stop::Requests>,
+    /// When each operation became ready, started and ended (`--trace`).
+    pub timeline: Vec<Timing>,
+    /// What each operation waited for.
+    pub deps: Vec<BTreeSet<usize>>,
+}
+
+/// One operation's times, from the start of the run. `ready`: the executor
+/// saw its last dependency finish (or the run began); `start`: it got a
+/// slot of `--parallelism` and began its first call; `end`: it finished
+/// and gave the slot back.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing {
+    pub ready: Option<Duration>,
+    pub start: Option<Duration>,
+    pub end: Option<Duration>,
 }
 
 impl Report {
@@ -207,6 +222,10 @@ impl Report {
         self.results.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).count()
     }
 }
+
+/// What an operation's task returns: its index, when it got and gave back
+/// its slot, and its result.
+type Finished = (usize, (Duration, Duration), Result<Option<Live>, AwsError>);
 
 /// Runs `graph` against AWS.
 ///
@@ -224,6 +243,8 @@ pub async fn execute(
 ) -> Report {
     let OpGraph { ops, deps } = graph;
     let n = ops.len();
+    let t0 = Instant::now();
+    let mut timeline = vec![Timing::default(); n];
     let mut waiting: Vec<usize> = deps.iter().map(BTreeSet::len).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, ds) in deps.iter().enumerate() {
@@ -233,10 +254,13 @@ pub async fn execute(
     }
     let mut outcome: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
     let sem = Arc::new(Semaphore::new(parallelism.max(1)));
-    let mut running: JoinSet<(usize, Result<Option<Live>, AwsError>)> = JoinSet::new();
+    let mut running: JoinSet<Finished> = JoinSet::new();
     let mut started: BTreeMap<usize, Instant> = BTreeMap::new();
     let mut digests: BTreeMap<usize, String> = BTreeMap::new();
     let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    for &i in &ready {
+        timeline[i].ready = Some(Duration::ZERO);
+    }
     let mut display = progress::Display::new(printer, n, printer.tty);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
@@ -278,7 +302,8 @@ pub async fn execute(
             let sem = sem.clone();
             let (label, verb) = (op.label(), op.op.verb());
             let (slot, work) = progress::scope(async move {
-                let _permit = sem.acquire_owned().await.expect("semaphore is never closed");
+                let permit = sem.acquire_owned().await.expect("semaphore is never closed");
+                let began = t0.elapsed();
                 let res = match (op.op, desired) {
                     (OpKind::Create, Some(d)) => op.kind.create(&aws, &d).await.map(Some),
                     (OpKind::Update, Some(d)) => {
@@ -290,7 +315,9 @@ pub async fn execute(
                         .await
                         .map(|_| None),
                 };
-                (i, res)
+                let released = t0.elapsed();
+                drop(permit);
+                (i, (began, released), res)
             });
             display.start(i, label, verb, slot);
             running.spawn(work);
@@ -308,7 +335,9 @@ pub async fn execute(
         tokio::select! {
             joined = running.join_next() => {
                 let Some(joined) = joined else { break };
-                let (i, res) = joined.expect("operation task panicked");
+                let (i, (began, released), res) = joined.expect("operation task panicked");
+                timeline[i].start = Some(began);
+                timeline[i].end = Some(released);
                 let op = &ops[i];
                 let elapsed = started[&i].elapsed();
                 match res {
@@ -322,6 +351,7 @@ pub async fn execute(
                         for &d in &dependents[i] {
                             waiting[d] -= 1;
                             if waiting[d] == 0 && outcome[d].is_none() {
+                                timeline[d].ready = Some(t0.elapsed());
                                 ready.push(d);
                             }
                         }
@@ -364,7 +394,39 @@ pub async fn execute(
             (op, o)
         })
         .collect();
-    Report { results, interrupted: stop.requested().then(|| stop.requests()) }
+    Report { results, interrupted: stop.requested().then(|| stop.requests()), timeline, deps }
+}
+
+/// `--trace`: a JSON line per operation, in plan order: its index, what it
+/// waited for, its resource, kind and action, and when (milliseconds from
+/// the start of the run) it became ready, started and ended, and how it
+/// ended.
+pub fn trace(report: &Report) -> String {
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+    let mut out = String::new();
+    for (i, ((op, outcome), t)) in report.results.iter().zip(&report.timeline).enumerate() {
+        let outcome = match outcome {
+            Outcome::Done { .. } => "done",
+            Outcome::Failed(_) => "failed",
+            Outcome::Skipped { .. } => "skipped",
+            Outcome::Abandoned => "abandoned",
+        };
+        let line = serde_json::json!({
+            "op": i,
+            "deps": report.deps.get(i),
+            "resource": op.name,
+            "kind": op.kind.type_name(),
+            "action": op.op.verb().0,
+            "replace": op.replace,
+            "ready_ms": ms(t.ready),
+            "start_ms": ms(t.start),
+            "end_ms": ms(t.end),
+            "outcome": outcome,
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    out
 }
 
 fn skip_dependents(failed: usize, ops: &[Op], dependents: &[Vec<usize>], outcome: &mut [Option<Outcome>]) {

@@ -124,6 +124,8 @@ mod tests {
                 (op("gone", OpKind::Delete), done("gone-id", None)),
             ],
             interrupted: None,
+            timeline: Vec::new(),
+            deps: Vec::new(),
         };
         let kept = BTreeMap::from([("kept".to_string(), "k".to_string())]);
         let a = after(Some(previous), &s, &plan, Some(&report), &kept, false);
@@ -135,7 +137,12 @@ mod tests {
         assert_eq!(a.resources, want);
 
         // Destroy drops every resource it deleted.
-        let report = Report { results: vec![(op("made", OpKind::Delete), done("made-2", None))], interrupted: None };
+        let report = Report {
+            results: vec![(op("made", OpKind::Delete), done("made-2", None))],
+            interrupted: None,
+            timeline: Vec::new(),
+            deps: Vec::new(),
+        };
         let empty = Plan { resources: Vec::new(), ..plan };
         let a = after(Some(a), &s, &empty, Some(&report), &BTreeMap::new(), true);
         assert!(!a.resources.contains_key("made") && a.resources.contains_key("kept"), "{:?}", a.resources);

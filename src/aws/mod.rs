@@ -17,6 +17,7 @@ pub mod elbv2;
 pub mod iam;
 pub mod rds;
 pub mod shared;
+pub mod stats;
 
 /// How to reach AWS, from the command line and the stack.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +42,8 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub region: String,
+    /// Every call the clients made (`--stats`).
+    pub calls: stats::CallCounter,
 }
 
 /// Attempts for read and idempotent calls: throttling and 5xx are retried
@@ -85,17 +88,26 @@ impl Aws {
         let conf = loader.load().await;
         // Emulators and custom endpoints serve S3 on one host: path-style.
         let path_style = opts.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        let s3 = aws_sdk_s3::config::Builder::from(&conf).force_path_style(path_style).build();
+        let calls = stats::CallCounter::default();
+        // One client per service, each counting its calls.
+        macro_rules! client {
+            ($sdk:ident $(, $extra:ident($arg:expr))*) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&conf).interceptor(calls.clone())$(.$extra($arg))*.build(),
+                )
+            };
+        }
         Aws {
-            ec2: aws_sdk_ec2::Client::new(&conf),
-            s3: aws_sdk_s3::Client::from_conf(s3),
-            rds: aws_sdk_rds::Client::new(&conf),
-            elasticache: aws_sdk_elasticache::Client::new(&conf),
-            efs: aws_sdk_efs::Client::new(&conf),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
-            autoscaling: aws_sdk_autoscaling::Client::new(&conf),
-            iam: aws_sdk_iam::Client::new(&conf),
-            secretsmanager: aws_sdk_secretsmanager::Client::new(&conf),
+            ec2: client!(aws_sdk_ec2),
+            s3: client!(aws_sdk_s3, force_path_style(path_style)),
+            rds: client!(aws_sdk_rds),
+            elasticache: client!(aws_sdk_elasticache),
+            efs: client!(aws_sdk_efs),
+            elbv2: client!(aws_sdk_elasticloadbalancingv2),
+            autoscaling: client!(aws_sdk_autoscaling),
+            iam: client!(aws_sdk_iam),
+            secretsmanager: client!(aws_sdk_secretsmanager),
+            calls: calls.clone(),
             region: opts.region.clone(),
         }
     }

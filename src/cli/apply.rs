@@ -17,15 +17,20 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
         let plan = saved::parse(&args.stack.stack, &text)?;
         return run_saved(plan, &args, printer).await;
     }
+    let mut timer = super::Timer::start();
     let stack = super::load(&args.stack, true)?;
     let targets = super::targets(&stack, &args.targets)?;
+    timer.lap("parse");
     let aws = super::connect(&stack, &args.aws).await;
     let stop = crate::apply::Stop::from_signals()?;
     // Held from before the read of live state to the end: the plan applied
     // is the plan made, and no other run changes the stack meanwhile.
     let held = super::lock(&aws, &stack, &args.lock, "apply", printer).await?;
-    let result = locked(&aws, stack, targets, &args, &stop, printer).await;
+    let result = locked(&aws, stack, targets, &args, &stop, &mut timer, printer).await;
     super::unlock_after(held, printer).await?;
+    if args.stats {
+        super::print_stats(&timer.doc(&aws.calls), printer);
+    }
     result
 }
 
@@ -35,15 +40,19 @@ async fn locked(
     targets: Option<std::collections::BTreeSet<String>>,
     args: &ApplyArgs,
     stop: &crate::apply::Stop,
+    timer: &mut super::Timer,
     printer: &Printer,
 ) -> anyhow::Result<u8> {
     let (live, plan) = super::before_changes(stop, async {
         let live = crate::live::read(aws, &stack).await?;
+        timer.lap("read");
         let plan = crate::plan::plan(&stack, &live, targets.as_ref())?;
+        timer.lap("diff");
         Ok((live, plan))
     })
     .await?;
     printer.out(render::text(&plan, printer).trim_end());
+    timer.lap("render");
     let store = super::store(&stack, args.lock.state_dir.as_deref());
     if !plan.has_changes() {
         super::record_applied(
@@ -57,9 +66,16 @@ async fn locked(
         return Ok(0);
     }
     printer.out("");
-    let opts =
-        ExecOptions { auto_approve: args.auto_approve, parallelism: args.parallelism.into(), stop, store: &store };
-    execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
+    let opts = ExecOptions {
+        auto_approve: args.auto_approve,
+        parallelism: args.parallelism.into(),
+        stop,
+        store: &store,
+        trace: args.trace.as_deref(),
+    };
+    let code = execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await;
+    timer.lap("apply");
+    code
 }
 
 /// `converge apply FILE`: the saved plan, exactly, or nothing.
@@ -135,7 +151,13 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
         }
         printer.out("");
         printer.out(&format!("Applying the saved plan {file} (reviewed when it was made: no prompt)."));
-        let opts = ExecOptions { auto_approve: true, parallelism: args.parallelism.into(), stop: &stop, store: &store };
+        let opts = ExecOptions {
+            auto_approve: true,
+            parallelism: args.parallelism.into(),
+            stop: &stop,
+            store: &store,
+            trace: args.trace.as_deref(),
+        };
         execute_plan(&aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
     }
     .await;
@@ -150,6 +172,8 @@ pub struct ExecOptions<'a> {
     pub stop: &'a crate::apply::Stop,
     /// Where the record of what was applied goes.
     pub store: &'a crate::state::Store,
+    /// `--trace FILE`.
+    pub trace: Option<&'a std::path::Path>,
 }
 
 /// Checks protection, asks, and executes a plan already printed: the
@@ -192,5 +216,8 @@ pub async fn execute_plan(
         crate::apply::execute(aws, stack.clone(), graph, known, opts.parallelism, opts.stop.clone(), printer).await;
     let ran = Ran { live, plan: &plan, report: Some(&report), destroy: false };
     super::record_applied(aws, opts.store, &stack, ran, printer).await;
+    if let Some(path) = opts.trace {
+        super::write_file(path, crate::apply::trace(&report).as_bytes())?;
+    }
     Ok(super::exit_status("Apply", &report, printer))
 }

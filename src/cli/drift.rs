@@ -9,6 +9,7 @@ use crate::plan::drift::{self, DriftDoc};
 use crate::printer::Printer;
 
 pub async fn run(args: DriftArgs, printer: &Printer) -> anyhow::Result<u8> {
+    let mut timer = super::Timer::start();
     let envs: Vec<Option<String>> = if args.all_envs {
         let names = crate::spec::environment_names(&args.stack.stack)?;
         if names.is_empty() { vec![None] } else { names.into_iter().map(Some).collect() }
@@ -21,25 +22,42 @@ pub async fn run(args: DriftArgs, printer: &Printer) -> anyhow::Result<u8> {
         let a = StackArgs { env, ..args.stack.clone() };
         stacks.push(super::load(&a, true)?);
     }
+    timer.lap("parse");
     let mut reports = Vec::new();
     let mut plans = BTreeMap::new();
     let mut name = String::new();
+    let calls = crate::aws::stats::CallCounter::default();
     for stack in stacks {
         let aws = super::connect(&stack, &args.aws).await;
         let live = crate::live::read(&aws, &stack).await?;
-        let plan = crate::plan::plan(&stack, &live, None)?;
         let store = super::store(&stack, args.state_dir.as_deref());
         let applied = crate::state::applied::read(&aws, &store, &stack.name, &stack.env).await?;
+        timer.lap("read");
+        let plan = crate::plan::plan(&stack, &live, None)?;
         let known = crate::plan::known_outputs(&stack, &live);
         reports.push(drift::classify(&stack, &plan, &known, applied.as_ref()));
+        timer.lap("diff");
         name = stack.name.clone();
         plans.insert(stack.env.clone(), plan);
+        calls.add(&aws.calls);
     }
-    let doc = DriftDoc::new(&name, reports);
-    match args.format {
-        PlanFormat::Text => printer.out(drift::text(&doc, &plans, printer).trim_end()),
-        PlanFormat::Json => printer.out(&serde_json::to_string_pretty(&doc)?),
-        PlanFormat::Markdown => printer.out(drift::markdown(&doc).trim_end()),
+    let mut doc = DriftDoc::new(&name, reports);
+    let out = match args.format {
+        PlanFormat::Text => drift::text(&doc, &plans, printer).trim_end().to_string(),
+        PlanFormat::Json => serde_json::to_string_pretty(&doc)?,
+        PlanFormat::Markdown => drift::markdown(&doc).trim_end().to_string(),
+    };
+    timer.lap("render");
+    let stats = args.stats.then(|| timer.doc(&calls));
+    match (&stats, args.format) {
+        (Some(s), PlanFormat::Json) => {
+            doc.stats = Some(s.clone());
+            printer.out(&serde_json::to_string_pretty(&doc)?);
+        }
+        _ => printer.out(&out),
+    }
+    if let Some(s) = &stats {
+        super::print_stats(s, printer);
     }
     Ok(if doc.counts.total() > 0 { 2 } else { 0 })
 }

@@ -125,7 +125,8 @@ async fn locked(
     }
     printer.out("");
     let store = super::store(&stack, args.lock.state_dir.as_deref());
-    let opts = super::apply::ExecOptions { auto_approve: args.auto_approve, parallelism: 1, stop, store: &store };
+    let opts =
+        super::apply::ExecOptions { auto_approve: args.auto_approve, parallelism: 1, stop, store: &store, trace: None };
     super::apply::execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
 }
 

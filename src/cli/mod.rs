@@ -83,6 +83,10 @@ pub struct DriftArgs {
     /// `state: { bucket }` (default: `.converge/` beside the stack file).
     #[arg(long, env = "CONVERGE_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Print AWS calls by action and the time of each phase (stderr; with
+    /// `--format json`, also its `stats` field).
+    #[arg(long)]
+    pub stats: bool,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +212,10 @@ pub struct PlanArgs {
     /// (`artifacts:reports:terraform`) to FILE.
     #[arg(long, value_name = "FILE")]
     pub gitlab_report: Option<PathBuf>,
+    /// Print AWS calls by action and the time of each phase (stderr; with
+    /// `--format json`, also its `stats` field).
+    #[arg(long)]
+    pub stats: bool,
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +234,12 @@ pub struct ApplyArgs {
     pub parallelism: u16,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Print AWS calls by action and the time of each phase (stderr).
+    #[arg(long)]
+    pub stats: bool,
+    /// Write each operation's start and end to FILE (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -447,6 +461,56 @@ pub async fn record_applied(aws: &Aws, store: &crate::state::Store, stack: &Stac
             ),
         ));
     }
+}
+
+/// `--stats`: the wall time of each phase of a run, and (from the AWS
+/// clients' counter) its calls.
+pub struct Timer {
+    phases: Vec<(&'static str, std::time::Duration)>,
+    last: std::time::Instant,
+}
+
+impl Timer {
+    pub fn start() -> Timer {
+        Timer { phases: Vec::new(), last: std::time::Instant::now() }
+    }
+
+    /// Ends phase `name` now (a repeated name adds up).
+    pub fn lap(&mut self, name: &'static str) {
+        let d = self.last.elapsed();
+        self.last = std::time::Instant::now();
+        match self.phases.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t += d,
+            None => self.phases.push((name, d)),
+        }
+    }
+
+    pub fn doc(&self, calls: &crate::aws::stats::CallCounter) -> crate::plan::json::StatsDoc {
+        let by = calls.snapshot();
+        crate::plan::json::StatsDoc {
+            calls: by.values().sum(),
+            by_action: by.into_iter().map(|((s, o), n)| (format!("{s}:{o}"), n)).collect(),
+            phases: self
+                .phases
+                .iter()
+                .map(|(n, d)| crate::plan::json::PhaseDoc { name: (*n).to_string(), ms: d.as_secs_f64() * 1000.0 })
+                .collect(),
+        }
+    }
+}
+
+/// Prints `--stats` on stderr (stdout stays the plan or document).
+pub fn print_stats(doc: &crate::plan::json::StatsDoc, printer: &Printer) {
+    let total: f64 = doc.phases.iter().map(|p| p.ms).sum();
+    let mut s = format!("converge stats: {} AWS calls, {:.0} ms\n", doc.calls, total);
+    for p in &doc.phases {
+        s.push_str(&format!("  {:<8} {:>9.1} ms\n", p.name, p.ms));
+    }
+    let width = doc.by_action.keys().map(String::len).max().unwrap_or(0);
+    for (action, n) in &doc.by_action {
+        s.push_str(&format!("  {action:<width$} {n:>5}\n"));
+    }
+    printer.err(s.trim_end());
 }
 
 /// Writes a file converge produces (a plan, a report) whole: to a

@@ -5,15 +5,26 @@ use crate::plan::{json, markdown, render, saved::SavedPlan};
 use crate::printer::Printer;
 
 pub async fn run(args: PlanArgs, printer: &Printer) -> anyhow::Result<u8> {
+    let mut timer = super::Timer::start();
     let stack = super::load(&args.stack, true)?;
     let targets = super::targets(&stack, &args.targets)?;
+    timer.lap("parse");
     let aws = super::connect(&stack, &args.aws).await;
     let live = crate::live::read(&aws, &stack).await?;
+    timer.lap("read");
     let plan = crate::plan::plan(&stack, &live, targets.as_ref())?;
-    match args.format {
-        PlanFormat::Text => printer.out(render::text(&plan, printer).trim_end()),
-        PlanFormat::Json => printer.out(&json::render(&plan)),
-        PlanFormat::Markdown => printer.out(markdown::render(&plan).trim_end()),
+    timer.lap("diff");
+    let out = match args.format {
+        PlanFormat::Text => render::text(&plan, printer).trim_end().to_string(),
+        PlanFormat::Json => json::render(&plan),
+        PlanFormat::Markdown => markdown::render(&plan).trim_end().to_string(),
+    };
+    timer.lap("render");
+    let stats = args.stats.then(|| timer.doc(&aws.calls));
+    match (&stats, args.format) {
+        // The document carries its own cost.
+        (Some(s), PlanFormat::Json) => printer.out(&json::render_with(&plan, Some(s.clone()))),
+        _ => printer.out(&out),
     }
     if let Some(path) = &args.gitlab_report {
         super::write_file(path, json::gitlab_report(&plan).as_bytes())?;
@@ -27,6 +38,9 @@ pub async fn run(args: PlanArgs, printer: &Printer) -> anyhow::Result<u8> {
             PlanFormat::Text => printer.out(&note),
             _ => printer.err(note.trim_start()),
         }
+    }
+    if let Some(s) = &stats {
+        super::print_stats(s, printer);
     }
     Ok(if args.detailed_exitcode && plan.has_changes() { 2 } else { 0 })
 }

@@ -117,6 +117,9 @@ pub struct DriftDoc {
     pub stack: String,
     pub environments: Vec<EnvDrift>,
     pub counts: Counts,
+    /// With `--stats`: what the run cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<super::json::StatsDoc>,
 }
 
 /// The JSON Schema (draft 7) of [`DriftDoc`].
@@ -236,6 +239,7 @@ impl DriftDoc {
             stack: stack.into(),
             environments,
             counts,
+            stats: None,
         }
     }
 }

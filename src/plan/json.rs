@@ -39,6 +39,29 @@ pub struct PlanDoc {
     pub summary: SummaryDoc,
     /// True when applying the plan would change anything.
     pub has_changes: bool,
+    /// With `--stats`: what making the plan cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<StatsDoc>,
+}
+
+/// What a run cost: its AWS calls and the wall time of its phases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatsDoc {
+    /// AWS calls made, each retry counted.
+    pub calls: u64,
+    /// Calls by `service:Operation` (e.g. `ec2:DescribeVpcs`).
+    pub by_action: std::collections::BTreeMap<String, u64>,
+    /// Each phase in order (`parse`, `read`, `diff`, `render`, `apply`),
+    /// with its wall time in milliseconds.
+    pub phases: Vec<PhaseDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseDoc {
+    pub name: String,
+    pub ms: f64,
 }
 
 /// What happens to one resource.
@@ -185,13 +208,21 @@ impl PlanDoc {
             resources: plan.resources.iter().map(resource).collect(),
             summary: SummaryDoc { add: s.add, change: s.change, replace: s.replace, destroy: s.destroy },
             has_changes: plan.has_changes(),
+            stats: None,
         }
     }
 }
 
 /// The plan as pretty JSON.
 pub fn render(plan: &Plan) -> String {
-    serde_json::to_string_pretty(&PlanDoc::new(plan)).unwrap_or_default()
+    render_with(plan, None)
+}
+
+/// The plan as pretty JSON, with `--stats`'s figures.
+pub fn render_with(plan: &Plan, stats: Option<StatsDoc>) -> String {
+    let mut doc = PlanDoc::new(plan);
+    doc.stats = stats;
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
 /// The JSON Schema (draft 7) of [`PlanDoc`].

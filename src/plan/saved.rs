@@ -231,13 +231,12 @@ impl SavedPlan {
                 match is.get(id) {
                     None => out.push(format!("{address} ({id}) was deleted")),
                     Some(now_attrs) if now_attrs != attrs => {
-                        let mut changed: Vec<&str> = attrs
+                        let changed: Vec<&str> = attrs
                             .iter()
                             .filter(|(k, v)| now_attrs.get(*k) != Some(*v))
                             .map(|(k, _)| k.as_str())
                             .chain(now_attrs.keys().filter(|k| !attrs.contains_key(*k)).map(String::as_str))
                             .collect();
-                        changed.dedup();
                         out.push(format!("{address} ({id}) changed: {}", changed.join(", ")));
                     }
                     _ => {}
