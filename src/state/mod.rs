@@ -7,7 +7,8 @@
 //! give the same four operations, each atomic: create-if-absent, read,
 //! replace-if-unchanged and remove-if-unchanged, keyed by an entity tag. On
 //! S3 they are conditional writes (`If-None-Match: *`, `If-Match`); on disk,
-//! an exclusive create and a file lock around compare-and-swap.
+//! a hard link of a complete file (which fails if the key exists) and a
+//! file lock around compare-and-swap.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -63,11 +64,18 @@ impl Store {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(io)?;
                 }
-                match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                    Ok(mut f) => {
-                        f.write_all(body).and_then(|_| f.sync_all()).map_err(io)?;
-                        Ok(Ok(tag(body)))
-                    }
+                // The whole body goes to a file of this run's own first, then
+                // is linked into place: the link fails if the key exists, and
+                // a reader never sees the key empty or half written (an
+                // exclusive create followed by a write would show it so).
+                let tmp = path.with_extension(format!("{}-{:016x}.new", std::process::id(), fastrand::u64(..)));
+                std::fs::File::create(&tmp)
+                    .and_then(|mut f| f.write_all(body).and_then(|()| f.sync_all()))
+                    .map_err(io)?;
+                let linked = std::fs::hard_link(&tmp, &path);
+                let _ = std::fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => Ok(Ok(tag(body))),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Err(Conflict)),
                     Err(e) => Err(io(e)),
                 }
