@@ -78,9 +78,9 @@ pub struct Display {
 }
 
 impl Display {
-    /// Live lines when `live` (stdout is a terminal), else plain lines.
-    pub fn new(printer: &Printer, ops: usize, live: bool) -> Display {
-        let (multi, total) = if live {
+    /// Live lines when stdout is a terminal, else plain lines.
+    pub fn new(printer: &Printer, ops: usize) -> Display {
+        let (multi, total) = if printer.tty {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
             let total = multi.add(ProgressBar::new(ops as u64));
             total.set_style(

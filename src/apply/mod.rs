@@ -261,7 +261,7 @@ pub async fn execute(
     for &i in &ready {
         timeline[i].ready = Some(Duration::ZERO);
     }
-    let mut display = progress::Display::new(printer, n, printer.tty);
+    let mut display = progress::Display::new(printer, n);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
 
@@ -366,10 +366,10 @@ pub async fn execute(
             _ = stop.changed() => {
                 let r = stop.requests();
                 if r.count == 1 {
-                    display.error(&(format!(
+                    display.error(&format!(
                         "{} received: starting nothing new, waiting for the {} running operation(s) to finish. Send it again to abandon them.",
                         r.name(), running.len()
-                    )));
+                    ));
                 } else {
                     display.error(&format!("{} received again: abandoning the running operations.", r.name()));
                     running.abort_all();

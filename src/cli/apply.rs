@@ -51,35 +51,57 @@ async fn locked(
         Ok((live, plan))
     })
     .await?;
+    let ask = Ask { auto_approve: args.auto_approve, preface: None };
+    show_and_execute(aws, stack, &live, plan, args, stop, ask, timer, printer).await
+}
+
+/// Whether to ask before executing, and what to say first.
+struct Ask {
+    auto_approve: bool,
+    preface: Option<String>,
+}
+
+/// The end both applies share: show the plan, then record that nothing
+/// changed, or execute it.
+#[allow(clippy::too_many_arguments)]
+async fn show_and_execute(
+    aws: &Aws,
+    stack: Stack,
+    live: &crate::live::LiveState,
+    plan: crate::plan::Plan,
+    args: &ApplyArgs,
+    stop: &crate::apply::Stop,
+    ask: Ask,
+    timer: &mut super::Timer,
+    printer: &Printer,
+) -> anyhow::Result<u8> {
     printer.out(render::text(&plan, printer).trim_end());
     timer.lap("render");
     let store = super::store(&stack, args.lock.state_dir.as_deref());
     if !plan.has_changes() {
-        super::record_applied(
-            aws,
-            &store,
-            &stack,
-            Ran { live: &live, plan: &plan, report: None, destroy: false },
-            printer,
-        )
-        .await;
+        let ran = Ran { live, plan: &plan, report: None, destroy: false };
+        super::record_applied(aws, &store, &stack, ran, printer).await;
         return Ok(0);
     }
     printer.out("");
+    if let Some(p) = &ask.preface {
+        printer.out(p);
+    }
     let opts = ExecOptions {
-        auto_approve: args.auto_approve,
+        auto_approve: ask.auto_approve,
         parallelism: args.parallelism.into(),
         stop,
         store: &store,
         trace: args.trace.as_deref(),
     };
-    let code = execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await;
+    let code = execute_plan(aws, stack, live, plan, &args.lock.allow_destroy, &opts, printer).await;
     timer.lap("apply");
     code
 }
 
 /// `converge apply FILE`: the saved plan, exactly, or nothing.
 async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
+    let mut timer = super::Timer::start();
     let file = args.stack.stack.display().to_string();
     let remake = format!(
         "make a new plan (converge plan {}{} --out {file}) and review it",
@@ -127,6 +149,7 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
     if !problems.is_empty() {
         return Err(stale("the spec", problems));
     }
+    timer.lap("parse");
     let targets = super::targets(&stack, &saved.targets)?;
     let aws = super::connect(&stack, &args.aws).await;
     let stop = crate::apply::Stop::from_signals()?;
@@ -134,7 +157,9 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
     let result = async {
         let (live, plan) = super::before_changes(&stop, async {
             let live = crate::live::read(&aws, &stack).await?;
+            timer.lap("read");
             let plan = crate::plan::plan(&stack, &live, targets.as_ref())?;
+            timer.lap("diff");
             Ok((live, plan))
         })
         .await?;
@@ -142,26 +167,15 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
         if !problems.is_empty() {
             return Err(stale("AWS", problems));
         }
-        printer.out(render::text(&plan, printer).trim_end());
-        let store = super::store(&stack, args.lock.state_dir.as_deref());
-        if !plan.has_changes() {
-            let ran = Ran { live: &live, plan: &plan, report: None, destroy: false };
-            super::record_applied(&aws, &store, &stack, ran, printer).await;
-            return Ok(0);
-        }
-        printer.out("");
-        printer.out(&format!("Applying the saved plan {file} (reviewed when it was made: no prompt)."));
-        let opts = ExecOptions {
-            auto_approve: true,
-            parallelism: args.parallelism.into(),
-            stop: &stop,
-            store: &store,
-            trace: args.trace.as_deref(),
-        };
-        execute_plan(&aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
+        let preface = format!("Applying the saved plan {file} (reviewed when it was made: no prompt).");
+        let ask = Ask { auto_approve: true, preface: Some(preface) };
+        show_and_execute(&aws, stack, &live, plan, args, &stop, ask, &mut timer, printer).await
     }
     .await;
     super::unlock_after(held, printer).await?;
+    if args.stats {
+        super::print_stats(&timer.doc(&aws.calls), printer);
+    }
     result
 }
 

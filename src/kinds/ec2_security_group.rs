@@ -375,45 +375,25 @@ fn op_name(dir: Direction, change: Change) -> &'static str {
 async fn send_rules(aws: &Aws, id: &str, dir: Direction, change: Change, rules: &[Rule]) -> Result<(), AwsError> {
     let perms = Some(permissions(rules));
     let op = op_name(dir, change);
-    match (dir, change) {
-        (Direction::Ingress, Change::Authorize) => {
+    // Four calls of one shape, each its own SDK builder type.
+    macro_rules! send {
+        ($call:ident) => {
             aws.ec2
-                .authorize_security_group_ingress()
+                .$call()
                 .group_id(id)
                 .set_ip_permissions(perms)
                 .send()
                 .await
-                .map_err(|x| AwsError::from_sdk(op, x))?;
-        }
-        (Direction::Ingress, Change::Revoke) => {
-            aws.ec2
-                .revoke_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(perms)
-                .send()
-                .await
-                .map_err(|x| AwsError::from_sdk(op, x))?;
-        }
-        (Direction::Egress, Change::Authorize) => {
-            aws.ec2
-                .authorize_security_group_egress()
-                .group_id(id)
-                .set_ip_permissions(perms)
-                .send()
-                .await
-                .map_err(|x| AwsError::from_sdk(op, x))?;
-        }
-        (Direction::Egress, Change::Revoke) => {
-            aws.ec2
-                .revoke_security_group_egress()
-                .group_id(id)
-                .set_ip_permissions(perms)
-                .send()
-                .await
-                .map_err(|x| AwsError::from_sdk(op, x))?;
-        }
+                .map(|_| ())
+                .map_err(|x| AwsError::from_sdk(op, x))
+        };
     }
-    Ok(())
+    match (dir, change) {
+        (Direction::Ingress, Change::Authorize) => send!(authorize_security_group_ingress),
+        (Direction::Ingress, Change::Revoke) => send!(revoke_security_group_ingress),
+        (Direction::Egress, Change::Authorize) => send!(authorize_security_group_egress),
+        (Direction::Egress, Change::Revoke) => send!(revoke_security_group_egress),
+    }
 }
 
 fn parse(v: &Value) -> Result<Canonical, AwsError> {
