@@ -19,4 +19,5 @@ pub mod progress;
 pub mod render;
 pub mod spec;
 pub mod state;
+pub mod tags;
 pub mod value;

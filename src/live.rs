@@ -1,5 +1,8 @@
-//! Reading live state: every kind's read runs concurrently, one paginated
-//! list call per kind (plus the nested reads a kind's API forces).
+//! Reading live state: every kind's read runs concurrently. Kinds the
+//! Resource Groups Tagging API covers share one ownership index
+//! ([`crate::aws::owned`]) and describe only what it holds; the others list
+//! with server-side filters. Either way a read's cost follows the stack,
+//! not the account.
 
 use std::collections::BTreeMap;
 
@@ -40,7 +43,8 @@ impl LiveState {
 /// # Errors
 /// The first failed read; nothing is planned from partial state.
 pub async fn read(aws: &Aws, stack: &Stack) -> Result<LiveState, AwsError> {
-    let shared = std::sync::Arc::new(crate::aws::shared::SharedReads::default());
+    let types = REGISTRY.iter().filter_map(|k| k.tagging_type()).collect();
+    let shared = std::sync::Arc::new(crate::aws::shared::SharedReads::new(&stack.name, &stack.env, types));
     let reads = REGISTRY.iter().map(|kind| {
         let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let scope = stack.scope(*kind, shared.clone(), found.clone());

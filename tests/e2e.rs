@@ -2907,3 +2907,121 @@ fn stats_count_every_call_moto_received() {
     assert_eq!(phases, ["parse", "read", "diff", "render"]);
     assert!(r.stderr.contains(&format!("converge stats: {} AWS calls", seen.len())), "{}", r.stderr);
 }
+
+/// `--stats` of a plan as `action → calls`, and the plan document.
+fn plan_stats(moto: &Moto, stack: &str) -> (BTreeMap<String, u64>, serde_json::Value) {
+    let r = moto.run(&["plan", stack, "--env", "staging", "--format", "json", "--stats"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let calls =
+        doc["stats"]["by_action"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect();
+    (calls, doc)
+}
+
+/// Issue 11: a plan's cost follows the stack, not the account. The same
+/// plan of staging, first in an account holding only it, then among 24
+/// more environments of the stack, all applied: at most 1.2 times the
+/// calls (the ownership index is filtered by the stack's tags on the
+/// server, and kinds describe only what it holds).
+#[test]
+fn a_plan_makes_as_many_calls_in_an_account_of_25_environments_as_in_one_of_its_own() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("envs25");
+    let text = std::fs::read_to_string(harness::repo().join(STACK)).unwrap();
+    let (start, end) = (text.find("\n  staging:\n").unwrap() + 1, text.find("\n  production:\n").unwrap() + 1);
+    let block = &text[start..end];
+    let more: String = (0..24).map(|i| block.replacen("  staging:\n", &format!("  env{i:02}:\n"), 1)).collect();
+    let stack = dir.write("gitlab-25.yaml", &text.replacen(block, &format!("{block}{more}"), 1));
+    let stack = path_str(&stack);
+
+    moto.run(&["apply", stack, "--env", "staging", "--auto-approve"]).expect(0);
+    let (alone, _) = plan_stats(&moto, stack);
+    // The 24 others, four applies at a time.
+    for batch in (0..24).collect::<Vec<_>>().chunks(4) {
+        let running: Vec<_> = batch
+            .iter()
+            .map(|i| {
+                let env = format!("env{i:02}");
+                let child = moto
+                    .converge()
+                    .args(["apply", stack, "--env", &env, "--auto-approve"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (env, child)
+            })
+            .collect();
+        for (env, child) in running {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "apply {env}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let vpcs = rt().block_on(moto.ec2().describe_vpcs().send()).unwrap();
+    let converge_vpcs = vpcs.vpcs().iter().filter(|v| v.tags().iter().any(|t| t.key() == Some("converge:env"))).count();
+    assert_eq!(converge_vpcs, 25, "the account holds 25 environments of the stack");
+
+    let (among, doc) = plan_stats(&moto, stack);
+    assert_eq!(doc["summary"]["add"], 0, "staging is still converged: {}", doc["summary"]);
+    let (a, b): (u64, u64) = (alone.values().sum(), among.values().sum());
+    let grew: Vec<String> = among
+        .iter()
+        .filter(|(k, n)| alone.get(*k).copied().unwrap_or(0) < **n)
+        .map(|(k, n)| format!("{k}: {} → {n}", alone.get(k).copied().unwrap_or(0)))
+        .collect();
+    assert!(b * 10 <= a * 12, "{a} calls alone, {b} among 25 environments; grew: {grew:?}");
+}
+
+/// Issue 11: a full-stack plan makes no call but those the kinds declare
+/// ([`Kind::reads`], listed in the README): at most one list or batch call
+/// per kind, the ownership index's pages, and the declared per-object reads
+/// for the objects the stack owns.
+#[test]
+fn a_plan_makes_only_the_declared_reads_of_each_kind() {
+    use converge::kinds::REGISTRY;
+    let moto = Moto::start();
+    apply(&moto, STACK);
+    let (calls, doc) = plan_stats(&moto, STACK);
+    let mut objects: BTreeMap<String, u64> = BTreeMap::new();
+    for r in doc["resources"].as_array().unwrap() {
+        *objects.entry(r["kind"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    // The roles' inline policies, read independently.
+    let iam = moto.iam();
+    let inline_policies: u64 = rt().block_on(async {
+        let roles = iam.list_roles().path_prefix("/converge/").send().await.unwrap();
+        let mut n = 0;
+        for role in roles.roles() {
+            if role.path().contains("/staging/") {
+                n += iam.list_role_policies().role_name(role.role_name()).send().await.unwrap().policy_names().len();
+            }
+        }
+        n as u64
+    });
+    assert!(inline_policies > 0);
+    let count = |kind: &str| objects.get(kind).copied().unwrap_or(0);
+    // What each call may cost, from the declarations.
+    let mut allowed: BTreeMap<&str, u64> = BTreeMap::from([("tag:GetResources", 0)]);
+    for kind in REGISTRY {
+        let reads = kind.reads();
+        for call in reads.once {
+            *allowed.entry(call).or_default() += 1;
+        }
+        for call in reads.per_object {
+            *allowed.entry(call).or_default() += count(kind.type_name());
+        }
+        for (call, parent) in reads.per_parent {
+            *allowed.entry(call).or_default() += count(parent);
+        }
+    }
+    *allowed.entry("iam:GetRolePolicy").or_default() += inline_policies;
+    let pages = calls.get("tag:GetResources").copied().unwrap_or(0);
+    assert!((1..=3).contains(&pages), "the index of 72 resources is one to three pages, not {pages}");
+    for (call, n) in &calls {
+        let bound = if call == "tag:GetResources" { pages } else { allowed.get(call.as_str()).copied().unwrap_or(0) };
+        assert!(*n <= bound, "{call}: {n} calls, declared {bound}; all: {calls:?}");
+    }
+    let total: u64 = calls.values().sum();
+    let bound = REGISTRY.len() as u64 + pages + allowed.values().sum::<u64>()
+        - REGISTRY.iter().map(|k| k.reads().once.len() as u64).sum::<u64>();
+    assert!(total <= bound, "{total} calls > kinds + pages + per-object reads = {bound}");
+}

@@ -6,7 +6,7 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
 use super::{Aws, AwsError};
-use crate::kinds::{Scope, TAG_ENV, TAG_RESOURCE, TAG_STACK};
+use crate::tags::{TAG_ENV, TAG_RESOURCE, TAG_STACK};
 
 /// `TagSpecifications` for a create call: tags land atomically with the
 /// object, so a crash can never leave it untagged (and unfindable).
@@ -19,14 +19,14 @@ pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 pub fn from_tags(tags: &[Tag]) -> BTreeMap<String, String> {
-    crate::kinds::tag_map(tags.iter().map(|t| (t.key.clone(), t.value.clone())))
+    crate::tags::tag_map(tags.iter().map(|t| (t.key.clone(), t.value.clone())))
 }
 
 /// Server-side filters selecting this stack/env's objects.
-pub fn scope_filters(scope: &Scope) -> Vec<Filter> {
+pub fn scope_filters(stack: &str, env: &str) -> Vec<Filter> {
     vec![
-        Filter::builder().name(format!("tag:{TAG_STACK}")).values(&scope.stack).build(),
-        Filter::builder().name(format!("tag:{TAG_ENV}")).values(&scope.env).build(),
+        Filter::builder().name(format!("tag:{TAG_STACK}")).values(stack).build(),
+        Filter::builder().name(format!("tag:{TAG_ENV}")).values(env).build(),
     ]
 }
 
@@ -52,7 +52,7 @@ pub async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let (set, remove) = crate::kinds::tag_delta(desired, live);
+    let (set, remove) = crate::tags::tag_delta(desired, live);
     let remove: Vec<Tag> = remove.iter().map(|k| Tag::builder().key(k).build()).collect();
     if !set.is_empty() {
         aws.ec2

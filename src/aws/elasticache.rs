@@ -20,7 +20,7 @@ pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, S
         .await
         .map_err(|e| AwsError::from_sdk("elasticache:ListTagsForResource", e));
     match res {
-        Ok(out) => Ok(Some(crate::kinds::tag_map(out.tag_list().iter().map(|t| (t.key.clone(), t.value.clone()))))),
+        Ok(out) => Ok(Some(crate::tags::tag_map(out.tag_list().iter().map(|t| (t.key.clone(), t.value.clone()))))),
         Err(e) if e.code.contains("NotFound") => Ok(None),
         Err(e) => Err(e),
     }
@@ -32,7 +32,7 @@ pub async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let (set, remove) = crate::kinds::tag_delta(desired, live);
+    let (set, remove) = crate::tags::tag_delta(desired, live);
     if !set.is_empty() {
         aws.elasticache
             .add_tags_to_resource()

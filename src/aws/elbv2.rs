@@ -22,11 +22,81 @@ pub async fn tags_of(aws: &Aws, arns: &[String]) -> Result<BTreeMap<String, BTre
             .await
             .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTags", e))?;
         for d in res.tag_descriptions() {
-            let tags = crate::kinds::tag_map(d.tags().iter().map(|t| (t.key.clone(), t.value.clone())));
+            let tags = crate::tags::tag_map(d.tags().iter().map(|t| (t.key.clone(), t.value.clone())));
             out.insert(d.resource_arn().unwrap_or_default().to_string(), tags);
         }
     }
     Ok(out)
+}
+
+/// ARNs one Describe call of ELBv2 takes.
+pub const ARNS_PER_CALL: usize = 20;
+
+/// Describes objects by ARN, [`ARNS_PER_CALL`] a call. The ownership index
+/// lags deletes on AWS, and one ARN gone fails its whole batch with
+/// `not_found_code`: that batch is then read one ARN at a time, skipping
+/// the gone.
+async fn describe_batched<T, F, Fut>(arns: &[String], not_found_code: &str, describe: F) -> Result<Vec<T>, AwsError>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, AwsError>>,
+{
+    let mut out = Vec::new();
+    for batch in arns.chunks(ARNS_PER_CALL) {
+        match describe(batch.to_vec()).await {
+            Ok(found) => out.extend(found),
+            Err(e) if e.is(not_found_code) && batch.len() > 1 => {
+                for arn in batch {
+                    match describe(vec![arn.clone()]).await {
+                        Ok(found) => out.extend(found),
+                        Err(e) if e.is(not_found_code) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(e) if e.is(not_found_code) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Finds a kind's objects: those of `indexed` (ARN and tags, from the
+/// ownership index) batched by ARN, then each of `names` (the spec's names
+/// the index does not hold) on its own, its tags read with DescribeTags.
+/// `describe` takes ARNs or one name; `not_found_code` is its error for
+/// either not found.
+pub async fn find<T, F, Fut>(
+    aws: &Aws,
+    indexed: &[(String, BTreeMap<String, String>)],
+    names: &[String],
+    not_found_code: &str,
+    arn_of: fn(&T) -> Option<&str>,
+    describe: F,
+) -> Result<Vec<(T, BTreeMap<String, String>)>, AwsError>
+where
+    F: Fn(Option<Vec<String>>, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, AwsError>>,
+{
+    let arns: Vec<String> = indexed.iter().map(|(a, _)| a.clone()).collect();
+    let mut found: Vec<(T, BTreeMap<String, String>)> =
+        describe_batched(&arns, not_found_code, |batch| describe(Some(batch), None))
+            .await?
+            .into_iter()
+            .filter_map(|o| {
+                let tags = indexed.iter().find(|(a, _)| Some(a.as_str()) == arn_of(&o))?.1.clone();
+                Some((o, tags))
+            })
+            .collect();
+    for name in names {
+        let res = describe(None, Some(name.clone())).await;
+        for o in super::not_found(res, &[not_found_code])?.unwrap_or_default() {
+            let arn = arn_of(&o).unwrap_or_default().to_string();
+            let tags = tags_of(aws, std::slice::from_ref(&arn)).await?.remove(&arn).unwrap_or_default();
+            found.push((o, tags));
+        }
+    }
+    Ok(found)
 }
 
 pub async fn sync_tags(
@@ -35,7 +105,7 @@ pub async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let (set, remove) = crate::kinds::tag_delta(desired, live);
+    let (set, remove) = crate::tags::tag_delta(desired, live);
     if !set.is_empty() {
         aws.elbv2
             .add_tags()

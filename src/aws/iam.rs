@@ -12,7 +12,7 @@ use aws_sdk_iam::types::Tag;
 use serde_json::Value;
 
 use super::AwsError;
-use crate::kinds::{TAG_ENV, TAG_STACK};
+use crate::tags::{TAG_ENV, TAG_STACK};
 
 /// The IAM path of a stack/env's roles and instance profiles.
 pub fn path(stack: &str, env: &str) -> String {
@@ -29,7 +29,7 @@ pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 pub fn from_tags(tags: &[Tag]) -> BTreeMap<String, String> {
-    crate::kinds::tag_map(tags.iter().map(|t| (Some(t.key.clone()), Some(t.value.clone()))))
+    crate::tags::tag_map(tags.iter().map(|t| (Some(t.key.clone()), Some(t.value.clone()))))
 }
 
 /// A policy document as IAM returns it (URL-encoded JSON) back to JSON.

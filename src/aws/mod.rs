@@ -15,6 +15,7 @@ pub mod ec2;
 pub mod elasticache;
 pub mod elbv2;
 pub mod iam;
+pub mod owned;
 pub mod rds;
 pub mod shared;
 pub mod stats;
@@ -41,6 +42,8 @@ pub struct Aws {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub iam: aws_sdk_iam::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    /// The Resource Groups Tagging API: the ownership index ([`owned`]).
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub region: String,
     /// Every call the clients made (`--stats`).
     pub calls: stats::CallCounter,
@@ -107,6 +110,7 @@ impl Aws {
             autoscaling: client!(aws_sdk_autoscaling),
             iam: client!(aws_sdk_iam),
             secretsmanager: client!(aws_sdk_secretsmanager),
+            tagging: client!(aws_sdk_resourcegroupstagging),
             calls: calls.clone(),
             region: opts.region.clone(),
         }

@@ -11,7 +11,7 @@ pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 pub fn from_tags(tags: &[Tag]) -> BTreeMap<String, String> {
-    crate::kinds::tag_map(tags.iter().map(|t| (t.key.clone(), t.value.clone())))
+    crate::tags::tag_map(tags.iter().map(|t| (t.key.clone(), t.value.clone())))
 }
 
 /// Tags of an RDS resource by ARN (subnet and parameter groups do not carry
@@ -38,7 +38,7 @@ pub async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let (set, remove) = crate::kinds::tag_delta(desired, live);
+    let (set, remove) = crate::tags::tag_delta(desired, live);
     if !set.is_empty() {
         aws.rds
             .add_tags_to_resource()

@@ -54,7 +54,10 @@ impl Intercept for CallCounter {
     ) -> Result<(), BoxError> {
         // The service's signing name (`elasticloadbalancing`): the prefix
         // of IAM actions and of converge's error messages.
-        let service = cfg.load::<aws_types::SigningName>().map(|n| n.as_ref().to_string());
+        // The Tagging API signs as `tagging`; its IAM prefix is `tag`.
+        let service = cfg
+            .load::<aws_types::SigningName>()
+            .map(|n| if n.as_ref() == "tagging" { "tag".to_string() } else { n.as_ref().to_string() });
         if let Some(m) = cfg.load::<Metadata>() {
             self.count(service.as_deref().unwrap_or(m.service()), m.name());
         }

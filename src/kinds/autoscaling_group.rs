@@ -201,6 +201,10 @@ impl Kind for Group {
         Ok(())
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["autoscaling:DescribeAutoScalingGroups"], per_object: &[], per_parent: &[] }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let groups = aws

@@ -74,6 +74,10 @@ impl Kind for Policy {
         false
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["autoscaling:DescribePolicies"], per_object: &[], per_parent: &[] }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             if scope.names.is_empty() {

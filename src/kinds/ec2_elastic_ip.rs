@@ -41,13 +41,17 @@ impl Kind for ElasticIp {
         &["id", "public_ip"]
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["ec2:DescribeAddresses"], per_object: &[], per_parent: &[] }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             // DescribeAddresses is not paginated.
             let out = aws
                 .ec2
                 .describe_addresses()
-                .set_filters(Some(scope_filters(scope)))
+                .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("ec2:DescribeAddresses", e))?;

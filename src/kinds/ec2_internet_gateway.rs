@@ -50,12 +50,16 @@ impl Kind for InternetGatewayKind {
         &["id"]
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["ec2:DescribeInternetGateways"], per_object: &[], per_parent: &[] }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let gws: Vec<InternetGateway> = aws
                 .ec2
                 .describe_internet_gateways()
-                .set_filters(Some(scope_filters(scope)))
+                .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
                 .into_paginator()
                 .items()
                 .send()

@@ -88,12 +88,20 @@ impl Kind for LaunchTemplate {
         if ok { Ok(()) } else { Err("a launch template name is 3-128 letters, digits and ( ) . / _ -".into()) }
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads {
+            once: &["ec2:DescribeLaunchTemplates"],
+            per_object: &["ec2:DescribeLaunchTemplateVersions"],
+            per_parent: &[],
+        }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let templates = aws
                 .ec2
                 .describe_launch_templates()
-                .set_filters(Some(scope_filters(scope)))
+                .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
                 .into_paginator()
                 .items()
                 .send()

@@ -59,12 +59,16 @@ impl Kind for NatGatewayKind {
         &["id"]
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["ec2:DescribeNatGateways"], per_object: &[], per_parent: &[] }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let gws: Vec<NatGateway> = aws
                 .ec2
                 .describe_nat_gateways()
-                .set_filter(Some(scope_filters(scope)))
+                .set_filter(Some(scope_filters(&scope.stack, &scope.env)))
                 .into_paginator()
                 .items()
                 .send()

@@ -198,12 +198,16 @@ impl Kind for SecurityGroup {
         Ok(())
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["ec2:DescribeSecurityGroups"], per_object: &[], per_parent: &[] }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let groups = aws
                 .ec2
                 .describe_security_groups()
-                .set_filters(Some(scope_filters(scope)))
+                .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
                 .into_paginator()
                 .items()
                 .send()

@@ -102,12 +102,16 @@ impl Kind for Subnet {
         &["id", "cidr_block", "availability_zone"]
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["ec2:DescribeSubnets"], per_object: &[], per_parent: &[] }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let subnets = aws
                 .ec2
                 .describe_subnets()
-                .set_filters(Some(scope_filters(scope)))
+                .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
                 .into_paginator()
                 .items()
                 .send()

@@ -57,12 +57,20 @@ impl Kind for Vpc {
         &["id", "cidr_block"]
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads {
+            once: &["ec2:DescribeVpcs"],
+            per_object: &["ec2:DescribeVpcAttribute", "ec2:DescribeVpcAttribute"],
+            per_parent: &[],
+        }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let vpcs = aws
                 .ec2
                 .describe_vpcs()
-                .set_filters(Some(scope_filters(scope)))
+                .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
                 .into_paginator()
                 .items()
                 .send()

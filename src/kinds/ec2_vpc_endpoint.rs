@@ -59,12 +59,16 @@ impl Kind for VpcEndpointKind {
         &["id"]
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["ec2:DescribeVpcEndpoints"], per_object: &[], per_parent: &[] }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let eps: Vec<VpcEndpoint> = aws
                 .ec2
                 .describe_vpc_endpoints()
-                .set_filters(Some(scope_filters(scope)))
+                .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
                 .into_paginator()
                 .items()
                 .send()

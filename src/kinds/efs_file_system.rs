@@ -95,18 +95,34 @@ impl Kind for FileSystem {
         Duration::from_secs(10 * 60)
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &[], per_object: &["elasticfilesystem:DescribeFileSystems"], per_parent: &[] }
+    }
+
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("elasticfilesystem:file-system")
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let all = scope.shared.file_systems(aws).await?;
-            Ok(all
-                .iter()
-                .filter(|f| !matches!(f.life_cycle_state, LifeCycleState::Deleting | LifeCycleState::Deleted))
-                .filter_map(|f| {
-                    let tags = tags_of(&f.tags);
-                    let owner = scope.owner(&tags, Some(&f.creation_token))?;
-                    Some(live(owner, f.clone(), tags, &aws.region))
-                })
-                .collect())
+            // By id for the index's file systems, by creation token for the
+            // spec's it does not hold; tags come inline.
+            super::read_each(scope.targets(aws).await?, |t| async move {
+                let req = aws.efs.describe_file_systems();
+                let req = if t.indexed() { req.file_system_id(&t.id) } else { req.creation_token(&t.id) };
+                let res = req.send().await.map_err(|e| AwsError::from_sdk("efs:DescribeFileSystems", e));
+                let Some(f) = not_found(res, &["FileSystemNotFound"])?.and_then(|o| o.file_systems?.into_iter().next())
+                else {
+                    return Ok(None);
+                };
+                if matches!(f.life_cycle_state, LifeCycleState::Deleting | LifeCycleState::Deleted) {
+                    return Ok(None);
+                }
+                let tags = tags_of(&f.tags);
+                let owner = scope.owner(&tags, Some(&f.creation_token));
+                Ok(owner.map(|owner| live(owner, f, tags, &aws.region)))
+            })
+            .await
         })
     }
 

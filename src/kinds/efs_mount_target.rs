@@ -69,24 +69,27 @@ impl Kind for MountTarget {
         Duration::from_secs(10 * 60)
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads {
+            once: &[],
+            per_object: &["elasticfilesystem:DescribeMountTargetSecurityGroups"],
+            per_parent: &[("elasticfilesystem:DescribeMountTargets", "efs.file_system")],
+        }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            // The stack's file systems, by their tags (shared with
-            // efs.file_system).
+            // The stack's file systems, from the ownership index.
             let ours: Vec<String> = scope
                 .shared
-                .file_systems(aws)
+                .owned(aws, "elasticfilesystem:file-system")
                 .await?
                 .iter()
-                .filter(|f| {
-                    let tags = super::tag_map(f.tags.iter().map(|t| (Some(t.key.clone()), Some(t.value.clone()))));
-                    tags.get(super::TAG_STACK) == Some(&scope.stack) && tags.get(super::TAG_ENV) == Some(&scope.env)
-                })
-                .map(|f| f.file_system_id.clone())
+                .map(|f| f.id().to_string())
                 .collect();
             let mut targets = Vec::new();
             for fs in ours {
-                let mts = aws
+                let res = aws
                     .efs
                     .describe_mount_targets()
                     .file_system_id(&fs)
@@ -95,7 +98,9 @@ impl Kind for MountTarget {
                     .send()
                     .try_collect()
                     .await
-                    .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e))?;
+                    .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e));
+                // The index lags deletes on AWS: a file system gone is skipped.
+                let mts = not_found(res, &["FileSystemNotFound"])?.unwrap_or_default();
                 targets.extend(mts.into_iter().filter(|m| m.life_cycle_state != LifeCycleState::Deleting));
             }
             futures_util::stream::iter(targets)

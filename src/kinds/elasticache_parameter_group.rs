@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticache::types::{CacheParameterGroup, ParameterNameValue};
-use futures_util::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,34 +63,29 @@ impl Kind for CacheParameterGroupKind {
         crate::aws::check_lowercase_id(name, 255, "a cache parameter group name")
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads {
+            once: &[],
+            per_object: &["elasticache:DescribeCacheParameterGroups", "elasticache:DescribeCacheParameters"],
+            per_parent: &[],
+        }
+    }
+
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("elasticache:parametergroup")
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let groups: Vec<CacheParameterGroup> = aws
-                .elasticache
-                .describe_cache_parameter_groups()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheParameterGroups", e))?;
-            futures_util::stream::iter(
-                groups
-                    .into_iter()
-                    .filter(|g| g.is_global != Some(true))
-                    .filter(|g| !g.cache_parameter_group_name().unwrap_or("").starts_with("default.")),
-            )
-            .map(|g| async move {
-                let arn = g.arn.clone().unwrap_or_default();
-                let Some(tags) = list_tags(aws, &arn).await? else { return Ok(None) };
+            super::read_each(scope.targets(aws).await?, |t| async move {
+                let Some(g) = describe(aws, &t.id).await? else { return Ok(None) };
+                let Some(tags) = t.tags_or(list_tags(aws, g.arn().unwrap_or_default())).await? else {
+                    return Ok(None);
+                };
                 let Some(owner) = scope.owner(&tags, None) else { return Ok(None) };
-                let name = g.cache_parameter_group_name.clone().unwrap_or_default();
-                let parameters = user_parameters(aws, &name).await?;
+                let parameters = user_parameters(aws, &t.id).await?;
                 Ok(Some(live(owner, &g, parameters, tags)))
             })
-            .buffer_unordered(8)
-            .try_filter_map(|x| async move { Ok(x) })
-            .try_collect()
             .await
         })
     }
@@ -116,14 +110,7 @@ impl Kind for CacheParameterGroupKind {
                 // A lost response to a create that happened: read it back,
                 // and only if it is ours.
                 Err(e) if e.code.starts_with("CacheParameterGroupAlreadyExists") => {
-                    let out = aws
-                        .elasticache
-                        .describe_cache_parameter_groups()
-                        .cache_parameter_group_name(&d.physical_name)
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheParameterGroups", e))?;
-                    let g = out.cache_parameter_groups.unwrap_or_default().into_iter().next().ok_or(e.clone())?;
+                    let g = describe(aws, &d.physical_name).await?.ok_or(e.clone())?;
                     let tags = list_tags(aws, g.arn().unwrap_or_default()).await?.unwrap_or_default();
                     if tags.get(super::TAG_STACK) != d.tags.get(super::TAG_STACK)
                         || tags.get(super::TAG_ENV) != d.tags.get(super::TAG_ENV)
@@ -204,6 +191,19 @@ fn parse(v: &Value) -> Result<CacheParameterGroupProps, AwsError> {
 }
 
 /// Parameters the user set (`Source=user`), paginated.
+/// One group by name; `None` if there is none.
+async fn describe(aws: &Aws, name: &str) -> Result<Option<CacheParameterGroup>, AwsError> {
+    let res = aws
+        .elasticache
+        .describe_cache_parameter_groups()
+        .cache_parameter_group_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheParameterGroups", e));
+    let found = not_found(res, &["CacheParameterGroupNotFound", "CacheParameterGroupNotFoundFault"])?;
+    Ok(found.and_then(|out| out.cache_parameter_groups?.into_iter().next()))
+}
+
 async fn user_parameters(aws: &Aws, name: &str) -> Result<BTreeMap<String, String>, AwsError> {
     let params: Vec<aws_sdk_elasticache::types::Parameter> = aws
         .elasticache

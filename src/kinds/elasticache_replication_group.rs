@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use aws_sdk_elasticache::client::Waiters;
 use aws_sdk_elasticache::types::{AutomaticFailoverStatus, MultiAzStatus, ReplicationGroup};
-use futures_util::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -179,54 +178,38 @@ impl Kind for ReplicationGroupKind {
         Duration::from_secs(60 * 60)
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads {
+            once: &[],
+            per_object: &["elasticache:DescribeReplicationGroups", "elasticache:DescribeCacheClusters"],
+            per_parent: &[],
+        }
+    }
+
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("elasticache:replicationgroup")
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let (groups, clusters) = futures_util::future::try_join(
-                async {
-                    aws.elasticache
-                        .describe_replication_groups()
-                        .into_paginator()
-                        .items()
-                        .send()
-                        .try_collect()
-                        .await
-                        .map_err(|e| AwsError::from_sdk("elasticache:DescribeReplicationGroups", e))
-                },
-                async {
-                    aws.elasticache
-                        .describe_cache_clusters()
-                        .into_paginator()
-                        .items()
-                        .send()
-                        .try_collect()
-                        .await
-                        .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheClusters", e))
-                },
-            )
-            .await?;
-            // Member cluster → what the group reports only through them.
-            let members: BTreeMap<String, Member> = clusters
-                .into_iter()
-                .filter_map(|c| {
-                    let mut sgs: Vec<String> =
-                        c.security_groups().iter().filter_map(|g| g.security_group_id.clone()).collect();
-                    sgs.sort();
-                    let params = c.cache_parameter_group.and_then(|g| g.cache_parameter_group_name);
-                    Some((c.cache_cluster_id?, (c.cache_subnet_group_name, sgs, params)))
-                })
-                .collect();
-            let members = &members;
-            futures_util::stream::iter(groups.into_iter().filter(|g| g.status() != Some("deleting")))
-                .map(|g| async move {
-                    let Some(tags) = list_tags(aws, g.arn().unwrap_or_default()).await? else { return Ok(None) };
-                    let Some(owner) = scope.owner(&tags, g.replication_group_id()) else { return Ok(None) };
-                    let member = g.member_clusters().first().and_then(|m| members.get(m));
-                    Ok(Some(live(owner, g, member, tags)))
-                })
-                .buffer_unordered(8)
-                .try_filter_map(|x| async move { Ok(x) })
-                .try_collect()
-                .await
+            super::read_each(scope.targets(aws).await?, |t| async move {
+                let Some(g) = describe(aws, &t.id).await? else { return Ok(None) };
+                if g.status() == Some("deleting") {
+                    return Ok(None);
+                }
+                let Some(tags) = t.tags_or(list_tags(aws, g.arn().unwrap_or_default())).await? else {
+                    return Ok(None);
+                };
+                let Some(owner) = scope.owner(&tags, Some(&t.id)) else { return Ok(None) };
+                // The subnet group, security groups and parameter group are
+                // reported only by the member clusters.
+                let member = match g.member_clusters().first() {
+                    Some(id) => member(aws, id).await?,
+                    None => None,
+                };
+                Ok(Some(live(owner, g, member.as_ref(), tags)))
+            })
+            .await
         })
     }
 
@@ -413,6 +396,38 @@ async fn wait_available(aws: &Aws, id: &str, timeout: Duration) -> Result<Replic
 
 /// A member cluster's subnet group, security groups and parameter group.
 type Member = (Option<String>, Vec<String>, Option<String>);
+
+/// One group by id; `None` if there is none.
+async fn describe(aws: &Aws, id: &str) -> Result<Option<ReplicationGroup>, AwsError> {
+    let res = aws
+        .elasticache
+        .describe_replication_groups()
+        .replication_group_id(id)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticache:DescribeReplicationGroups", e));
+    Ok(not_found(res, &["ReplicationGroupNotFoundFault"])?.and_then(|out| out.replication_groups?.into_iter().next()))
+}
+
+/// What a member cluster reports for its group; `None` if it is gone.
+async fn member(aws: &Aws, cluster_id: &str) -> Result<Option<Member>, AwsError> {
+    let res = aws
+        .elasticache
+        .describe_cache_clusters()
+        .cache_cluster_id(cluster_id)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheClusters", e));
+    let Some(c) = not_found(res, &["CacheClusterNotFound", "CacheClusterNotFoundFault"])?
+        .and_then(|out| out.cache_clusters?.into_iter().next())
+    else {
+        return Ok(None);
+    };
+    let mut sgs: Vec<String> = c.security_groups().iter().filter_map(|g| g.security_group_id.clone()).collect();
+    sgs.sort();
+    let params = c.cache_parameter_group.and_then(|g| g.cache_parameter_group_name);
+    Ok(Some((c.cache_subnet_group_name, sgs, params)))
+}
 
 fn live(name: String, g: ReplicationGroup, member: Option<&Member>, tags: BTreeMap<String, String>) -> Live {
     let id = g.replication_group_id.clone().unwrap_or_default();

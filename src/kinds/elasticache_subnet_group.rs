@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use futures_util::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -60,28 +59,24 @@ impl Kind for CacheSubnetGroup {
         check_id(name)
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &[], per_object: &["elasticache:DescribeCacheSubnetGroups"], per_parent: &[] }
+    }
+
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("elasticache:subnetgroup")
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let groups = aws
-                .elasticache
-                .describe_cache_subnet_groups()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheSubnetGroups", e))?;
-            futures_util::stream::iter(groups.into_iter().filter(|g| g.cache_subnet_group_name() != Some("default")))
-                .map(|g| async move {
-                    let arn = g.arn.clone().unwrap_or_default();
-                    let Some(tags) = list_tags(aws, &arn).await? else { return Ok(None) };
-                    let name = g.cache_subnet_group_name.clone().unwrap_or_default();
-                    Ok(scope.owner(&tags, Some(&name)).map(|owner| live(owner, g, tags)))
-                })
-                .buffer_unordered(8)
-                .try_filter_map(|x| async move { Ok(x) })
-                .try_collect()
-                .await
+            super::read_each(scope.targets(aws).await?, |t| async move {
+                let Some(g) = describe(aws, &t.id).await? else { return Ok(None) };
+                let Some(tags) = t.tags_or(list_tags(aws, g.arn().unwrap_or_default())).await? else {
+                    return Ok(None);
+                };
+                Ok(scope.owner(&tags, Some(&t.id)).map(|owner| live(owner, g, tags)))
+            })
+            .await
         })
     }
 
@@ -106,14 +101,7 @@ impl Kind for CacheSubnetGroup {
                     Ok(live(d.name.clone(), g, d.tags.clone()))
                 }
                 Err(e) if e.code.starts_with("CacheSubnetGroupAlreadyExists") => {
-                    let out = aws
-                        .elasticache
-                        .describe_cache_subnet_groups()
-                        .cache_subnet_group_name(&d.physical_name)
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheSubnetGroups", e))?;
-                    let g = out.cache_subnet_groups.unwrap_or_default().into_iter().next().ok_or(e)?;
+                    let g = describe(aws, &d.physical_name).await?.ok_or(e)?;
                     let tags = list_tags(aws, g.arn().unwrap_or_default()).await?.unwrap_or_default();
                     let l = live(d.name.clone(), g, tags);
                     self.update(aws, d, &l).await
@@ -178,4 +166,16 @@ fn live(name: String, g: aws_sdk_elasticache::types::CacheSubnetGroup, tags: BTr
     ]
     .into();
     Live { name, id, props: super::to_value(&props), tags, outputs }
+}
+
+/// One group by name; `None` if there is none.
+async fn describe(aws: &Aws, name: &str) -> Result<Option<aws_sdk_elasticache::types::CacheSubnetGroup>, AwsError> {
+    let res = aws
+        .elasticache
+        .describe_cache_subnet_groups()
+        .cache_subnet_group_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheSubnetGroups", e));
+    Ok(not_found(res, &["CacheSubnetGroupNotFoundFault"])?.and_then(|out| out.cache_subnet_groups?.into_iter().next()))
 }

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_ENV, TAG_STACK};
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::elbv2::{sync_tags, tags_of, to_tags};
 use crate::aws::{Aws, AwsError, not_found};
 
@@ -104,26 +104,31 @@ impl Kind for ListenerKind {
         &["id", "arn"]
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads {
+            once: &["elasticloadbalancing:DescribeTags"],
+            per_object: &[],
+            per_parent: &[("elasticloadbalancing:DescribeListeners", "elbv2.load_balancer")],
+        }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             // Listeners are listed per load balancer: the stack's ones, from
-            // the read shared with elbv2.load_balancer.
+            // the ownership index (a load balancer gone since is skipped).
             let mut listeners = Vec::new();
-            for (lb, t) in scope.shared.load_balancers(aws).await? {
-                if t.get(TAG_STACK) != Some(&scope.stack) || t.get(TAG_ENV) != Some(&scope.env) {
-                    continue;
-                }
-                let found = aws
+            for lb in scope.shared.owned(aws, "elasticloadbalancing:loadbalancer").await? {
+                let res = aws
                     .elbv2
                     .describe_listeners()
-                    .load_balancer_arn(lb.load_balancer_arn().unwrap_or_default())
+                    .load_balancer_arn(&lb.arn)
                     .into_paginator()
                     .items()
                     .send()
                     .try_collect()
                     .await
-                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeListeners", e))?;
-                listeners.extend(found);
+                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeListeners", e));
+                listeners.extend(not_found(res, &["LoadBalancerNotFound"])?.unwrap_or_default());
             }
             let arns: Vec<String> = listeners.iter().filter_map(|l| l.listener_arn.clone()).collect();
             let tags = tags_of(aws, &arns).await?;

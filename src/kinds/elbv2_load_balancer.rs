@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
-use crate::aws::elbv2::{check_name, sync_tags, to_tags};
+use crate::aws::elbv2::{check_name, find, sync_tags, to_tags};
 use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, not_found};
 
@@ -109,14 +109,31 @@ impl Kind for LoadBalancerKind {
         Duration::from_secs(15 * 60)
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads {
+            once: &["elasticloadbalancing:DescribeLoadBalancers"],
+            per_object: &["elasticloadbalancing:DescribeLoadBalancerAttributes"],
+            per_parent: &[],
+        }
+    }
+
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("elasticloadbalancing:loadbalancer")
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let lbs = scope.shared.load_balancers(aws).await?;
-            let owned = lbs
-                .iter()
+            let (indexed, names) = super::Target::split(scope.targets(aws).await?);
+            let found =
+                find(aws, &indexed, &names, "LoadBalancerNotFound", LoadBalancer::load_balancer_arn, |arns, name| {
+                    describe(aws, arns, name)
+                })
+                .await?;
+            let owned = found
+                .into_iter()
                 .filter_map(|(lb, t)| {
-                    let owner = scope.owner(t, lb.load_balancer_name())?;
-                    Some(live(owner, lb.clone(), t.clone()))
+                    let owner = scope.owner(&t, lb.load_balancer_name())?;
+                    Some(live(owner, lb, t))
                 })
                 .map(|l| with_attributes(aws, l));
             futures_util::future::try_join_all(owned).await
@@ -233,6 +250,19 @@ const IDLE_TIMEOUT: &str = "idle_timeout.timeout_seconds";
 /// Adds the attributes DescribeLoadBalancers does not return (an
 /// application load balancer's idle timeout): one call per load balancer
 /// of the stack.
+/// Load balancers by ARNs or by name.
+async fn describe(aws: &Aws, arns: Option<Vec<String>>, name: Option<String>) -> Result<Vec<LoadBalancer>, AwsError> {
+    let out = aws
+        .elbv2
+        .describe_load_balancers()
+        .set_load_balancer_arns(arns)
+        .set_names(name.map(|n| vec![n]))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e))?;
+    Ok(out.load_balancers.unwrap_or_default())
+}
+
 async fn with_attributes(aws: &Aws, mut l: Live) -> Result<Live, AwsError> {
     if l.props.get("type").and_then(Value::as_str) != Some("application") {
         return Ok(l);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
-use crate::aws::elbv2::{check_name, sync_tags, tags_of, to_tags};
+use crate::aws::elbv2::{check_name, find, sync_tags, to_tags};
 use crate::aws::{Aws, AwsError, not_found};
 
 pub struct TargetGroupKind;
@@ -132,23 +132,25 @@ impl Kind for TargetGroupKind {
         check_name(name)
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["elasticloadbalancing:DescribeTargetGroups"], per_object: &[], per_parent: &[] }
+    }
+
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("elasticloadbalancing:targetgroup")
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let groups = aws
-                .elbv2
-                .describe_target_groups()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetGroups", e))?;
-            let arns: Vec<String> = groups.iter().filter_map(|g| g.target_group_arn.clone()).collect();
-            let tags = tags_of(aws, &arns).await?;
-            Ok(groups
+            let (indexed, names) = super::Target::split(scope.targets(aws).await?);
+            let found =
+                find(aws, &indexed, &names, "TargetGroupNotFound", TargetGroup::target_group_arn, |arns, name| {
+                    describe(aws, arns, name)
+                })
+                .await?;
+            Ok(found
                 .into_iter()
-                .filter_map(|g| {
-                    let t = tags.get(g.target_group_arn()?).cloned().unwrap_or_default();
+                .filter_map(|(g, t)| {
                     let owner = scope.owner(&t, g.target_group_name())?;
                     Some(live(owner, g, t))
                 })
@@ -236,6 +238,19 @@ impl Kind for TargetGroupKind {
 
 fn parse(v: &Value) -> Result<TargetGroupProps, AwsError> {
     super::props("elbv2.target_group", v)
+}
+
+/// Target groups by ARNs or by name.
+async fn describe(aws: &Aws, arns: Option<Vec<String>>, name: Option<String>) -> Result<Vec<TargetGroup>, AwsError> {
+    let out = aws
+        .elbv2
+        .describe_target_groups()
+        .set_target_group_arns(arns)
+        .set_names(name.map(|n| vec![n]))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetGroups", e))?;
+    Ok(out.target_groups.unwrap_or_default())
 }
 
 fn live(name: String, g: TargetGroup, tags: BTreeMap<String, String>) -> Live {

@@ -49,6 +49,10 @@ impl Kind for InstanceProfileKind {
         check_iam_name(name, 128, "an instance profile name")
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["iam:ListInstanceProfiles"], per_object: &["iam:GetInstanceProfile"], per_parent: &[] }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let profiles: Vec<InstanceProfile> = aws

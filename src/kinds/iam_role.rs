@@ -73,6 +73,14 @@ impl Kind for RoleKind {
         check_iam_name(name, 64, "a role name")
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads {
+            once: &["iam:ListRoles"],
+            per_object: &["iam:GetRole", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"],
+            per_parent: &[],
+        }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             let roles: Vec<Role> = aws
@@ -273,6 +281,7 @@ pub fn owner_scope(d: &Desired) -> Scope {
         taggable: true,
         conflicts: Default::default(),
         shared: Default::default(),
+        tagging_type: None,
     }
 }
 

@@ -84,10 +84,7 @@ pub fn lookup(type_name: &str) -> Option<&'static dyn Kind> {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Tag keys converge writes on every resource it creates.
-pub const TAG_STACK: &str = "converge:stack";
-pub const TAG_ENV: &str = "converge:env";
-pub const TAG_RESOURCE: &str = "converge:resource";
+pub use crate::tags::{TAG_ENV, TAG_RESOURCE, TAG_STACK, tag_delta, tag_map};
 
 /// Which stack and environment a read is for, and the resources of this kind
 /// the spec names (for kinds identified by physical name).
@@ -109,6 +106,90 @@ pub struct Scope {
     pub conflicts: std::sync::Arc<std::sync::Mutex<Vec<Conflict>>>,
     /// Reads shared with other kinds during this one read of live state.
     pub shared: std::sync::Arc<crate::aws::shared::SharedReads>,
+    /// [`Kind::tagging_type`] of the kind read.
+    pub tagging_type: Option<&'static str>,
+}
+
+/// The calls of one kind's read of live state, named `service:Action` (as
+/// `--stats` and IAM name them). Besides these, a kind read through the
+/// ownership index shares its pages, and describes by name each spec name
+/// the index does not hold (none in a converged stack).
+#[derive(Debug, Clone, Copy)]
+pub struct Reads {
+    /// Made once per read, plus their pages: list and batch calls.
+    pub once: &'static [&'static str],
+    /// Made once for each object of this kind the stack owns: the reads no
+    /// batch API covers (an IAM role's `GetRolePolicy` is made once per
+    /// inline policy besides).
+    pub per_object: &'static [&'static str],
+    /// Made once for each object of another kind the stack owns:
+    /// `(call, that kind)`, e.g. a load balancer's listeners.
+    pub per_parent: &'static [(&'static str, &'static str)],
+}
+
+/// An object of the ownership index: its ARN and tags.
+pub type Indexed = (String, BTreeMap<String, String>);
+
+/// One object a kind read through the ownership index describes.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its id in AWS: what its ARN ends with (a name, `fs-1`), or, for a
+    /// spec name the index does not hold, that name.
+    pub id: String,
+    pub arn: Option<String>,
+    /// Its tags, from the index; `None` for a spec name the index does not
+    /// hold.
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+impl Target {
+    /// True for an object the index says this stack/env owns.
+    pub fn indexed(&self) -> bool {
+        self.tags.is_some()
+    }
+
+    /// `(ARN, tags)` of the indexed targets, and the ids of the others.
+    pub fn split(targets: Vec<Target>) -> (Vec<Indexed>, Vec<String>) {
+        let mut indexed = Vec::new();
+        let mut names = Vec::new();
+        for t in targets {
+            match (t.arn, t.tags) {
+                (Some(arn), Some(tags)) => indexed.push((arn, tags)),
+                _ => names.push(t.id),
+            }
+        }
+        (indexed, names)
+    }
+
+    /// Its tags: the index's, else what `fetch` reads (`None`: gone).
+    pub async fn tags_or(
+        &self,
+        fetch: impl Future<Output = Result<Option<BTreeMap<String, String>>, AwsError>>,
+    ) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+        match &self.tags {
+            Some(t) => Ok(Some(t.clone())),
+            None => fetch.await,
+        }
+    }
+}
+
+/// Reads in flight at once within one kind's read.
+pub const READS: usize = 8;
+
+/// Runs `read` on each target, [`READS`] at a time, and keeps the objects
+/// found (in no particular order).
+pub async fn read_each<F, Fut>(targets: Vec<Target>, read: F) -> Result<Vec<Live>, AwsError>
+where
+    F: FnMut(Target) -> Fut,
+    Fut: Future<Output = Result<Option<Live>, AwsError>>,
+{
+    use futures_util::{StreamExt, TryStreamExt};
+    futures_util::stream::iter(targets)
+        .map(read)
+        .buffer_unordered(READS)
+        .try_filter_map(|x| async move { Ok(x) })
+        .try_collect()
+        .await
 }
 
 /// An object that has the physical name a resource of the spec wants, and
@@ -140,6 +221,33 @@ impl std::fmt::Display for Conflict {
 }
 
 impl Scope {
+    /// What a kind read through the ownership index describes: each object
+    /// the index says this stack/env owns (with its tags), then each of the
+    /// spec's physical names no such object stands for (an object of
+    /// another stack or environment, an untagged one to adopt or refuse, or
+    /// none: the kind reads it by name to tell). In a converged stack the
+    /// second part is empty, so a read costs a describe per owned object.
+    ///
+    /// # Errors
+    /// The index's read; a kind with no [`Kind::tagging_type`].
+    pub async fn targets(&self, aws: &Aws) -> Result<Vec<Target>, AwsError> {
+        let Some(ty) = self.tagging_type else {
+            return Err(AwsError::other(self.kind, "read through the ownership index without a tagging type"));
+        };
+        let owned = self.shared.owned(aws, ty).await?;
+        let mut targets: Vec<Target> = owned
+            .iter()
+            .map(|t| Target { id: t.id().to_string(), arn: Some(t.arn.clone()), tags: Some(t.tags.clone()) })
+            .collect();
+        for (name, (resource, _)) in &self.names {
+            let held = owned.iter().any(|t| t.id() == name || t.tags.get(TAG_RESOURCE) == Some(resource));
+            if !held {
+                targets.push(Target { id: name.clone(), arn: None, tags: None });
+            }
+        }
+        Ok(targets)
+    }
+
     /// The resource name a live object belongs to: its `converge:resource`
     /// tag when it carries this stack/env's tags; for an untaggable kind,
     /// the resource whose deterministic name it has; for an untagged object
@@ -353,6 +461,17 @@ pub trait Kind: Send + Sync + 'static {
             ImportBy::Never("AWS cannot tag it: converge already recognises it by its name or key")
         }
     }
+    /// The AWS calls a read of this kind makes, by how many times: what
+    /// `--stats` counts, what the README names, and what the call-bound
+    /// test checks a plan against.
+    fn reads(&self) -> Reads;
+    /// The Resource Groups Tagging API's type of this kind's objects
+    /// (`rds:pg`, `s3`) when the kind finds them through the ownership index
+    /// ([`Scope::targets`]); `None` for kinds read otherwise (EC2's tag
+    /// filters, IAM's path, Auto Scaling's tag filters).
+    fn tagging_type(&self) -> Option<&'static str> {
+        None
+    }
     /// False for kinds AWS cannot tag: their tags are neither set nor compared.
     fn taggable(&self) -> bool {
         true
@@ -446,26 +565,6 @@ pub fn sort_ids(ids: &mut Vec<String>) {
     ids.sort();
     let mut seen = std::collections::BTreeSet::new();
     ids.retain(|id| crate::value::is_unknown_str(id) || seen.insert(id.clone()));
-}
-
-/// What to change to bring `live` tags to `desired`: tags to set (new or
-/// changed values) and keys to remove. `converge:` tags are identity and are
-/// never removed.
-pub fn tag_delta(
-    desired: &BTreeMap<String, String>,
-    live: &BTreeMap<String, String>,
-) -> (BTreeMap<String, String>, Vec<String>) {
-    let set = desired.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let remove = live.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("converge:")).cloned().collect();
-    (set, remove)
-}
-
-/// Tag set from EC2-style `(key, value)` pairs.
-pub fn tag_map<I: IntoIterator<Item = (Option<String>, Option<String>)>>(tags: I) -> BTreeMap<String, String> {
-    tags.into_iter()
-        .filter_map(|(k, v)| Some((k?, v.unwrap_or_default())))
-        .filter(|(k, _)| !k.starts_with("aws:"))
-        .collect()
 }
 
 /// A VPC's or subnet's IPv4 block: AWS takes a /16 to a /28.

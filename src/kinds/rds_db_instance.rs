@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_rds::client::Waiters;
+use aws_sdk_rds::types::Filter;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,6 +18,9 @@ use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, Polled, not_found};
 
 pub struct DbInstance;
+
+/// Values one RDS `Filters` entry takes.
+const FILTER_VALUES: usize = 100;
 
 /// Properties of `rds.db_instance`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -198,18 +202,35 @@ impl Kind for DbInstance {
         Duration::from_secs(60 * 60)
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["rds:DescribeDBInstances"], per_object: &[], per_parent: &[] }
+    }
+
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("rds:db")
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let dbs = aws
-                .rds
-                .describe_db_instances()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", e))?;
-            Ok(dbs
+            // The index's instances and the spec's names, in batches of one
+            // filtered call (`db-instance-id` takes ARNs and identifiers);
+            // instances carry their tags inline.
+            let ids: Vec<String> = scope.targets(aws).await?.into_iter().map(|t| t.arn.unwrap_or(t.id)).collect();
+            let mut found = Vec::new();
+            for batch in ids.chunks(FILTER_VALUES) {
+                let dbs: Vec<_> = aws
+                    .rds
+                    .describe_db_instances()
+                    .filters(Filter::builder().name("db-instance-id").set_values(Some(batch.to_vec())).build())
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", e))?;
+                found.extend(dbs);
+            }
+            Ok(found
                 .into_iter()
                 .filter(|db| db.db_instance_status() != Some("deleting"))
                 .filter_map(|db| {

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_rds::types::{ApplyMethod, Parameter};
-use futures_util::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,31 +63,30 @@ impl Kind for DbParameterGroup {
         check_identifier(name)
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads {
+            once: &[],
+            per_object: &["rds:DescribeDBParameterGroups", "rds:DescribeDBParameters"],
+            per_parent: &[],
+        }
+    }
+
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("rds:pg")
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let groups = aws
-                .rds
-                .describe_db_parameter_groups()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("rds:DescribeDBParameterGroups", e))?;
-            futures_util::stream::iter(
-                groups.into_iter().filter(|g| !g.db_parameter_group_name().unwrap_or("").starts_with("default.")),
-            )
-            .map(|g| async move {
-                let arn = g.db_parameter_group_arn.clone().unwrap_or_default();
-                let Some(tags) = list_tags(aws, &arn).await? else { return Ok(None) };
-                let name = g.db_parameter_group_name.clone().unwrap_or_default();
-                let Some(owner) = scope.owner(&tags, Some(&name)) else { return Ok(None) };
-                let parameters = user_parameters(aws, &name).await?;
+            super::read_each(scope.targets(aws).await?, |t| async move {
+                let Some(g) = describe(aws, &t.id).await? else { return Ok(None) };
+                let Some(tags) = t.tags_or(list_tags(aws, g.db_parameter_group_arn().unwrap_or_default())).await?
+                else {
+                    return Ok(None);
+                };
+                let Some(owner) = scope.owner(&tags, Some(&t.id)) else { return Ok(None) };
+                let parameters = user_parameters(aws, &t.id).await?;
                 Ok(Some(live(owner, g, parameters, tags)))
             })
-            .buffer_unordered(8)
-            .try_filter_map(|x| async move { Ok(x) })
-            .try_collect()
             .await
         })
     }
@@ -110,16 +108,7 @@ impl Kind for DbParameterGroup {
                 Ok(out) => {
                     out.db_parameter_group.ok_or_else(|| AwsError::other("rds:CreateDBParameterGroup", "no group"))?
                 }
-                Err(e) if e.is("DBParameterGroupAlreadyExists") => {
-                    let out = aws
-                        .rds
-                        .describe_db_parameter_groups()
-                        .db_parameter_group_name(&d.physical_name)
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::from_sdk("rds:DescribeDBParameterGroups", e))?;
-                    out.db_parameter_groups.unwrap_or_default().into_iter().next().ok_or(e)?
-                }
+                Err(e) if e.is("DBParameterGroupAlreadyExists") => describe(aws, &d.physical_name).await?.ok_or(e)?,
                 Err(e) => return Err(e),
             };
             let existing = user_parameters(aws, &d.physical_name).await?;
@@ -198,6 +187,18 @@ fn parse(v: &Value) -> Result<DbParameterGroupProps, AwsError> {
 }
 
 /// Parameters the user set (`Source=user`), paginated.
+/// One group by name; `None` if there is none.
+async fn describe(aws: &Aws, name: &str) -> Result<Option<aws_sdk_rds::types::DbParameterGroup>, AwsError> {
+    let res = aws
+        .rds
+        .describe_db_parameter_groups()
+        .db_parameter_group_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("rds:DescribeDBParameterGroups", e));
+    Ok(not_found(res, &["DBParameterGroupNotFound"])?.and_then(|out| out.db_parameter_groups?.into_iter().next()))
+}
+
 async fn user_parameters(aws: &Aws, name: &str) -> Result<BTreeMap<String, String>, AwsError> {
     let params = aws
         .rds

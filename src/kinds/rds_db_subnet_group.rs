@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use futures_util::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,30 +63,26 @@ impl Kind for DbSubnetGroup {
         check_identifier(name)
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &[], per_object: &["rds:DescribeDBSubnetGroups"], per_parent: &[] }
+    }
+
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("rds:subgrp")
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            let groups = aws
-                .rds
-                .describe_db_subnet_groups()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::from_sdk("rds:DescribeDBSubnetGroups", e))?;
-            // DescribeDBSubnetGroups has no tags: read them per group, a few
-            // at a time (accounts have few subnet groups).
-            futures_util::stream::iter(groups)
-                .map(|g| async move {
-                    let arn = g.db_subnet_group_arn.clone().unwrap_or_default();
-                    let Some(tags) = list_tags(aws, &arn).await? else { return Ok(None) };
-                    let name = g.db_subnet_group_name.clone().unwrap_or_default();
-                    Ok(scope.owner(&tags, Some(&name)).map(|owner| live(owner, g, tags)))
-                })
-                .buffer_unordered(8)
-                .try_filter_map(|x| async move { Ok(x) })
-                .try_collect()
-                .await
+            // DescribeDBSubnetGroups has no tags: the index's, or (for a spec
+            // name the index does not hold) ListTagsForResource.
+            super::read_each(scope.targets(aws).await?, |t| async move {
+                let Some(g) = find(aws, &t.id).await? else { return Ok(None) };
+                let Some(tags) = t.tags_or(list_tags(aws, g.db_subnet_group_arn().unwrap_or_default())).await? else {
+                    return Ok(None);
+                };
+                Ok(scope.owner(&tags, Some(&t.id)).map(|owner| live(owner, g, tags)))
+            })
+            .await
         })
     }
 
@@ -163,16 +158,22 @@ fn parse(v: &Value) -> Result<DbSubnetGroupProps, AwsError> {
     super::props("rds.db_subnet_group", v)
 }
 
-async fn describe(aws: &Aws, name: &str) -> Result<Live, AwsError> {
-    let out = aws
+/// One group by name; `None` if there is none.
+async fn find(aws: &Aws, name: &str) -> Result<Option<aws_sdk_rds::types::DbSubnetGroup>, AwsError> {
+    let res = aws
         .rds
         .describe_db_subnet_groups()
         .db_subnet_group_name(name)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("rds:DescribeDBSubnetGroups", e))?;
-    let g = out.db_subnet_groups.unwrap_or_default().into_iter().next();
-    let g = g.ok_or_else(|| AwsError::other("rds:DescribeDBSubnetGroups", format!("{name} not found")))?;
+        .map_err(|e| AwsError::from_sdk("rds:DescribeDBSubnetGroups", e));
+    Ok(not_found(res, &["DBSubnetGroupNotFoundFault"])?.and_then(|out| out.db_subnet_groups?.into_iter().next()))
+}
+
+async fn describe(aws: &Aws, name: &str) -> Result<Live, AwsError> {
+    let g = find(aws, name)
+        .await?
+        .ok_or_else(|| AwsError::other("rds:DescribeDBSubnetGroups", format!("{name} not found")))?;
     let tags = list_tags(aws, g.db_subnet_group_arn().unwrap_or_default()).await?.unwrap_or_default();
     Ok(live(String::new(), g, tags))
 }

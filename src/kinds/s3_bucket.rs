@@ -206,17 +206,40 @@ impl Kind for Bucket {
         Ok(())
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads {
+            once: &[],
+            per_object: &[
+                "s3:GetBucketVersioning",
+                "s3:GetBucketEncryption",
+                "s3:GetBucketLifecycleConfiguration",
+                "s3:GetPublicAccessBlock",
+            ],
+            per_parent: &[],
+        }
+    }
+
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("s3")
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            // The region's buckets and their tags, shared with s3.object.
-            let buckets = scope.shared.buckets(aws).await?;
-            let ours: Vec<(String, String, BTreeMap<String, String>)> = buckets
-                .iter()
-                .filter_map(|(name, tags)| Some((scope.owner(tags, Some(name))?, name.clone(), tags.clone())))
-                .collect();
-            futures_util::stream::iter(ours)
-                .map(|(owner, name, tags)| async move { read_one(aws, owner, name, tags).await })
+            // S3 has no batch read: each bucket's settings are read on their
+            // own, for the stack's buckets only.
+            let targets = scope.targets(aws).await?;
+            futures_util::stream::iter(targets)
+                .map(|t| async move {
+                    let Some(tags) = t.tags_or(bucket_tags(aws, &t.id)).await? else { return Ok(None) };
+                    let Some(owner) = scope.owner(&tags, Some(&t.id)) else { return Ok(None) };
+                    // The index lags deletes on AWS: a bucket gone is skipped.
+                    match read_one(aws, owner, t.id, tags).await {
+                        Err(e) if e.is("NoSuchBucket") => Ok(None),
+                        res => res.map(Some),
+                    }
+                })
                 .buffer_unordered(READ_CONCURRENCY)
+                .try_filter_map(|x| async move { Ok(x) })
                 .try_collect()
                 .await
         })
@@ -427,6 +450,18 @@ fn aws_rule(r: &LifecycleRule) -> Result<AwsRule, AwsError> {
 }
 
 /// Reads one bucket's settings: four independent calls, concurrently.
+/// A bucket's tags; `None` if there is no such bucket.
+async fn bucket_tags(aws: &Aws, name: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+    let res =
+        aws.s3.get_bucket_tagging().bucket(name).send().await.map_err(|e| AwsError::from_sdk("s3:GetBucketTagging", e));
+    match res {
+        Ok(out) => Ok(Some(super::tag_map(out.tag_set.into_iter().map(|t| (Some(t.key), Some(t.value)))))),
+        Err(e) if e.code.starts_with("NoSuchTagSet") => Ok(Some(BTreeMap::new())),
+        Err(e) if e.is("NoSuchBucket") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 async fn read_one(aws: &Aws, owner: String, name: String, tags: BTreeMap<String, String>) -> Result<Live, AwsError> {
     let b = name.as_str();
     let versioning = async {

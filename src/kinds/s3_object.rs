@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_ENV, TAG_STACK};
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::{Aws, AwsError, not_found};
 
 pub struct Object;
@@ -76,20 +76,21 @@ impl Kind for Object {
         &["etag"]
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads {
+            once: &[],
+            per_object: &["s3:GetObjectTagging", "s3:GetObject"],
+            per_parent: &[("s3:ListObjectsV2", "s3.bucket")],
+        }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            // The stack's buckets, from the read shared with s3.bucket.
-            let ours: Vec<String> = scope
-                .shared
-                .buckets(aws)
-                .await?
-                .iter()
-                .filter(|(_, t)| t.get(TAG_STACK) == Some(&scope.stack) && t.get(TAG_ENV) == Some(&scope.env))
-                .map(|(name, _)| name.clone())
-                .collect();
+            // The stack's buckets, from the ownership index.
+            let ours: Vec<String> = scope.shared.owned(aws, "s3").await?.iter().map(|b| b.id().to_string()).collect();
             let mut keys = Vec::new();
             for bucket in ours {
-                let pages: Vec<_> = aws
+                let res = aws
                     .s3
                     .list_objects_v2()
                     .bucket(&bucket)
@@ -97,7 +98,9 @@ impl Kind for Object {
                     .send()
                     .try_collect()
                     .await
-                    .map_err(|e| AwsError::from_sdk("s3:ListObjectsV2", e))?;
+                    .map_err(|e| AwsError::from_sdk("s3:ListObjectsV2", e));
+                // The index lags deletes on AWS: a bucket gone is skipped.
+                let pages: Vec<_> = not_found(res, &["NoSuchBucket"])?.unwrap_or_default();
                 let objects = pages.into_iter().flat_map(|p| p.contents.unwrap_or_default());
                 keys.extend(objects.filter_map(|o| o.key).map(|k| (bucket.clone(), k)));
             }

@@ -113,6 +113,10 @@ impl Kind for SecretKind {
         Ok(())
     }
 
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &["secretsmanager:ListSecrets"], per_object: &[], per_parent: &[] }
+    }
+
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
             // Filtered server-side by the identity tags; tags come inline.

@@ -244,6 +244,7 @@ impl Stack {
             conflicts,
             kind: kind.type_name(),
             taggable: kind.taggable(),
+            tagging_type: kind.tagging_type(),
             stack: self.name.clone(),
             env: self.env.clone(),
             region: self.region.clone(),

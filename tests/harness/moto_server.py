@@ -58,6 +58,18 @@ faithfully, on moto's own backends; converge sends the real calls:
   is recorded with its preferences and reported Successful; an unknown group
   answers ValidationError.
 
+The Resource Groups Tagging API's GetResources (converge's ownership
+index) answers as AWS does: each resource's type is the one its ARN names
+(`elasticache:replicationgroup`, `rds:pg`; moto 5.2.5 invents
+`elasticache:replication-group` and `elasticache:cache_subnet_groups`, which
+ResourceTypeFilters then miss), and the index holds the tagged resources
+moto leaves out: RDS DB parameter groups and DB subnet groups, and the
+ElastiCache cache parameter groups above. IAM ListInstanceProfiles honours
+PathPrefix (moto lists every profile). And an EC2 object's tags are looked
+up by its id: moto scans every tag of the account for each object, which
+made each tag-filtered Describe quadratic in the account's size (a
+performance fix only; the answers are moto's).
+
 --asg-warmup-seconds N makes Auto Scaling behave as it does on AWS, where
 nothing is instant: moto puts a group's new instances InService the moment
 they launch; here they are Pending for N seconds first, and an instance
@@ -69,6 +81,11 @@ that depend on it.
 `creating` for N seconds before `available` (moto makes it available at
 once; on AWS a create takes minutes). Tests use it to see converge say what
 it waits for while it waits.
+
+--latency-scale F makes the slow creates take F times as long as on AWS
+(RDS instance 600 s, ElastiCache replication group 720 s, EFS file system
+120 s, application load balancer 180 s; 0.05 makes them 30, 36, 6 and
+9 s): `scripts/bench` compares an apply's wall time with its critical path.
 
 Each log line also carries the request's time (`t`, seconds since the epoch)
 and, for Auto Scaling calls, the group (`group`), so tests can order calls.
@@ -386,6 +403,39 @@ def slow_db_create(seconds):
     delay_state(DBInstance, "status", "available", "creating", seconds)
 
 
+# How long creates take on AWS, in seconds, by moto class and state:
+# (module, class, attribute, ready value, pending value, seconds). From the
+# services' own guidance: an RDS instance ~10 minutes, an ElastiCache
+# replication group ~12, an EFS file system ~2 (with its mount targets), an
+# application load balancer ~3.
+AWS_CREATE_SECONDS = [
+    ("moto.rds.models", "DBInstance", "status", "available", "creating", 600),
+    ("moto.elasticache.models", "ReplicationGroup", "status", "available", "creating", 720),
+    ("moto.efs.models", "FileSystem", "life_cycle_state", "available", "creating", 120),
+    ("moto.elbv2.models", "FakeLoadBalancer", "state", "active", "provisioning", 180),
+]
+
+
+def aws_latency(scale):
+    """--latency-scale F: the slow creates above take F times as long as on
+    AWS (0.05: an RDS instance 30 s), for the benchmark of an apply against
+    its critical path."""
+    import importlib
+
+    for module, cls, attr, ready, pending, seconds in AWS_CREATE_SECONDS:
+        delay_state(getattr(importlib.import_module(module), cls), attr, ready, pending, seconds * scale)
+    # moto serializes a file system from its __dict__, which no longer holds
+    # the state under its own name.
+    from moto.efs.models import FileSystem
+
+    described = FileSystem.info_json
+
+    def info_json(self):
+        return dict(described(self), LifeCycleState=self.life_cycle_state)
+
+    FileSystem.info_json = info_json
+
+
 def autoscaling_reply(start_response, action, result, status="200 OK"):
     body = (
         f'<{action}Response xmlns="{AUTOSCALING_NS}"><{action}Result>{result}</{action}Result>'
@@ -684,6 +734,101 @@ def widen_elasticache_arns():
     ElastiCacheBackend.__init__ = init
 
 
+
+def arn_resource_type(arn):
+    """The Resource Groups Tagging API's type of an ARN, as AWS derives it:
+    `service:type` from the resource part (`rds:pg`, `elasticache:subnetgroup`,
+    `elasticloadbalancing:loadbalancer`), or the bare service when the ARN
+    has no type (`s3` for `arn:aws:s3:::bucket`)."""
+    service, resource = arn.split(":", 5)[2], arn.split(":", 5)[5]
+    for i, ch in enumerate(resource):
+        if ch in ":/":
+            return f"{service}:{resource[:i]}"
+    return service
+
+
+def fix_tagging_api():
+    """GetResources as AWS answers it: resource types named after the ARN
+    (moto names ElastiCache's `replication-group` and `cache_subnet_groups`,
+    so a `ResourceTypeFilters` of `elasticache:replicationgroup` matched
+    nothing), and the tagged resources moto leaves out of the index: RDS DB
+    parameter groups (`rds:pg`) and DB subnet groups (`rds:subgrp`), and the
+    harness's ElastiCache cache parameter groups (`elasticache:parametergroup`)."""
+    from itertools import chain
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.resource_tagging import TaggedResource, iter_taggable_backends, make_tag_matcher
+    from moto.elasticache.models import elasticache_backends
+    from moto.rds.models import rds_backends
+    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+
+    def extra(region):
+        rds = rds_backends[DEFAULT_ACCOUNT_ID][region]
+        for group in chain(rds.db_parameter_groups.values(), rds.subnet_groups.values()):
+            yield TaggedResource(arn=group.arn, tags={t["Key"]: t["Value"] for t in group.get_tags()}, resource_type="")
+        cache = elasticache_backends[DEFAULT_ACCOUNT_ID][region]
+        for (r, name) in list(PARAMETER_GROUPS):
+            if r == region:
+                arn = f"arn:aws:elasticache:{region}:{DEFAULT_ACCOUNT_ID}:parametergroup:{name}"
+                yield TaggedResource(arn=arn, tags=cache.tagging_service.get_tag_dict_for_resource(arn), resource_type="")
+
+    def generator(self, tag_filters=None, resource_type_filters=None, resource_arn_list=None):
+        matches_tags = make_tag_matcher(tag_filters)
+        seen = set()
+        moto_own = (r for b in iter_taggable_backends(self.account_id, self.region_name) for r in b.iter_tagged_resources())
+        for resource in chain(moto_own, extra(self.region_name)):
+            if resource.arn in seen or not resource.tags:
+                continue
+            seen.add(resource.arn)
+            kind = arn_resource_type(resource.arn)
+            if resource_type_filters and not any(f in (kind, kind.split(":")[0]) for f in resource_type_filters):
+                continue
+            if not matches_tags(resource.tags):
+                continue
+            if resource_arn_list and resource.arn not in resource_arn_list:
+                continue
+            yield TaggedResource(arn=resource.arn, tags=resource.tags, resource_type=kind)
+
+    ResourceGroupsTaggingAPIBackend._get_resources_generator = generator
+
+
+def fix_ec2_tag_lookup():
+    """An EC2 object's tags are read from moto's tag store by its id. moto
+    5.2.5 scans every tag in the account for each object (get_tags calls
+    DescribeTags with a resource-id pattern), so each Describe call with a
+    tag filter costs the square of the account's size: 3 s of CPU for one
+    DescribeSecurityGroups in an account of 25 stacks. Same answer, one
+    lookup; the account's size then costs what it costs on AWS."""
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    def get_tags(self):
+        if not self.id:
+            return []
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
+        tags = self.ec2_backend.tags.get(self.id, {})
+        return [{"resource_id": self.id, "key": k, "value": v, "resource_type": kind} for k, v in tags.items()]
+
+    TaggedEC2Resource.get_tags = get_tags
+
+
+def fix_list_instance_profiles():
+    """IAM ListInstanceProfiles honours PathPrefix, as IAM does (moto 5.2.5
+    lists every profile whatever the prefix)."""
+    from moto.iam.responses import IamResponse
+
+    original = IamResponse.list_instance_profiles
+
+    def listed(self):
+        result = original(self)
+        prefix = self._get_param("PathPrefix", "/")
+        profiles = [p for p in result.result["InstanceProfiles"] if p.path.startswith(prefix)]
+        result.result["InstanceProfiles"] = profiles
+        return result
+
+    IamResponse.list_instance_profiles = listed
+
+
 # Calls moto lacks, by (service, action).
 MISSING = {
     ("elasticache", "DeleteCacheSubnetGroup"): delete_cache_subnet_group,
@@ -934,6 +1079,7 @@ def main():
     ap.add_argument("--region", default="eu-west-1")
     ap.add_argument("--asg-warmup-seconds", type=float, default=0.0)
     ap.add_argument("--rds-create-seconds", type=float, default=0.0)
+    ap.add_argument("--latency-scale", type=float, default=0.0)
     ap.add_argument("--faults", help="e.g. throttle=0.10,5xx=0.05,reset=0.03,drop=0.03")
     ap.add_argument("--fault-seed", type=int, default=1)
     ap.add_argument("--fault-key", help="fault only requests signed with this access key id")
@@ -946,10 +1092,15 @@ def main():
 
     if args.rds_create_seconds:
         slow_db_create(args.rds_create_seconds)
+    if args.latency_scale:
+        aws_latency(args.latency_scale)
     fix_num_cache_clusters()
     fix_launch_template_user_data()
     fix_elbv2_idempotency()
     widen_elasticache_arns()
+    fix_tagging_api()
+    fix_list_instance_profiles()
+    fix_ec2_tag_lookup()
     if args.acm_certificate_file:
         from moto.acm.models import acm_backends
         from moto.core import DEFAULT_ACCOUNT_ID

@@ -1,0 +1,36 @@
+//! converge's identity tags: the rule both the kinds and the AWS transport
+//! under them use to tell whose an object is. Every object converge
+//! creates carries these, set by its create call.
+
+use std::collections::BTreeMap;
+
+/// The stack the object belongs to.
+pub const TAG_STACK: &str = "converge:stack";
+/// The environment of that stack.
+pub const TAG_ENV: &str = "converge:env";
+/// The spec's resource name for the object.
+pub const TAG_RESOURCE: &str = "converge:resource";
+
+pub type Tags = BTreeMap<String, String>;
+
+/// True when `tags` name this stack and environment.
+pub fn is_of(tags: &Tags, stack: &str, env: &str) -> bool {
+    tags.get(TAG_STACK).is_some_and(|s| s == stack) && tags.get(TAG_ENV).is_some_and(|e| e == env)
+}
+
+/// Tag set from `(key, value)` pairs, AWS's own `aws:` tags left out.
+pub fn tag_map<I: IntoIterator<Item = (Option<String>, Option<String>)>>(tags: I) -> Tags {
+    tags.into_iter()
+        .filter_map(|(k, v)| Some((k?, v.unwrap_or_default())))
+        .filter(|(k, _)| !k.starts_with("aws:"))
+        .collect()
+}
+
+/// What to change to bring `live` tags to `desired`: tags to set (new or
+/// changed values) and keys to remove. `converge:` tags are identity and are
+/// never removed.
+pub fn tag_delta(desired: &Tags, live: &Tags) -> (Tags, Vec<String>) {
+    let set = desired.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let remove = live.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("converge:")).cloned().collect();
+    (set, remove)
+}
