@@ -11,6 +11,14 @@ pub const TAG_ENV: &str = "converge:env";
 /// The spec's resource name for the object.
 pub const TAG_RESOURCE: &str = "converge:resource";
 
+/// The commit of the run that last created or changed the object (set with
+/// `converge:applied`, never compared).
+pub const TAG_COMMIT: &str = "converge:commit";
+
+/// Tags converge writes that record a run, not the spec: never compared
+/// with the spec's tags, never removed.
+pub const RUN_TAGS: [&str; 2] = [crate::digest::TAG_APPLIED, TAG_COMMIT];
+
 pub type Tags = BTreeMap<String, String>;
 
 /// True when `tags` name this stack and environment.

@@ -3025,3 +3025,187 @@ fn a_plan_makes_only_the_declared_reads_of_each_kind() {
         - REGISTRY.iter().map(|k| k.reads().once.len() as u64).sum::<u64>();
     assert!(total <= bound, "{total} calls > kinds + pages + per-object reads = {bound}");
 }
+
+/// Issue 10 (runs and commits): every apply is recorded in the state home
+/// with its commit, CI job and result; what a run changed carries its
+/// commit in `converge:commit` (what it left alone keeps the earlier one);
+/// `converge history` lists the runs newest first.
+#[test]
+fn each_run_is_recorded_with_its_commit_and_history_lists_them() {
+    let moto = Moto::start();
+    let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+    let apply_at = |commit: &str, extra: &[&str]| {
+        let mut args = vec!["apply", STACK, "--env", "staging", "--auto-approve"];
+        args.extend_from_slice(extra);
+        harness::Run::from(
+            moto.converge()
+                .env("CI_COMMIT_SHA", commit)
+                .env("CI_JOB_URL", format!("https://gitlab.example.com/acme/infra/-/jobs/{}", &commit[..1]))
+                .args(&args)
+                .output()
+                .unwrap(),
+        )
+    };
+    apply_at(&a, &[]).expect(0);
+    apply_at(&b, &["--var", "runner_cache_days=5"]).expect(0);
+    apply_at(&c, &["--var", "runner_cache_days=5"]).expect(0);
+
+    // The tags, read independently: the bucket B changed has B's commit,
+    // another has A's.
+    let s3 = moto.s3();
+    let commit_of = |bucket: &str| {
+        let tags = rt().block_on(s3.get_bucket_tagging().bucket(bucket).send()).unwrap();
+        tags.tag_set().iter().find(|t| t.key() == "converge:commit").map(|t| t.value().to_string())
+    };
+    assert_eq!(commit_of("acme-gitlab-staging-runner-cache"), Some(b.clone()));
+    assert_eq!(commit_of("acme-gitlab-staging-config"), Some(a.clone()));
+
+    let r = moto.run(&["history", STACK, "--env", "staging", "--format", "json"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let runs = doc["runs"].as_array().unwrap();
+    let seen: Vec<(&str, &str)> =
+        runs.iter().map(|r| (r["commit"].as_str().unwrap(), r["result"].as_str().unwrap())).collect();
+    assert_eq!(seen, [(c.as_str(), "no_changes"), (b.as_str(), "succeeded"), (a.as_str(), "succeeded")]);
+    assert_eq!(runs[2]["planned"]["add"], STAGING);
+    assert_eq!(runs[2]["changed"].as_array().unwrap().len(), STAGING);
+    assert_eq!(runs[1]["changed"], serde_json::json!(["s3.bucket.runner_cache_bucket"]));
+    assert_eq!(runs[1]["job_url"], "https://gitlab.example.com/acme/infra/-/jobs/b");
+    assert!(runs.iter().all(|r| r["command"] == "apply" && r["stack"] == "gitlab-ha" && r["env"] == "staging"));
+
+    let text = moto.run(&["history", STACK, "--env", "staging"]).expect(0).stdout;
+    let order: Vec<usize> = [&c, &b, &a].iter().map(|x| text.find(&format!("commit {}", &x[..12])).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "newest first:\n{text}");
+    assert!(text.contains("changed: s3.bucket.runner_cache_bucket"), "{text}");
+}
+
+/// Red pixels (a failed cell's background) in a screenshot Chromium takes
+/// of `page`, counted by Pillow in the test venv.
+fn red_pixels_in(page: &std::path::Path, dir: &Scratch) -> u64 {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("Debian's chromium is not installed: run scripts/setup");
+    let shot = dir.path(&format!("{}.png", page.file_stem().unwrap().to_str().unwrap()));
+    let profile = dir.path("chromium-profile");
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1200,800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(shot.exists(), "chromium made no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let count = std::process::Command::new(harness::repo().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import sys; from PIL import Image; im = Image.open(sys.argv[1]).convert('RGB'); \
+             print(sum(1 for r, g, b in im.getdata() if r > 180 and g < 80 and b < 80))",
+        ])
+        .arg(&shot)
+        .output()
+        .unwrap();
+    assert!(count.status.success(), "{}", String::from_utf8_lossy(&count.stderr));
+    String::from_utf8_lossy(&count.stdout).trim().parse().unwrap()
+}
+
+/// Issue 10 (one screen): `converge status` over a folder of stacks shows
+/// every stack and environment with its last run's commit and result; its
+/// HTML page renders in headless Chromium, names them all, and a failed
+/// run is red (no red before it failed).
+#[test]
+fn status_shows_every_stack_and_environment_and_a_failed_run_in_red() {
+    let moto = Moto::start();
+    let dir = Scratch::new("status");
+    let stacks = dir.path("stacks");
+    std::fs::create_dir_all(&stacks).unwrap();
+    std::fs::write(
+        stacks.join("webapp.yaml"),
+        "stack: webapp\nregion: eu-west-1\nenvironments:\n  staging: {}\n  production: {}\nresources:\n  assets:\n    type: s3.bucket\n    name: converge-status-${environment}-assets\n",
+    )
+    .unwrap();
+    // EC2 refuses the subnet's zone once it is applied.
+    let broken = |az: &str| {
+        format!(
+            "stack: network\nregion: eu-west-1\nenvironments:\n  staging: {{}}\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.41.0.0/16\n  subnet:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n      cidr_block: 10.41.1.0/24\n      availability_zone: {az}\n"
+        )
+    };
+    std::fs::write(stacks.join("network.yaml"), broken("eu-west-1a")).unwrap();
+    let at = |commit: &str, args: &[&str]| {
+        harness::Run::from(
+            moto.converge()
+                .env("CI_COMMIT_SHA", commit)
+                .env("CI_PROJECT_URL", "https://gitlab.example.com/acme/infra")
+                .env("CI_JOB_URL", "https://gitlab.example.com/acme/infra/-/jobs/7")
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let (webapp, network) = (stacks.join("webapp.yaml"), stacks.join("network.yaml"));
+    let (webapp, network, folder) = (path_str(&webapp), path_str(&network), path_str(&stacks));
+    let (a, b, c) = ("a1".repeat(20), "b2".repeat(20), "c3".repeat(20));
+    at(&a, &["apply", webapp, "--env", "staging", "--auto-approve"]).expect(0);
+    at(&b, &["apply", webapp, "--env", "production", "--auto-approve"]).expect(0);
+    at(&a, &["apply", network, "--env", "staging", "--auto-approve"]).expect(0);
+
+    let before = dir.path("before.html");
+    moto.run(&["status", folder, "--format", "html", "--out", path_str(&before)]).expect(0);
+    assert_eq!(red_pixels_in(&before, &dir), 0, "nothing failed yet, nothing is red");
+
+    std::fs::write(stacks.join("network.yaml"), broken("eu-west-1z")).unwrap();
+    at(&c, &["apply", network, "--env", "staging", "--auto-approve"]).expect(1);
+
+    let r = moto.run(&["status", folder, "--format", "json"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let cells: Vec<(String, String, String, String)> = doc["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["envs"].as_array().unwrap().iter().map(move |e| {
+                let run = &e["last_run"];
+                (
+                    s["stack"].as_str().unwrap().to_string(),
+                    e["env"].as_str().unwrap().to_string(),
+                    run["commit"].as_str().unwrap_or("-").to_string(),
+                    run["result"].as_str().unwrap_or("never").to_string(),
+                )
+            })
+        })
+        .collect();
+    let cell = |s: &str, e: &str, commit: &str, result: &str| (s.into(), e.into(), commit.to_string(), result.into());
+    assert_eq!(
+        cells,
+        [
+            cell("network", "staging", &c, "failed"),
+            cell("webapp", "staging", &a, "succeeded"),
+            cell("webapp", "production", &b, "succeeded"),
+        ]
+    );
+    let text = moto.run(&["status", folder]).expect(0).stdout;
+    assert!(text.contains("webapp  production") || text.contains("production"), "{text}");
+    assert!(text.lines().any(|l| l.contains("network") && l.contains("failed") && l.contains(&c[..12])), "{text}");
+
+    let page = dir.path("status.html");
+    moto.run(&["status", folder, "--format", "html", "--out", path_str(&page)]).expect(0);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("src=") && !html.contains("<link") && !html.contains("<script"), "self-contained");
+    for name in ["webapp", "network", "staging", "production", &b[..12], &c[..12]] {
+        assert!(html.contains(name), "{name} is on the page");
+    }
+    assert!(html.contains(&format!("https://gitlab.example.com/acme/infra/-/commit/{c}")), "commits link");
+    assert!(html.contains("https://gitlab.example.com/acme/infra/-/jobs/7"), "runs link their job");
+    let red = red_pixels_in(&page, &dir);
+    assert!(red > 2_000, "the failed run's cell is red: {red} red pixels");
+}

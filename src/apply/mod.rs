@@ -243,6 +243,7 @@ pub async fn execute(
 ) -> Report {
     let OpGraph { ops, deps } = graph;
     let n = ops.len();
+    let commit = crate::state::lock::commit();
     let t0 = Instant::now();
     let mut timeline = vec![Timing::default(); n];
     let mut waiting: Vec<usize> = deps.iter().map(BTreeSet::len).collect();
@@ -285,7 +286,7 @@ pub async fn execute(
             };
             let desired = match &op.op {
                 OpKind::Delete => None,
-                _ => match desired_for(&stack, &op, &known) {
+                _ => match desired_for(&stack, &op, &known, commit.as_deref()) {
                     Ok(d) => Some(d),
                     Err(e) => {
                         display.error(&format!("{}: {e}", op.label()));
@@ -439,7 +440,12 @@ fn skip_dependents(failed: usize, ops: &[Op], dependents: &[Vec<usize>], outcome
     }
 }
 
-fn desired_for(stack: &Stack, op: &Op, known: &BTreeMap<String, BTreeMap<String, Value>>) -> Result<Desired, AwsError> {
+fn desired_for(
+    stack: &Stack,
+    op: &Op,
+    known: &BTreeMap<String, BTreeMap<String, Value>>,
+    commit: Option<&str>,
+) -> Result<Desired, AwsError> {
     let r = &stack.resources[&op.name];
     let props = plan::desired_props(r, known).map_err(|e| AwsError::other("converge", e.to_string()))?;
     if crate::value::contains_unknown(&props) {
@@ -451,6 +457,10 @@ fn desired_for(stack: &Stack, op: &Op, known: &BTreeMap<String, BTreeMap<String,
     let mut tags = r.tags.clone();
     if r.kind.taggable() {
         tags.insert(TAG_APPLIED.into(), digest::applied(&props, &r.sensitive, &r.tags));
+        // Which commit last changed it: `converge history` tells the rest.
+        if let Some(c) = commit {
+            tags.insert(crate::tags::TAG_COMMIT.into(), c.to_string());
+        }
     }
     Ok(Desired {
         name: r.name.clone(),

@@ -14,9 +14,11 @@ mod apply;
 mod destroy;
 mod drift;
 mod graph;
+mod history;
 mod import;
 mod plan;
 mod schema;
+mod status;
 mod unlock;
 mod validate;
 
@@ -56,6 +58,41 @@ pub enum Command {
     /// Take over an existing object no stack owns as one of the spec's
     /// resources: by its name, or by its id for EC2 kinds.
     Import(ImportArgs),
+    /// A stack/env's runs, newest first: commit, result, what changed.
+    History(HistoryArgs),
+    /// Every stack and environment at a glance: last run, commit, result,
+    /// age (text, JSON, or one HTML page).
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Stack files, or folders of them (default: stacks/).
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: status::StatusFormat,
+    /// Write to FILE instead of standard output (e.g. public/index.html).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[arg(long, env = "CONVERGE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: history::HistoryFormat,
+    /// At most this many runs, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long, env = "CONVERGE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -273,6 +310,7 @@ pub struct GraphArgs {
 /// Parses the command line, runs the command, maps the result to an exit
 /// code: 0 success, 1 error, 2 (`plan --detailed-exitcode`) changes.
 pub fn main() -> ExitCode {
+    STARTED.get_or_init(crate::state::lock::now);
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let printer = Printer::new(cli.no_color);
@@ -294,6 +332,8 @@ pub fn main() -> ExitCode {
             Command::Drift(a) => drift::run(a, &printer).await,
             Command::Unlock(a) => unlock::run(a, &printer).await,
             Command::Import(a) => import::run(a, &printer).await,
+            Command::History(a) => history::run(a, &printer).await,
+            Command::Status(a) => status::run(a, &printer).await,
         }
     });
     match result {
@@ -436,10 +476,25 @@ pub struct Ran<'a> {
     pub destroy: bool,
 }
 
+/// When this process started: a run record's start.
+pub static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
 /// Records what the run left in the stack's state home (see
-/// [`crate::state::applied`]). A failure to write it is reported, not
-/// fatal: the objects' own tags still say what was applied.
+/// [`crate::state::applied`]), and the run in the stack/env's history
+/// ([`crate::state::runs`]). A failure to write either is reported, not
+/// fatal: the objects' own tags still say what was applied and by which
+/// commit.
 pub async fn record_applied(aws: &Aws, store: &crate::state::Store, stack: &Stack, ran: Ran<'_>, printer: &Printer) {
+    let run = run_record(stack, &ran);
+    if let Err(e) = crate::state::runs::write(aws, store, &run).await {
+        printer.err(&printer.paint(
+            Style::Error,
+            &format!(
+                "warning: could not record this run in {}: {e}",
+                store.describe(&crate::state::runs::prefix(&stack.name, &stack.env))
+            ),
+        ));
+    }
     use crate::state::applied;
     let known = crate::plan::known_outputs(stack, ran.live);
     let kept = stack
@@ -460,6 +515,52 @@ pub async fn record_applied(aws: &Aws, store: &crate::state::Store, stack: &Stac
                 store.describe(&crate::state::applied::key(&stack.name, &stack.env))
             ),
         ));
+    }
+}
+
+/// The history record of a run that ends now.
+fn run_record(stack: &Stack, ran: &Ran<'_>) -> crate::state::runs::Run {
+    use crate::apply::Outcome;
+    use crate::state::lock;
+    use crate::state::runs::{Planned, RunResult};
+    let started = *STARTED.get_or_init(lock::now);
+    let s = ran.plan.summary();
+    let address = |op: &crate::apply::Op| format!("{}.{}", op.kind.type_name(), op.name);
+    let (mut changed, mut failed) = (Vec::new(), Vec::new());
+    for (op, outcome) in ran.report.map(|r| r.results.as_slice()).unwrap_or_default() {
+        match outcome {
+            Outcome::Done { .. } => changed.push(address(op)),
+            Outcome::Failed(e) => failed.push(format!("{}: {e}", address(op))),
+            _ => {}
+        }
+    }
+    changed.dedup();
+    let result = match ran.report {
+        None => RunResult::NoChanges,
+        Some(r) if r.interrupted.is_some() => RunResult::Interrupted,
+        Some(r) if r.failed() > 0 || r.results.iter().any(|(_, o)| !matches!(o, Outcome::Done { .. })) => {
+            RunResult::Failed
+        }
+        Some(_) => RunResult::Succeeded,
+    };
+    crate::state::runs::Run {
+        format_version: crate::state::runs::VERSION,
+        id: crate::state::runs::new_id(started),
+        stack: stack.name.clone(),
+        env: stack.env.clone(),
+        command: if ran.destroy { "destroy" } else { "apply" }.into(),
+        commit_url: lock::commit().zip(std::env::var("CI_PROJECT_URL").ok()).map(|(c, p)| format!("{p}/-/commit/{c}")),
+        commit: lock::commit(),
+        pipeline_url: std::env::var("CI_PIPELINE_URL").ok(),
+        job_url: std::env::var("CI_JOB_URL").ok(),
+        who: lock::who(),
+        host: lock::host(),
+        started_unix: started,
+        ended_unix: lock::now(),
+        planned: Planned { add: s.add, change: s.change, replace: s.replace, destroy: s.destroy },
+        result,
+        changed,
+        failed,
     }
 }
 

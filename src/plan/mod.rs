@@ -238,11 +238,12 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
             },
         );
     }
-    // `converge:applied` records what was applied; it is not compared.
+    // `converge:applied` and `converge:commit` record a run; they are not
+    // compared.
     let live_tags: BTreeMap<String, String> = live
         .tags
         .iter()
-        .filter(|(k, _)| *k != crate::digest::TAG_APPLIED)
+        .filter(|(k, _)| !crate::tags::RUN_TAGS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if kind.taggable() && r.tags != live_tags {

@@ -256,13 +256,13 @@ impl Cx {
 
     /// AWS's tag rules, the strictest of the services converge tags (EC2,
     /// S3, RDS …): at most 50 tags an object, keys of 1-128 and values of at
-    /// most 256 characters, and no key starting `aws:` (AWS's own). Four
-    /// tags are converge's (identity and [`crate::digest::TAG_APPLIED`]), so
-    /// a spec may set 46.
+    /// most 256 characters, and no key starting `aws:` (AWS's own). Five
+    /// tags are converge's (identity, [`crate::digest::TAG_APPLIED`] and
+    /// [`crate::tags::TAG_COMMIT`]), so a spec may set 45.
     fn check_tags(&mut self, tags: &BTreeMap<String, String>, path: &str) {
         const MAX_TAGS: usize = 50;
         let total = tags.len()
-            + [TAG_STACK, TAG_ENV, TAG_RESOURCE, crate::digest::TAG_APPLIED]
+            + [TAG_STACK, TAG_ENV, TAG_RESOURCE, crate::digest::TAG_APPLIED, crate::tags::TAG_COMMIT]
                 .iter()
                 .filter(|k| !tags.contains_key(**k))
                 .count();

@@ -241,18 +241,18 @@ pub async fn unlock(aws: &Aws, store: &Store, stack: &str, env: &str, id: &str) 
     Ok(held)
 }
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn who() -> String {
+pub fn who() -> String {
     ["GITLAB_USER_LOGIN", "USER", "USERNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok())
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn host() -> String {
+pub fn host() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
@@ -261,7 +261,7 @@ fn host() -> String {
 }
 
 /// The commit being applied: CI's, else the work tree's HEAD.
-fn commit() -> Option<String> {
+pub fn commit() -> Option<String> {
     std::env::var("CI_COMMIT_SHA").ok().or_else(|| {
         let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())

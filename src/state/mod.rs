@@ -1,6 +1,6 @@
 //! Where converge keeps what is not in AWS's objects themselves: the lock
-//! of a stack/env, and the record of what its last applies left
-//! ([`applied`]).
+//! of a stack/env, the record of what its last applies left
+//! ([`applied`]), and its history of runs ([`runs`]).
 //!
 //! One home per stack: the S3 bucket the stack names (`state: { bucket:
 //! … }`), else `.converge/` beside the stack file (or `--state-dir`). Both
@@ -20,6 +20,7 @@ use crate::aws::{Aws, AwsError, not_found};
 
 pub mod applied;
 pub mod lock;
+pub mod runs;
 
 /// A state home.
 #[derive(Debug, Clone)]
@@ -145,6 +146,48 @@ impl Store {
                     .and_then(|mut f| f.write_all(body).and_then(|()| f.sync_all()))
                     .and_then(|()| std::fs::rename(&tmp, &path))
                     .map_err(io)
+            }
+        }
+    }
+
+    /// The keys directly under `prefix` (a folder: `runs/app/prod/`).
+    pub async fn list(&self, aws: &Aws, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::S3 { bucket, prefix: root } => {
+                let pages: Vec<_> = aws
+                    .s3
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(format!("{root}{prefix}"))
+                    .delimiter("/")
+                    .into_paginator()
+                    .send()
+                    .collect::<Vec<_>>()
+                    .await;
+                let mut keys = Vec::new();
+                for page in pages {
+                    let page = page.map_err(|e| AwsError::from_sdk("s3:ListObjectsV2", e))?;
+                    keys.extend(
+                        page.contents
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter_map(|o| o.key?.strip_prefix(root.as_str()).map(str::to_string)),
+                    );
+                }
+                Ok(keys)
+            }
+            Store::Dir(dir) => {
+                let path = dir.join(prefix);
+                let entries = match std::fs::read_dir(&path) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(source) => return Err(StoreError::Io { path, source }),
+                };
+                Ok(entries
+                    .flatten()
+                    .filter(|e| e.path().is_file())
+                    .filter_map(|e| Some(format!("{prefix}{}", e.file_name().to_str()?)))
+                    .collect())
             }
         }
     }
