@@ -355,3 +355,54 @@ resources:
     let r = converge(&["validate", bad.to_str().unwrap()]).expect(1);
     assert!(r.stderr.contains("`enabled: ${var.per_az}`: variable `per_az` must be true or false"), "{}", r.stderr);
 }
+
+/// Issue 10 (the pipeline): `templates/gitlab-ci.yml` validates against
+/// GitLab's CI schema (check-jsonschema's `vendor.gitlab-ci`), and the
+/// check catches a broken copy; every `converge` command its jobs run
+/// exists with the flags they pass; no credential is written in it.
+#[test]
+fn the_pipeline_template_is_valid_gitlab_ci_and_runs_real_commands() {
+    let template = repo().join("templates/gitlab-ci.yml");
+    let checker = repo().join(".venv/bin/check-jsonschema");
+    assert!(checker.exists(), "no {}: run scripts/test", checker.display());
+    let check = |file: &std::path::Path| {
+        Run::from(
+            std::process::Command::new(&checker)
+                .args(["--builtin-schema", "vendor.gitlab-ci"])
+                .arg(file)
+                .output()
+                .expect("run check-jsonschema"),
+        )
+    };
+    let r = check(&template);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let text = std::fs::read_to_string(&template).unwrap();
+    let dir = Scratch::new("pipeline");
+    let broken = dir.write("broken.yml", &text.replacen("      when: manual\n", "      when: sometimes\n", 1));
+    assert_ne!(check(&broken).code, 0, "the schema check rejects a rule's unknown `when`");
+
+    // Each `converge CMD … --flag` the jobs run is a command that takes
+    // those flags.
+    let mut seen = 0;
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        for part in line.split("converge ").skip(1) {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            let Some(cmd) = words.first().filter(|w| w.chars().all(|c| c.is_ascii_lowercase())) else { continue };
+            let help = converge(&[cmd, "--help"]);
+            assert_eq!(help.code, 0, "`converge {cmd}` in the pipeline: {}", help.stderr);
+            for w in words.iter().skip(1).take_while(|w| !w.starts_with(';') && **w != ">" && **w != "||") {
+                let Some(at) = w.find("--") else { continue };
+                let flag = w[at..].trim_end_matches(';').split('=').next().unwrap();
+                assert!(help.stdout.contains(flag), "`converge {cmd}` takes no {flag}");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "the pipeline runs converge {seen} times");
+    for secret in ["AWS_SECRET_ACCESS_KEY:", "AKIA", "aws_secret_access_key", "password:"] {
+        assert!(!text.contains(secret), "no credential in the template: {secret}");
+    }
+    assert!(text.contains("id_tokens:") && text.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "OIDC");
+    assert!(text.contains("terraform: plan-$ENV.report.json"), "the merge request widget's report");
+    assert!(text.contains("resource_group: converge-$ENV"), "one apply per environment at a time");
+}

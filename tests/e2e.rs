@@ -3209,3 +3209,71 @@ fn status_shows_every_stack_and_environment_and_a_failed_run_in_red() {
     let red = red_pixels_in(&page, &dir);
     assert!(red > 2_000, "the failed run's cell is red: {red} red pixels");
 }
+
+/// Issue 10 (verify, last known good, rollback): an apply whose check
+/// passes becomes the last known good; one whose check fails is rolled
+/// back to it (exit 1, and the output says so); `converge rollback --to`
+/// goes back to any verified run. The runner cache bucket's lifecycle
+/// (`runner_cache_days`) stands for the deployed revision, read with an
+/// independent S3 client.
+#[test]
+fn a_failed_verification_rolls_back_to_the_last_known_good() {
+    let moto = Moto::start();
+    let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+    let deploy = |commit: &str, days: &str, check: &str| {
+        harness::Run::from(
+            moto.converge()
+                .env("CI_COMMIT_SHA", commit)
+                .args(["apply", STACK, "--env", "staging", "--auto-approve", "--var"])
+                .arg(format!("runner_cache_days={days}"))
+                .args(["--verify", check])
+                .output()
+                .unwrap(),
+        )
+    };
+    let s3 = moto.s3();
+    let days = || {
+        let out = rt()
+            .block_on(s3.get_bucket_lifecycle_configuration().bucket("acme-gitlab-staging-runner-cache").send())
+            .unwrap();
+        out.rules()[0].expiration().and_then(|e| e.days()).unwrap()
+    };
+    let r = deploy(&a, "3", "test \"$CONVERGE_ENV\" = staging").expect(0);
+    assert!(r.stdout.contains("is the last known good of gitlab-ha / staging"), "{}", r.stdout);
+    deploy(&b, "5", "true").expect(0);
+    assert_eq!(days(), 5);
+
+    let r = deploy(&c, "9", "echo the app is down >&2; exit 3").expect(1);
+    assert!(r.stdout.contains("Verification failed: `echo the app is down >&2; exit 3` exited 3."), "{}", r.stdout);
+    assert!(r.stdout.contains("Rolled back to run "), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("(commit {}): commit {} is not live.", &b[..12], &c[..12])), "{}", r.stdout);
+    assert_eq!(days(), 5, "C's change was rolled back to B's");
+
+    let history = moto.run(&["history", STACK, "--env", "staging", "--format", "json"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    let runs = doc["runs"].as_array().unwrap();
+    let seen: Vec<(&str, &str, serde_json::Value)> = runs
+        .iter()
+        .map(|r| (r["command"].as_str().unwrap(), r["commit"].as_str().unwrap(), r["verified"].clone()))
+        .collect();
+    use serde_json::Value::{Bool, Null};
+    assert_eq!(
+        seen,
+        [
+            ("rollback", c.as_str(), Null),
+            ("apply", c.as_str(), Bool(false)),
+            ("apply", b.as_str(), Bool(true)),
+            ("apply", a.as_str(), Bool(true)),
+        ]
+    );
+    assert_eq!(runs[0]["rolled_back_to"], runs[2]["id"]);
+    assert_eq!(runs[0]["result"], "succeeded");
+
+    // On demand, to the first verified run.
+    let first = runs[3]["id"].as_str().unwrap();
+    let r = moto.run(&["rollback", STACK, "--env", "staging", "--to", first]).expect(0);
+    assert!(r.stdout.contains(&format!("to run {first} (commit {})", &a[..12])), "{}", r.stdout);
+    assert_eq!(days(), 3);
+    let r = moto.run(&["rollback", STACK, "--env", "staging", "--to", "nope"]).expect(1);
+    assert!(r.stderr.contains("no verified run `nope`"), "{}", r.stderr);
+}

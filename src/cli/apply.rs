@@ -7,8 +7,10 @@ use super::{ApplyArgs, Ran};
 use crate::aws::Aws;
 use crate::plan::saved::{self, SavedPlan};
 use crate::plan::{Action, render};
-use crate::printer::Printer;
+use crate::printer::{Printer, Style};
 use crate::spec::Stack;
+use crate::state::known_good::{self, KnownGood};
+use crate::state::runs;
 
 pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
     if let Ok(text) = crate::spec::read_limited(&args.stack.stack, saved::MAX_BYTES)
@@ -26,7 +28,18 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
     // Held from before the read of live state to the end: the plan applied
     // is the plan made, and no other run changes the stack meanwhile.
     let held = super::lock(&aws, &stack, &args.lock, "apply", printer).await?;
+    // What a passed verification keeps as the last known good: the inputs
+    // as this run read them.
+    let inputs = match &args.verify {
+        Some(_) => Some(KnownGood::capture(&stack, "", crate::state::lock::commit())?),
+        None => None,
+    };
+    let store = super::store(&stack, args.lock.state_dir.as_deref());
     let result = locked(&aws, stack, targets, &args, &stop, &mut timer, printer).await;
+    let result = match (&args.verify, inputs) {
+        (Some(cmd), Some(inputs)) => verify(&aws, &store, inputs, result, cmd, &args, &stop, printer).await,
+        _ => result,
+    };
     super::unlock_after(held, printer).await?;
     if args.stats {
         super::print_stats(&timer.doc(&aws.calls), printer);
@@ -79,7 +92,7 @@ async fn show_and_execute(
     timer.lap("render");
     let store = super::store(&stack, args.lock.state_dir.as_deref());
     if !plan.has_changes() {
-        let ran = Ran { live, plan: &plan, report: None, destroy: false };
+        let ran = Ran { command: "apply", live, plan: &plan, report: None, destroy: false };
         super::record_applied(aws, &store, &stack, ran, printer).await;
         return Ok(0);
     }
@@ -93,6 +106,7 @@ async fn show_and_execute(
         stop,
         store: &store,
         trace: args.trace.as_deref(),
+        command: "apply",
     };
     let code = execute_plan(aws, stack, live, plan, &args.lock.allow_destroy, &opts, printer).await;
     timer.lap("apply");
@@ -188,6 +202,8 @@ pub struct ExecOptions<'a> {
     pub store: &'a crate::state::Store,
     /// `--trace FILE`.
     pub trace: Option<&'a std::path::Path>,
+    /// What the run record calls the run: `apply`, `import`, `rollback`.
+    pub command: &'static str,
 }
 
 /// Checks protection, asks, and executes a plan already printed: the
@@ -228,10 +244,183 @@ pub async fn execute_plan(
     printer.out("");
     let report =
         crate::apply::execute(aws, stack.clone(), graph, known, opts.parallelism, opts.stop.clone(), printer).await;
-    let ran = Ran { live, plan: &plan, report: Some(&report), destroy: false };
+    let ran = Ran { command: opts.command, live, plan: &plan, report: Some(&report), destroy: false };
     super::record_applied(aws, opts.store, &stack, ran, printer).await;
     if let Some(path) = opts.trace {
         super::write_file(path, crate::apply::trace(&report).as_bytes())?;
     }
     Ok(super::exit_status("Apply", &report, printer))
+}
+
+fn short(commit: Option<&str>) -> String {
+    commit.map_or("no commit".into(), |c| format!("commit {}", &c[..c.len().min(12)]))
+}
+
+/// `apply --verify CMD`, under the apply's lock: runs CMD after an apply
+/// that succeeded; if it passes, this apply's inputs become the last known
+/// good; if it fails, or the apply failed, the last known good is applied
+/// again and the exit status is 1. A plan that failed before any change,
+/// or a run a signal stopped, is left as it is.
+#[allow(clippy::too_many_arguments)]
+async fn verify(
+    aws: &Aws,
+    store: &crate::state::Store,
+    mut inputs: KnownGood,
+    applied: anyhow::Result<u8>,
+    cmd: &str,
+    args: &ApplyArgs,
+    stop: &crate::apply::Stop,
+    printer: &Printer,
+) -> anyhow::Result<u8> {
+    let code = applied?;
+    if code > 1 {
+        return Ok(code);
+    }
+    // This apply's record, written under the lock we hold.
+    let run = runs::list(aws, store, &inputs.stack, &inputs.env, 1).await?.into_iter().next();
+    let passed = if code == 0 {
+        printer.out("");
+        printer.out(&format!("Verifying: {cmd}"));
+        match check(cmd, &inputs, args.verify_timeout).await {
+            Ok(()) => true,
+            Err(why) => {
+                printer.out(&printer.paint(Style::Error, &format!("Verification failed: {why}.")));
+                false
+            }
+        }
+    } else {
+        printer.out(&printer.paint(Style::Error, "The apply failed: not verified."));
+        false
+    };
+    if let Some(mut run) = run {
+        inputs.run_id = run.id.clone();
+        run.verified = Some(passed);
+        if let Err(e) = runs::write(aws, store, &run).await {
+            printer.err(&format!("warning: could not record the verification in run {}: {e}", run.id));
+        }
+    }
+    if passed {
+        inputs.recorded_unix = crate::state::lock::now();
+        known_good::write(aws, store, &inputs).await?;
+        printer.out(&format!(
+            "Verified: run {} ({}) is the last known good of {} / {}.",
+            inputs.run_id,
+            short(inputs.commit.as_deref()),
+            inputs.stack,
+            inputs.env
+        ));
+        return Ok(0);
+    }
+    let Some(good) = known_good::find(aws, store, &inputs.stack, &inputs.env, None).await? else {
+        printer.out(&format!(
+            "No last known good of {} / {} to roll back to (no apply has passed --verify yet): left as applied.",
+            inputs.stack, inputs.env
+        ));
+        return Ok(1);
+    };
+    printer.out("");
+    printer.out(&format!(
+        "Rolling back {} / {} to the last known good: run {} ({}).",
+        good.stack,
+        good.env,
+        good.run_id,
+        short(good.commit.as_deref())
+    ));
+    let rolled =
+        roll_back(aws, store, &good, args.stack.region.clone(), args.parallelism.into(), stop, printer).await?;
+    if rolled == 0 {
+        printer.out(&printer.paint(
+            Style::Error,
+            &format!(
+                "Rolled back to run {} ({}): {} is not live.",
+                good.run_id,
+                short(good.commit.as_deref()),
+                short(inputs.commit.as_deref())
+            ),
+        ));
+    } else {
+        printer.out(
+            &printer.paint(Style::Error, "The rollback failed too: see above; `converge history` lists the runs."),
+        );
+    }
+    Ok(1)
+}
+
+/// Runs the verification command; `Err` says why it failed.
+async fn check(cmd: &str, inputs: &KnownGood, timeout: std::time::Duration) -> Result<(), String> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("CONVERGE_STACK", &inputs.stack)
+        .env("CONVERGE_ENV", &inputs.env)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run `sh -c {cmd}`: {e}"))?;
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(match status.code() {
+            Some(c) => format!("`{cmd}` exited {c}"),
+            None => format!("`{cmd}` was killed by a signal"),
+        }),
+        Ok(Err(e)) => Err(format!("`{cmd}`: {e}")),
+        Err(_) => {
+            let _ = child.kill().await;
+            Err(format!("`{cmd}` ran longer than {}s", timeout.as_secs()))
+        }
+    }
+}
+
+/// Applies a known good again: its stack file and templates restored in a
+/// scratch folder, loaded with its variables (secrets from the
+/// environment, as always), planned against AWS now and executed without
+/// a prompt, recorded as a `rollback` run in `store`. Stateful resources
+/// stay protected: a rollback never deletes or replaces one.
+pub async fn roll_back(
+    aws: &Aws,
+    store: &crate::state::Store,
+    good: &KnownGood,
+    region: Option<String>,
+    parallelism: usize,
+    stop: &crate::apply::Stop,
+    printer: &Printer,
+) -> anyhow::Result<u8> {
+    let dir = std::env::temp_dir().join(format!("converge-rollback-{}-{}", std::process::id(), good.run_id));
+    let file = good.materialize(&dir)?;
+    let a = super::StackArgs {
+        stack: file.clone(),
+        env: Some(good.env.clone()),
+        region,
+        vars: good.vars.clone().into_iter().collect(),
+    };
+    let loaded = super::load(&a, true);
+    let result = async {
+        let stack = loaded?;
+        let (live, plan) = super::before_changes(stop, async {
+            let live = crate::live::read(aws, &stack).await?;
+            let plan = crate::plan::plan(&stack, &live, None)?;
+            Ok((live, plan))
+        })
+        .await?;
+        printer.out(render::text(&plan, printer).trim_end());
+        if !plan.has_changes() {
+            let ran = Ran { command: "rollback", live: &live, plan: &plan, report: None, destroy: false };
+            super::record_applied(aws, store, &stack, ran, printer).await;
+            return Ok(0);
+        }
+        let opts = ExecOptions { auto_approve: true, parallelism, stop, store, trace: None, command: "rollback" };
+        printer.out("");
+        execute_plan(aws, stack, &live, plan, &[], &opts, printer).await
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    // The rollback's record names what it went back to.
+    if let Ok(Some(mut run)) = runs::list(aws, store, &good.stack, &good.env, 1).await.map(|r| r.into_iter().next())
+        && run.command == "rollback"
+        && run.rolled_back_to.is_none()
+    {
+        run.rolled_back_to = Some(good.run_id.clone());
+        let _ = runs::write(aws, store, &run).await;
+    }
+    result
 }

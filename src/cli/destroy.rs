@@ -54,7 +54,7 @@ async fn locked(
     )
     .await;
     let store = super::store(&stack, args.lock.state_dir.as_deref());
-    let ran = super::Ran { live: &live, plan: &plan, report: Some(&report), destroy: true };
+    let ran = super::Ran { command: "destroy", live: &live, plan: &plan, report: Some(&report), destroy: true };
     super::record_applied(aws, &store, &stack, ran, printer).await;
     Ok(super::exit_status("Destroy", &report, printer))
 }

@@ -125,8 +125,14 @@ async fn locked(
     }
     printer.out("");
     let store = super::store(&stack, args.lock.state_dir.as_deref());
-    let opts =
-        super::apply::ExecOptions { auto_approve: args.auto_approve, parallelism: 1, stop, store: &store, trace: None };
+    let opts = super::apply::ExecOptions {
+        auto_approve: args.auto_approve,
+        parallelism: 1,
+        stop,
+        store: &store,
+        trace: None,
+        command: "import",
+    };
     super::apply::execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
 }
 

@@ -17,6 +17,7 @@ mod graph;
 mod history;
 mod import;
 mod plan;
+mod rollback;
 mod schema;
 mod status;
 mod unlock;
@@ -63,6 +64,26 @@ pub enum Command {
     /// Every stack and environment at a glance: last run, commit, result,
     /// age (text, JSON, or one HTML page).
     Status(StatusArgs),
+    /// Apply the last known good again (the inputs of the newest apply
+    /// that passed --verify), or that of `--to RUN`.
+    Rollback(RollbackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// The verified run to go back to (its id, or a unique prefix of it, as
+    /// `converge history` prints it); default: the newest.
+    #[arg(long, value_name = "RUN")]
+    pub to: Option<String>,
+    /// Operations at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +298,19 @@ pub struct ApplyArgs {
     /// Write each operation's start and end to FILE (JSON lines).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// After the apply, run CMD (`sh -c`; CONVERGE_STACK and CONVERGE_ENV
+    /// set): exit 0 makes this apply's inputs the last known good; any
+    /// other exit, or a failed apply, rolls back to the last known good
+    /// and exits 1.
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
+    /// How long CMD may run before it counts as failed.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration_arg)]
+    pub verify_timeout: std::time::Duration,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::spec::parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration (e.g. 90s, 10m)"))
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +368,7 @@ pub fn main() -> ExitCode {
             Command::Import(a) => import::run(a, &printer).await,
             Command::History(a) => history::run(a, &printer).await,
             Command::Status(a) => status::run(a, &printer).await,
+            Command::Rollback(a) => rollback::run(a, &printer).await,
         }
     });
     match result {
@@ -468,6 +503,8 @@ pub fn exit_status(what: &str, report: &crate::apply::Report, printer: &Printer)
 
 /// A finished (or planned-only) run, as [`record_applied`] records it.
 pub struct Ran<'a> {
+    /// `apply`, `destroy` or `rollback`, for the run record.
+    pub command: &'static str,
     pub live: &'a crate::live::LiveState,
     pub plan: &'a crate::plan::Plan,
     /// None: nothing was executed (the plan had no changes).
@@ -548,7 +585,7 @@ fn run_record(stack: &Stack, ran: &Ran<'_>) -> crate::state::runs::Run {
         id: crate::state::runs::new_id(started),
         stack: stack.name.clone(),
         env: stack.env.clone(),
-        command: if ran.destroy { "destroy" } else { "apply" }.into(),
+        command: ran.command.into(),
         commit_url: lock::commit().zip(std::env::var("CI_PROJECT_URL").ok()).map(|(c, p)| format!("{p}/-/commit/{c}")),
         commit: lock::commit(),
         pipeline_url: std::env::var("CI_PIPELINE_URL").ok(),
@@ -561,6 +598,8 @@ fn run_record(stack: &Stack, ran: &Ran<'_>) -> crate::state::runs::Run {
         result,
         changed,
         failed,
+        verified: None,
+        rolled_back_to: None,
     }
 }
 

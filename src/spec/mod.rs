@@ -12,6 +12,7 @@ pub mod expr;
 pub mod location;
 pub mod raw;
 mod resolve;
+pub use resolve::MAX_STACK_BYTES;
 pub mod template;
 
 pub use resolve::{LoadOptions, VAR_ENV_PREFIX, load, load_str, read_limited};

@@ -19,6 +19,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use crate::aws::{Aws, AwsError, not_found};
 
 pub mod applied;
+pub mod known_good;
 pub mod lock;
 pub mod runs;
 

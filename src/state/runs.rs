@@ -25,7 +25,7 @@ pub struct Run {
     pub id: String,
     pub stack: String,
     pub env: String,
-    /// `apply` or `destroy`.
+    /// `apply`, `destroy` or `rollback`.
     pub command: String,
     /// `CI_COMMIT_SHA`, else the work tree's `git rev-parse HEAD`.
     pub commit: Option<String>,
@@ -47,6 +47,13 @@ pub struct Run {
     pub changed: Vec<String>,
     /// Addresses of the operations that failed, and why (AWS's message).
     pub failed: Vec<String>,
+    /// `apply --verify`: whether the check passed (a passed one made this
+    /// run's inputs the last known good); `None`: not verified.
+    #[serde(default)]
+    pub verified: Option<bool>,
+    /// For a rollback: the run whose inputs it applied again.
+    #[serde(default)]
+    pub rolled_back_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
