@@ -3141,6 +3141,12 @@ fn status_shows_every_stack_and_environment_and_a_failed_run_in_red() {
         )
     };
     std::fs::write(stacks.join("network.yaml"), broken("eu-west-1a")).unwrap();
+    // A stack that does not load: its cell says so, the others still show.
+    std::fs::write(
+        stacks.join("odd.yaml"),
+        "stack: odd\nregion: eu-west-1\nenvironments:\n  staging: {}\nresources:\n  x:\n    type: ec2.nothing\n",
+    )
+    .unwrap();
     let at = |commit: &str, args: &[&str]| {
         harness::Run::from(
             moto.converge()
@@ -3179,7 +3185,7 @@ fn status_shows_every_stack_and_environment_and_a_failed_run_in_red() {
                     s["stack"].as_str().unwrap().to_string(),
                     e["env"].as_str().unwrap().to_string(),
                     run["commit"].as_str().unwrap_or("-").to_string(),
-                    run["result"].as_str().unwrap_or("never").to_string(),
+                    run["result"].as_str().or(e["error"].as_str().map(|_| "unreadable")).unwrap_or("never").to_string(),
                 )
             })
         })
@@ -3189,6 +3195,7 @@ fn status_shows_every_stack_and_environment_and_a_failed_run_in_red() {
         cells,
         [
             cell("network", "staging", &c, "failed"),
+            cell("odd", "staging", "-", "unreadable"),
             cell("webapp", "staging", &a, "succeeded"),
             cell("webapp", "production", &b, "succeeded"),
         ]
@@ -3248,6 +3255,11 @@ fn a_failed_verification_rolls_back_to_the_last_known_good() {
     assert!(r.stdout.contains("Rolled back to run "), "{}", r.stdout);
     assert!(r.stdout.contains(&format!("(commit {}): commit {} is not live.", &b[..12], &c[..12])), "{}", r.stdout);
     assert_eq!(days(), 5, "C's change was rolled back to B's");
+    let commit_tag = || {
+        let tags = rt().block_on(s3.get_bucket_tagging().bucket("acme-gitlab-staging-runner-cache").send()).unwrap();
+        tags.tag_set().iter().find(|t| t.key() == "converge:commit").map(|t| t.value().to_string()).unwrap()
+    };
+    assert_eq!(commit_tag(), b, "the rolled-back bucket says B's commit is live");
 
     let history = moto.run(&["history", STACK, "--env", "staging", "--format", "json"]).expect(0);
     let doc: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
@@ -3260,7 +3272,8 @@ fn a_failed_verification_rolls_back_to_the_last_known_good() {
     assert_eq!(
         seen,
         [
-            ("rollback", c.as_str(), Null),
+            // What is live after the rollback is B's.
+            ("rollback", b.as_str(), Null),
             ("apply", c.as_str(), Bool(false)),
             ("apply", b.as_str(), Bool(true)),
             ("apply", a.as_str(), Bool(true)),

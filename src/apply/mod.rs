@@ -231,7 +231,10 @@ type Finished = (usize, (Duration, Duration), Result<Option<Live>, AwsError>);
 ///
 /// `known` holds the outputs of resources that exist and are not replaced;
 /// outputs of created objects are added as they complete, and each create
-/// or update resolves its properties only when it starts.
+/// or update resolves its properties only when it starts. `commit` is the
+/// commit what it applies comes from: each create and update sets it as
+/// `converge:commit`.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute(
     aws: &Aws,
     stack: Arc<Stack>,
@@ -239,11 +242,11 @@ pub async fn execute(
     mut known: BTreeMap<String, BTreeMap<String, Value>>,
     parallelism: usize,
     mut stop: Stop,
+    commit: Option<String>,
     printer: &Printer,
 ) -> Report {
     let OpGraph { ops, deps } = graph;
     let n = ops.len();
-    let commit = crate::state::lock::commit();
     let t0 = Instant::now();
     let mut timeline = vec![Timing::default(); n];
     let mut waiting: Vec<usize> = deps.iter().map(BTreeSet::len).collect();

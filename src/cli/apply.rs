@@ -92,7 +92,14 @@ async fn show_and_execute(
     timer.lap("render");
     let store = super::store(&stack, args.lock.state_dir.as_deref());
     if !plan.has_changes() {
-        let ran = Ran { command: "apply", live, plan: &plan, report: None, destroy: false };
+        let ran = Ran {
+            command: "apply",
+            commit: crate::state::lock::commit(),
+            live,
+            plan: &plan,
+            report: None,
+            destroy: false,
+        };
         super::record_applied(aws, &store, &stack, ran, printer).await;
         return Ok(0);
     }
@@ -107,6 +114,7 @@ async fn show_and_execute(
         store: &store,
         trace: args.trace.as_deref(),
         command: "apply",
+        commit: crate::state::lock::commit(),
     };
     let code = execute_plan(aws, stack, live, plan, &args.lock.allow_destroy, &opts, printer).await;
     timer.lap("apply");
@@ -204,6 +212,9 @@ pub struct ExecOptions<'a> {
     pub trace: Option<&'a std::path::Path>,
     /// What the run record calls the run: `apply`, `import`, `rollback`.
     pub command: &'static str,
+    /// The commit what it applies comes from: its record's and the
+    /// `converge:commit` tags of what it changes.
+    pub commit: Option<String>,
 }
 
 /// Checks protection, asks, and executes a plan already printed: the
@@ -242,9 +253,25 @@ pub async fn execute_plan(
     let stack = Arc::new(stack);
     let graph = crate::apply::operations(&stack, &plan);
     printer.out("");
-    let report =
-        crate::apply::execute(aws, stack.clone(), graph, known, opts.parallelism, opts.stop.clone(), printer).await;
-    let ran = Ran { command: opts.command, live, plan: &plan, report: Some(&report), destroy: false };
+    let report = crate::apply::execute(
+        aws,
+        stack.clone(),
+        graph,
+        known,
+        opts.parallelism,
+        opts.stop.clone(),
+        opts.commit.clone(),
+        printer,
+    )
+    .await;
+    let ran = Ran {
+        command: opts.command,
+        commit: opts.commit.clone(),
+        live,
+        plan: &plan,
+        report: Some(&report),
+        destroy: false,
+    };
     super::record_applied(aws, opts.store, &stack, ran, printer).await;
     if let Some(path) = opts.trace {
         super::write_file(path, crate::apply::trace(&report).as_bytes())?;
@@ -404,11 +431,28 @@ pub async fn roll_back(
         .await?;
         printer.out(render::text(&plan, printer).trim_end());
         if !plan.has_changes() {
-            let ran = Ran { command: "rollback", live: &live, plan: &plan, report: None, destroy: false };
+            let ran = Ran {
+                command: "rollback",
+                commit: good.commit.clone(),
+                live: &live,
+                plan: &plan,
+                report: None,
+                destroy: false,
+            };
             super::record_applied(aws, store, &stack, ran, printer).await;
             return Ok(0);
         }
-        let opts = ExecOptions { auto_approve: true, parallelism, stop, store, trace: None, command: "rollback" };
+        // What is live after it is the known good's commit: its records and
+        // `converge:commit` tags say so.
+        let opts = ExecOptions {
+            auto_approve: true,
+            parallelism,
+            stop,
+            store,
+            trace: None,
+            command: "rollback",
+            commit: good.commit.clone(),
+        };
         printer.out("");
         execute_plan(aws, stack, &live, plan, &[], &opts, printer).await
     }

@@ -50,11 +50,19 @@ async fn locked(
         BTreeMap::new(),
         args.parallelism.into(),
         stop.clone(),
+        crate::state::lock::commit(),
         printer,
     )
     .await;
     let store = super::store(&stack, args.lock.state_dir.as_deref());
-    let ran = super::Ran { command: "destroy", live: &live, plan: &plan, report: Some(&report), destroy: true };
+    let ran = super::Ran {
+        command: "destroy",
+        commit: crate::state::lock::commit(),
+        live: &live,
+        plan: &plan,
+        report: Some(&report),
+        destroy: true,
+    };
     super::record_applied(aws, &store, &stack, ran, printer).await;
     Ok(super::exit_status("Destroy", &report, printer))
 }

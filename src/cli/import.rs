@@ -132,6 +132,7 @@ async fn locked(
         store: &store,
         trace: None,
         command: "import",
+        commit: crate::state::lock::commit(),
     };
     super::apply::execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
 }

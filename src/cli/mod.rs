@@ -503,8 +503,10 @@ pub fn exit_status(what: &str, report: &crate::apply::Report, printer: &Printer)
 
 /// A finished (or planned-only) run, as [`record_applied`] records it.
 pub struct Ran<'a> {
-    /// `apply`, `destroy` or `rollback`, for the run record.
+    /// `apply`, `destroy`, `import` or `rollback`, for the run record.
     pub command: &'static str,
+    /// The commit it applied (for a rollback: the known good's).
+    pub commit: Option<String>,
     pub live: &'a crate::live::LiveState,
     pub plan: &'a crate::plan::Plan,
     /// None: nothing was executed (the plan had no changes).
@@ -586,8 +588,12 @@ fn run_record(stack: &Stack, ran: &Ran<'_>) -> crate::state::runs::Run {
         stack: stack.name.clone(),
         env: stack.env.clone(),
         command: ran.command.into(),
-        commit_url: lock::commit().zip(std::env::var("CI_PROJECT_URL").ok()).map(|(c, p)| format!("{p}/-/commit/{c}")),
-        commit: lock::commit(),
+        commit_url: ran
+            .commit
+            .clone()
+            .zip(std::env::var("CI_PROJECT_URL").ok())
+            .map(|(c, p)| format!("{p}/-/commit/{c}")),
+        commit: ran.commit.clone(),
         pipeline_url: std::env::var("CI_PIPELINE_URL").ok(),
         job_url: std::env::var("CI_JOB_URL").ok(),
         who: lock::who(),

@@ -42,6 +42,10 @@ struct EnvStatus {
     env: String,
     /// The newest run; `None`: never applied (or its home holds no record).
     last_run: Option<Run>,
+    /// Why this environment could not be read (its stack does not load,
+    /// its state home cannot be read); the others are still shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 pub async fn run(args: StatusArgs, printer: &Printer) -> anyhow::Result<u8> {
@@ -56,21 +60,32 @@ pub async fn run(args: StatusArgs, printer: &Printer) -> anyhow::Result<u8> {
         let names = crate::spec::environment_names(&file)?;
         let envs: Vec<Option<String>> =
             if names.is_empty() { vec![None] } else { names.into_iter().map(Some).collect() };
-        let mut stack_status = None;
+        let mut s = StackStatus { file: file.display().to_string(), stack: String::new(), envs: Vec::new() };
         for env in envs {
-            let a = StackArgs { stack: file.clone(), env, region: None, vars: Vec::new() };
-            let stack = super::load(&a, false)?;
-            let aws = super::connect(&stack, &args.aws).await;
-            let store = super::store(&stack, args.state_dir.as_deref());
-            let last_run = runs::list(&aws, &store, &stack.name, &stack.env, 1).await?.into_iter().next();
-            let s = stack_status.get_or_insert_with(|| StackStatus {
-                file: file.display().to_string(),
-                stack: stack.name.clone(),
-                envs: Vec::new(),
-            });
-            s.envs.push(EnvStatus { env: stack.env.clone(), last_run });
+            let a = StackArgs { stack: file.clone(), env: env.clone(), region: None, vars: Vec::new() };
+            let read = async {
+                let stack = super::load(&a, false)?;
+                let aws = super::connect(&stack, &args.aws).await;
+                let store = super::store(&stack, args.state_dir.as_deref());
+                let last = runs::list(&aws, &store, &stack.name, &stack.env, 1).await?.into_iter().next();
+                anyhow::Ok((stack.name.clone(), stack.env.clone(), last))
+            };
+            match read.await {
+                Ok((name, env, last_run)) => {
+                    s.stack = name;
+                    s.envs.push(EnvStatus { env, last_run, error: None });
+                }
+                Err(e) => s.envs.push(EnvStatus {
+                    env: env.unwrap_or_else(|| "default".into()),
+                    last_run: None,
+                    error: Some(format!("{e:#}").lines().next().unwrap_or_default().to_string()),
+                }),
+            }
         }
-        doc.stacks.extend(stack_status);
+        if s.stack.is_empty() {
+            s.stack = file.file_stem().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        }
+        doc.stacks.push(s);
     }
     let rendered = match args.format {
         StatusFormat::Json => serde_json::to_string_pretty(&doc)?,
@@ -135,7 +150,17 @@ fn text(doc: &StatusDoc, printer: &Printer) -> String {
                     r.commit.as_deref().map_or("-".into(), |c| short(c).to_string()),
                     age(r, doc.generated_unix),
                 ],
-                None => vec![s.stack.clone(), e.env.clone(), "never".into(), "-".into(), "-".into(), "-".into()],
+                None => match &e.error {
+                    Some(err) => vec![
+                        s.stack.clone(),
+                        e.env.clone(),
+                        format!("unreadable: {err}"),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                    ],
+                    None => vec![s.stack.clone(), e.env.clone(), "never".into(), "-".into(), "-".into(), "-".into()],
+                },
             };
             rows.push(row);
             styles.push(match e.last_run.as_ref().map(|r| r.result) {
@@ -195,6 +220,9 @@ fn html(doc: &StatusDoc) -> String {
         for env in &envs {
             let cell = match s.envs.iter().find(|e| e.env == *env) {
                 None => "<td class=\"none\">—</td>".to_string(),
+                Some(EnvStatus { last_run: None, error: Some(err), .. }) => {
+                    format!("<td class=\"never\" data-env=\"{}\">unreadable: {}</td>", esc(env), esc(err))
+                }
                 Some(EnvStatus { last_run: None, .. }) => {
                     format!("<td class=\"never\" data-env=\"{}\">never applied</td>", esc(env))
                 }
