@@ -3020,6 +3020,9 @@ fn a_plan_makes_only_the_declared_reads_of_each_kind() {
         let bound = if call == "tag:GetResources" { pages } else { allowed.get(call.as_str()).copied().unwrap_or(0) };
         assert!(*n <= bound, "{call}: {n} calls, declared {bound}; all: {calls:?}");
     }
+    // Objects are listed only in the bucket the spec's object is in (the
+    // config bucket), never in the data buckets.
+    assert_eq!(calls.get("s3:ListObjectsV2"), Some(&1), "{calls:?}");
     let total: u64 = calls.values().sum();
     let bound = REGISTRY.len() as u64 + pages + allowed.values().sum::<u64>()
         - REGISTRY.iter().map(|k| k.reads().once.len() as u64).sum::<u64>();

@@ -94,6 +94,7 @@ async fn show_and_execute(
     if !plan.has_changes() {
         let ran = Ran {
             command: "apply",
+            started_ms: None,
             commit: crate::state::lock::commit(),
             live,
             plan: &plan,
@@ -115,6 +116,7 @@ async fn show_and_execute(
         trace: args.trace.as_deref(),
         command: "apply",
         commit: crate::state::lock::commit(),
+        started_ms: None,
     };
     let code = execute_plan(aws, stack, live, plan, &args.lock.allow_destroy, &opts, printer).await;
     timer.lap("apply");
@@ -215,6 +217,8 @@ pub struct ExecOptions<'a> {
     /// The commit what it applies comes from: its record's and the
     /// `converge:commit` tags of what it changes.
     pub commit: Option<String>,
+    /// When the run started (ms), if not when the process did.
+    pub started_ms: Option<u128>,
 }
 
 /// Checks protection, asks, and executes a plan already printed: the
@@ -267,6 +271,7 @@ pub async fn execute_plan(
     let ran = Ran {
         command: opts.command,
         commit: opts.commit.clone(),
+        started_ms: opts.started_ms,
         live,
         plan: &plan,
         report: Some(&report),
@@ -412,6 +417,7 @@ pub async fn roll_back(
     stop: &crate::apply::Stop,
     printer: &Printer,
 ) -> anyhow::Result<u8> {
+    let started = runs::now_ms();
     let dir = std::env::temp_dir().join(format!("converge-rollback-{}-{}", std::process::id(), good.run_id));
     let file = good.materialize(&dir)?;
     let a = super::StackArgs {
@@ -433,6 +439,7 @@ pub async fn roll_back(
         if !plan.has_changes() {
             let ran = Ran {
                 command: "rollback",
+                started_ms: Some(started),
                 commit: good.commit.clone(),
                 live: &live,
                 plan: &plan,
@@ -452,6 +459,7 @@ pub async fn roll_back(
             trace: None,
             command: "rollback",
             commit: good.commit.clone(),
+            started_ms: Some(started),
         };
         printer.out("");
         execute_plan(aws, stack, &live, plan, &[], &opts, printer).await

@@ -57,6 +57,7 @@ async fn locked(
     let store = super::store(&stack, args.lock.state_dir.as_deref());
     let ran = super::Ran {
         command: "destroy",
+        started_ms: None,
         commit: crate::state::lock::commit(),
         live: &live,
         plan: &plan,

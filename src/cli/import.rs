@@ -133,6 +133,7 @@ async fn locked(
         trace: None,
         command: "import",
         commit: crate::state::lock::commit(),
+        started_ms: None,
     };
     super::apply::execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
 }

@@ -344,7 +344,7 @@ pub struct GraphArgs {
 /// Parses the command line, runs the command, maps the result to an exit
 /// code: 0 success, 1 error, 2 (`plan --detailed-exitcode`) changes.
 pub fn main() -> ExitCode {
-    STARTED.get_or_init(crate::state::lock::now);
+    STARTED.get_or_init(crate::state::runs::now_ms);
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let printer = Printer::new(cli.no_color);
@@ -507,6 +507,8 @@ pub struct Ran<'a> {
     pub command: &'static str,
     /// The commit it applied (for a rollback: the known good's).
     pub commit: Option<String>,
+    /// When it started (ms since the epoch), if not when the process did.
+    pub started_ms: Option<u128>,
     pub live: &'a crate::live::LiveState,
     pub plan: &'a crate::plan::Plan,
     /// None: nothing was executed (the plan had no changes).
@@ -515,8 +517,9 @@ pub struct Ran<'a> {
     pub destroy: bool,
 }
 
-/// When this process started: a run record's start.
-pub static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+/// When this process started (ms since the epoch): a run record's start,
+/// unless the run says otherwise (a rollback after a failed verification).
+pub static STARTED: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
 
 /// Records what the run left in the stack's state home (see
 /// [`crate::state::applied`]), and the run in the stack/env's history
@@ -562,7 +565,7 @@ fn run_record(stack: &Stack, ran: &Ran<'_>) -> crate::state::runs::Run {
     use crate::apply::Outcome;
     use crate::state::lock;
     use crate::state::runs::{Planned, RunResult};
-    let started = *STARTED.get_or_init(lock::now);
+    let started = ran.started_ms.unwrap_or_else(|| *STARTED.get_or_init(crate::state::runs::now_ms));
     let s = ran.plan.summary();
     let address = |op: &crate::apply::Op| format!("{}.{}", op.kind.type_name(), op.name);
     let (mut changed, mut failed) = (Vec::new(), Vec::new());
@@ -598,7 +601,7 @@ fn run_record(stack: &Stack, ran: &Ran<'_>) -> crate::state::runs::Run {
         job_url: std::env::var("CI_JOB_URL").ok(),
         who: lock::who(),
         host: lock::host(),
-        started_unix: started,
+        started_unix: (started / 1000) as u64,
         ended_unix: lock::now(),
         planned: Planned { add: s.add, change: s.change, replace: s.replace, destroy: s.destroy },
         result,

@@ -282,6 +282,7 @@ pub fn owner_scope(d: &Desired) -> Scope {
         conflicts: Default::default(),
         shared: Default::default(),
         tagging_type: None,
+        written: Vec::new(),
     }
 }
 

@@ -108,6 +108,10 @@ pub struct Scope {
     pub shared: std::sync::Arc<crate::aws::shared::SharedReads>,
     /// [`Kind::tagging_type`] of the kind read.
     pub tagging_type: Option<&'static str>,
+    /// The properties of this kind's resources as the spec writes them:
+    /// references unresolved (`${resources.config.name}`), secrets masked.
+    /// For reads that narrow themselves by what the spec names.
+    pub written: Vec<Value>,
 }
 
 /// The calls of one kind's read of live state, named `service:Action` (as

@@ -2,8 +2,11 @@
 //! bucket, replaced when its content changes.
 //!
 //! Identity: the `converge:` tags, set by PutObject itself (`Tagging`).
-//! A read lists the stack's buckets' objects and reads their tags; the
-//! content is read back so a plan shows a line diff of what changes.
+//! A read lists the objects of the stack's buckets that the spec's objects
+//! are in (never its data buckets) and reads their tags; the content is
+//! read back so a plan shows a line diff of what changes. An object whose
+//! resource left the spec is found while some object of the spec is still
+//! in its bucket.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +20,32 @@ use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::{Aws, AwsError, not_found};
 
 pub struct Object;
+
+/// A bucket an object of the spec is in: a literal name, or a bucket
+/// resource of the stack (`${resources.NAME.name}` or `.id`).
+#[derive(Debug, PartialEq, Eq)]
+enum Bucket {
+    Name(String),
+    Resource(String),
+}
+
+/// The buckets the spec's objects are in, from their written `bucket`.
+fn buckets_named(written: &[Value]) -> Vec<Bucket> {
+    written
+        .iter()
+        .filter_map(|p| p.get("bucket")?.as_str())
+        .map(|b| {
+            let reference = b
+                .strip_prefix("${resources.")
+                .and_then(|r| r.strip_suffix(".name}").or_else(|| r.strip_suffix(".id}")))
+                .filter(|r| !r.contains(['$', '{', '}', '.']));
+            match reference {
+                Some(resource) => Bucket::Resource(resource.to_string()),
+                None => Bucket::Name(b.to_string()),
+            }
+        })
+        .collect()
+}
 
 /// Largest content converge manages: configuration files, not data.
 const MAX_BYTES: usize = 1 << 20;
@@ -86,8 +115,23 @@ impl Kind for Object {
 
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
         Box::pin(async move {
-            // The stack's buckets, from the ownership index.
-            let ours: Vec<String> = scope.shared.owned(aws, "s3").await?.iter().map(|b| b.id().to_string()).collect();
+            // The stack's buckets that the spec puts objects in, from the
+            // ownership index: never its data buckets (artifacts, caches),
+            // whose millions of objects are not converge's.
+            let wanted = buckets_named(&scope.written);
+            let ours: Vec<String> = scope
+                .shared
+                .owned(aws, "s3")
+                .await?
+                .iter()
+                .filter(|b| {
+                    wanted.contains(&Bucket::Name(b.id().to_string()))
+                        || b.tags
+                            .get(super::TAG_RESOURCE)
+                            .is_some_and(|r| wanted.contains(&Bucket::Resource(r.clone())))
+                })
+                .map(|b| b.id().to_string())
+                .collect();
             let mut keys = Vec::new();
             for bucket in ours {
                 let res = aws

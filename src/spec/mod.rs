@@ -246,6 +246,12 @@ impl Stack {
             kind: kind.type_name(),
             taggable: kind.taggable(),
             tagging_type: kind.tagging_type(),
+            written: self
+                .resources
+                .values()
+                .filter(|r| r.kind.type_name() == kind.type_name())
+                .map(|r| r.view()["properties"].clone())
+                .collect(),
             stack: self.name.clone(),
             env: self.env.clone(),
             region: self.region.clone(),

@@ -6,7 +6,7 @@
 //! - Written by the run that holds the stack/env's lock, once, when it
 //!   ends, whatever the result (a failed or interrupted run is recorded
 //!   too); a run that could not take the lock writes nothing.
-//! - Ids sort by start time (`20261130T052800Z-1a2b3c4d`), so listing the
+//! - Ids sort by start time (`20261130T052800.123Z-1a2b3c4d`), so listing the
 //!   keys gives the history in order without reading every record.
 //! - No secret: a record holds names, addresses, counts, the commit and
 //!   CI's URLs, never a property value.
@@ -93,14 +93,20 @@ pub fn prefix(stack: &str, env: &str) -> String {
     format!("runs/{stack}/{env}/")
 }
 
-/// A new run id for a run started at `started_unix`: the UTC time, then 8
-/// random hex digits (two runs of one second never collide: only one holds
-/// the lock, but a dead run's record may share its second).
-pub fn new_id(started_unix: u64) -> String {
-    let t = super::lock::utc(started_unix); // 2026-11-30 05:28:00 UTC
+/// A new run id for a run started at `started_ms` (milliseconds since the
+/// epoch): the UTC time to the millisecond, then 8 random hex digits (a
+/// rollback right after the apply it undoes sorts after it; two runs of
+/// one millisecond never collide).
+pub fn new_id(started_ms: u128) -> String {
+    let t = super::lock::utc((started_ms / 1000) as u64); // 2026-11-30 05:28:00 UTC
     let compact: String = t.trim_end_matches(" UTC").chars().filter(|c| c.is_ascii_digit() || *c == ' ').collect();
     let (date, time) = compact.split_once(' ').unwrap_or((&compact, ""));
-    format!("{date}T{time}Z-{:08x}", fastrand::u32(..))
+    format!("{date}T{time}.{:03}Z-{:08x}", started_ms % 1000, fastrand::u32(..))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
 }
 
 /// Writes `run`.
@@ -144,9 +150,10 @@ pub async fn list(aws: &Aws, store: &Store, stack: &str, env: &str, limit: usize
 mod tests {
     #[test]
     fn ids_sort_by_start_time() {
-        let a = super::new_id(1_764_480_480); // 2025-11-30 05:28:00 UTC
-        let b = super::new_id(1_764_480_481);
-        assert!(a.starts_with("20251130T052800Z-"), "{a}");
-        assert!(a < b, "{a} < {b}");
+        let a = super::new_id(1_764_480_480_007); // 2025-11-30 05:28:00.007 UTC
+        let b = super::new_id(1_764_480_480_010);
+        let c = super::new_id(1_764_480_481_000);
+        assert!(a.starts_with("20251130T052800.007Z-"), "{a}");
+        assert!(a < b && b < c, "{a} < {b} < {c}");
     }
 }
