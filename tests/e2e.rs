@@ -2553,6 +2553,12 @@ fn a_saved_plan_applies_exactly_what_was_reviewed_or_nothing() {
     assert!(r.stderr.contains("Apply exactly it with: converge apply"), "{}", r.stderr);
     assert!(moto.calls().iter().all(|c| !c.mutating), "plan mutated AWS");
 
+    // A saved plan is not verified: asked to, apply refuses (before any
+    // call) rather than deploy unverified.
+    let r = moto.run(&["apply", &file("p1"), "--verify", "true"]).expect(1);
+    assert!(r.stderr.contains("--verify applies to a stack file, not a saved plan"), "{}", r.stderr);
+    assert!(moto.calls().iter().all(|c| !c.mutating), "a refused apply mutated AWS");
+
     // 2. `apply FILE` executes it: every planned create and nothing else.
     let r = moto.run(&["apply", &file("p1")]).expect(0);
     assert_eq!(r.stdout.lines().filter(|l| l.contains("): created ")).count(), STAGING, "{}", r.stdout);

@@ -17,6 +17,15 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
         && saved::is_plan(&text)
     {
         let plan = saved::parse(&args.stack.stack, &text)?;
+        if args.verify.is_some() {
+            // Refused, not ignored: an unverified deploy must not pass for
+            // a verified one.
+            anyhow::bail!(
+                "--verify applies to a stack file, not a saved plan: run `converge apply {} --env {} --verify …`",
+                plan.stack_file.display(),
+                plan.env
+            );
+        }
         return run_saved(plan, &args, printer).await;
     }
     let mut timer = super::Timer::start();
