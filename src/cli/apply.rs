@@ -10,6 +10,7 @@ use crate::plan::{Action, render};
 use crate::printer::{Printer, Style};
 use crate::spec::Stack;
 use crate::state::known_good::{self, KnownGood};
+use crate::state::lock::commit_label;
 use crate::state::runs;
 
 pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
@@ -293,10 +294,6 @@ pub async fn execute_plan(
     Ok(super::exit_status("Apply", &report, printer))
 }
 
-fn short(commit: Option<&str>) -> String {
-    commit.map_or("no commit".into(), |c| format!("commit {}", &c[..c.len().min(12)]))
-}
-
 /// `apply --verify CMD`, under the apply's lock: runs CMD after an apply
 /// that succeeded; if it passes, this apply's inputs become the last known
 /// good; if it fails, or the apply failed, the last known good is applied
@@ -346,7 +343,7 @@ async fn verify(
         printer.out(&format!(
             "Verified: run {} ({}) is the last known good of {} / {}.",
             inputs.run_id,
-            short(inputs.commit.as_deref()),
+            commit_label(inputs.commit.as_deref()),
             inputs.stack,
             inputs.env
         ));
@@ -365,7 +362,7 @@ async fn verify(
         good.stack,
         good.env,
         good.run_id,
-        short(good.commit.as_deref())
+        commit_label(good.commit.as_deref())
     ));
     let rolled =
         roll_back(aws, store, &good, args.stack.region.clone(), args.parallelism.into(), stop, printer).await?;
@@ -375,8 +372,8 @@ async fn verify(
             &format!(
                 "Rolled back to run {} ({}): {} is not live.",
                 good.run_id,
-                short(good.commit.as_deref()),
-                short(inputs.commit.as_deref())
+                commit_label(good.commit.as_deref()),
+                commit_label(inputs.commit.as_deref())
             ),
         ));
     } else {

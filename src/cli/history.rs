@@ -59,7 +59,7 @@ fn line(r: &Run, printer: &Printer) -> String {
         RunResult::NoChanges => Style::Dim,
         RunResult::Failed | RunResult::Interrupted => Style::Error,
     };
-    let commit = r.commit.as_deref().map_or("no commit".to_string(), |c| format!("commit {}", &c[..c.len().min(12)]));
+    let commit = crate::state::lock::commit_label(r.commit.as_deref());
     let p = r.planned;
     format!(
         "  {}  {:<7}  {}  {commit}  +{} ~{} ±{} -{}  ({}, {}@{})  {}",

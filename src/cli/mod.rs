@@ -576,13 +576,14 @@ fn run_record(stack: &Stack, ran: &Ran<'_>) -> crate::state::runs::Run {
             _ => {}
         }
     }
-    changed.dedup();
+    // A replace is two operations of one address, not always adjacent.
+    let mut seen = std::collections::BTreeSet::new();
+    changed.retain(|a| seen.insert(a.clone()));
     let result = match ran.report {
         None => RunResult::NoChanges,
         Some(r) if r.interrupted.is_some() => RunResult::Interrupted,
-        Some(r) if r.failed() > 0 || r.results.iter().any(|(_, o)| !matches!(o, Outcome::Done { .. })) => {
-            RunResult::Failed
-        }
+        // Failed, skipped for a failure, or in doubt: not all of it was made.
+        Some(r) if r.results.iter().any(|(_, o)| !matches!(o, Outcome::Done { .. })) => RunResult::Failed,
         Some(_) => RunResult::Succeeded,
     };
     crate::state::runs::Run {

@@ -26,7 +26,7 @@ pub async fn run(args: RollbackArgs, printer: &Printer) -> anyhow::Result<u8> {
         good.stack,
         good.env,
         good.run_id,
-        good.commit.as_deref().map_or("no commit".into(), |c| format!("commit {}", &c[..c.len().min(12)]))
+        crate::state::lock::commit_label(good.commit.as_deref())
     ));
     let result = super::apply::roll_back(
         &aws,

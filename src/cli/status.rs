@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{StackArgs, StatusArgs};
 use crate::printer::{Printer, Style};
-use crate::state::lock::{human, now, utc};
+use crate::state::lock::{human, now, short, utc};
 use crate::state::runs::{self, Run, RunResult};
 
 pub const VERSION: u32 = 1;
@@ -126,10 +126,6 @@ fn stack_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 fn list(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-}
-
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
 }
 
 fn age(run: &Run, at: u64) -> String {

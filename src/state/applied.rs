@@ -47,12 +47,7 @@ pub fn key(stack: &str, env: &str) -> String {
 /// The store cannot be read; a record that does not parse is an error too
 /// (drift must not guess).
 pub async fn read(aws: &Aws, store: &Store, stack: &str, env: &str) -> Result<Option<Applied>, StoreError> {
-    let key = key(stack, env);
-    let Some((body, _)) = store.read(aws, &key).await? else { return Ok(None) };
-    serde_json::from_slice(&body).map(Some).map_err(|e| StoreError::Io {
-        path: store.describe(&key).into(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-    })
+    store.read_json(aws, &key(stack, env)).await
 }
 
 /// Writes the record.

@@ -147,12 +147,7 @@ pub async fn find(
     to: Option<&str>,
 ) -> Result<Option<KnownGood>, StoreError> {
     let prefix = prefix(stack, env);
-    let mut keys: Vec<String> = store.list(aws, &prefix).await?.into_iter().filter(|k| k.ends_with(".json")).collect();
-    keys.sort();
-    let invalid = |key: &str, message: String| StoreError::Io {
-        path: store.describe(key).into(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
-    };
+    let keys = store.record_keys(aws, &prefix).await?;
     let key = match to {
         None => keys.last().cloned(),
         Some(id) => {
@@ -160,25 +155,23 @@ pub async fn find(
             match hits.as_slice() {
                 [one] => Some((*one).clone()),
                 [] => {
-                    return Err(invalid(&prefix, format!("no verified run `{id}`: `converge history` lists the runs")));
+                    return Err(
+                        store.invalid(&prefix, format!("no verified run `{id}`: `converge history` lists the runs"))
+                    );
                 }
                 _ => {
-                    return Err(invalid(
-                        &prefix,
-                        format!("`{id}` names {} verified runs: give more of its id", hits.len()),
-                    ));
+                    return Err(store
+                        .invalid(&prefix, format!("`{id}` names {} verified runs: give more of its id", hits.len())));
                 }
             }
         }
     };
     let Some(key) = key else { return Ok(None) };
-    let Some((body, _)) = store.read(aws, &key).await? else { return Ok(None) };
-    let kg: KnownGood = serde_json::from_slice(&body).map_err(|e| invalid(&key, e.to_string()))?;
+    let Some(kg) = store.read_json::<KnownGood>(aws, &key).await? else { return Ok(None) };
     if kg.format_version > VERSION {
-        return Err(invalid(
-            &key,
-            format!("known-good format {} is newer than this converge reads", kg.format_version),
-        ));
+        return Err(
+            store.invalid(&key, format!("known-good format {} is newer than this converge reads", kg.format_version))
+        );
     }
     Ok(Some(kg))
 }

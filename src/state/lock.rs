@@ -45,7 +45,7 @@ impl LockInfo {
     pub fn holder(&self) -> String {
         let mut what = format!("pid {}, {}", self.pid, self.operation);
         if let Some(c) = &self.commit {
-            what.push_str(&format!(", commit {}", &c[..c.len().min(12)]));
+            what.push_str(&format!(", commit {}", short(c)));
         }
         if let Some(j) = &self.job_url {
             what.push_str(&format!(", {j}"));
@@ -260,12 +260,29 @@ pub fn host() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
-/// The commit being applied: CI's, else the work tree's HEAD.
+/// The commit being applied: CI's, else the work tree's HEAD. Asked once
+/// per process (the lock, the run record, the tags and the last known good
+/// all name the same one).
 pub fn commit() -> Option<String> {
-    std::env::var("CI_COMMIT_SHA").ok().or_else(|| {
-        let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    })
+    static COMMIT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    COMMIT
+        .get_or_init(|| {
+            std::env::var("CI_COMMIT_SHA").ok().or_else(|| {
+                let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+                out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            })
+        })
+        .clone()
+}
+
+/// A commit as people read it: its first 12 characters.
+pub fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+/// `commit 1a2b3c4d5e6f`, or `no commit`.
+pub fn commit_label(commit: Option<&str>) -> String {
+    commit.map_or("no commit".into(), |c| format!("commit {}", short(c)))
 }
 
 /// `4m12s`, `2h3m`, `40s`.

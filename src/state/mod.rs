@@ -151,6 +151,37 @@ impl Store {
         }
     }
 
+    /// The JSON record at `key`, parsed; `None` if there is none.
+    ///
+    /// # Errors
+    /// The store cannot be read; the body is not a `T` ([`Store::invalid`]).
+    pub async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        aws: &Aws,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let Some((body, _)) = self.read(aws, key).await? else { return Ok(None) };
+        serde_json::from_slice(&body).map(Some).map_err(|e| self.invalid(key, e.to_string()))
+    }
+
+    /// The error for a record at `key` that is not what this converge
+    /// reads.
+    pub fn invalid(&self, key: &str, message: String) -> StoreError {
+        StoreError::Io {
+            path: self.describe(key).into(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+        }
+    }
+
+    /// The `.json` records directly under `prefix`, their keys sorted (for
+    /// ids that sort by time: oldest first).
+    pub async fn record_keys(&self, aws: &Aws, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys: Vec<String> =
+            self.list(aws, prefix).await?.into_iter().filter(|k| k.ends_with(".json")).collect();
+        keys.sort();
+        Ok(keys)
+    }
+
     /// The keys directly under `prefix` (a folder: `runs/app/prod/`).
     pub async fn list(&self, aws: &Aws, prefix: &str) -> Result<Vec<String>, StoreError> {
         match self {

@@ -124,22 +124,18 @@ pub async fn write(aws: &Aws, store: &Store, run: &Run) -> Result<(), StoreError
 /// The store cannot be listed or read; a record that does not parse (or
 /// that a newer converge wrote) is an error, not skipped.
 pub async fn list(aws: &Aws, store: &Store, stack: &str, env: &str, limit: usize) -> Result<Vec<Run>, StoreError> {
-    let prefix = prefix(stack, env);
-    let mut keys: Vec<String> = store.list(aws, &prefix).await?.into_iter().filter(|k| k.ends_with(".json")).collect();
-    keys.sort();
+    let keys = store.record_keys(aws, &prefix(stack, env)).await?;
     let mut runs = Vec::new();
     for key in keys.iter().rev().take(limit) {
-        let Some((body, _)) = store.read(aws, key).await? else { continue };
-        let invalid = |message: String| StoreError::Io {
-            path: store.describe(key).into(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
-        };
-        let run: Run = serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
+        let Some(run) = store.read_json::<Run>(aws, key).await? else { continue };
         if run.format_version > VERSION {
-            return Err(invalid(format!(
-                "run record format {} is newer than this converge reads ({VERSION}): upgrade converge",
-                run.format_version
-            )));
+            return Err(store.invalid(
+                key,
+                format!(
+                    "run record format {} is newer than this converge reads ({VERSION}): upgrade converge",
+                    run.format_version
+                ),
+            ));
         }
         runs.push(run);
     }
