@@ -80,7 +80,7 @@ fn one(n: usize) -> Value {
         }
         let outputs = known[name].clone();
         let l = Live { name: name.clone(), id: format!("id-{name}"), props, tags: r.tags.clone(), outputs };
-        live.objects.entry((r.kind.type_name(), name.clone())).or_default().push(l);
+        live.objects.entry((r.kind.type_name(), name.clone())).or_default().push(l.into());
     }
     let t = Instant::now();
     let p = plan(&stack, &live, None).expect("plans");

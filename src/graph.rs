@@ -3,7 +3,8 @@
 //! Edges point from a dependency to its dependent, so a topological order
 //! is a valid creation order and its reverse a valid deletion order.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -16,17 +17,22 @@ pub struct Graph {
 impl Graph {
     /// Builds the graph from `(resource, its dependencies)`. Dependencies on
     /// names that are not nodes are ignored (the resolver reports them).
+    ///
+    /// Nodes are added in name order, so a node's index orders it by name
+    /// too ([`Graph::order`] breaks ties without comparing strings).
     pub fn new<'a, I: IntoIterator<Item = (&'a str, &'a BTreeSet<String>)>>(items: I) -> Graph {
-        let items: Vec<_> = items.into_iter().collect();
-        let mut g = DiGraph::new();
+        let mut items: Vec<_> = items.into_iter().collect();
+        items.sort_unstable_by_key(|(name, _)| *name);
+        items.dedup_by_key(|(name, _)| *name);
+        let mut g = DiGraph::with_capacity(items.len(), items.len());
         let mut nodes = BTreeMap::new();
         for (name, _) in &items {
             nodes.insert(name.to_string(), g.add_node(name.to_string()));
         }
-        for (name, deps) in &items {
+        for (i, (_, deps)) in items.iter().enumerate() {
             for d in deps.iter() {
                 if let Some(&from) = nodes.get(d) {
-                    g.add_edge(from, nodes[*name], ());
+                    g.add_edge(from, NodeIndex::new(i), ());
                 }
             }
         }
@@ -80,18 +86,21 @@ impl Graph {
 
     /// Every resource, dependencies before dependents, ties by name.
     pub fn order(&self) -> Vec<String> {
-        let mut indegree: BTreeMap<NodeIndex, usize> =
-            self.g.node_indices().map(|n| (n, self.g.neighbors_directed(n, Direction::Incoming).count())).collect();
-        let mut ready: BTreeSet<(String, NodeIndex)> =
-            indegree.iter().filter(|(_, d)| **d == 0).map(|(n, _)| (self.g[*n].clone(), *n)).collect();
-        let mut out = Vec::new();
-        while let Some(first) = ready.pop_first() {
-            out.push(first.0);
-            for m in self.g.neighbors_directed(first.1, Direction::Outgoing) {
-                let d = indegree.get_mut(&m).expect("node");
+        let mut indegree: Vec<usize> =
+            self.g.node_indices().map(|n| self.g.neighbors_directed(n, Direction::Incoming).count()).collect();
+        // Indices are in name order (see `new`): the smallest ready index is
+        // the alphabetically first ready resource.
+        let mut ready: BinaryHeap<Reverse<usize>> =
+            indegree.iter().enumerate().filter(|(_, d)| **d == 0).map(|(n, _)| Reverse(n)).collect();
+        let mut out = Vec::with_capacity(indegree.len());
+        while let Some(Reverse(n)) = ready.pop() {
+            let n = NodeIndex::new(n);
+            out.push(self.g[n].clone());
+            for m in self.g.neighbors_directed(n, Direction::Outgoing) {
+                let d = &mut indegree[m.index()];
                 *d -= 1;
                 if *d == 0 {
-                    ready.insert((self.g[m].clone(), m));
+                    ready.push(Reverse(m.index()));
                 }
             }
         }

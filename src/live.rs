@@ -5,6 +5,7 @@
 //! not the account.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::aws::{Aws, AwsError};
 use crate::kinds::{Kind, Live, REGISTRY};
@@ -15,7 +16,7 @@ use crate::spec::Stack;
 /// tags) keeps all of them: the plan deletes the extras.
 #[derive(Debug, Default)]
 pub struct LiveState {
-    pub objects: BTreeMap<(&'static str, String), Vec<Live>>,
+    pub objects: BTreeMap<(&'static str, String), Vec<Arc<Live>>>,
     /// Objects with a spec's physical name that are not this stack/env's
     /// (see [`crate::kinds::Scope::owner`]): a plan refuses to go on.
     pub conflicts: Vec<crate::kinds::Conflict>,
@@ -23,11 +24,11 @@ pub struct LiveState {
 
 impl LiveState {
     pub fn get(&self, kind: &dyn Kind, name: &str) -> Option<&Live> {
-        self.objects.get(&(kind.type_name(), name.to_string())).and_then(|v| v.first())
+        self.objects.get(&(kind.type_name(), name.to_string())).and_then(|v| v.first()).map(|l| &**l)
     }
 
     /// The unnamed object of `kind` with the natural key of `props`.
-    pub fn by_key(&self, kind: &dyn Kind, props: &serde_json::Value) -> Option<&Live> {
+    pub fn by_key(&self, kind: &dyn Kind, props: &serde_json::Value) -> Option<&Arc<Live>> {
         let key = kind.natural_key(props)?;
         self.objects
             .get(&(kind.type_name(), String::new()))?
@@ -64,7 +65,7 @@ pub async fn read(aws: &Aws, stack: &Stack) -> Result<LiveState, AwsError> {
         for o in objects {
             // Stable order among duplicates: the id.
             let slot = state.objects.entry((kind, o.name.clone())).or_default();
-            slot.push(o);
+            slot.push(Arc::new(o));
             slot.sort_by(|a, b| a.id.cmp(&b.id));
         }
     }

@@ -15,9 +15,15 @@ pub const TAG_RESOURCE: &str = "converge:resource";
 /// `converge:applied`, never compared).
 pub const TAG_COMMIT: &str = "converge:commit";
 
+/// When converge made an ECS task definition revision the one its
+/// resource stands for (milliseconds since the epoch): registered, or an
+/// identical older revision taken again (a rollback). The newest such
+/// revision is the resource's live object.
+pub const TAG_DEPLOYED: &str = "converge:deployed";
+
 /// Tags converge writes that record a run, not the spec: never compared
 /// with the spec's tags, never removed.
-pub const RUN_TAGS: [&str; 2] = [crate::digest::TAG_APPLIED, TAG_COMMIT];
+pub const RUN_TAGS: [&str; 3] = [crate::digest::TAG_APPLIED, TAG_COMMIT, TAG_DEPLOYED];
 
 pub type Tags = BTreeMap<String, String>;
 

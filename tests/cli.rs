@@ -131,7 +131,11 @@ fn schema_covers_every_kind_and_rejects_typos() {
             "elbv2.listener",
             "ec2.launch_template",
             "autoscaling.group",
-            "autoscaling.policy"
+            "autoscaling.policy",
+            "ecr.repository",
+            "ecs.cluster",
+            "ecs.task_definition",
+            "ecs.service"
         ]
     );
     assert_eq!(schema["additionalProperties"], serde_json::json!(false));
@@ -405,4 +409,6 @@ fn the_pipeline_template_is_valid_gitlab_ci_and_runs_real_commands() {
     assert!(text.contains("id_tokens:") && text.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "OIDC");
     assert!(text.contains("terraform: plan-$ENV.report.json"), "the merge request widget's report");
     assert!(text.contains("resource_group: converge-$ENV"), "one apply per environment at a time");
+    assert!(text.contains("--var \"image_tag=$CI_COMMIT_SHA\""), "the app deploys by commit");
+    assert!(text.contains("docker push \"$registry/$CONVERGE_APP_REPOSITORY-$env:$CI_COMMIT_SHA\""), "images by commit");
 }

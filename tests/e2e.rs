@@ -3262,7 +3262,15 @@ fn a_failed_verification_rolls_back_to_the_last_known_good() {
     let r = deploy(&c, "9", "echo the app is down >&2; exit 3").expect(1);
     assert!(r.stdout.contains("Verification failed: `echo the app is down >&2; exit 3` exited 3."), "{}", r.stdout);
     assert!(r.stdout.contains("Rolled back to run "), "{}", r.stdout);
-    assert!(r.stdout.contains(&format!("(commit {}): commit {} is not live.", &b[..12], &c[..12])), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!(
+            "(commit {}); the run that failed (commit {}) is no longer live.",
+            &b[..12],
+            &c[..12]
+        )),
+        "{}",
+        r.stdout
+    );
     assert_eq!(days(), 5, "C's change was rolled back to B's");
     let commit_tag = || {
         let tags = rt().block_on(s3.get_bucket_tagging().bucket("acme-gitlab-staging-runner-cache").send()).unwrap();
@@ -3298,4 +3306,126 @@ fn a_failed_verification_rolls_back_to_the_last_known_good() {
     assert_eq!(days(), 3);
     let r = moto.run(&["rollback", STACK, "--env", "staging", "--to", "nope"]).expect(1);
     assert!(r.stderr.contains("no verified run `nope`"), "{}", r.stderr);
+}
+
+/// Issue 10 (ECS deploy by commit): the webapp stack deployed by image tag
+/// A, B, then C with a failing check. An independent ECS client sees the
+/// service end on B's very revision (a rollback takes the identical ACTIVE
+/// revision again, it does not register a copy), B's revision still ACTIVE
+/// after more failed deploys, old revisions beyond `keep_revisions`
+/// deregistered, `converge:commit` on what changed, and `history` lists
+/// A, B and C with their results.
+#[test]
+fn an_ecs_service_deploys_by_commit_and_rolls_back_to_the_last_known_good() {
+    let moto = Moto::start();
+    let webapp = "stacks/webapp-ecs.yaml";
+    let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+    let deploy = |commit: &str, check: &str| {
+        harness::Run::from(
+            moto.converge()
+                .env("CI_COMMIT_SHA", commit)
+                .args(["apply", webapp, "--env", "staging", "--auto-approve", "--var"])
+                .arg(format!("image_tag={}", &commit[..8]))
+                .args(["--verify", check])
+                .output()
+                .unwrap(),
+        )
+    };
+    let ecs = moto.ecs();
+    let (cluster, service, family) =
+        ("webapp-ecs-staging-cluster", "webapp-ecs-staging-service", "webapp-ecs-staging-task");
+    let running = || {
+        let out = rt().block_on(ecs.describe_services().cluster(cluster).services(service).send()).unwrap();
+        let s = out.services()[0].clone();
+        let primary = s.deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap().clone();
+        assert_eq!(primary.rollout_state(), Some(&aws_sdk_ecs::types::DeploymentRolloutState::Completed));
+        assert_eq!(primary.task_definition(), s.task_definition());
+        s.task_definition().unwrap().to_string()
+    };
+    let revision = |arn: &str| {
+        let out = rt().block_on(ecs.describe_task_definition().task_definition(arn).send()).unwrap();
+        let td = out.task_definition().unwrap().clone();
+        (td.status().unwrap().as_str().to_string(), td.container_definitions()[0].image().unwrap().to_string())
+    };
+
+    deploy(&a, "true").expect(0);
+    let r = deploy(&b, "true").expect(0);
+    assert!(r.stdout.contains("is the last known good of webapp-ecs / staging"), "{}", r.stdout);
+    let b_revision = running();
+    assert!(b_revision.ends_with(&format!("{family}:2")), "{b_revision}");
+    assert!(revision(&b_revision).1.ends_with(&format!(":{}", &b[..8])), "B's image");
+
+    let r = deploy(&c, "echo the new release answers 502 >&2; exit 1").expect(1);
+    assert!(r.stdout.contains("Verification failed"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("(commit {}); the run that failed (commit {})", &b[..12], &c[..12])),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(running(), b_revision, "the service runs B's own revision again");
+    assert_eq!(revision(&b_revision).0, "ACTIVE");
+
+    // More failed deploys: B's revision stays ACTIVE and the service on it;
+    // older revisions beyond keep_revisions (5) are deregistered, never B's.
+    for commit in ["d", "e", "f", "0", "1"].map(|x| x.repeat(40)) {
+        deploy(&commit, "false").expect(1);
+        assert_eq!(running(), b_revision);
+    }
+    assert_eq!(revision(&b_revision).0, "ACTIVE");
+    let active = rt()
+        .block_on(
+            ecs.list_task_definitions()
+                .family_prefix(family)
+                .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+                .send(),
+        )
+        .unwrap();
+    let active = active.task_definition_arns();
+    let revisions: Vec<&str> = active.iter().map(|a| a.rsplit(':').next().unwrap()).collect();
+    // The newest five, and B's, which the service runs.
+    assert_eq!(revisions, ["2", "4", "5", "6", "7", "8"], "{active:?}");
+    let first = rt().block_on(ecs.describe_task_definition().task_definition(format!("{family}:1")).send()).unwrap();
+    assert_eq!(first.task_definition().unwrap().status().unwrap().as_str(), "INACTIVE", "A's revision was pruned");
+    assert!(
+        moto.run(&["plan", webapp, "--env", "staging", "--var", &format!("image_tag={}", &b[..8])])
+            .expect(0)
+            .stdout
+            .contains("No changes")
+    );
+
+    // The commit that changed the service last is B's (the rollback's).
+    let tags = rt()
+        .block_on(
+            ecs.list_tags_for_resource()
+                .resource_arn(format!("arn:aws:ecs:eu-west-1:123456789012:service/{cluster}/{service}"))
+                .send(),
+        )
+        .unwrap();
+    let commit = tags.tags().iter().find(|t| t.key() == Some("converge:commit")).and_then(|t| t.value());
+    assert_eq!(commit, Some(b.as_str()));
+
+    let history = moto.run(&["history", webapp, "--env", "staging", "--format", "json"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    let seen: Vec<(String, String, String)> = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(4)
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (s("command"), s("commit"), s("result"))
+        })
+        .collect();
+    let run = |cmd: &str, commit: &str, result: &str| (cmd.to_string(), commit.to_string(), result.to_string());
+    assert_eq!(
+        seen,
+        [
+            run("apply", &a, "succeeded"),
+            run("apply", &b, "succeeded"),
+            run("apply", &c, "succeeded"),
+            run("rollback", &b, "succeeded"),
+        ]
+    );
+    assert_eq!(doc["runs"].as_array().unwrap().iter().rev().nth(2).unwrap()["verified"], false);
 }

@@ -60,7 +60,7 @@ pub struct Op {
     pub kind: &'static dyn Kind,
     pub op: OpKind,
     /// The object to update or delete.
-    pub live: Option<Live>,
+    pub live: Option<Arc<Live>>,
     /// Part of a replace.
     pub replace: bool,
     /// The physical name a replacement created first gets, when it is not

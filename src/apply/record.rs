@@ -75,7 +75,7 @@ mod tests {
     fn op(name: &str, op: OpKind) -> Op {
         let kind = crate::kinds::lookup("s3.bucket").unwrap();
         let live = Live { name: name.into(), id: format!("{name}-id"), ..Live::default() };
-        Op { name: name.into(), kind, op, live: Some(live), replace: false, physical_name: None }
+        Op { name: name.into(), kind, op, live: Some(live.into()), replace: false, physical_name: None }
     }
 
     fn done(id: &str, applied: Option<&str>) -> Outcome {
@@ -112,7 +112,7 @@ mod tests {
                 protected: false,
                 replace_order: None,
                 replacement_name: None,
-                live: Some(kept_live),
+                live: Some(kept_live.into()),
             }],
         };
         let report = Report {

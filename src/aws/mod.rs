@@ -12,6 +12,7 @@ use aws_types::region::Region;
 
 pub mod autoscaling;
 pub mod ec2;
+pub mod ecs;
 pub mod elasticache;
 pub mod elbv2;
 pub mod iam;
@@ -34,6 +35,8 @@ pub struct AwsOptions {
 #[derive(Debug, Clone)]
 pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub ecr: aws_sdk_ecr::Client,
     pub s3: aws_sdk_s3::Client,
     pub rds: aws_sdk_rds::Client,
     pub elasticache: aws_sdk_elasticache::Client,
@@ -102,6 +105,8 @@ impl Aws {
         }
         Aws {
             ec2: client!(aws_sdk_ec2),
+            ecs: client!(aws_sdk_ecs),
+            ecr: client!(aws_sdk_ecr),
             s3: client!(aws_sdk_s3, force_path_style(path_style)),
             rds: client!(aws_sdk_rds),
             elasticache: client!(aws_sdk_elasticache),

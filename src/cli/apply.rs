@@ -370,7 +370,7 @@ async fn verify(
         printer.out(&printer.paint(
             Style::Error,
             &format!(
-                "Rolled back to run {} ({}): {} is not live.",
+                "Rolled back to run {} ({}); the run that failed ({}) is no longer live.",
                 good.run_id,
                 commit_label(good.commit.as_deref()),
                 commit_label(inputs.commit.as_deref())

@@ -28,6 +28,10 @@ pub mod ec2_subnet;
 pub mod ec2_volume;
 pub mod ec2_vpc;
 pub mod ec2_vpc_endpoint;
+pub mod ecr_repository;
+pub mod ecs_cluster;
+pub mod ecs_service;
+pub mod ecs_task_definition;
 pub mod efs_file_system;
 pub mod efs_mount_target;
 pub mod elasticache_parameter_group;
@@ -75,6 +79,10 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &ec2_launch_template::LaunchTemplate,
     &autoscaling_group::Group,
     &autoscaling_policy::Policy,
+    &ecr_repository::RepositoryKind,
+    &ecs_cluster::ClusterKind,
+    &ecs_task_definition::TaskDefinitionKind,
+    &ecs_service::ServiceKind,
 ];
 
 /// Looks a kind up by its `type:` name.
@@ -544,6 +552,10 @@ pub trait Kind: Send + Sync + 'static {
 /// Checks `props` as `P` and serializes it back: the shared core of every
 /// kind's [`Kind::canonicalize`].
 pub fn typed<P: DeserializeOwned>(props: Value) -> Result<P, PropsError> {
+    // Path tracking allocates at every key: only for the error's path.
+    if let Ok(p) = P::deserialize(&props) {
+        return Ok(p);
+    }
     serde_path_to_error::deserialize(props)
         .map_err(|e| PropsError { path: crate::spec::path_string(e.path()), message: e.inner().to_string() })
 }

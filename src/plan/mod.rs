@@ -5,6 +5,7 @@
 //! file written from a plan is safe to publish.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -75,7 +76,7 @@ pub struct ResourceChange {
     pub replacement_name: Option<String>,
     /// The live object, for the executor.
     #[serde(skip)]
-    pub live: Option<Live>,
+    pub live: Option<Arc<Live>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,10 +136,13 @@ pub fn desired_props(r: &Resource, known: &Known) -> Result<Value, PlanError> {
         .props
         .resolve(&|name, attr| known.get(name).and_then(|o| o.get(attr)).cloned())
         .map_err(|message| PlanError { resource: r.name.clone(), message })?;
-    match r.kind.canonicalize(resolved.clone()) {
-        Ok(v) => Ok(v),
-        Err(_) if value::contains_unknown(&resolved) => Ok(resolved),
-        Err(e) => Err(PlanError {
+    // Properties with a value still unknown may not pass the typed check
+    // (a port from an output not created yet): they are planned as they are.
+    let unknown = value::contains_unknown(&resolved).then(|| resolved.clone());
+    match (r.kind.canonicalize(resolved), unknown) {
+        (Ok(v), _) => Ok(v),
+        (Err(_), Some(resolved)) => Ok(resolved),
+        (Err(e), None) => Err(PlanError {
             resource: r.name.clone(),
             message: if r.sensitive.iter().any(|s| e.path.starts_with(s.as_str())) {
                 format!("{}: invalid value (sensitive, not shown)", e.path)
@@ -168,7 +172,7 @@ pub fn applied_digest(r: &Resource, known: &Known) -> Option<String> {
 
 /// The unnamed live object (a kind AWS cannot tag) whose natural key the
 /// resource's desired properties have, if they are known.
-fn match_by_key<'a>(r: &Resource, live: &'a LiveState, known: &Known) -> Option<&'a Live> {
+fn match_by_key<'a>(r: &Resource, live: &'a LiveState, known: &Known) -> Option<&'a Arc<Live>> {
     let desired = desired_props(r, known).ok()?;
     if value::contains_unknown(&desired) {
         return None;
@@ -184,7 +188,7 @@ fn mask(v: Value, sensitive: bool) -> Value {
 /// replace whose old half was not deleted, or a create repeated by hand):
 /// the one closest to the spec (no forced replacement, then fewest
 /// changes), ties by id. The others are planned as duplicates to delete.
-fn best_of<'a>(r: &Resource, live: &'a LiveState, known: &Known) -> Option<&'a Live> {
+fn best_of<'a>(r: &Resource, live: &'a LiveState, known: &Known) -> Option<&'a Arc<Live>> {
     let all = live.objects.get(&(r.kind.type_name(), r.name.clone()))?;
     if all.len() < 2 {
         return all.first();
@@ -210,13 +214,13 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
         }
         // A live attribute the read could not observe is left out by the
         // kind: it is not compared (see `Kind::read`).
-        let Some(old) = have.get(attr).cloned() else { continue };
-        if value::contains_unknown(new) || *new != old {
+        let Some(old) = have.get(attr) else { continue };
+        if value::contains_unknown(new) || new != old {
             let sensitive = r.sensitive.contains(attr);
             out.push(AttrChange {
                 attr: attr.clone(),
                 forces_replacement: kind.replace_on().contains(&attr.as_str()),
-                old: Some(mask(old, sensitive)),
+                old: Some(mask(old.clone(), sensitive)),
                 new: Some(mask(new.clone(), sensitive)),
                 sensitive,
             });
@@ -240,13 +244,9 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
     }
     // `converge:applied` and `converge:commit` record a run; they are not
     // compared.
-    let live_tags: BTreeMap<String, String> = live
-        .tags
-        .iter()
-        .filter(|(k, _)| !crate::tags::RUN_TAGS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if kind.taggable() && r.tags != live_tags {
+    let recorded = |(k, _): &(&String, &String)| !crate::tags::RUN_TAGS.contains(&k.as_str());
+    if kind.taggable() && !r.tags.iter().eq(live.tags.iter().filter(recorded)) {
+        let live_tags: BTreeMap<&String, &String> = live.tags.iter().filter(recorded).collect();
         out.push(AttrChange {
             attr: "tags".into(),
             old: Some(serde_json::to_value(&live_tags).unwrap_or_default()),
@@ -342,7 +342,7 @@ pub fn refused<'a>(plan: &'a Plan, stack: &Stack, allow: &[String]) -> Vec<&'a R
         .collect()
 }
 
-fn delete_change(stack: &Stack, kind: &'static str, live: &Live, reason: &str) -> ResourceChange {
+fn delete_change(stack: &Stack, kind: &'static str, live: &Arc<Live>, reason: &str) -> ResourceChange {
     // An untaggable object that no resource claims is named by its key.
     let name = match crate::kinds::lookup(kind).and_then(|k| k.natural_key(&live.props)) {
         Some(key) if live.name.is_empty() => key,
@@ -358,7 +358,7 @@ fn delete_change(stack: &Stack, kind: &'static str, live: &Live, reason: &str) -
         protected: crate::kinds::lookup(kind).is_some_and(|k| guarded(stack, &live.name, k)),
         replace_order: None,
         replacement_name: None,
-        live: Some(live.clone()),
+        live: Some(Arc::clone(live)),
     }
 }
 
@@ -446,7 +446,7 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
                     protected: action == Action::Replace && guarded(stack, &name, r.kind),
                     replace_order,
                     replacement_name,
-                    live: Some(l.clone()),
+                    live: Some(Arc::clone(l)),
                 }
             }
         };

@@ -31,7 +31,7 @@ fn live_of(s: &Stack, name: &str, id: &str, outputs: &[(&str, &str)]) -> Live {
 fn state(objects: Vec<(&'static str, Live)>) -> LiveState {
     let mut st = LiveState::default();
     for (kind, l) in objects {
-        st.objects.entry((kind, l.name.clone())).or_default().push(l);
+        st.objects.entry((kind, l.name.clone())).or_default().push(l.into());
     }
     st
 }
@@ -69,7 +69,7 @@ fn matching_state_plans_nothing() {
 fn in_place_and_replacing_changes_are_told_apart() {
     let s = stack(STACK);
     let mut live = converged(&s);
-    let vpc = &mut live.objects.get_mut(&("ec2.vpc", "vpc".into())).unwrap()[0];
+    let vpc = Arc::make_mut(&mut live.objects.get_mut(&("ec2.vpc", "vpc".into())).unwrap()[0]);
     vpc.props["enable_dns_hostnames"] = json!(false);
     vpc.tags.insert("extra".into(), "x".into());
     let p = plan(&s, &live, None).unwrap();
@@ -98,7 +98,7 @@ fn removed_and_duplicate_objects_are_deleted_users_first() {
     let mut live = converged(&s);
     // A second object tagged as `bucket`: sorted by id, the first is kept.
     let dup = live_of(&s, "bucket", "demo-bucket-2", &[]);
-    live.objects.get_mut(&("s3.bucket", "bucket".into())).unwrap().push(dup);
+    live.objects.get_mut(&("s3.bucket", "bucket".into())).unwrap().push(dup.into());
     let p = plan(&small, &live, None).unwrap();
     let deletes: Vec<(&str, Option<&str>, Option<&str>)> = p
         .resources
@@ -151,7 +151,7 @@ fn sensitive_values_are_masked_in_the_plan_itself() {
 fn a_new_physical_name_replaces_the_object() {
     let s = stack(STACK);
     let mut live = converged(&s);
-    let bucket = &mut live.objects.get_mut(&("s3.bucket", "bucket".into())).unwrap()[0];
+    let bucket = Arc::make_mut(&mut live.objects.get_mut(&("s3.bucket", "bucket".into())).unwrap()[0]);
     bucket.outputs.insert("name".into(), json!("demo-bucket-old"));
     let p = plan(&s, &live, None).unwrap();
     let b = p.resources.iter().find(|r| r.name == "bucket").unwrap();
@@ -256,10 +256,11 @@ fn an_in_use_group_is_replaced_create_first_under_its_other_name() {
     // If the old half was left behind (its delete failed), the next plan
     // keeps the object that matches the spec and deletes the other.
     let mut both = groups_live(&s, "demo-default-app-sg-2");
-    let mut old =
-        groups_live(&before, "demo-default-app-sg").objects[&("ec2.security_group", "app_sg".to_string())][0].clone();
+    let mut old: Live = (*groups_live(&before, "demo-default-app-sg").objects
+        [&("ec2.security_group", "app_sg".to_string())][0])
+        .clone();
     old.id = "sg-0old".into();
-    both.objects.get_mut(&("ec2.security_group", "app_sg".into())).unwrap().insert(0, old);
+    both.objects.get_mut(&("ec2.security_group", "app_sg".into())).unwrap().insert(0, old.into());
     let p = plan(&s, &both, None).unwrap();
     let acts: Vec<(&str, Action, Option<&str>)> = p
         .resources
@@ -271,7 +272,7 @@ fn an_in_use_group_is_replaced_create_first_under_its_other_name() {
 
     // Left behind by a kill before db_sg moved: db_sg still names the old
     // group. It moves first; the old group's delete waits for it.
-    let db = &mut both.objects.get_mut(&("ec2.security_group", "db_sg".into())).unwrap()[0];
+    let db = Arc::make_mut(&mut both.objects.get_mut(&("ec2.security_group", "db_sg".into())).unwrap()[0]);
     db.props = serde_json::from_str(&db.props.to_string().replace("sg-app", "sg-0old")).unwrap();
     let p = plan(&s, &both, None).unwrap();
     let g = operations(&s, &p);
@@ -325,14 +326,16 @@ fn review_plan() -> Plan {
             .replace("availability_zone: eu-west-1a", "availability_zone: eu-west-1a\n    tags:\n      team: platform"),
     );
     let mut live = converged(&before);
-    live.objects
-        .insert(("s3.object", "config".into()), vec![live_of(&before, "config", "demo-bucket-1/gitlab.rb", &[])]);
-    let vpc = &mut live.objects.get_mut(&("ec2.vpc", "vpc".into())).unwrap()[0];
+    live.objects.insert(
+        ("s3.object", "config".into()),
+        vec![live_of(&before, "config", "demo-bucket-1/gitlab.rb", &[]).into()],
+    );
+    let vpc = Arc::make_mut(&mut live.objects.get_mut(&("ec2.vpc", "vpc".into())).unwrap()[0]);
     vpc.props["enable_dns_hostnames"] = json!(false);
     let mut old_sg = live_of(&before, "vpc", "sg-0old", &[]);
     old_sg.name = "old_sg".into();
     old_sg.props = json!({"vpc_id": "vpc-1", "description": "x", "ingress": [], "egress": []});
-    live.objects.insert(("ec2.security_group", "old_sg".into()), vec![old_sg]);
+    live.objects.insert(("ec2.security_group", "old_sg".into()), vec![old_sg.into()]);
     plan(&after, &live, None).unwrap()
 }
 
@@ -371,7 +374,7 @@ fn drift_is_told_from_pending_missing_and_unmanaged() {
     // What converge applied, on each object: the digest of the spec now.
     for ((_, name), objects) in live.objects.iter_mut() {
         let d = applied_digest(&s.resources[name], &known).unwrap();
-        objects[0].tags.insert(crate::digest::TAG_APPLIED.into(), d);
+        Arc::make_mut(&mut objects[0]).tags.insert(crate::digest::TAG_APPLIED.into(), d);
     }
     let record = Applied {
         resources: [(
@@ -386,12 +389,13 @@ fn drift_is_told_from_pending_missing_and_unmanaged() {
 
     // By hand: the VPC's DNS hostnames off. Gone: the bucket. Extra: a
     // group tagged for the stack that no apply made.
-    live.objects.get_mut(&("ec2.vpc", "vpc".into())).unwrap()[0].props["enable_dns_hostnames"] = json!(false);
+    Arc::make_mut(&mut live.objects.get_mut(&("ec2.vpc", "vpc".into())).unwrap()[0]).props["enable_dns_hostnames"] =
+        json!(false);
     live.objects.remove(&("s3.bucket", "bucket".into()));
     let mut stray = live_of(&s, "vpc", "sg-9", &[]);
     stray.name = "stray".into();
     stray.tags.remove(crate::digest::TAG_APPLIED);
-    live.objects.insert(("ec2.security_group", "stray".into()), vec![stray]);
+    live.objects.insert(("ec2.security_group", "stray".into()), vec![stray.into()]);
     // In the spec: a new subnet CIDR (pending).
     let edited = stack(&STACK.replace("10.0.1.0/24", "10.0.9.0/24"));
     let p = plan(&edited, &live, None).unwrap();

@@ -1,9 +1,11 @@
 //! Second phase: raw structs → [`Stack`], with every check that can be made
 //! offline. All problems are collected, each with file:line:col.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::expr::{self, Part, Reference};
@@ -99,38 +101,43 @@ pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<String> {
 /// [`load`] from a string; `path` is only used in messages.
 pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, SpecError> {
     let invalid = |diagnostics: Vec<Diagnostic>| SpecError::Invalid { file: path.to_path_buf(), diagnostics };
-    let index = match SpanIndex::build(src) {
-        Ok(i) => i,
-        Err((pos, msg)) => {
-            return Err(invalid(vec![diag(path, pos, format!("malformed YAML: {msg}"), None)]));
-        }
-    };
     let mut cx = Cx {
         file: path.to_path_buf(),
-        index,
+        src,
+        index: OnceCell::new(),
         diags: Vec::new(),
         secret_refs: BTreeSet::new(),
         overrides: BTreeMap::new(),
+        checked: BTreeMap::new(),
     };
-    let dups = std::mem::take(&mut cx.index.duplicates);
-    for d in &dups {
-        let within = if d.path.is_empty() { "the stack".to_string() } else { format!("`{}`", d.path) };
-        let kind = if d.path == "resources" { "resource name" } else { "key" };
-        cx.diags.push(diag(
-            path,
-            d.pos,
-            format!("duplicate {kind} `{}` in {within}", d.key),
-            Some(format!("first defined at line {}", d.first.line)),
-        ));
-    }
-    if !cx.diags.is_empty() {
-        return Err(invalid(cx.diags));
-    }
     // Parse to a YAML value first so merge keys (`<<: *anchor`) apply, then
-    // into the raw structs; positions come from the span index by path.
+    // into the raw structs. Positions come from the span index, which is
+    // built only when there is something to report: a valid stack is
+    // parsed once.
     let mut doc: serde_yaml_ng::Value = match serde_yaml_ng::from_str(src) {
         Ok(d) => d,
         Err(e) => {
+            // The span index names a scan error or a duplicate key (which
+            // serde_yaml_ng also refuses) with both positions.
+            let index = match SpanIndex::build(src) {
+                Ok(i) => i,
+                Err((pos, msg)) => {
+                    return Err(invalid(vec![diag(path, pos, format!("malformed YAML: {msg}"), None)]));
+                }
+            };
+            for d in &index.duplicates {
+                let within = if d.path.is_empty() { "the stack".to_string() } else { format!("`{}`", d.path) };
+                let kind = if d.path == "resources" { "resource name" } else { "key" };
+                cx.diags.push(diag(
+                    path,
+                    d.pos,
+                    format!("duplicate {kind} `{}` in {within}", d.key),
+                    Some(format!("first defined at line {}", d.first.line)),
+                ));
+            }
+            if !cx.diags.is_empty() {
+                return Err(invalid(cx.diags));
+            }
             let pos = e.location().map(|l| Pos { line: l.line(), col: l.column() }).unwrap_or(Pos { line: 1, col: 1 });
             return Err(invalid(vec![diag(
                 path,
@@ -143,7 +150,14 @@ pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, Spe
     if let Err(e) = doc.apply_merge() {
         return Err(invalid(vec![diag(path, Pos { line: 1, col: 1 }, format!("YAML merge key (`<<`): {e}"), None)]));
     }
-    let raw: RawStack = match serde_path_to_error::deserialize(doc) {
+    // Without path tracking first (it allocates every key); with it only to
+    // say where a stack that does not fit is wrong.
+    let raw = match RawStack::deserialize(&doc) {
+        Ok(r) => Ok(r),
+        Err(_) => serde_path_to_error::deserialize::<_, RawStack>(doc.clone()),
+    };
+    drop(doc);
+    let raw = match raw {
         Ok(r) => r,
         Err(e) => {
             let p = super::path_string(e.path());
@@ -196,14 +210,19 @@ fn backticked(s: &str) -> Vec<&str> {
     s.split('`').skip(1).step_by(2).collect()
 }
 
-struct Cx {
+struct Cx<'s> {
     file: PathBuf,
-    index: SpanIndex,
+    /// The stack file's text, for [`Cx::index`].
+    src: &'s str,
+    /// Positions by path, built on the first diagnostic.
+    index: OnceCell<SpanIndex>,
     diags: Vec<Diagnostic>,
     /// Process environment variables `${env.NAME}` reads.
     secret_refs: BTreeSet<String>,
     /// `CONVERGE_VAR_*` and `--var` overrides, as given.
     overrides: BTreeMap<String, String>,
+    /// Each valid resource's canonical properties, references unknown.
+    checked: BTreeMap<String, Value>,
 }
 
 /// What a property walk collects for one resource.
@@ -224,9 +243,16 @@ struct Env<'a> {
     require_secrets: bool,
 }
 
-impl Cx {
+impl Cx<'_> {
+    /// The span index of the source, built on first use (a stack without
+    /// problems never needs one). A source the indexer cannot scan has no
+    /// positions: its diagnostics point at line 1.
+    fn index(&self) -> &SpanIndex {
+        self.index.get_or_init(|| SpanIndex::build(self.src).unwrap_or_default())
+    }
+
     fn at_value(&mut self, path: &str, message: String, help: Option<String>) {
-        let pos = self.index.value(path).unwrap_or(Pos { line: 1, col: 1 });
+        let pos = self.index().value(path).unwrap_or(Pos { line: 1, col: 1 });
         self.diags.push(diag(&self.file, pos, message, help));
     }
 
@@ -288,7 +314,7 @@ impl Cx {
     }
 
     fn at_key(&mut self, path: &str, message: String, help: Option<String>) {
-        let pos = self.index.key(path).unwrap_or(Pos { line: 1, col: 1 });
+        let pos = self.index().key(path).unwrap_or(Pos { line: 1, col: 1 });
         self.diags.push(diag(&self.file, pos, message, help));
     }
 
@@ -325,7 +351,7 @@ impl Cx {
         }
         let shown = if sensitive { "invalid value (sensitive, not shown)" } else { msg };
         let message = if path.is_empty() { shown.to_string() } else { format!("`{path}`: {shown}") };
-        match (self.index.value(path), yaml_pos) {
+        match (self.index().value(path), yaml_pos) {
             (Some(_), _) if !path.is_empty() => self.at_value(path, message, None),
             (_, Some(pos)) => self.diags.push(diag(&self.file, pos, message, None)),
             _ => self.at_value(path, message, None),
@@ -587,14 +613,21 @@ impl Cx {
             props.insert(k, t);
         }
         let props = Template::Map(props);
-        // Typed check of the kind's properties, references as unknowns.
-        if self.diags.len() == before
-            && let Err(e) = kind.canonicalize(props.placeholder())
-        {
-            let top = e.path.split(['.', '[']).next().unwrap_or_default();
-            let sensitive = walk.sensitive.contains(top);
-            let full = if e.path.is_empty() { pp.clone() } else { format!("{pp}.{}", e.path).replace(".[", "[") };
-            self.serde_error(&full, &e.message, None, sensitive);
+        // Typed check of the kind's properties, references as unknowns; the
+        // result is kept for the checks across resources.
+        if self.diags.len() == before {
+            match kind.canonicalize(props.placeholder()) {
+                Ok(checked) => {
+                    self.checked.insert(name.to_string(), checked);
+                }
+                Err(e) => {
+                    let top = e.path.split(['.', '[']).next().unwrap_or_default();
+                    let sensitive = walk.sensitive.contains(top);
+                    let full =
+                        if e.path.is_empty() { pp.clone() } else { format!("{pp}.{}", e.path).replace(".[", "[") };
+                    self.serde_error(&full, &e.message, None, sensitive);
+                }
+            }
         }
 
         let mut deps = walk.refs;
@@ -817,8 +850,9 @@ impl Cx {
     /// property with the linked resource's line in the help.
     fn check_links(&mut self, resources: &BTreeMap<String, Resource>) {
         let mut by_kind: BTreeMap<&'static str, (&'static dyn Kind, Vec<kinds::Member>)> = BTreeMap::new();
+        let checked = std::mem::take(&mut self.checked);
         for r in resources.values() {
-            let Ok(props) = r.kind.canonicalize(r.props.placeholder()) else { continue };
+            let Some(props) = checked.get(&r.name) else { continue };
             let Template::Map(raw) = &r.props else { continue };
             let link_of = |attr: &str| {
                 let Some(Template::Interp(parts)) = raw.get(attr) else { return None };
@@ -828,15 +862,15 @@ impl Cx {
             let linked = |attr: &str| {
                 let name = link_of(attr)?;
                 let other = resources.get(&name)?;
-                let props = other.kind.canonicalize(other.props.placeholder()).ok()?;
+                let props = checked.get(&name)?.clone();
                 Some(kinds::Linked { name, kind: other.kind.type_name(), props })
             };
-            for problem in r.kind.check_links(&props, &linked) {
+            for problem in r.kind.check_links(props, &linked) {
                 self.link_problem(&r.name, problem);
             }
             let links = raw.keys().filter_map(|k| Some((k.clone(), link_of(k)?))).collect();
             let entry = by_kind.entry(r.kind.type_name()).or_insert_with(|| (r.kind, Vec::new()));
-            entry.1.push(kinds::Member { name: r.name.clone(), props, links });
+            entry.1.push(kinds::Member { name: r.name.clone(), props: props.clone(), links });
         }
         for (kind, members) in by_kind.into_values() {
             for (name, problem) in kind.check_all(&members) {
@@ -852,13 +886,13 @@ impl Cx {
         let here = join_key(&join_key(&join_key("resources", name), "properties"), &problem.attr);
         let help = problem.other.map(|(other, attr)| {
             let there = join_key(&join_key(&join_key("resources", &other), "properties"), &attr);
-            match self.index.value(&there).or_else(|| self.index.key(&join_key("resources", &other))) {
+            match self.index().value(&there).or_else(|| self.index().key(&join_key("resources", &other))) {
                 Some(pos) => format!("`{other}.{attr}` is set at {}:{}:{}", self.file.display(), pos.line, pos.col),
                 None => format!("see `{other}.{attr}`"),
             }
         });
         let message = format!("`{here}`: {}", problem.message);
-        if self.index.value(&here).is_some() {
+        if self.index().value(&here).is_some() {
             self.at_value(&here, message, help);
         } else {
             self.at_key(&join_key("resources", name), message, help);

@@ -208,6 +208,8 @@ impl Moto {
         autoscaling: aws_sdk_autoscaling,
         iam: aws_sdk_iam,
         secretsmanager: aws_sdk_secretsmanager,
+        ecs: aws_sdk_ecs,
+        ecr: aws_sdk_ecr,
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {

@@ -63,12 +63,22 @@ index) answers as AWS does: each resource's type is the one its ARN names
 (`elasticache:replicationgroup`, `rds:pg`; moto 5.2.5 invents
 `elasticache:replication-group` and `elasticache:cache_subnet_groups`, which
 ResourceTypeFilters then miss), and the index holds the tagged resources
-moto leaves out: RDS DB parameter groups and DB subnet groups, and the
-ElastiCache cache parameter groups above. IAM ListInstanceProfiles honours
+moto leaves out: RDS DB parameter groups and DB subnet groups, ECR
+repositories, and the ElastiCache cache parameter groups above. IAM ListInstanceProfiles honours
 PathPrefix (moto lists every profile). And an EC2 object's tags are looked
 up by its id: moto scans every tag of the account for each object, which
 made each tag-filtered Describe quadratic in the account's size (a
 performance fix only; the answers are moto's).
+
+ECS services deploy: moto 5.2.5's never run tasks (a deployment stays
+IN_PROGRESS with runningCount 0) and UpdateService leaves the PRIMARY
+deployment on the old task definition. Here a deployment completes when it
+starts, as long as its task definition is registered and ACTIVE, and
+CreateService/UpdateService refuse an INACTIVE revision as ECS does
+("TaskDefinition is inactive"). DescribeTaskDefinition with a bare family
+answers the latest ACTIVE revision, and DescribeServices reports the
+deploymentConfiguration and healthCheckGracePeriodSeconds CreateService
+was given (moto drops them).
 
 --asg-warmup-seconds N makes Auto Scaling behave as it does on AWS, where
 nothing is instant: moto puts a group's new instances InService the moment
@@ -752,12 +762,14 @@ def fix_tagging_api():
     (moto names ElastiCache's `replication-group` and `cache_subnet_groups`,
     so a `ResourceTypeFilters` of `elasticache:replicationgroup` matched
     nothing), and the tagged resources moto leaves out of the index: RDS DB
-    parameter groups (`rds:pg`) and DB subnet groups (`rds:subgrp`), and the
-    harness's ElastiCache cache parameter groups (`elasticache:parametergroup`)."""
+    parameter groups (`rds:pg`) and DB subnet groups (`rds:subgrp`), ECR
+    repositories (`ecr:repository`), and the harness's ElastiCache cache
+    parameter groups (`elasticache:parametergroup`)."""
     from itertools import chain
 
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.core.resource_tagging import TaggedResource, iter_taggable_backends, make_tag_matcher
+    from moto.ecr.models import ecr_backends
     from moto.elasticache.models import elasticache_backends
     from moto.rds.models import rds_backends
     from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
@@ -766,6 +778,9 @@ def fix_tagging_api():
         rds = rds_backends[DEFAULT_ACCOUNT_ID][region]
         for group in chain(rds.db_parameter_groups.values(), rds.subnet_groups.values()):
             yield TaggedResource(arn=group.arn, tags={t["Key"]: t["Value"] for t in group.get_tags()}, resource_type="")
+        ecr = ecr_backends[DEFAULT_ACCOUNT_ID][region]
+        for repo in list(ecr.repositories.values()):
+            yield TaggedResource(arn=repo.arn, tags=ecr.tagger.get_tag_dict_for_resource(repo.arn), resource_type="")
         cache = elasticache_backends[DEFAULT_ACCOUNT_ID][region]
         for (r, name) in list(PARAMETER_GROUPS):
             if r == region:
@@ -827,6 +842,115 @@ def fix_list_instance_profiles():
         return result
 
     IamResponse.list_instance_profiles = listed
+
+
+def fix_ecs_deployments():
+    """ECS services deploy, as on AWS. moto 5.2.5's services never run
+    tasks: a deployment stays IN_PROGRESS with runningCount 0, and
+    UpdateService changes the service's task definition but leaves the
+    PRIMARY deployment on the old one. Here a deployment completes as soon
+    as it starts (the service's task definition is registered and ACTIVE):
+    CreateService, and an UpdateService that changes the task definition or
+    forces a new deployment, make a new PRIMARY deployment of that revision,
+    COMPLETED with desiredCount tasks running; the one it replaces is
+    dropped, as ECS drops a finished deployment's old ACTIVE entry.
+
+    As ECS does, CreateService and UpdateService refuse an INACTIVE
+    (deregistered) revision: ClientException "TaskDefinition is inactive".
+    DescribeTaskDefinition with a family and no revision answers the
+    latest ACTIVE revision (moto answers the latest, deregistered or not).
+    CreateService keeps deploymentConfiguration and
+    healthCheckGracePeriodSeconds (moto drops them), so DescribeServices
+    reports them as ECS does."""
+    from moto.ecs import models
+    from moto.ecs.exceptions import EcsClientException, TaskDefinitionNotFoundException
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    backend = models.EC2ContainerServiceBackend
+
+    def active(self, task_definition_str):
+        if not task_definition_str:
+            return
+        if self.describe_task_definition(task_definition_str).status != "ACTIVE":
+            raise EcsClientException("TaskDefinition is inactive")
+
+    def deploy(service):
+        now = models.utcnow()
+        deployment_id = f"ecs-svc/{models.mock_random.randint(0, 32**12)}"
+        service.running_count = service.desired_count
+        service.pending_count = 0
+        service.deployments = [{
+            "createdAt": now,
+            "desiredCount": service.desired_count,
+            "failedTasks": 0,
+            "id": deployment_id,
+            "launchType": service.launch_type,
+            "pendingCount": 0,
+            "rolloutState": "COMPLETED",
+            "rolloutStateReason": f"ECS deployment {deployment_id} completed.",
+            "runningCount": service.desired_count,
+            "platformVersion": service.platform_version,
+            "networkConfiguration": service.network_configuration or None,
+            "platformFamily": "EC2" if service.launch_type == "EC2" else "FARGATE",
+            "status": "PRIMARY",
+            "taskDefinition": service.task_definition,
+            "updatedAt": now,
+        }]
+        service.events.insert(0, {
+            "id": deployment_id.split("/")[-1],
+            "createdAt": now,
+            "message": f"(service {service.name}) has reached a steady state.",
+        })
+
+    original_create = backend.create_service
+
+    def create_service(self, cluster_str, service_name, desired_count, task_definition_str=None, *args, **kwargs):
+        active(self, task_definition_str)
+        service = original_create(self, cluster_str, service_name, desired_count, task_definition_str, *args, **kwargs)
+        if service.deployment_controller.get("type", "ECS") == "ECS":
+            deploy(service)
+        return service
+
+    original_update = backend.update_service
+
+    def update_service(self, props):
+        task_definition_str = props.get("task_definition")
+        forced = props.get("force_new_deployment", False)
+        active(self, task_definition_str)
+        service = original_update(self, props)
+        if task_definition_str or forced or "desired_count" in props:
+            if service.deployment_controller.get("type", "ECS") == "ECS":
+                deploy(service)
+        return service
+
+    original_describe = backend.describe_task_definition
+
+    def describe_task_definition(self, task_definition_str):
+        name = task_definition_str.split("/")[-1]
+        if ":" in name:
+            return original_describe(self, task_definition_str)
+        revisions = [t for _, t in sorted(self.task_definitions.get(name, {}).items()) if t.status == "ACTIVE"]
+        if not revisions:
+            raise TaskDefinitionNotFoundException()
+        return revisions[-1]
+
+    original_create_response = EC2ContainerServiceResponse.create_service
+
+    def create_service_response(self):
+        result = original_create_response(self)
+        service = result.result["service"]
+        config = self._get_param("deploymentConfiguration")
+        if config is not None:
+            service.deployment_configuration = config
+        grace = self._get_param("healthCheckGracePeriodSeconds")
+        if grace is not None:
+            service.health_check_grace_period_seconds = grace
+        return result
+
+    backend.create_service = create_service
+    backend.update_service = update_service
+    backend.describe_task_definition = describe_task_definition
+    EC2ContainerServiceResponse.create_service = create_service_response
 
 
 # Calls moto lacks, by (service, action).
@@ -1101,6 +1225,7 @@ def main():
     fix_tagging_api()
     fix_list_instance_profiles()
     fix_ec2_tag_lookup()
+    fix_ecs_deployments()
     if args.acm_certificate_file:
         from moto.acm.models import acm_backends
         from moto.core import DEFAULT_ACCOUNT_ID

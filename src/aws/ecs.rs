@@ -1,0 +1,59 @@
+//! ECS and ECR helpers shared by their kinds: tags in each SDK's shape, and
+//! names from ARNs.
+
+use std::collections::BTreeMap;
+
+use crate::tags::{Tags, tag_map};
+
+pub fn ecs_tags(tags: &Tags) -> Vec<aws_sdk_ecs::types::Tag> {
+    tags.iter().map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build()).collect()
+}
+
+pub fn from_ecs_tags(tags: &[aws_sdk_ecs::types::Tag]) -> Tags {
+    tag_map(tags.iter().map(|t| (t.key.clone(), t.value.clone())))
+}
+
+pub fn ecr_tags(tags: &Tags) -> Vec<aws_sdk_ecr::types::Tag> {
+    tags.iter().filter_map(|(k, v)| aws_sdk_ecr::types::Tag::builder().key(k).value(v).build().ok()).collect()
+}
+
+pub fn from_ecr_tags(tags: &[aws_sdk_ecr::types::Tag]) -> Tags {
+    tag_map(tags.iter().map(|t| (Some(t.key.clone()), Some(t.value.clone()))))
+}
+
+/// The name in an ECS ARN (`…:cluster/NAME` → NAME); a name stays a name.
+pub fn name_of(arn_or_name: &str) -> &str {
+    arn_or_name.rsplit('/').next().unwrap_or(arn_or_name)
+}
+
+/// `(family, revision)` of a task definition ARN or `family:revision`.
+pub fn family_revision(arn: &str) -> Option<(&str, i32)> {
+    let (family, rev) = name_of(arn).rsplit_once(':')?;
+    Some((family, rev.parse().ok()?))
+}
+
+/// Groups `(cluster, service)` pairs by cluster, from service ARNs
+/// (`…:service/CLUSTER/NAME`).
+pub fn services_by_cluster<'a, I: IntoIterator<Item = &'a str>>(arns: I) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for arn in arns {
+        let mut parts = arn.rsplit('/');
+        if let (Some(service), Some(cluster)) = (parts.next(), parts.next()) {
+            out.entry(cluster.to_string()).or_default().push(service.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_come_out_of_arns() {
+        assert_eq!(super::name_of("arn:aws:ecs:eu-west-1:1:cluster/web"), "web");
+        assert_eq!(super::name_of("web"), "web");
+        assert_eq!(super::family_revision("arn:aws:ecs:eu-west-1:1:task-definition/app:12"), Some(("app", 12)));
+        assert_eq!(super::family_revision("app"), None);
+        let by = super::services_by_cluster(["arn:aws:ecs:r:1:service/c1/a", "arn:aws:ecs:r:1:service/c1/b"]);
+        assert_eq!(by["c1"], ["a", "b"]);
+    }
+}

@@ -1,0 +1,406 @@
+//! `ecs.service`: an ECS service running a task definition revision, behind
+//! a load balancer's target group.
+//!
+//! Identity: the service name (the physical name) in its cluster, and the
+//! identity tags, set by `CreateService`, whose client token makes a
+//! retried create return the service the first attempt made.
+//!
+//! A create or an update that starts a deployment waits, bounded by
+//! `wait_timeout` and with progress, until the new PRIMARY deployment is
+//! COMPLETED; a FAILED one (the deployment circuit breaker tripped) is an
+//! error that quotes the service's latest events.
+
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType, LoadBalancer,
+    NetworkConfiguration, Service, ServiceField,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::ecs::{ecs_tags, from_ecs_tags, name_of, services_by_cluster};
+use crate::aws::{Aws, AwsError, Polled, client_token, not_found, poll_until};
+
+pub struct ServiceKind;
+
+/// Properties of `ecs.service`. Its name is the physical name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceProps {
+    /// The cluster, by name or ARN. Changing it replaces the service.
+    pub cluster: String,
+    /// The task definition revision to run (`${resources.task.arn}`).
+    pub task_definition: String,
+    /// Tasks to keep running (default 1).
+    #[serde(default = "one")]
+    pub desired_count: i32,
+    /// `FARGATE` (default) or `EC2`. Changing it replaces the service.
+    #[serde(default = "fargate")]
+    pub launch_type: String,
+    /// Subnets of the tasks' network interfaces (`awsvpc` tasks).
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// A public IP on each task (default false: tasks in private subnets
+    /// reach ECR through a NAT gateway or VPC endpoints).
+    #[serde(default)]
+    pub assign_public_ip: bool,
+    /// Target groups the tasks register in.
+    #[serde(default)]
+    pub load_balancers: Vec<Balancer>,
+    /// Seconds ECS ignores failing load balancer health checks after a
+    /// task starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_grace_period_seconds: Option<i32>,
+    /// ECS's deployment circuit breaker, with rollback (default on): a
+    /// deployment whose tasks keep failing is stopped and ECS goes back to
+    /// the last COMPLETED deployment.
+    #[serde(default = "yes")]
+    pub circuit_breaker: bool,
+    /// Lower bound on running tasks during a deployment, in percent of
+    /// `desired_count` (default 100).
+    #[serde(default = "hundred")]
+    pub minimum_healthy_percent: i32,
+    /// Upper bound, in percent (default 200).
+    #[serde(default = "two_hundred")]
+    pub maximum_percent: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Balancer {
+    pub target_group_arn: String,
+    pub container_name: String,
+    pub container_port: i32,
+}
+
+fn one() -> i32 {
+    1
+}
+fn fargate() -> String {
+    "FARGATE".into()
+}
+fn yes() -> bool {
+    true
+}
+fn hundred() -> i32 {
+    100
+}
+fn two_hundred() -> i32 {
+    200
+}
+
+impl Kind for ServiceKind {
+    fn type_name(&self) -> &'static str {
+        "ecs.service"
+    }
+    fn doc(&self) -> &'static str {
+        "An ECS service (Fargate by default) behind target groups, with the deployment circuit breaker; an update waits until its deployment is COMPLETED and reports a FAILED one with the service's events. Outputs: `id` and `arn`, `name`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<ServiceProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let mut p: ServiceProps = super::typed(props)?;
+        let err = |path: &str, message: &str| Err(PropsError { path: path.into(), message: message.into() });
+        // A cluster is named the same by its name and its ARN.
+        p.cluster = name_of(&p.cluster).to_string();
+        if !["FARGATE", "EC2"].contains(&p.launch_type.as_str()) {
+            return err("launch_type", "`FARGATE` or `EC2`");
+        }
+        if p.launch_type == "FARGATE" && p.subnets.is_empty() {
+            return err("subnets", "Fargate tasks need subnets (their network interfaces go there)");
+        }
+        if p.desired_count < 0 {
+            return err("desired_count", "0 or more");
+        }
+        if !(0..=100).contains(&p.minimum_healthy_percent) || p.maximum_percent < 100 {
+            return err("maximum_percent", "minimum_healthy_percent is 0-100 and maximum_percent at least 100");
+        }
+        super::sort_ids(&mut p.subnets);
+        super::sort_ids(&mut p.security_groups);
+        p.load_balancers.sort();
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["cluster", "launch_type"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "arn", "name"]
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        super::ecs_cluster::check_name(name, "a service name")
+    }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Never("converge finds services through the ownership index, by their tags")
+    }
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &[], per_object: &[], per_parent: &[("ecs:DescribeServices", "ecs.cluster")] }
+    }
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("ecs:service")
+    }
+    fn default_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(900)
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            // Services live in a cluster: the index's ARNs
+            // (`service/CLUSTER/NAME`) say which; 10 a DescribeServices
+            // call, tags inline. A spec name the index does not hold has no
+            // service yet (its cluster is only known once resolved).
+            let targets = scope.targets(aws).await?;
+            let arns: Vec<String> = targets.iter().filter_map(|t| t.arn.clone()).collect();
+            let mut out = Vec::new();
+            for (cluster, names) in services_by_cluster(arns.iter().map(String::as_str)) {
+                for chunk in names.chunks(10) {
+                    for s in describe(aws, &cluster, chunk.to_vec()).await? {
+                        let tags = from_ecs_tags(s.tags());
+                        if let Some(owner) = scope.owner(&tags, s.service_name()) {
+                            out.push(live(owner, &s));
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: ServiceProps = super::props(self.type_name(), &d.props)?;
+            let mut call = aws
+                .ecs
+                .create_service()
+                .cluster(&p.cluster)
+                .service_name(&d.physical_name)
+                .task_definition(&p.task_definition)
+                .desired_count(p.desired_count)
+                .launch_type(LaunchType::from(p.launch_type.as_str()))
+                .deployment_configuration(deployment(&p))
+                .set_load_balancers(Some(balancers(&p)))
+                .set_health_check_grace_period_seconds(p.health_check_grace_period_seconds)
+                // ECS copies the service's tags to its tasks.
+                .propagate_tags(aws_sdk_ecs::types::PropagateTags::Service)
+                .client_token(client_token())
+                .set_tags(Some(ecs_tags(&d.tags)));
+            if !p.subnets.is_empty() {
+                call = call.network_configuration(network(&p)?);
+            }
+            call.send().await.map_err(|e| AwsError::from_sdk("ecs:CreateService", e))?;
+            let s = settle(aws, &p.cluster, &d.physical_name, &p.task_definition, d.timeout).await?;
+            Ok(live(d.name.clone(), &s))
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: ServiceProps = super::props(self.type_name(), &d.props)?;
+            let was: ServiceProps = super::props(self.type_name(), &l.props)?;
+            let tags_only = was == p;
+            if !tags_only {
+                let mut call = aws
+                    .ecs
+                    .update_service()
+                    .cluster(&p.cluster)
+                    .service(&d.physical_name)
+                    .task_definition(&p.task_definition)
+                    .desired_count(p.desired_count)
+                    .deployment_configuration(deployment(&p))
+                    .set_load_balancers(Some(balancers(&p)))
+                    .set_health_check_grace_period_seconds(p.health_check_grace_period_seconds);
+                if !p.subnets.is_empty() {
+                    call = call.network_configuration(network(&p)?);
+                }
+                call.send().await.map_err(|e| AwsError::from_sdk("ecs:UpdateService", e))?;
+            }
+            super::ecs_cluster::sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+            let s = settle(aws, &p.cluster, &d.physical_name, &p.task_definition, d.timeout).await?;
+            Ok(Live { tags: d.tags.clone(), ..live(d.name.clone(), &s) })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let p: ServiceProps = super::props(self.type_name(), &l.props)?;
+            let name = l.outputs.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            // `force` stops the tasks with the service (no scale to 0 first).
+            let res = aws
+                .ecs
+                .delete_service()
+                .cluster(&p.cluster)
+                .service(&name)
+                .force(true)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ecs:DeleteService", e));
+            if not_found(res, &["ServiceNotFoundException", "ClusterNotFoundException"])?.is_none() {
+                return Ok(());
+            }
+            // Draining, then INACTIVE: only then can the cluster go.
+            poll_until("ecs:DeleteService", "the service to be gone", crate::aws::MAX_WAIT, || async {
+                let found = describe(aws, &p.cluster, vec![name.clone()]).await?;
+                Ok(match found.first() {
+                    None => Polled::Ready(()),
+                    Some(s) => Polled::Waiting(s.status().unwrap_or("DRAINING").to_lowercase()),
+                })
+            })
+            .await
+        })
+    }
+}
+
+fn deployment(p: &ServiceProps) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder().enable(p.circuit_breaker).rollback(p.circuit_breaker).build(),
+        )
+        .minimum_healthy_percent(p.minimum_healthy_percent)
+        .maximum_percent(p.maximum_percent)
+        .build()
+}
+
+fn balancers(p: &ServiceProps) -> Vec<LoadBalancer> {
+    p.load_balancers
+        .iter()
+        .map(|b| {
+            LoadBalancer::builder()
+                .target_group_arn(&b.target_group_arn)
+                .container_name(&b.container_name)
+                .container_port(b.container_port)
+                .build()
+        })
+        .collect()
+}
+
+fn network(p: &ServiceProps) -> Result<NetworkConfiguration, AwsError> {
+    let vpc = AwsVpcConfiguration::builder()
+        .set_subnets(Some(p.subnets.clone()))
+        .set_security_groups(Some(p.security_groups.clone()))
+        .assign_public_ip(if p.assign_public_ip { AssignPublicIp::Enabled } else { AssignPublicIp::Disabled })
+        .build()
+        .map_err(|e| AwsError::other("ecs:CreateService", e.to_string()))?;
+    Ok(NetworkConfiguration::builder().awsvpc_configuration(vpc).build())
+}
+
+/// Active (or draining) services among `names` in `cluster`.
+async fn describe(aws: &Aws, cluster: &str, names: Vec<String>) -> Result<Vec<Service>, AwsError> {
+    let res = aws
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .set_services(Some(names))
+        .include(ServiceField::Tags)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:DescribeServices", e));
+    let Some(res) = not_found(res, &["ClusterNotFoundException"])? else { return Ok(Vec::new()) };
+    Ok(res.services.unwrap_or_default().into_iter().filter(|s| s.status() != Some("INACTIVE")).collect())
+}
+
+/// Waits until the service's PRIMARY deployment runs `task_definition` and
+/// is COMPLETED. A FAILED deployment is an error with the latest events.
+async fn settle(
+    aws: &Aws,
+    cluster: &str,
+    name: &str,
+    task_definition: &str,
+    timeout: std::time::Duration,
+) -> Result<Service, AwsError> {
+    poll_until("ecs:DescribeServices", "the deployment to complete", timeout, || async {
+        let found = describe(aws, cluster, vec![name.to_string()]).await?;
+        let Some(s) = found.into_iter().next() else {
+            return Ok(Polled::Waiting("not visible yet".into()));
+        };
+        let Some(primary) = s.deployments().iter().find(|d| d.status() == Some("PRIMARY")) else {
+            return Ok(Polled::Waiting("no deployment yet".into()));
+        };
+        if primary.task_definition() != Some(task_definition) {
+            return Ok(Polled::Waiting("deployment starting".into()));
+        }
+        use aws_sdk_ecs::types::DeploymentRolloutState as R;
+        match primary.rollout_state() {
+            Some(R::Completed) => Ok(Polled::Ready(s)),
+            Some(R::Failed) => {
+                let events: Vec<String> =
+                    s.events().iter().take(5).filter_map(|e| e.message().map(|m| format!("\n    {m}"))).collect();
+                Err(AwsError::other(
+                    "ecs:UpdateService",
+                    format!(
+                        "deployment of {task_definition} FAILED: {}; latest service events:{}",
+                        primary.rollout_state_reason().unwrap_or("no reason given"),
+                        events.concat()
+                    ),
+                ))
+            }
+            _ => {
+                Ok(Polled::Waiting(format!("{} of {} tasks running", primary.running_count(), primary.desired_count())))
+            }
+        }
+    })
+    .await
+}
+
+fn live(name: String, s: &Service) -> Live {
+    let arn = s.service_arn().unwrap_or_default().to_string();
+    let net = s.network_configuration().and_then(|n| n.awsvpc_configuration());
+    let mut subnets = net.map(|n| n.subnets().to_vec()).unwrap_or_default();
+    let mut groups = net.map(|n| n.security_groups().to_vec()).unwrap_or_default();
+    super::sort_ids(&mut subnets);
+    super::sort_ids(&mut groups);
+    let mut lbs: Vec<Balancer> = s
+        .load_balancers()
+        .iter()
+        .map(|b| Balancer {
+            target_group_arn: b.target_group_arn().unwrap_or_default().to_string(),
+            container_name: b.container_name().unwrap_or_default().to_string(),
+            container_port: b.container_port().unwrap_or_default(),
+        })
+        .collect();
+    lbs.sort();
+    let config = s.deployment_configuration();
+    let breaker = config.and_then(|c| c.deployment_circuit_breaker());
+    let props = ServiceProps {
+        cluster: name_of(s.cluster_arn().unwrap_or_default()).to_string(),
+        task_definition: s.task_definition().unwrap_or_default().to_string(),
+        desired_count: s.desired_count(),
+        launch_type: s.launch_type().map_or("EC2", |l| l.as_str()).to_string(),
+        subnets,
+        security_groups: groups,
+        assign_public_ip: net.and_then(|n| n.assign_public_ip()) == Some(&AssignPublicIp::Enabled),
+        load_balancers: lbs,
+        health_check_grace_period_seconds: s.health_check_grace_period_seconds(),
+        circuit_breaker: breaker.is_some_and(|b| b.enable()),
+        minimum_healthy_percent: config.and_then(|c| c.minimum_healthy_percent()).unwrap_or(100),
+        maximum_percent: config.and_then(|c| c.maximum_percent()).unwrap_or(200),
+    };
+    let mut value = super::to_value(&props);
+    // Settings the API did not report are not compared (see `Kind::read`).
+    if config.is_none()
+        && let Value::Object(m) = &mut value
+    {
+        for k in ["circuit_breaker", "minimum_healthy_percent", "maximum_percent"] {
+            m.remove(k);
+        }
+    }
+    Live {
+        name,
+        id: arn.clone(),
+        props: value,
+        tags: from_ecs_tags(s.tags()),
+        outputs: [
+            ("id".to_string(), Value::from(arn.clone())),
+            ("arn".to_string(), Value::from(arn)),
+            ("name".to_string(), Value::from(s.service_name().unwrap_or_default())),
+        ]
+        .into(),
+    }
+}

@@ -1,0 +1,571 @@
+//! `ecs.task_definition`: an ECS task definition family, whose revisions
+//! converge registers.
+//!
+//! ECS task definitions are immutable: a change registers a new revision.
+//! The resource stands for one revision of its family (the physical name):
+//! the one converge last made current, marked by the `converge:deployed`
+//! tag (milliseconds since the epoch). Before registering, converge looks
+//! for an ACTIVE revision of the family that already has the desired
+//! definition and takes it again instead (a rollback lands on the very
+//! revision the last known good ran, and a register whose response was
+//! lost is not repeated).
+//!
+//! Older revisions beyond `keep_revisions` are deregistered, never the one
+//! just made current nor the one it replaces (which the service runs until
+//! its deployment moves). A last known good is a spec, not a revision ARN:
+//! rolling back to one whose revision was deregistered registers its
+//! definition again, so the trap of scripts that deregister the previous
+//! revision (ECS refuses to run an INACTIVE one) cannot happen.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types::{
+    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode, PortMapping, SortOrder,
+    TaskDefinition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
+use crate::aws::ecs::{ecs_tags, family_revision, from_ecs_tags};
+use crate::aws::{Aws, AwsError, not_found};
+use crate::tags::{TAG_DEPLOYED, Tags};
+
+pub struct TaskDefinitionKind;
+
+/// Properties of `ecs.task_definition`. Its family is the physical name.
+/// Every change registers a new revision.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDefinitionProps {
+    /// CPU units for the task (default 256: a quarter vCPU).
+    #[serde(default = "cpu")]
+    pub cpu: i32,
+    /// Memory in MiB (default 512). On Fargate, one of the sizes its CPU
+    /// allows.
+    #[serde(default = "memory")]
+    pub memory: i32,
+    /// `awsvpc` (default; Fargate needs it), `bridge`, `host`.
+    #[serde(default = "awsvpc")]
+    pub network_mode: String,
+    /// `FARGATE` (default) and/or `EC2`.
+    #[serde(default = "fargate")]
+    pub requires_compatibilities: Vec<String>,
+    /// The role ECS uses to pull the image and write logs
+    /// (`AmazonECSTaskExecutionRolePolicy`); Fargate needs one to pull from
+    /// a private ECR repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_role_arn: Option<String>,
+    /// The role the application's own AWS calls use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_role_arn: Option<String>,
+    /// The containers, at least one.
+    pub containers: Vec<Container>,
+    /// ACTIVE revisions to keep, newest first (default 5, at least 2); the
+    /// current one and the one it replaced are always kept. Not compared.
+    #[serde(default = "five")]
+    pub keep_revisions: i32,
+}
+
+/// One container of the task.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Container {
+    pub name: String,
+    /// The image, e.g. `${resources.repo.uri}:${var.image_tag}`.
+    pub image: String,
+    /// The task stops when this container does (default true).
+    #[serde(default = "yes")]
+    pub essential: bool,
+    #[serde(default)]
+    pub port_mappings: Vec<Port>,
+    /// Environment variables: plain values, numbers and booleans as text
+    /// (secrets belong in Secrets Manager).
+    #[serde(default, deserialize_with = "texts")]
+    pub environment: BTreeMap<String, String>,
+    /// Overrides the image's command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// CloudWatch Logs group for the container's output (driver
+    /// `awslogs`, stream prefix the container's name). The group must
+    /// exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    pub container_port: i32,
+    /// `tcp` (default) or `udp`.
+    #[serde(default = "tcp")]
+    pub protocol: String,
+}
+
+/// A map of scalars, each as text: `PORT: 8080` is `"8080"`, as ECS
+/// stores it.
+fn texts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, Value>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            Value::Number(_) | Value::Bool(_) => Ok((k, v.to_string())),
+            _ => Err(serde::de::Error::custom(format!("`{k}`: an environment value is text, a number or a boolean"))),
+        })
+        .collect()
+}
+
+fn cpu() -> i32 {
+    256
+}
+fn memory() -> i32 {
+    512
+}
+fn awsvpc() -> String {
+    "awsvpc".into()
+}
+fn fargate() -> Vec<String> {
+    vec!["FARGATE".into()]
+}
+fn five() -> i32 {
+    5
+}
+fn yes() -> bool {
+    true
+}
+fn tcp() -> String {
+    "tcp".into()
+}
+
+/// The memory sizes (MiB) Fargate allows with `cpu` units.
+fn fargate_memory(cpu: i32) -> Option<Vec<i32>> {
+    let gib = |from: i32, to: i32, step: i32| (from..=to).step_by(step as usize).map(|g| g * 1024).collect::<Vec<_>>();
+    Some(match cpu {
+        256 => vec![512, 1024, 2048],
+        512 => gib(1, 4, 1),
+        1024 => gib(2, 8, 1),
+        2048 => gib(4, 16, 1),
+        4096 => gib(8, 30, 1),
+        8192 => gib(16, 60, 4),
+        16384 => gib(32, 120, 8),
+        _ => return None,
+    })
+}
+
+impl Kind for TaskDefinitionKind {
+    fn type_name(&self) -> &'static str {
+        "ecs.task_definition"
+    }
+    fn doc(&self) -> &'static str {
+        "An ECS task definition family (Fargate by default); a change registers a revision, an identical ACTIVE revision is taken again instead, old ones beyond `keep_revisions` are deregistered. Outputs: `id` and `arn` (of the current revision), `family`, `revision`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<TaskDefinitionProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let mut p: TaskDefinitionProps = super::typed(props)?;
+        let err = |path: &str, message: String| Err(PropsError { path: path.into(), message });
+        p.requires_compatibilities.sort();
+        p.requires_compatibilities.dedup();
+        for c in &p.requires_compatibilities {
+            if !["EC2", "FARGATE", "EXTERNAL"].contains(&c.as_str()) {
+                return err("requires_compatibilities", format!("`{c}`: one of `FARGATE`, `EC2`, `EXTERNAL`"));
+            }
+        }
+        if !["awsvpc", "bridge", "host", "none"].contains(&p.network_mode.as_str()) {
+            return err("network_mode", "one of `awsvpc`, `bridge`, `host`, `none`".into());
+        }
+        if p.requires_compatibilities.iter().any(|c| c == "FARGATE") {
+            if p.network_mode != "awsvpc" {
+                return err("network_mode", "Fargate tasks use `awsvpc`".into());
+            }
+            match fargate_memory(p.cpu) {
+                None => return err("cpu", "Fargate takes 256, 512, 1024, 2048, 4096, 8192 or 16384 CPU units".into()),
+                Some(sizes) if !sizes.contains(&p.memory) => {
+                    return err(
+                        "memory",
+                        format!(
+                            "Fargate with {} CPU units takes {} to {} MiB ({} sizes)",
+                            p.cpu,
+                            sizes[0],
+                            sizes[sizes.len() - 1],
+                            sizes.len()
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        if p.containers.is_empty() {
+            return err("containers", "a task definition has at least one container".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, c) in p.containers.iter_mut().enumerate() {
+            if !names.insert(c.name.clone()) {
+                return err(&format!("containers[{i}].name"), format!("two containers are named `{}`", c.name));
+            }
+            if c.image.is_empty() {
+                return err(&format!("containers[{i}].image"), "an image is required".into());
+            }
+            for port in &c.port_mappings {
+                if !["tcp", "udp"].contains(&port.protocol.as_str()) || !(1..=65535).contains(&port.container_port) {
+                    return err(&format!("containers[{i}].port_mappings"), "a port is 1-65535, `tcp` or `udp`".into());
+                }
+            }
+            c.port_mappings.sort();
+            c.port_mappings.dedup();
+        }
+        if !p.containers.iter().any(|c| c.essential) {
+            return err("containers", "at least one container is essential".into());
+        }
+        if p.keep_revisions < 2 {
+            return err("keep_revisions", "at least 2: the current revision and the one it replaces".into());
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn write_only(&self) -> &'static [&'static str] {
+        &["keep_revisions"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "arn", "family", "revision"]
+    }
+    fn outputs_changed_by_update(&self) -> &'static [&'static str] {
+        &["id", "arn", "revision"]
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        super::ecs_cluster::check_name(name, "a task definition family")
+    }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Never("a task definition's revisions are immutable: converge registers its own")
+    }
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &[], per_object: &["ecs:DescribeTaskDefinition"], per_parent: &[] }
+    }
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("ecs:task-definition")
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            // The index holds every revision (ACTIVE or not) with its tags:
+            // per family, the newest `converge:deployed` is the candidate,
+            // then the next while a candidate turns out INACTIVE.
+            let mut families: BTreeMap<String, Vec<(i64, i32, String)>> = BTreeMap::new();
+            let mut unindexed = Vec::new();
+            for t in scope.targets(aws).await? {
+                match (family_revision(&t.id), &t.tags) {
+                    (Some((family, rev)), Some(tags)) => {
+                        let deployed = tags.get(TAG_DEPLOYED).and_then(|d| d.parse().ok()).unwrap_or(0);
+                        families.entry(family.to_string()).or_default().push((deployed, rev, t.id.clone()));
+                    }
+                    _ => unindexed.push(t.id),
+                }
+            }
+            let mut candidates: Vec<Vec<String>> = families
+                .into_values()
+                .map(|mut revs| {
+                    revs.sort_by(|a, b| b.cmp(a));
+                    revs.into_iter().map(|(_, _, id)| id).collect()
+                })
+                .collect();
+            candidates.extend(unindexed.into_iter().map(|family| vec![family]));
+            let mut out = Vec::new();
+            for ids in candidates {
+                for id in ids {
+                    let Some((td, tags)) = describe(aws, &id).await? else { continue };
+                    if td.status() != Some(&TaskDefinitionStatus::Active) {
+                        continue;
+                    }
+                    let family = td.family().unwrap_or_default().to_string();
+                    if let Some(owner) = scope.owner(&tags, Some(&family)) {
+                        out.push(live(owner, &td, tags));
+                    }
+                    break;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move { register(aws, d, None).await })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let (_, was) = written(&l.props)?;
+            let (_, now) = written(&d.props)?;
+            if was == now {
+                // Only tags differ: they are set on the current revision.
+                super::ecs_cluster::sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+                return Ok(Live { props: d.props.clone(), tags: d.tags.clone(), ..l.clone() });
+            }
+            register(aws, d, Some(&l.id)).await
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let family = l.outputs.get("family").and_then(Value::as_str).unwrap_or_default();
+            for arn in active_revisions(aws, family).await? {
+                deregister(aws, &arn).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The props as ECS holds them (without `keep_revisions`, which is
+/// converge's), and the keep count.
+fn written(props: &Value) -> Result<(i32, TaskDefinitionProps), AwsError> {
+    let mut p: TaskDefinitionProps = super::props("ecs.task_definition", props)?;
+    let keep = p.keep_revisions;
+    p.keep_revisions = five();
+    Ok((keep, p))
+}
+
+fn now_ms() -> String {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    ms.to_string()
+}
+
+/// Makes a revision with `d`'s definition current: an identical ACTIVE
+/// revision of this stack's if there is one, else a new one; then prunes.
+async fn register(aws: &Aws, d: &Desired, previous: Option<&str>) -> Result<Live, AwsError> {
+    let (keep, want) = written(&d.props)?;
+    let mut tags = d.tags.clone();
+    tags.insert(TAG_DEPLOYED.into(), now_ms());
+    let family = &d.physical_name;
+    let mut current = None;
+    for arn in active_revisions(aws, family).await?.into_iter().rev().take(keep.max(2) as usize + 2) {
+        let Some((td, have)) = describe(aws, &arn).await? else { continue };
+        let ours = [crate::tags::TAG_STACK, crate::tags::TAG_ENV].iter().all(|k| have.get(*k) == d.tags.get(*k));
+        if ours && written(&super::to_value(&props_of(&td)))?.1 == want {
+            super::ecs_cluster::sync_tags(aws, &arn, &tags, &have).await?;
+            current = Some(td);
+            break;
+        }
+    }
+    let td = match current {
+        Some(td) => td,
+        None => {
+            let res = aws
+                .ecs
+                .register_task_definition()
+                .family(family)
+                .cpu(want.cpu.to_string())
+                .memory(want.memory.to_string())
+                .network_mode(NetworkMode::from(want.network_mode.as_str()))
+                .set_requires_compatibilities(Some(
+                    want.requires_compatibilities.iter().map(|c| Compatibility::from(c.as_str())).collect(),
+                ))
+                .set_execution_role_arn(want.execution_role_arn.clone())
+                .set_task_role_arn(want.task_role_arn.clone())
+                .set_container_definitions(Some(
+                    want.containers.iter().map(|c| container(c, &aws.region)).collect::<Result<_, _>>()?,
+                ))
+                .set_tags(Some(ecs_tags(&tags)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ecs:RegisterTaskDefinition", e))?;
+            res.task_definition
+                .ok_or_else(|| AwsError::other("ecs:RegisterTaskDefinition", "no task definition in the answer"))?
+        }
+    };
+    let arn = td.task_definition_arn().unwrap_or_default().to_string();
+    prune(aws, family, keep, &arn, previous).await?;
+    Ok(live(d.name.clone(), &td, tags))
+}
+
+/// Deregisters ACTIVE revisions of `family` beyond the newest `keep`,
+/// except `current` and `previous`.
+async fn prune(aws: &Aws, family: &str, keep: i32, current: &str, previous: Option<&str>) -> Result<(), AwsError> {
+    let active = active_revisions(aws, family).await?;
+    let keep = keep.max(2) as usize;
+    let old = active.len().saturating_sub(keep);
+    for arn in &active[..old] {
+        if arn != current && Some(arn.as_str()) != previous {
+            deregister(aws, arn).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn deregister(aws: &Aws, arn: &str) -> Result<(), AwsError> {
+    let res = aws
+        .ecs
+        .deregister_task_definition()
+        .task_definition(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:DeregisterTaskDefinition", e));
+    not_found(res, &["ClientException"]).map(|_| ())
+}
+
+/// ACTIVE revision ARNs of `family`, oldest first.
+async fn active_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsError> {
+    let pages: Vec<_> = aws
+        .ecs
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(TaskDefinitionStatus::Active)
+        .sort(SortOrder::Asc)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:ListTaskDefinitions", e))?;
+    let mut arns: Vec<(i32, String)> = pages
+        .into_iter()
+        .flat_map(|p| p.task_definition_arns.unwrap_or_default())
+        .filter_map(|arn| {
+            let (f, rev) = family_revision(&arn)?;
+            (f == family).then_some((rev, arn.clone()))
+        })
+        .collect();
+    arns.sort();
+    Ok(arns.into_iter().map(|(_, arn)| arn).collect())
+}
+
+async fn describe(aws: &Aws, id: &str) -> Result<Option<(TaskDefinition, Tags)>, AwsError> {
+    let res = aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(id)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:DescribeTaskDefinition", e));
+    // ECS answers an unknown family or revision with ClientException.
+    let Some(res) = not_found(res, &["ClientException"])? else { return Ok(None) };
+    let tags = from_ecs_tags(res.tags());
+    Ok(res.task_definition.map(|td| (td, tags)))
+}
+
+fn container(c: &Container, region: &str) -> Result<ContainerDefinition, AwsError> {
+    let log = match &c.log_group {
+        None => None,
+        Some(group) => Some(
+            LogConfiguration::builder()
+                .log_driver(LogDriver::Awslogs)
+                .options("awslogs-group", group)
+                .options("awslogs-region", region)
+                .options("awslogs-stream-prefix", &c.name)
+                .build()
+                .map_err(|e| AwsError::other("ecs:RegisterTaskDefinition", e.to_string()))?,
+        ),
+    };
+    Ok(ContainerDefinition::builder()
+        .name(&c.name)
+        .image(&c.image)
+        .essential(c.essential)
+        .set_port_mappings(Some(
+            c.port_mappings
+                .iter()
+                .map(|p| {
+                    PortMapping::builder()
+                        .container_port(p.container_port)
+                        .protocol(TransportProtocol::from(p.protocol.as_str()))
+                        .build()
+                })
+                .collect(),
+        ))
+        .set_environment(Some(
+            c.environment.iter().map(|(k, v)| KeyValuePair::builder().name(k).value(v).build()).collect(),
+        ))
+        .set_command(c.command.clone())
+        .set_log_configuration(log)
+        .build())
+}
+
+fn props_of(td: &TaskDefinition) -> TaskDefinitionProps {
+    let mut compat: Vec<String> = td.requires_compatibilities().iter().map(|c| c.as_str().to_string()).collect();
+    compat.sort();
+    TaskDefinitionProps {
+        cpu: td.cpu().and_then(|c| c.parse().ok()).unwrap_or_default(),
+        memory: td.memory().and_then(|m| m.parse().ok()).unwrap_or_default(),
+        network_mode: td.network_mode().map_or("bridge", |m| m.as_str()).to_string(),
+        requires_compatibilities: compat,
+        execution_role_arn: td.execution_role_arn().map(str::to_string),
+        task_role_arn: td.task_role_arn().map(str::to_string),
+        containers: td
+            .container_definitions()
+            .iter()
+            .map(|c| {
+                let mut ports: Vec<Port> = c
+                    .port_mappings()
+                    .iter()
+                    .map(|p| Port {
+                        container_port: p.container_port().unwrap_or_default(),
+                        protocol: p.protocol().map_or("tcp", |t| t.as_str()).to_string(),
+                    })
+                    .collect();
+                ports.sort();
+                Container {
+                    name: c.name().unwrap_or_default().to_string(),
+                    image: c.image().unwrap_or_default().to_string(),
+                    essential: c.essential().unwrap_or(true),
+                    port_mappings: ports,
+                    environment: c
+                        .environment()
+                        .iter()
+                        .map(|kv| {
+                            (kv.name().unwrap_or_default().to_string(), kv.value().unwrap_or_default().to_string())
+                        })
+                        .collect(),
+                    command: (!c.command().is_empty()).then(|| c.command().to_vec()),
+                    log_group: c
+                        .log_configuration()
+                        .filter(|l| l.log_driver() == &LogDriver::Awslogs)
+                        .and_then(|l| l.options()?.get("awslogs-group").cloned()),
+                }
+            })
+            .collect(),
+        keep_revisions: five(),
+    }
+}
+
+fn live(name: String, td: &TaskDefinition, tags: Tags) -> Live {
+    let arn = td.task_definition_arn().unwrap_or_default().to_string();
+    Live {
+        name,
+        id: arn.clone(),
+        props: super::to_value(&props_of(td)),
+        tags,
+        outputs: [
+            ("id".to_string(), Value::from(arn.clone())),
+            ("arn".to_string(), Value::from(arn)),
+            ("family".to_string(), Value::from(td.family().unwrap_or_default())),
+            ("revision".to_string(), Value::from(td.revision())),
+        ]
+        .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn fargate_sizes_are_checked() {
+        let k = TaskDefinitionKind;
+        let base = |cpu: i32, memory: i32| json!({"cpu": cpu, "memory": memory, "containers": [{"name": "app", "image": "x"}]});
+        assert!(k.canonicalize(base(256, 512)).is_ok());
+        assert!(k.canonicalize(base(1024, 3072)).is_ok());
+        assert_eq!(k.canonicalize(base(256, 4096)).unwrap_err().path, "memory");
+        assert_eq!(k.canonicalize(base(300, 512)).unwrap_err().path, "cpu");
+        let two = json!({"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]});
+        assert_eq!(k.canonicalize(two).unwrap_err().path, "containers[1].name");
+    }
+}
