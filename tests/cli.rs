@@ -410,5 +410,8 @@ fn the_pipeline_template_is_valid_gitlab_ci_and_runs_real_commands() {
     assert!(text.contains("terraform: plan-$ENV.report.json"), "the merge request widget's report");
     assert!(text.contains("resource_group: converge-$ENV"), "one apply per environment at a time");
     assert!(text.contains("--var \"image_tag=$CI_COMMIT_SHA\""), "the app deploys by commit");
-    assert!(text.contains("docker push \"$registry/$CONVERGE_APP_REPOSITORY-$env:$CI_COMMIT_SHA\""), "images by commit");
+    assert!(
+        text.contains("docker push \"$registry/$CONVERGE_APP_REPOSITORY-$env:$CI_COMMIT_SHA\""),
+        "images by commit"
+    );
 }

@@ -3,10 +3,10 @@
 mod harness;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use aws_sdk_ec2::types::Filter;
-use harness::{Moto, Scratch, path_str, rt, stack_variant, wait_for_lines};
+use harness::{Moto, Scratch, path_str, repo, rt, stack_variant, wait_for_lines};
 
 const STACK: &str = "stacks/gitlab-ha.yaml";
 /// Resources of the staging stack (72; production adds a second NAT
@@ -3428,4 +3428,135 @@ fn an_ecs_service_deploys_by_commit_and_rolls_back_to_the_last_known_good() {
         ]
     );
     assert_eq!(doc["runs"].as_array().unwrap().iter().rev().nth(2).unwrap()["verified"], false);
+}
+
+/// Issue 10 (the pipeline): `templates/gitlab-ci.yml`'s jobs run under
+/// gitlab-ci-local (npm's, shell executor, no Docker) against moto, in a
+/// scratch project that includes the template, with the app stack:
+/// a merge request's `validate` and `plan` (the Terraform report counts
+/// what a first apply creates), `apply staging` with a passing check (the
+/// last known good), `apply staging` of a new image whose check fails
+/// (the job fails, the service is rolled back, read with an independent
+/// client), and the scheduled `drift` job, which passes while AWS matches
+/// and fails once a setting is changed by hand.
+#[test]
+fn the_pipeline_runs_under_gitlab_ci_local() {
+    let moto = Moto::start();
+    let gcl = repo().join(".tools/gitlab-ci-local/node_modules/.bin/gitlab-ci-local");
+    assert!(gcl.exists(), "no {}: run scripts/test, which installs it", gcl.display());
+    let dir = Scratch::new("pipeline");
+    harness::stack_tree(&dir);
+    let project = dir.0.clone();
+    std::fs::write(
+        project.join(".gitlab-ci.yml"),
+        "include:\n  - local: templates/gitlab-ci.yml\nvariables:\n  CONVERGE_IMAGE: converge:local\n  CONVERGE_STACK: stacks/webapp-ecs.yaml\n",
+    )
+    .unwrap();
+    let tools = Scratch::new("pipeline-bin");
+    let bin = tools.0.clone();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_converge"), bin.join("converge")).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.email=ci@example.com", "-c", "user.name=CI"])
+            .args(args)
+            .current_dir(&project)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["remote", "add", "origin", "https://gitlab.example.com/acme/infra.git"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "the app and its pipeline"]);
+    let sha = git(&["rev-parse", "HEAD"]);
+
+    // Jobs inherit the process environment: moto's endpoint and credentials,
+    // as a runner's would hold AWS's.
+    let pipeline = |source: &str, vars: &[(&str, &str)], jobs: &[&str]| {
+        let probe = moto.converge();
+        let mut c = Command::new(&gcl);
+        for (k, v) in probe.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        c.current_dir(&project)
+            .env("PATH", path)
+            .env("NODE_OPTIONS", format!("--require {}", repo().join("tests/harness/set-methods.cjs").display()))
+            .env("GCL_IGNORE_PREDEFINED_VARS", "CI_PIPELINE_SOURCE")
+            .args(["--force-shell-executor", "--artifacts-to-source", "--variable"])
+            .arg(format!("CI_PIPELINE_SOURCE={source}"));
+        for (k, v) in vars {
+            c.arg("--variable").arg(format!("{k}={v}"));
+        }
+        c.args(jobs);
+        harness::Run::from(c.output().unwrap())
+    };
+    let passed =
+        |r: &harness::Run, job: &str| r.stdout.lines().any(|l| l.contains(" PASS ") && l.trim_end().ends_with(job));
+    let failed =
+        |r: &harness::Run, job: &str| r.stdout.lines().any(|l| l.contains(" FAIL ") && l.trim_end().ends_with(job));
+
+    // A merge request: validate, then plan for each environment.
+    let r = pipeline("merge_request_event", &[], &[]);
+    for job in ["validate", "plan: [staging]", "plan: [production]"] {
+        assert!(passed(&r, job), "{job}\n{}{}", r.stdout, r.stderr);
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(project.join("plan-staging.report.json")).unwrap()).unwrap();
+    assert_eq!(report["create"], 15, "{report}");
+    assert!(std::fs::read_to_string(project.join("plan-staging.md")).unwrap().contains("webapp-ecs"));
+
+    // The default branch: apply staging with a passing check.
+    let tag = |t: &str| format!("CONVERGE_VAR_image_tag={t}");
+    let (a, b) = (tag("a1"), tag("b2"));
+    let a_var = a.split_once('=').unwrap();
+    let r = pipeline("push", &[a_var, ("CONVERGE_VERIFY", "true")], &["apply staging"]);
+    assert!(passed(&r, "apply staging"), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!("(commit {}) is the last known good of webapp-ecs / staging", &sha[..12])),
+        "{}",
+        r.stdout
+    );
+
+    // A new image whose check fails: the job fails and the service is back
+    // on the first image.
+    let b_var = b.split_once('=').unwrap();
+    let r = pipeline("push", &[b_var, ("CONVERGE_VERIFY", "echo 503 >&2; exit 1")], &["apply staging"]);
+    assert!(failed(&r, "apply staging"), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Rolled back to run "), "{}", r.stdout);
+    let ecs = moto.ecs();
+    let out = rt()
+        .block_on(
+            ecs.describe_services().cluster("webapp-ecs-staging-cluster").services("webapp-ecs-staging-service").send(),
+        )
+        .unwrap();
+    let running = out.services()[0].task_definition().unwrap().to_string();
+    let td = rt().block_on(ecs.describe_task_definition().task_definition(&running).send()).unwrap();
+    assert!(td.task_definition().unwrap().container_definitions()[0].image().unwrap().ends_with(":a1"));
+
+    // The schedule's drift job: production applied too, nothing drifts;
+    // then a setting changed by hand fails it.
+    moto.run(&["apply", "stacks/webapp-ecs.yaml", "--env", "production", "--auto-approve", "--var", "image_tag=a1"])
+        .expect(0);
+    let r = pipeline("schedule", &[a_var], &["drift"]);
+    assert!(passed(&r, "drift"), "{}{}", r.stdout, r.stderr);
+    rt().block_on(
+        moto.ecr()
+            .put_image_scanning_configuration()
+            .repository_name("webapp-ecs-production")
+            .image_scanning_configuration(
+                aws_sdk_ecr::types::ImageScanningConfiguration::builder().scan_on_push(false).build(),
+            )
+            .send(),
+    )
+    .unwrap();
+    let repo_now =
+        rt().block_on(moto.ecr().describe_repositories().repository_names("webapp-ecs-production").send()).unwrap();
+    let r = pipeline("schedule", &[a_var], &["drift"]);
+    assert!(failed(&r, "drift"), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("scan_on_push"), "{}", r.stdout);
 }

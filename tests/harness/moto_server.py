@@ -78,7 +78,9 @@ CreateService/UpdateService refuse an INACTIVE revision as ECS does
 ("TaskDefinition is inactive"). DescribeTaskDefinition with a bare family
 answers the latest ACTIVE revision, and DescribeServices reports the
 deploymentConfiguration and healthCheckGracePeriodSeconds CreateService
-was given (moto drops them).
+was given (moto drops them). ECR PutImageScanningConfiguration without
+`scanOnPush` (how the SDKs send false) turns scanning off, as ECR does;
+moto took it for no change.
 
 --asg-warmup-seconds N makes Auto Scaling behave as it does on AWS, where
 nothing is instant: moto puts a group's new instances InService the moment
@@ -953,6 +955,21 @@ def fix_ecs_deployments():
     EC2ContainerServiceResponse.create_service = create_service_response
 
 
+def fix_ecr_scan_on_push():
+    """ECR PutImageScanningConfiguration with `scanOnPush` false turns
+    scanning off. The AWS SDKs leave a boolean member out of the request
+    when it is false (its default), so the configuration arrives as `{}`;
+    moto 5.2.5 takes an empty configuration for no change at all and leaves
+    scanning on. ECR reads the missing member as false."""
+    from moto.ecr.models import Repository
+
+    def update(self, image_scanning_configuration):
+        if image_scanning_configuration is not None:
+            self.image_scanning_configuration = {"scanOnPush": bool(image_scanning_configuration.get("scanOnPush", False))}
+
+    Repository._update_image_scanning_configuration = update
+
+
 # Calls moto lacks, by (service, action).
 MISSING = {
     ("elasticache", "DeleteCacheSubnetGroup"): delete_cache_subnet_group,
@@ -1226,6 +1243,7 @@ def main():
     fix_list_instance_profiles()
     fix_ec2_tag_lookup()
     fix_ecs_deployments()
+    fix_ecr_scan_on_push()
     if args.acm_certificate_file:
         from moto.acm.models import acm_backends
         from moto.core import DEFAULT_ACCOUNT_ID
