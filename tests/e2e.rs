@@ -3542,7 +3542,9 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
     // then a setting changed by hand fails it.
     moto.run(&["apply", "stacks/webapp-ecs.yaml", "--env", "production", "--auto-approve", "--var", "image_tag=a1"])
         .expect(0);
-    let r = pipeline("schedule", &[a_var], &["drift"]);
+    // The schedule knows no image tag: drift compares with the variables
+    // each environment's last apply was given.
+    let r = pipeline("schedule", &[], &["drift"]);
     assert!(passed(&r, "drift"), "{}{}", r.stdout, r.stderr);
     rt().block_on(
         moto.ecr()
@@ -3556,7 +3558,34 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
     .unwrap();
     let repo_now =
         rt().block_on(moto.ecr().describe_repositories().repository_names("webapp-ecs-production").send()).unwrap();
-    let r = pipeline("schedule", &[a_var], &["drift"]);
+    let r = pipeline("schedule", &[], &["drift"]);
     assert!(failed(&r, "drift"), "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("scan_on_push"), "{}", r.stdout);
+
+    // `status --drift`: production drifted, staging in sync, each with the
+    // commit of its last run.
+    let r = moto
+        .run(&["status", path_str(&project.join("stacks/webapp-ecs.yaml")), "--drift", "--format", "json"])
+        .expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let cells: Vec<(String, String, u64)> = doc["stacks"][0]["envs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let commit = e["last_run"]["commit"].as_str().unwrap_or("-").to_string();
+            (e["env"].as_str().unwrap().to_string(), commit, e["drift"]["drift"].as_u64().unwrap())
+        })
+        .collect();
+    let local = git_head_of_repo();
+    assert_eq!(cells, [("staging".to_string(), sha.clone(), 0), ("production".to_string(), local, 1)], "{}", r.stdout);
+    let text = moto.run(&["status", path_str(&project.join("stacks/webapp-ecs.yaml")), "--drift"]).expect(0).stdout;
+    assert!(text.lines().any(|l| l.contains("production") && l.ends_with("1 difference(s)")), "{text}");
+    assert!(text.lines().any(|l| l.contains("staging") && l.ends_with("in sync")), "{text}");
+}
+
+/// The commit `converge` records for a run made from this checkout.
+fn git_head_of_repo() -> String {
+    let out = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(repo()).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -24,6 +24,9 @@ pub fn after(
     a.format_version = VERSION;
     a.stack = stack.name.clone();
     a.env = stack.env.clone();
+    if !destroy {
+        a.vars = stack.overrides.clone();
+    }
     a.updated_unix =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     for rc in plan.resources.iter().filter(|rc| rc.action == Action::NoOp) {

@@ -20,18 +20,20 @@ pub async fn run(args: DriftArgs, printer: &Printer) -> anyhow::Result<u8> {
     let mut stacks = Vec::new();
     for env in envs {
         let a = StackArgs { env, ..args.stack.clone() };
-        stacks.push(super::load(&a, true)?);
+        let stack = super::load(&a, true)?;
+        stacks.push((a, stack));
     }
     timer.lap("parse");
     let mut reports = Vec::new();
     let mut plans = BTreeMap::new();
     let mut name = String::new();
     let calls = crate::aws::stats::CallCounter::default();
-    for stack in stacks {
+    for (a, stack) in stacks {
         let aws = super::connect(&stack, &args.aws).await;
-        let live = crate::live::read(&aws, &stack).await?;
         let store = super::store(&stack, args.state_dir.as_deref());
         let applied = crate::state::applied::read(&aws, &store, &stack.name, &stack.env).await?;
+        let stack = super::as_applied(&a, stack, applied.as_ref(), true)?;
+        let live = crate::live::read(&aws, &stack).await?;
         timer.lap("read");
         let plan = crate::plan::plan(&stack, &live, None)?;
         let known = crate::plan::known_outputs(&stack, &live);

@@ -99,6 +99,11 @@ pub struct StatusArgs {
     pub out: Option<PathBuf>,
     #[arg(long, env = "CONVERGE_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Also read AWS and say whether each environment still matches what
+    /// was last applied (as `converge drift` does, with the variables that
+    /// apply was given).
+    #[arg(long)]
+    pub drift: bool,
 }
 
 #[derive(Debug, Args)]
@@ -401,6 +406,37 @@ pub fn load(args: &StackArgs, require_secrets: bool) -> anyhow::Result<Stack> {
     let opts =
         LoadOptions { env: args.env.clone(), region: args.region.clone(), require_secrets, vars: args.vars.clone() };
     Ok(crate::spec::load(&args.stack, &opts)?)
+}
+
+/// `stack` as it was last applied: the variables that apply was given
+/// from outside the file ([`crate::state::applied::Applied::vars`]) for
+/// each one this command does not give. What drift compares with: a
+/// scheduled job does not know the commit the last deploy passed as
+/// `--var image_tag=…`.
+///
+/// # Errors
+/// The stack does not load with them (a variable since removed from it).
+pub fn as_applied(
+    args: &StackArgs,
+    stack: Stack,
+    applied: Option<&crate::state::applied::Applied>,
+    require_secrets: bool,
+) -> anyhow::Result<Stack> {
+    let missing: Vec<(String, String)> = applied
+        .map(|a| {
+            a.vars
+                .iter()
+                .filter(|(k, _)| !stack.overrides.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if missing.is_empty() {
+        return Ok(stack);
+    }
+    let mut with = args.clone();
+    with.vars.extend(missing);
+    load(&with, require_secrets)
 }
 
 pub async fn connect(stack: &Stack, args: &AwsArgs) -> Aws {

@@ -46,6 +46,57 @@ struct EnvStatus {
     /// its state home cannot be read); the others are still shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// With `--drift`: whether AWS still matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<DriftCell>,
+}
+
+/// What `--drift` found in one environment: the counts of `converge
+/// drift`, or why AWS could not be read.
+#[derive(Debug, Serialize)]
+struct DriftCell {
+    differences: usize,
+    drift: usize,
+    pending: usize,
+    missing: usize,
+    unmanaged: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl DriftCell {
+    fn text(&self) -> String {
+        match (&self.error, self.differences) {
+            (Some(e), _) => format!("drift unknown: {e}"),
+            (None, 0) => "in sync".into(),
+            (None, n) => format!("{n} difference(s)"),
+        }
+    }
+}
+
+/// Reads AWS for one environment and classifies the differences, with
+/// the variables of its last apply.
+async fn drift_of(
+    a: &StackArgs,
+    stack: crate::spec::Stack,
+    aws: &crate::aws::Aws,
+    store: &crate::state::Store,
+) -> anyhow::Result<DriftCell> {
+    let applied = crate::state::applied::read(aws, store, &stack.name, &stack.env).await?;
+    let stack = super::as_applied(a, stack, applied.as_ref(), false)?;
+    let live = crate::live::read(aws, &stack).await?;
+    let plan = crate::plan::plan(&stack, &live, None)?;
+    let known = crate::plan::known_outputs(&stack, &live);
+    let report = crate::plan::drift::classify(&stack, &plan, &known, applied.as_ref());
+    let c = crate::plan::drift::DriftDoc::new(&stack.name, vec![report]).counts;
+    Ok(DriftCell {
+        differences: c.total(),
+        drift: c.drift,
+        pending: c.pending,
+        missing: c.missing,
+        unmanaged: c.unmanaged,
+        error: None,
+    })
 }
 
 pub async fn run(args: StatusArgs, printer: &Printer) -> anyhow::Result<u8> {
@@ -68,17 +119,30 @@ pub async fn run(args: StatusArgs, printer: &Printer) -> anyhow::Result<u8> {
                 let aws = super::connect(&stack, &args.aws).await;
                 let store = super::store(&stack, args.state_dir.as_deref());
                 let last = runs::list(&aws, &store, &stack.name, &stack.env, 1).await?.into_iter().next();
-                anyhow::Ok((stack.name.clone(), stack.env.clone(), last))
+                let (name, env) = (stack.name.clone(), stack.env.clone());
+                let drift = match args.drift {
+                    false => None,
+                    true => Some(drift_of(&a, stack, &aws, &store).await.unwrap_or_else(|e| DriftCell {
+                        differences: 0,
+                        drift: 0,
+                        pending: 0,
+                        missing: 0,
+                        unmanaged: 0,
+                        error: Some(first_line(&e)),
+                    })),
+                };
+                anyhow::Ok((name, env, last, drift))
             };
             match read.await {
-                Ok((name, env, last_run)) => {
+                Ok((name, env, last_run, drift)) => {
                     s.stack = name;
-                    s.envs.push(EnvStatus { env, last_run, error: None });
+                    s.envs.push(EnvStatus { env, last_run, error: None, drift });
                 }
                 Err(e) => s.envs.push(EnvStatus {
                     env: env.unwrap_or_else(|| "default".into()),
                     last_run: None,
-                    error: Some(format!("{e:#}").lines().next().unwrap_or_default().to_string()),
+                    error: Some(first_line(&e)),
+                    drift: None,
                 }),
             }
         }
@@ -124,6 +188,10 @@ fn stack_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+fn first_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").lines().next().unwrap_or_default().to_string()
+}
+
 fn list(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
@@ -133,7 +201,11 @@ fn age(run: &Run, at: u64) -> String {
 }
 
 fn text(doc: &StatusDoc, printer: &Printer) -> String {
+    let with_drift = doc.stacks.iter().flat_map(|s| &s.envs).any(|e| e.drift.is_some());
     let mut rows = vec![["STACK", "ENV", "LAST RUN", "RESULT", "COMMIT", "AGE"].map(String::from).to_vec()];
+    if with_drift {
+        rows[0].push("DRIFT".into());
+    }
     let mut styles = vec![Style::Bold];
     for s in &doc.stacks {
         for e in &s.envs {
@@ -158,6 +230,10 @@ fn text(doc: &StatusDoc, printer: &Printer) -> String {
                     None => vec![s.stack.clone(), e.env.clone(), "never".into(), "-".into(), "-".into(), "-".into()],
                 },
             };
+            let mut row = row;
+            if with_drift {
+                row.push(e.drift.as_ref().map_or("-".into(), DriftCell::text));
+            }
             rows.push(row);
             styles.push(match e.last_run.as_ref().map(|r| r.result) {
                 Some(RunResult::Failed | RunResult::Interrupted) => Style::Error,
@@ -222,7 +298,14 @@ fn html(doc: &StatusDoc) -> String {
                 Some(EnvStatus { last_run: None, .. }) => {
                     format!("<td class=\"never\" data-env=\"{}\">never applied</td>", esc(env))
                 }
-                Some(EnvStatus { last_run: Some(r), .. }) => {
+                Some(EnvStatus { last_run: Some(r), drift, .. }) => {
+                    let drift = drift.as_ref().map_or(String::new(), |d| {
+                        let class = match (&d.error, d.differences) {
+                            (None, 0) => "in-sync",
+                            _ => "drifted",
+                        };
+                        format!("<div class=\"drift {class}\">{}</div>", esc(&d.text()))
+                    });
                     let class = match r.result {
                         RunResult::Succeeded => "succeeded",
                         RunResult::NoChanges => "unchanged",
@@ -235,7 +318,7 @@ fn html(doc: &StatusDoc) -> String {
                         r.job_url.as_deref().or(r.pipeline_url.as_deref()),
                     );
                     format!(
-                        "<td class=\"{class}\" data-env=\"{}\" data-result=\"{}\"><div class=\"result\">{run}</div><div class=\"commit\">{}</div><div class=\"age\" title=\"{}\">{} · {}</div></td>",
+                        "<td class=\"{class}\" data-env=\"{}\" data-result=\"{}\"><div class=\"result\">{run}</div><div class=\"commit\">{}</div><div class=\"age\" title=\"{}\">{} · {}</div>{drift}</td>",
                         esc(env),
                         r.result.as_str(),
                         link(&commit, r.commit_url.as_deref()),
@@ -274,6 +357,8 @@ td.unchanged {{ background: #d1f0d9; color: #0b3d17; }}
 td.failed, td.interrupted {{ background: #cf222e; color: #fff; }}
 td.never {{ background: #eaeef2; color: #59636e; }}
 td.none {{ color: #8c959f; }}
+td .drift {{ font-size: 12px; margin-top: 4px; }}
+td .drift.drifted {{ font-weight: 600; text-decoration: underline wavy; }}
 </style>
 </head>
 <body>

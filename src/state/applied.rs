@@ -27,6 +27,12 @@ pub struct Applied {
     /// Seconds since the Unix epoch of the last write.
     pub updated_unix: u64,
     pub resources: BTreeMap<String, AppliedResource>,
+    /// The variables the last apply was given from outside the file
+    /// (`--var`, `CONVERGE_VAR_*`), as given: drift and `status --drift`
+    /// compare with them unless given again (a deploy's `image_tag`).
+    /// Variables are plain values, never secrets.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
