@@ -3556,8 +3556,6 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
             .send(),
     )
     .unwrap();
-    let repo_now =
-        rt().block_on(moto.ecr().describe_repositories().repository_names("webapp-ecs-production").send()).unwrap();
     let r = pipeline("schedule", &[], &["drift"]);
     assert!(failed(&r, "drift"), "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("scan_on_push"), "{}", r.stdout);
