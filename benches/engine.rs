@@ -98,6 +98,8 @@ fn one(n: usize) -> Value {
 }
 
 fn main() {
+    // As the converge binary does.
+    converge::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     if let [flag, n] = args.as_slice()
         && flag == "one"

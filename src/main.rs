@@ -1,3 +1,4 @@
 fn main() -> std::process::ExitCode {
+    converge::keep_freed_memory();
     converge::cli::main()
 }
