@@ -21,9 +21,14 @@ pub const TAG_COMMIT: &str = "converge:commit";
 /// revision is the resource's live object.
 pub const TAG_DEPLOYED: &str = "converge:deployed";
 
+/// On the object a kind would otherwise prune (an ECS task definition
+/// revision) when it is part of its environment's last known good: an
+/// apply that passed `--verify` made it. Moved to the next one verified.
+pub const TAG_KNOWN_GOOD: &str = "converge:known-good";
+
 /// Tags converge writes that record a run, not the spec: never compared
 /// with the spec's tags, never removed.
-pub const RUN_TAGS: [&str; 3] = [crate::digest::TAG_APPLIED, TAG_COMMIT, TAG_DEPLOYED];
+pub const RUN_TAGS: [&str; 4] = [crate::digest::TAG_APPLIED, TAG_COMMIT, TAG_DEPLOYED, TAG_KNOWN_GOOD];
 
 pub type Tags = BTreeMap<String, String>;
 

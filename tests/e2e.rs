@@ -3393,6 +3393,27 @@ fn an_ecs_service_deploys_by_commit_and_rolls_back_to_the_last_known_good() {
             .contains("No changes")
     );
 
+    // Applies without a check (not verified, so B stays the last known
+    // good): B's revision, marked `converge:known-good`, outlives the
+    // pruning of everything beyond the newest five.
+    for t in ["g1", "g2", "g3", "g4", "g5", "g6"] {
+        moto.run(&["apply", webapp, "--env", "staging", "--auto-approve", "--var", &format!("image_tag={t}")])
+            .expect(0);
+    }
+    let active = rt()
+        .block_on(
+            ecs.list_task_definitions()
+                .family_prefix(family)
+                .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+                .send(),
+        )
+        .unwrap();
+    let revisions: Vec<&str> = active.task_definition_arns().iter().map(|a| a.rsplit(':').next().unwrap()).collect();
+    assert_eq!(revisions, ["2", "10", "11", "12", "13", "14"]);
+    let r = moto.run(&["rollback", webapp, "--env", "staging"]).expect(0);
+    assert!(r.stdout.contains(&format!("(commit {})", &b[..12])), "{}", r.stdout);
+    assert_eq!(running(), b_revision, "a rollback after many deploys lands on B's revision");
+
     // The commit that changed the service last is B's (the rollback's).
     let tags = rt()
         .block_on(
@@ -3404,7 +3425,7 @@ fn an_ecs_service_deploys_by_commit_and_rolls_back_to_the_last_known_good() {
     let commit = tags.tags().iter().find(|t| t.key() == Some("converge:commit")).and_then(|t| t.value());
     assert_eq!(commit, Some(b.as_str()));
 
-    let history = moto.run(&["history", webapp, "--env", "staging", "--format", "json"]).expect(0);
+    let history = moto.run(&["history", webapp, "--env", "staging", "--format", "json", "--limit", "100"]).expect(0);
     let doc: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
     let seen: Vec<(String, String, String)> = doc["runs"]
         .as_array()

@@ -340,6 +340,7 @@ async fn verify(
     if passed {
         inputs.recorded_unix = crate::state::lock::now();
         known_good::write(aws, store, &inputs).await?;
+        mark_known_good(aws, store, &inputs, printer).await;
         printer.out(&format!(
             "Verified: run {} ({}) is the last known good of {} / {}.",
             inputs.run_id,
@@ -382,6 +383,28 @@ async fn verify(
         );
     }
     Ok(1)
+}
+
+/// Marks what the verified apply left as the last known good on the
+/// objects of kinds that prune old versions of themselves
+/// ([`crate::kinds::Kind::mark_known_good`]), from the applied record. A
+/// failure is a warning: the last known good is recorded either way, and
+/// a rollback to a pruned version registers it again.
+async fn mark_known_good(aws: &Aws, store: &crate::state::Store, inputs: &KnownGood, printer: &Printer) {
+    let marked = async {
+        let Some(applied) = crate::state::applied::read(aws, store, &inputs.stack, &inputs.env).await? else {
+            return anyhow::Ok(());
+        };
+        for r in applied.resources.values() {
+            if let Some(kind) = crate::kinds::lookup(&r.kind) {
+                kind.mark_known_good(aws, &r.id).await?;
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = marked.await {
+        printer.err(&format!("warning: could not mark the last known good's objects: {e:#}"));
+    }
 }
 
 /// Runs the verification command; `Err` says why it failed.

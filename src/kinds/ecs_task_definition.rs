@@ -11,11 +11,13 @@
 //! lost is not repeated).
 //!
 //! Older revisions beyond `keep_revisions` are deregistered, never the one
-//! just made current nor the one it replaces (which the service runs until
-//! its deployment moves). A last known good is a spec, not a revision ARN:
-//! rolling back to one whose revision was deregistered registers its
-//! definition again, so the trap of scripts that deregister the previous
-//! revision (ECS refuses to run an INACTIVE one) cannot happen.
+//! just made current, nor the one it replaces (which the service runs until
+//! its deployment moves), nor the environment's last known good's (an
+//! apply that passes `--verify` marks it `converge:known-good`). A
+//! rollback goes back to the last known good's spec and finds that
+//! revision again by its definition (and were it gone, would register it
+//! again): the trap of scripts that deregister the previous revision (ECS
+//! refuses to run an INACTIVE one) cannot happen.
 
 use std::collections::BTreeMap;
 
@@ -30,7 +32,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ecs::{ecs_tags, family_revision, from_ecs_tags};
 use crate::aws::{Aws, AwsError, not_found};
-use crate::tags::{TAG_DEPLOYED, Tags};
+use crate::tags::{TAG_DEPLOYED, TAG_KNOWN_GOOD, Tags};
 
 pub struct TaskDefinitionKind;
 
@@ -308,6 +310,38 @@ impl Kind for TaskDefinitionKind {
         })
     }
 
+    fn mark_known_good<'a>(&'a self, aws: &'a Aws, id: &'a str) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            // The mark moves: set on this revision, then taken off the
+            // family's others (a crash between leaves two marked, which
+            // only keeps one more revision a while).
+            let Some((family, _)) = family_revision(id) else { return Ok(()) };
+            aws.ecs
+                .tag_resource()
+                .resource_arn(id)
+                .tags(aws_sdk_ecs::types::Tag::builder().key(TAG_KNOWN_GOOD).value("true").build())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))?;
+            for arn in active_revisions(aws, family).await? {
+                if arn == id {
+                    continue;
+                }
+                let Some((_, tags)) = describe(aws, &arn).await? else { continue };
+                if tags.contains_key(TAG_KNOWN_GOOD) {
+                    aws.ecs
+                        .untag_resource()
+                        .resource_arn(&arn)
+                        .tag_keys(TAG_KNOWN_GOOD)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("ecs:UntagResource", e))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn delete<'a>(
         &'a self,
         aws: &'a Aws,
@@ -387,13 +421,18 @@ async fn register(aws: &Aws, d: &Desired, previous: Option<&str>) -> Result<Live
 }
 
 /// Deregisters ACTIVE revisions of `family` beyond the newest `keep`,
-/// except `current` and `previous`.
+/// except `current`, `previous` and the last known good's (marked
+/// `converge:known-good`).
 async fn prune(aws: &Aws, family: &str, keep: i32, current: &str, previous: Option<&str>) -> Result<(), AwsError> {
     let active = active_revisions(aws, family).await?;
     let keep = keep.max(2) as usize;
     let old = active.len().saturating_sub(keep);
     for arn in &active[..old] {
-        if arn != current && Some(arn.as_str()) != previous {
+        if arn == current || Some(arn.as_str()) == previous {
+            continue;
+        }
+        let known_good = describe(aws, arn).await?.is_some_and(|(_, tags)| tags.contains_key(TAG_KNOWN_GOOD));
+        if !known_good {
             deregister(aws, arn).await?;
         }
     }

@@ -542,6 +542,13 @@ pub trait Kind: Send + Sync + 'static {
         live: &'a Live,
         spec: Option<&'a Value>,
     ) -> BoxFuture<'a, Result<(), AwsError>>;
+    /// After an apply passed `--verify`: marks the object `id` (from the
+    /// applied record) as part of the environment's last known good, for
+    /// kinds that prune old versions of themselves (ECS task definition
+    /// revisions), so that pruning never removes it. Nothing by default.
+    fn mark_known_good<'a>(&'a self, _aws: &'a Aws, _id: &'a str) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async { Ok(()) })
+    }
     /// How long create, update and delete wait for the object to settle,
     /// unless the resource sets `wait_timeout`.
     fn default_wait(&self) -> std::time::Duration {
