@@ -53,3 +53,27 @@ pub fn tag_delta(desired: &Tags, live: &Tags) -> (Tags, Vec<String>) {
     let remove = live.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("converge:")).cloned().collect();
     (set, remove)
 }
+
+/// Brings an object's tags from `live` to `desired` with the service's two
+/// calls: `set` (new or changed values) and `remove` (keys), each made only
+/// when it has something to do. `converge:` tags are never removed (see
+/// [`tag_delta`]).
+///
+/// # Errors
+/// The first call's that fails.
+pub async fn sync<E, S, SF, R, RF>(desired: &Tags, live: &Tags, set: S, remove: R) -> Result<(), E>
+where
+    S: FnOnce(Tags) -> SF,
+    SF: std::future::Future<Output = Result<(), E>>,
+    R: FnOnce(Vec<String>) -> RF,
+    RF: std::future::Future<Output = Result<(), E>>,
+{
+    let (to_set, to_remove) = tag_delta(desired, live);
+    if !to_set.is_empty() {
+        set(to_set).await?;
+    }
+    if !to_remove.is_empty() {
+        remove(to_remove).await?;
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::{Aws, AwsError};
 use crate::tags::{Tags, tag_map};
 
 pub fn ecs_tags(tags: &Tags) -> Vec<aws_sdk_ecs::types::Tag> {
@@ -19,6 +20,64 @@ pub fn ecr_tags(tags: &Tags) -> Vec<aws_sdk_ecr::types::Tag> {
 
 pub fn from_ecr_tags(tags: &[aws_sdk_ecr::types::Tag]) -> Tags {
     tag_map(tags.iter().map(|t| (Some(t.key.clone()), Some(t.value.clone()))))
+}
+
+/// Sets and removes tags on an ECS object by ARN.
+pub async fn sync_tags(aws: &Aws, arn: &str, desired: &Tags, live: &Tags) -> Result<(), AwsError> {
+    crate::tags::sync(
+        desired,
+        live,
+        |set| async move {
+            aws.ecs
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(ecs_tags(&set)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))
+        },
+        |keys| async move {
+            aws.ecs
+                .untag_resource()
+                .resource_arn(arn)
+                .set_tag_keys(Some(keys))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("ecs:UntagResource", e))
+        },
+    )
+    .await
+}
+
+/// Sets and removes tags on an ECR repository by ARN.
+pub async fn sync_ecr_tags(aws: &Aws, arn: &str, desired: &Tags, live: &Tags) -> Result<(), AwsError> {
+    crate::tags::sync(
+        desired,
+        live,
+        |set| async move {
+            aws.ecr
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(ecr_tags(&set)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("ecr:TagResource", e))
+        },
+        |keys| async move {
+            aws.ecr
+                .untag_resource()
+                .resource_arn(arn)
+                .set_tag_keys(Some(keys))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("ecr:UntagResource", e))
+        },
+    )
+    .await
 }
 
 /// The name in an ECS ARN (`…:cluster/NAME` → NAME); a name stays a name.

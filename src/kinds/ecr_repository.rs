@@ -191,25 +191,7 @@ impl Kind for RepositoryKind {
                     .map_err(|e| AwsError::from_sdk("ecr:PutImageScanningConfiguration", e))?;
             }
             put_policy(aws, name, p.lifecycle_policy.as_ref(), was.lifecycle_policy.as_ref()).await?;
-            let (set, remove) = super::tag_delta(&d.tags, &l.tags);
-            if !set.is_empty() {
-                aws.ecr
-                    .tag_resource()
-                    .resource_arn(&l.id)
-                    .set_tags(Some(ecr_tags(&set)))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("ecr:TagResource", e))?;
-            }
-            if !remove.is_empty() {
-                aws.ecr
-                    .untag_resource()
-                    .resource_arn(&l.id)
-                    .set_tag_keys(Some(remove))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("ecr:UntagResource", e))?;
-            }
+            crate::aws::ecs::sync_ecr_tags(aws, &l.id, &d.tags, &l.tags).await?;
             Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
         })
     }

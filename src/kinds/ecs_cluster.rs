@@ -149,7 +149,7 @@ impl Kind for ClusterKind {
                     .await
                     .map_err(|e| AwsError::from_sdk("ecs:PutClusterCapacityProviders", e))?;
             }
-            sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+            crate::aws::ecs::sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
             Ok(Live { props: super::to_value(&p), tags: d.tags.clone(), ..l.clone() })
         })
     }
@@ -194,35 +194,6 @@ fn insights(on: bool) -> ClusterSetting {
         .name(ClusterSettingName::ContainerInsights)
         .value(if on { "enabled" } else { "disabled" })
         .build()
-}
-
-/// Sets and removes tags on an ECS object by ARN.
-pub async fn sync_tags(
-    aws: &Aws,
-    arn: &str,
-    desired: &crate::tags::Tags,
-    live: &crate::tags::Tags,
-) -> Result<(), AwsError> {
-    let (set, remove) = super::tag_delta(desired, live);
-    if !set.is_empty() {
-        aws.ecs
-            .tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(ecs_tags(&set)))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))?;
-    }
-    if !remove.is_empty() {
-        aws.ecs
-            .untag_resource()
-            .resource_arn(arn)
-            .set_tag_keys(Some(remove))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ecs:UntagResource", e))?;
-    }
-    Ok(())
 }
 
 /// Active clusters among `names`; missing and deleted (INACTIVE) ones are

@@ -217,7 +217,7 @@ impl Kind for ServiceKind {
                 }
                 call.send().await.map_err(|e| AwsError::from_sdk("ecs:UpdateService", e))?;
             }
-            super::ecs_cluster::sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+            crate::aws::ecs::sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
             let s = settle(aws, &p.cluster, &d.physical_name, &p.task_definition, d.timeout).await?;
             Ok(Live { tags: d.tags.clone(), ..live(d.name.clone(), &s) })
         })

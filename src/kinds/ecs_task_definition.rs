@@ -303,7 +303,7 @@ impl Kind for TaskDefinitionKind {
             let (_, now) = written(&d.props)?;
             if was == now {
                 // Only tags differ: they are set on the current revision.
-                super::ecs_cluster::sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
+                crate::aws::ecs::sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
                 return Ok(Live { props: d.props.clone(), tags: d.tags.clone(), ..l.clone() });
             }
             register(aws, d, Some(&l.id)).await
@@ -384,7 +384,7 @@ async fn register(aws: &Aws, d: &Desired, previous: Option<&str>) -> Result<Live
         let Some((td, have)) = describe(aws, &arn).await? else { continue };
         let ours = [crate::tags::TAG_STACK, crate::tags::TAG_ENV].iter().all(|k| have.get(*k) == d.tags.get(*k));
         if ours && written(&super::to_value(&props_of(&td)))?.1 == want {
-            super::ecs_cluster::sync_tags(aws, &arn, &tags, &have).await?;
+            crate::aws::ecs::sync_tags(aws, &arn, &tags, &have).await?;
             current = Some(td);
             break;
         }
