@@ -200,19 +200,27 @@ impl Kind for ServiceKind {
         Box::pin(async move {
             let p: ServiceProps = super::props(self.type_name(), &d.props)?;
             let was: ServiceProps = super::props(self.type_name(), &l.props)?;
-            let tags_only = was == p;
-            if !tags_only {
+            if was != p {
+                // Only what changed: a new load balancer or network
+                // configuration starts a deployment of its own on ECS.
                 let mut call = aws
                     .ecs
                     .update_service()
                     .cluster(&p.cluster)
                     .service(&d.physical_name)
                     .task_definition(&p.task_definition)
-                    .desired_count(p.desired_count)
-                    .deployment_configuration(deployment(&p))
-                    .set_load_balancers(Some(balancers(&p)))
-                    .set_health_check_grace_period_seconds(p.health_check_grace_period_seconds);
-                if !p.subnets.is_empty() {
+                    .desired_count(p.desired_count);
+                if deployment(&p) != deployment(&was) {
+                    call = call.deployment_configuration(deployment(&p));
+                }
+                if p.load_balancers != was.load_balancers {
+                    call = call.set_load_balancers(Some(balancers(&p)));
+                }
+                if p.health_check_grace_period_seconds != was.health_check_grace_period_seconds {
+                    call = call.set_health_check_grace_period_seconds(p.health_check_grace_period_seconds);
+                }
+                let net = |x: &ServiceProps| (x.subnets.clone(), x.security_groups.clone(), x.assign_public_ip);
+                if !p.subnets.is_empty() && net(&p) != net(&was) {
                     call = call.network_configuration(network(&p)?);
                 }
                 call.send().await.map_err(|e| AwsError::from_sdk("ecs:UpdateService", e))?;
@@ -320,15 +328,22 @@ async fn settle(
         let Some(s) = found.into_iter().next() else {
             return Ok(Polled::Waiting("not visible yet".into()));
         };
-        let Some(primary) = s.deployments().iter().find(|d| d.status() == Some("PRIMARY")) else {
-            return Ok(Polled::Waiting("no deployment yet".into()));
-        };
-        if primary.task_definition() != Some(task_definition) {
+        // The deployment of this revision: PRIMARY while it rolls out; when
+        // the circuit breaker trips, FAILED (and no longer PRIMARY: ECS
+        // rolls back to the last COMPLETED one).
+        let ours = |d: &&aws_sdk_ecs::types::Deployment| d.task_definition() == Some(task_definition);
+        let deployments = s.deployments();
+        let Some(primary) = deployments
+            .iter()
+            .filter(ours)
+            .find(|d| d.status() == Some("PRIMARY"))
+            .or_else(|| deployments.iter().filter(ours).next())
+        else {
             return Ok(Polled::Waiting("deployment starting".into()));
-        }
+        };
         use aws_sdk_ecs::types::DeploymentRolloutState as R;
         match primary.rollout_state() {
-            Some(R::Completed) => Ok(Polled::Ready(s)),
+            Some(R::Completed) if primary.status() == Some("PRIMARY") => Ok(Polled::Ready(s.clone())),
             Some(R::Failed) => {
                 let events: Vec<String> =
                     s.events().iter().take(5).filter_map(|e| e.message().map(|m| format!("\n    {m}"))).collect();
