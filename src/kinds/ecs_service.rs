@@ -337,7 +337,7 @@ async fn settle(
             .iter()
             .filter(ours)
             .find(|d| d.status() == Some("PRIMARY"))
-            .or_else(|| deployments.iter().filter(ours).next())
+            .or_else(|| deployments.iter().find(ours))
         else {
             return Ok(Polled::Waiting("deployment starting".into()));
         };
