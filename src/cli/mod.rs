@@ -415,7 +415,8 @@ pub fn load(args: &StackArgs, require_secrets: bool) -> anyhow::Result<Stack> {
 /// `--var image_tag=…`.
 ///
 /// # Errors
-/// The stack does not load with them (a variable since removed from it).
+/// The stack does not load with them (a value its variable's type no
+/// longer takes).
 pub fn as_applied(
     args: &StackArgs,
     stack: Stack,
@@ -426,7 +427,9 @@ pub fn as_applied(
         .map(|a| {
             a.vars
                 .iter()
-                .filter(|(k, _)| !stack.overrides.contains_key(*k))
+                // Still declared (a variable since removed is not), and not
+                // given by this command.
+                .filter(|(k, _)| stack.vars.contains_key(*k) && !stack.overrides.contains_key(*k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
@@ -766,4 +769,35 @@ pub async fn confirm(auto_approve: bool, what: &str, printer: &Printer) -> anyho
     });
     let answer = rx.await.map_err(|_| anyhow::anyhow!("reading the answer failed"))??;
     Ok(answer.trim() == "yes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_takes_the_last_applies_variables_unless_given() {
+        let dir = std::env::temp_dir().join(format!("converge-as-applied-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("app.yaml");
+        std::fs::write(
+            &file,
+            "stack: app\nregion: eu-west-1\nvariables:\n  image_tag: unset\n  replicas: 1\nresources:\n  repo:\n    type: ecr.repository\n",
+        )
+        .unwrap();
+        let args = StackArgs { stack: file, env: None, region: None, vars: Vec::new() };
+        let applied = crate::state::applied::Applied {
+            vars: [("image_tag", "abc123"), ("gone", "x")].map(|(k, v)| (k.to_string(), v.to_string())).into(),
+            ..Default::default()
+        };
+        // Not given: the last apply's; a variable the stack no longer has is
+        // left out.
+        let stack = as_applied(&args, load(&args, false).unwrap(), Some(&applied), false).unwrap();
+        assert_eq!(stack.vars["image_tag"], "abc123");
+        // Given by this command: its own.
+        let given = StackArgs { vars: vec![("image_tag".into(), "def456".into())], ..args.clone() };
+        let stack = as_applied(&given, load(&given, false).unwrap(), Some(&applied), false).unwrap();
+        assert_eq!(stack.vars["image_tag"], "def456");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
