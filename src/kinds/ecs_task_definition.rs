@@ -380,7 +380,9 @@ async fn register(aws: &Aws, d: &Desired, previous: Option<&str>) -> Result<Live
     tags.insert(TAG_DEPLOYED.into(), now_ms());
     let family = &d.physical_name;
     let mut current = None;
-    for arn in active_revisions(aws, family).await?.into_iter().rev().take(keep.max(2) as usize + 2) {
+    // Newest first, as many as pruning leaves ACTIVE: the newest `keep`,
+    // the current and previous ones, and the last known good's.
+    for arn in active_revisions(aws, family).await?.into_iter().rev().take(keep.max(2) as usize + 3) {
         let Some((td, have)) = describe(aws, &arn).await? else { continue };
         let ours = [crate::tags::TAG_STACK, crate::tags::TAG_ENV].iter().all(|k| have.get(*k) == d.tags.get(*k));
         if ours && written(&super::to_value(&props_of(&td)))?.1 == want {
