@@ -37,6 +37,13 @@ pub fn is_of(tags: &Tags, stack: &str, env: &str) -> bool {
     tags.get(TAG_STACK).is_some_and(|s| s == stack) && tags.get(TAG_ENV).is_some_and(|e| e == env)
 }
 
+/// True when `tags` name the same stack and environment as `desired`'s
+/// (an object found after a create whose response was lost is taken only
+/// then).
+pub fn same_owner(tags: &Tags, desired: &Tags) -> bool {
+    [TAG_STACK, TAG_ENV].iter().all(|k| tags.get(*k) == desired.get(*k))
+}
+
 /// Tag set from `(key, value)` pairs, AWS's own `aws:` tags left out.
 pub fn tag_map<I: IntoIterator<Item = (Option<String>, Option<String>)>>(tags: I) -> Tags {
     tags.into_iter()

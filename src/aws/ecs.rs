@@ -80,6 +80,13 @@ pub async fn sync_ecr_tags(aws: &Aws, arn: &str, desired: &Tags, live: &Tags) ->
     .await
 }
 
+/// ECS cluster, service and task definition names: 1-255 letters, digits,
+/// `-` and `_`.
+pub fn check_name(name: &str, what: &str) -> Result<(), String> {
+    let ok = (1..=255).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok { Ok(()) } else { Err(format!("{what} is 1-255 letters, digits, `-` and `_`")) }
+}
+
 /// The name in an ECS ARN (`…:cluster/NAME` → NAME); a name stays a name.
 pub fn name_of(arn_or_name: &str) -> &str {
     arn_or_name.rsplit('/').next().unwrap_or(arn_or_name)

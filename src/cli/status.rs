@@ -53,7 +53,7 @@ struct EnvStatus {
 
 /// What `--drift` found in one environment: the counts of `converge
 /// drift`, or why AWS could not be read.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct DriftCell {
     differences: usize,
     drift: usize,
@@ -122,14 +122,11 @@ pub async fn run(args: StatusArgs, printer: &Printer) -> anyhow::Result<u8> {
                 let (name, env) = (stack.name.clone(), stack.env.clone());
                 let drift = match args.drift {
                     false => None,
-                    true => Some(drift_of(&a, stack, &aws, &store).await.unwrap_or_else(|e| DriftCell {
-                        differences: 0,
-                        drift: 0,
-                        pending: 0,
-                        missing: 0,
-                        unmanaged: 0,
-                        error: Some(first_line(&e)),
-                    })),
+                    true => Some(
+                        drift_of(&a, stack, &aws, &store)
+                            .await
+                            .unwrap_or_else(|e| DriftCell { error: Some(first_line(&e)), ..DriftCell::default() }),
+                    ),
                 };
                 anyhow::Ok((name, env, last, drift))
             };

@@ -151,9 +151,8 @@ impl Kind for RepositoryKind {
                 AwsError::other("ecr:CreateRepository", "the repository is not there after its create")
             })?;
             let tags = list_tags(aws, r.repository_arn().unwrap_or_default()).await?.unwrap_or_default();
-            let ours = [crate::tags::TAG_STACK, crate::tags::TAG_ENV, crate::tags::TAG_RESOURCE]
-                .iter()
-                .all(|k| tags.get(*k) == d.tags.get(*k));
+            let ours = crate::tags::same_owner(&tags, &d.tags)
+                && tags.get(crate::tags::TAG_RESOURCE) == d.tags.get(crate::tags::TAG_RESOURCE);
             if !ours {
                 return Err(AwsError::other(
                     "ecr:CreateRepository",

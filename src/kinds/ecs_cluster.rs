@@ -61,7 +61,7 @@ impl Kind for ClusterKind {
         Some("name")
     }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
-        check_name(name, "a cluster name")
+        crate::aws::ecs::check_name(name, "a cluster name")
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Name
@@ -107,21 +107,14 @@ impl Kind for ClusterKind {
                 .await
                 .map_err(|e| AwsError::from_sdk("ecs:CreateCluster", e))?;
             let found = describe(aws, vec![d.physical_name.clone()]).await?;
-            let c = found
-                .into_iter()
-                .find(|c| {
-                    crate::tags::is_of(
-                        &from_ecs_tags(c.tags()),
-                        &tag(d, crate::tags::TAG_STACK),
-                        &tag(d, crate::tags::TAG_ENV),
-                    )
-                })
-                .ok_or_else(|| {
+            let c = found.into_iter().find(|c| crate::tags::same_owner(&from_ecs_tags(c.tags()), &d.tags)).ok_or_else(
+                || {
                     AwsError::other(
                         "ecs:CreateCluster",
                         format!("cluster {} exists and is not this stack's", d.physical_name),
                     )
-                })?;
+                },
+            )?;
             Ok(live(d.name.clone(), &c))
         })
     }
@@ -176,17 +169,6 @@ impl Kind for ClusterKind {
             not_found(res, &["ClusterNotFoundException"]).map(|_| ())
         })
     }
-}
-
-fn tag(d: &Desired, key: &str) -> String {
-    d.tags.get(key).cloned().unwrap_or_default()
-}
-
-/// ECS cluster, service and task definition names: 1-255 letters, digits,
-/// `-` and `_`.
-pub fn check_name(name: &str, what: &str) -> Result<(), String> {
-    let ok = (1..=255).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok { Ok(()) } else { Err(format!("{what} is 1-255 letters, digits, `-` and `_`")) }
 }
 
 fn insights(on: bool) -> ClusterSetting {

@@ -131,7 +131,7 @@ impl Kind for ServiceKind {
         &["id", "arn", "name"]
     }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
-        super::ecs_cluster::check_name(name, "a service name")
+        crate::aws::ecs::check_name(name, "a service name")
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Never("converge finds services through the ownership index, by their tags")

@@ -239,7 +239,7 @@ impl Kind for TaskDefinitionKind {
         &["id", "arn", "revision"]
     }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
-        super::ecs_cluster::check_name(name, "a task definition family")
+        crate::aws::ecs::check_name(name, "a task definition family")
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Never("a task definition's revisions are immutable: converge registers its own")
@@ -384,8 +384,7 @@ async fn register(aws: &Aws, d: &Desired, previous: Option<&str>) -> Result<Live
     // the current and previous ones, and the last known good's.
     for arn in active_revisions(aws, family).await?.into_iter().rev().take(keep.max(2) as usize + 3) {
         let Some((td, have)) = describe(aws, &arn).await? else { continue };
-        let ours = [crate::tags::TAG_STACK, crate::tags::TAG_ENV].iter().all(|k| have.get(*k) == d.tags.get(*k));
-        if ours && written(&super::to_value(&props_of(&td)))?.1 == want {
+        if crate::tags::same_owner(&have, &d.tags) && written(&super::to_value(&props_of(&td)))?.1 == want {
             crate::aws::ecs::sync_tags(aws, &arn, &tags, &have).await?;
             current = Some(td);
             break;

@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_ENV, TAG_STACK};
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_STACK};
 use crate::aws::{Aws, AwsError, client_token, not_found};
 
 pub struct SecretKind;
@@ -180,9 +180,7 @@ impl Kind for SecretKind {
                 Err(e) => return Err(e),
             }
             let l = describe(aws, &d.physical_name).await?;
-            let l = l.filter(|l| {
-                l.tags.get(TAG_STACK) == d.tags.get(TAG_STACK) && l.tags.get(TAG_ENV) == d.tags.get(TAG_ENV)
-            });
+            let l = l.filter(|l| crate::tags::same_owner(&l.tags, &d.tags));
             let l = l.ok_or_else(|| {
                 AwsError::other(
                     "secretsmanager:CreateSecret",
