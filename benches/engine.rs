@@ -2,11 +2,14 @@
 //! stack of N resources against a live state where every object exists and
 //! 1 % differ. No AWS, no emulator: what converge itself costs.
 //!
-//! `cargo bench --bench engine -- [N …]` runs each size in a process of its
-//! own (so peak memory is that size's) and prints a JSON line per size:
+//! `cargo bench --bench engine -- [N …]` runs each size in processes of its
+//! own (so peak memory is that size's), `CONVERGE_BENCH_RUNS` times (default
+//! 5), and prints a JSON line per size of the runs' medians:
 //! `{"resources": N, "parse_ms": …, "graph_ms": …, "diff_ms": …,
-//! "total_ms": …, "peak_rss_mb": …}`. `scripts/bench` runs it for 1k, 10k
-//! and 50k resources.
+//! "total_ms": …, "destroy_ms": …, "peak_rss_mb": …, "runs": …,
+//! "min_total_ms": …}`; `destroy_ms` (not in the total) orders a destroy
+//! of every object.
+//! `scripts/bench` runs it for 1k, 10k and 50k resources.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -85,6 +88,12 @@ fn one(n: usize) -> Value {
     let t = Instant::now();
     let p = plan(&stack, &live, None).expect("plans");
     let diff = t.elapsed();
+    let peak = peak_rss_mb();
+    // Not in the total: the order of a destroy of every object, users first.
+    let t = Instant::now();
+    let d = converge::plan::destroy(&stack, &live);
+    let destroy = t.elapsed();
+    assert_eq!(d.resources.len(), stack.resources.len());
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     json!({
         "resources": stack.resources.len(),
@@ -93,7 +102,8 @@ fn one(n: usize) -> Value {
         "graph_ms": ms(graph_time),
         "diff_ms": ms(diff),
         "total_ms": ms(parse + graph_time + diff),
-        "peak_rss_mb": peak_rss_mb(),
+        "destroy_ms": ms(destroy),
+        "peak_rss_mb": peak,
     })
 }
 
@@ -113,9 +123,29 @@ fn main() {
         args.iter().map(|a| a.parse().expect("a size")).collect()
     };
     let me = std::env::current_exe().expect("this benchmark's path");
+    // This shared machine's timings move by tens of percent between runs:
+    // each size runs in `CONVERGE_BENCH_RUNS` processes (default 5), and
+    // each field is their median; `min_total_ms` is the fastest run.
+    let runs: usize = std::env::var("CONVERGE_BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(5).max(1);
     for n in sizes {
-        let out = std::process::Command::new(&me).args(["one", &n.to_string()]).output().expect("run one size");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        print!("{}", String::from_utf8_lossy(&out.stdout));
+        let rows: Vec<Value> = (0..runs)
+            .map(|_| {
+                let out = std::process::Command::new(&me).args(["one", &n.to_string()]).output().expect("run one size");
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                serde_json::from_slice(&out.stdout).expect("one size's JSON line")
+            })
+            .collect();
+        let median = |k: &str| {
+            let mut v: Vec<f64> = rows.iter().filter_map(|r| r[k].as_f64()).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let mut out = rows[0].clone();
+        for k in ["parse_ms", "graph_ms", "diff_ms", "total_ms", "destroy_ms", "peak_rss_mb"] {
+            out[k] = json!(median(k));
+        }
+        out["runs"] = json!(runs);
+        out["min_total_ms"] = json!(rows.iter().filter_map(|r| r["total_ms"].as_f64()).fold(f64::INFINITY, f64::min));
+        println!("{out}");
     }
 }

@@ -160,19 +160,17 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
                     waits.insert(name.to_string());
                     deps[i].extend(waits.iter().filter_map(|w| create_or_update.get(w.as_str()).copied()));
                 }
-                // Users of this object are deleted first: by live state (its
-                // id in their properties) or by the spec's graph.
-                let me = op.live.as_ref().expect("delete has a live object");
-                for &j in &deletes {
-                    let other = ops[j].live.as_ref().expect("delete has a live object");
-                    if j != i
-                        && plan::deleted_before(stack, (&ops[j].name, ops[j].kind), other, (&op.name, op.kind), me)
-                    {
-                        deps[i].insert(j);
-                    }
-                }
             }
         }
+    }
+    // Users of an object are deleted first: by live state (its id in their
+    // properties) or by the spec's graph.
+    let objects: Vec<((&str, &dyn Kind), &Live)> = deletes
+        .iter()
+        .map(|&d| ((ops[d].name.as_str(), ops[d].kind), &**ops[d].live.as_ref().expect("delete has a live object")))
+        .collect();
+    for (j, i) in plan::delete_edges(stack, &objects) {
+        deps[deletes[i]].insert(deletes[j]);
     }
     OpGraph { ops, deps }
 }

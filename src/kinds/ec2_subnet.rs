@@ -52,9 +52,13 @@ impl Kind for Subnet {
         super::check_block_size(&p.cidr_block)?;
         Ok(super::to_value(&p))
     }
-    fn check_links(&self, props: &Value, linked: &dyn Fn(&str) -> Option<super::Linked>) -> Vec<super::LinkProblem> {
+    fn check_links<'a>(
+        &self,
+        props: &Value,
+        linked: &dyn Fn(&str) -> Option<super::Linked<'a>>,
+    ) -> Vec<super::LinkProblem> {
         let (Some(vpc), Some(mine)) = (linked("vpc_id"), net(props)) else { return Vec::new() };
-        match net(&vpc.props) {
+        match net(vpc.props) {
             Some(outer) if !outer.contains(&mine) => vec![super::LinkProblem {
                 attr: "cidr_block".into(),
                 message: format!("`{mine}` is not inside the VPC's block `{outer}`"),
@@ -63,23 +67,29 @@ impl Kind for Subnet {
             _ => Vec::new(),
         }
     }
-    fn check_all(&self, members: &[super::Member]) -> Vec<(String, super::LinkProblem)> {
-        // Two subnets of one VPC may not overlap.
+    fn check_all(&self, members: &[super::Member<'_>]) -> Vec<(String, super::LinkProblem)> {
+        // Two subnets of one VPC may not overlap: compared within each VPC
+        // (AWS allows 200 subnets a VPC), never across the stack.
+        let mut by_vpc: BTreeMap<&str, Vec<(&str, ipnet::IpNet)>> = BTreeMap::new();
+        for m in members {
+            if let (Some(vpc), Some(n)) = (m.links.get("vpc_id"), net(m.props)) {
+                by_vpc.entry(vpc).or_default().push((m.name, n));
+            }
+        }
         let mut out = Vec::new();
-        for (i, a) in members.iter().enumerate() {
-            for b in &members[i + 1..] {
-                let same_vpc = matches!((a.links.get("vpc_id"), b.links.get("vpc_id")), (Some(x), Some(y)) if x == y);
-                if let (true, Some(na), Some(nb)) = (same_vpc, net(&a.props), net(&b.props))
-                    && (na.contains(&nb) || nb.contains(&na))
-                {
-                    out.push((
-                        b.name.clone(),
-                        super::LinkProblem {
-                            attr: "cidr_block".into(),
-                            message: format!("`{nb}` overlaps `{na}` of subnet `{}` in the same VPC", a.name),
-                            other: Some((a.name.clone(), "cidr_block".into())),
-                        },
-                    ));
+        for subnets in by_vpc.values() {
+            for (i, (a, na)) in subnets.iter().enumerate() {
+                for (b, nb) in &subnets[i + 1..] {
+                    if na.contains(nb) || nb.contains(na) {
+                        out.push((
+                            b.to_string(),
+                            super::LinkProblem {
+                                attr: "cidr_block".into(),
+                                message: format!("`{nb}` overlaps `{na}` of subnet `{a}` in the same VPC"),
+                                other: Some((a.to_string(), "cidr_block".into())),
+                            },
+                        ));
+                    }
                 }
             }
         }

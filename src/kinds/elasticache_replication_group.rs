@@ -119,7 +119,11 @@ impl Kind for ReplicationGroupKind {
         }
         Ok(super::to_value(&p))
     }
-    fn check_links(&self, props: &Value, linked: &dyn Fn(&str) -> Option<super::Linked>) -> Vec<super::LinkProblem> {
+    fn check_links<'a>(
+        &self,
+        props: &Value,
+        linked: &dyn Fn(&str) -> Option<super::Linked<'a>>,
+    ) -> Vec<super::LinkProblem> {
         let Some(group) = linked("parameter_group_name").filter(|l| l.kind == "elasticache.parameter_group") else {
             return Vec::new();
         };

@@ -321,20 +321,20 @@ pub struct Live {
 
 /// A resource another one references, for [`Kind::check_links`].
 #[derive(Debug, Clone)]
-pub struct Linked {
+pub struct Linked<'a> {
     pub name: String,
     pub kind: &'static str,
-    pub props: Value,
+    pub props: &'a Value,
 }
 
 /// One resource of a kind, for [`Kind::check_all`]: its canonical
 /// properties (values not known yet as unknowns) and, for each top-level
 /// property that is exactly `${resources.NAME.ATTR}`, that resource's name.
 #[derive(Debug, Clone)]
-pub struct Member {
-    pub name: String,
-    pub props: Value,
-    pub links: BTreeMap<String, String>,
+pub struct Member<'a> {
+    pub name: &'a str,
+    pub props: &'a Value,
+    pub links: BTreeMap<&'a str, &'a str>,
 }
 
 /// What [`Kind::check_links`] found: the property of this resource, the
@@ -505,12 +505,12 @@ pub trait Kind: Send + Sync + 'static {
     /// `${resources.NAME.ATTR}`, that resource (its properties canonical,
     /// values not known yet as unknowns). E.g. a DB instance's engine
     /// version against its parameter group's family.
-    fn check_links(&self, _props: &Value, _linked: &dyn Fn(&str) -> Option<Linked>) -> Vec<LinkProblem> {
+    fn check_links<'a>(&self, _props: &Value, _linked: &dyn Fn(&str) -> Option<Linked<'a>>) -> Vec<LinkProblem> {
         Vec::new()
     }
     /// Offline checks across all the stack's resources of this kind (two
     /// subnets of one VPC must not overlap): `(resource, problem)` pairs.
-    fn check_all(&self, _members: &[Member]) -> Vec<(String, LinkProblem)> {
+    fn check_all(&self, _members: &[Member<'_>]) -> Vec<(String, LinkProblem)> {
         Vec::new()
     }
     /// Checks a physical name against the service's naming rules.

@@ -142,7 +142,11 @@ impl Kind for DbInstance {
         }
         Ok(super::to_value(&p))
     }
-    fn check_links(&self, props: &Value, linked: &dyn Fn(&str) -> Option<super::Linked>) -> Vec<super::LinkProblem> {
+    fn check_links<'a>(
+        &self,
+        props: &Value,
+        linked: &dyn Fn(&str) -> Option<super::Linked<'a>>,
+    ) -> Vec<super::LinkProblem> {
         let Some(group) = linked("db_parameter_group_name").filter(|l| l.kind == "rds.db_parameter_group") else {
             return Vec::new();
         };

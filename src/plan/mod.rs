@@ -4,6 +4,7 @@
 //! masked when the plan is built, so every renderer (text, JSON) and any
 //! file written from a plan is safe to publish.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -128,13 +129,34 @@ pub struct PlanError {
 /// are kept (no-op or update). Created and replaced ones are unknown.
 pub type Known = BTreeMap<String, BTreeMap<String, Value>>;
 
+/// Where [`desired_props`] finds other resources' outputs: a [`Known`], or
+/// the map a plan builds as it goes, which borrows each live object's
+/// outputs and copies only those an update changes.
+pub trait Outputs {
+    fn output(&self, name: &str, attr: &str) -> Option<Value>;
+}
+
+impl Outputs for Known {
+    fn output(&self, name: &str, attr: &str) -> Option<Value> {
+        self.get(name).and_then(|o| o.get(attr)).cloned()
+    }
+}
+
+type Borrowed<'a> = BTreeMap<&'a str, Cow<'a, BTreeMap<String, Value>>>;
+
+impl Outputs for Borrowed<'_> {
+    fn output(&self, name: &str, attr: &str) -> Option<Value> {
+        self.get(name).and_then(|o| o.get(attr)).cloned()
+    }
+}
+
 /// Resolves `r`'s properties against `known` outputs and canonicalizes.
 /// While a value is unknown the kind may not be able to check it: the raw
 /// resolved value is used, and the executor resolves again at apply time.
-pub fn desired_props(r: &Resource, known: &Known) -> Result<Value, PlanError> {
+pub fn desired_props(r: &Resource, known: &impl Outputs) -> Result<Value, PlanError> {
     let resolved = r
         .props
-        .resolve(&|name, attr| known.get(name).and_then(|o| o.get(attr)).cloned())
+        .resolve(&|name, attr| known.output(name, attr))
         .map_err(|message| PlanError { resource: r.name.clone(), message })?;
     // Properties with a value still unknown may not pass the typed check
     // (a port from an output not created yet): they are planned as they are.
@@ -165,14 +187,14 @@ pub fn known_outputs(stack: &Stack, live: &LiveState) -> Known {
 
 /// The digest of what applying `r` now would record (`converge:applied`),
 /// if its properties are known.
-pub fn applied_digest(r: &Resource, known: &Known) -> Option<String> {
+pub fn applied_digest(r: &Resource, known: &impl Outputs) -> Option<String> {
     let props = desired_props(r, known).ok()?;
     (!value::contains_unknown(&props)).then(|| crate::digest::applied(&props, &r.sensitive, &r.tags))
 }
 
 /// The unnamed live object (a kind AWS cannot tag) whose natural key the
 /// resource's desired properties have, if they are known.
-fn match_by_key<'a>(r: &Resource, live: &'a LiveState, known: &Known) -> Option<&'a Arc<Live>> {
+fn match_by_key<'a>(r: &Resource, live: &'a LiveState, known: &impl Outputs) -> Option<&'a Arc<Live>> {
     let desired = desired_props(r, known).ok()?;
     if value::contains_unknown(&desired) {
         return None;
@@ -188,7 +210,7 @@ fn mask(v: Value, sensitive: bool) -> Value {
 /// replace whose old half was not deleted, or a create repeated by hand):
 /// the one closest to the spec (no forced replacement, then fewest
 /// changes), ties by id. The others are planned as duplicates to delete.
-fn best_of<'a>(r: &Resource, live: &'a LiveState, known: &Known) -> Option<&'a Arc<Live>> {
+fn best_of<'a>(r: &Resource, live: &'a LiveState, known: &impl Outputs) -> Option<&'a Arc<Live>> {
     let all = live.objects.get(&(r.kind.type_name(), r.name.clone()))?;
     if all.len() < 2 {
         return all.first();
@@ -381,24 +403,24 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
     let graph = Graph::new(stack.resources.values().map(|r| (r.name.as_str(), &r.deps)));
     let scope = targets.map(|t| graph.with_dependencies(t));
     let in_scope = |name: &str| scope.as_ref().is_none_or(|s| s.contains(name));
-    let mut known: Known = BTreeMap::new();
+    let mut known: Borrowed<'_> = BTreeMap::new();
     let mut resources = Vec::new();
     // Untaggable objects matched to a resource by natural key, computed from
     // the outputs objects have now (`prior`: replaced ones included, so a
     // mount target whose subnet is replaced is found, then replaced).
-    let mut claimed: BTreeSet<(&str, String)> = BTreeSet::new();
-    let mut prior: Known = BTreeMap::new();
+    let mut claimed: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut prior: Borrowed<'_> = BTreeMap::new();
     for name in graph.order() {
         let r = &stack.resources[&name];
         let l = best_of(r, live, &known).or_else(|| match_by_key(r, live, &prior));
         if let Some(o) = l {
-            prior.insert(name.clone(), o.outputs.clone());
-            claimed.insert((r.kind.type_name(), o.id.clone()));
+            prior.insert(&r.name, Cow::Borrowed(&o.outputs));
+            claimed.insert((r.kind.type_name(), &o.id));
         }
         if !in_scope(&name) {
             // Outside the targets: not planned, but its outputs are known.
             if let Some(l) = l {
-                known.insert(name.clone(), l.outputs.clone());
+                known.insert(&r.name, Cow::Borrowed(&l.outputs));
             }
             continue;
         }
@@ -426,13 +448,13 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
                     Action::Update
                 };
                 if action != Action::Replace {
-                    let mut outputs = l.outputs.clone();
+                    let mut outputs = Cow::Borrowed(&l.outputs);
                     if action == Action::Update {
                         for o in r.kind.outputs_changed_by_update() {
-                            outputs.insert((*o).to_string(), value::unknown());
+                            outputs.to_mut().insert((*o).to_string(), value::unknown());
                         }
                     }
-                    known.insert(name.clone(), outputs);
+                    known.insert(&r.name, outputs);
                 }
                 let (replace_order, replacement_name) =
                     if action == Action::Replace { replacement(r, l, &mut changes) } else { (None, None) };
@@ -463,7 +485,7 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
         for (i, o) in objects.iter().enumerate() {
             // A resource the plan did not reach (outside the targets) keeps
             // its first object; one it planned keeps the object it chose.
-            if (wanted && !in_plan && i == 0) || claimed.contains(&(*kind, o.id.clone())) {
+            if (wanted && !in_plan && i == 0) || claimed.contains(&(*kind, o.id.as_str())) {
                 continue;
             }
             if !targeted {
@@ -516,40 +538,112 @@ pub fn uses(a: &Live, b: &Live) -> bool {
 /// depend on resource `b`. The second covers references an API does not
 /// report back (a Redis group's subnet group).
 pub fn deleted_before(stack: &Stack, a: (&str, &dyn Kind), a_live: &Live, b: (&str, &dyn Kind), b_live: &Live) -> bool {
-    let in_spec =
-        |(name, kind): (&str, &dyn Kind)| stack.resources.get(name).filter(|r| r.kind.type_name() == kind.type_name());
-    let spec_edge = match (in_spec(a), in_spec(b)) {
+    let spec_edge = match (in_spec(stack, a), in_spec(stack, b)) {
         (Some(ra), Some(_)) => ra.deps.contains(b.0),
         _ => false,
     };
     spec_edge || uses(a_live, b_live)
 }
 
+/// The spec's resource `name` if it has kind `kind`.
+fn in_spec<'s>(stack: &'s Stack, (name, kind): (&str, &dyn Kind)) -> Option<&'s Resource> {
+    stack.resources.get(name).filter(|r| r.kind.type_name() == kind.type_name())
+}
+
+/// Every pair `(j, i)` of `objects` to delete (resource name, kind, live
+/// object) where `j` goes before `i` ([`deleted_before`]), found through an
+/// index of ids and resource names: linear in the objects' properties and
+/// the pairs found, never a comparison of every pair.
+pub fn delete_edges(stack: &Stack, objects: &[((&str, &dyn Kind), &Live)]) -> BTreeSet<(usize, usize)> {
+    fn strings<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(xs) => xs.iter().for_each(|x| strings(x, out)),
+            Value::Object(m) => m.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    let mut by_id: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, (who, live)) in objects.iter().enumerate() {
+        by_id.entry(live.id.as_str()).or_default().push(i);
+        if in_spec(stack, *who).is_some() {
+            by_name.entry(who.0).or_default().push(i);
+        }
+    }
+    let mut edges = BTreeSet::new();
+    let mut mentioned = Vec::new();
+    for (j, (who, live)) in objects.iter().enumerate() {
+        mentioned.clear();
+        strings(&live.props, &mut mentioned);
+        for id in &mentioned {
+            for &i in by_id.get(id).into_iter().flatten() {
+                if objects[i].1.id != live.id {
+                    edges.insert((j, i));
+                }
+            }
+        }
+        for dep in in_spec(stack, *who).into_iter().flat_map(|r| &r.deps) {
+            for &i in by_name.get(dep.as_str()).into_iter().flatten() {
+                if i != j {
+                    edges.insert((j, i));
+                }
+            }
+        }
+    }
+    edges
+}
+
 /// Orders deletes so that users go before what they use (the reverse of
-/// creation order), ties by kind and name.
+/// creation order), ties by kind and name: of the deletes nothing unplaced
+/// must precede, the first in that order goes next; a cycle of uses (two
+/// groups naming each other) is broken at its first.
 fn order_deletes(stack: &Stack, mut deletes: Vec<ResourceChange>) -> Vec<ResourceChange> {
+    use std::cmp::Reverse;
     deletes.sort_by(|a, b| (a.kind, &a.name, &a.id).cmp(&(b.kind, &b.name, &b.id)));
-    fn parts(r: &ResourceChange) -> ((&str, &dyn Kind), &Live) {
-        let kind = crate::kinds::lookup(r.kind).expect("registered kind");
-        ((&r.name, kind), r.live.as_ref().expect("a delete has its live object"))
-    }
-    let before = |a: &ResourceChange, b: &ResourceChange| {
-        let ((an, al), (bn, bl)) = (parts(a), parts(b));
-        deleted_before(stack, an, al, bn, bl)
-    };
+    let objects: Vec<((&str, &dyn Kind), &Live)> = deletes
+        .iter()
+        .map(|r| {
+            let kind = crate::kinds::lookup(r.kind).expect("registered kind");
+            ((r.name.as_str(), kind), &**r.live.as_ref().expect("a delete has its live object"))
+        })
+        .collect();
     let n = deletes.len();
-    let mut placed = vec![false; n];
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        // Next: an unplaced delete that no other unplaced delete uses.
-        let next = (0..n)
-            .find(|&i| !placed[i] && !(0..n).any(|j| j != i && !placed[j] && before(&deletes[j], &deletes[i])))
-            // A cycle of uses (two groups naming each other): keep order.
-            .unwrap_or_else(|| (0..n).find(|&i| !placed[i]).expect("unplaced"));
-        placed[next] = true;
-        out.push(deletes[next].clone());
+    let mut after = vec![Vec::new(); n];
+    let mut waiting = vec![0usize; n];
+    for (j, i) in delete_edges(stack, &objects) {
+        after[j].push(i);
+        waiting[i] += 1;
     }
-    out
+    let mut ready: std::collections::BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| waiting[i] == 0).map(Reverse).collect();
+    let mut placed = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    let mut first_unplaced = 0;
+    while order.len() < n {
+        let next = loop {
+            match ready.pop() {
+                Some(Reverse(i)) if placed[i] => {}
+                Some(Reverse(i)) => break i,
+                None => {
+                    while placed[first_unplaced] {
+                        first_unplaced += 1;
+                    }
+                    break first_unplaced;
+                }
+            }
+        };
+        placed[next] = true;
+        order.push(next);
+        for &i in &after[next] {
+            waiting[i] -= 1;
+            if waiting[i] == 0 && !placed[i] {
+                ready.push(Reverse(i));
+            }
+        }
+    }
+    let mut slots: Vec<Option<ResourceChange>> = deletes.into_iter().map(Some).collect();
+    order.into_iter().map(|i| slots[i].take().expect("placed once")).collect()
 }
 
 #[cfg(test)]

@@ -418,3 +418,63 @@ fn drift_is_told_from_pending_missing_and_unmanaged() {
     // Without the record, a missing object cannot be told from a new one.
     assert_eq!(classes(None)[2], ("bucket".to_string(), Class::Pending));
 }
+
+/// The delete order's pairs, found through the id and name index, are
+/// exactly the pairs [`deleted_before`] finds comparing every two objects;
+/// and a destroy deletes every group before the group it names.
+#[test]
+fn delete_edges_are_the_pairwise_relation() {
+    let mut src = String::from(STACK);
+    for i in 0..12 {
+        let from = if i == 0 {
+            "cidr_blocks: [10.0.0.0/8]".to_string()
+        } else {
+            format!("security_groups: [\"${{resources.sg{}.id}}\"]", i - 1)
+        };
+        src.push_str(&format!(
+            "  sg{i}:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n      description: group {i}\n      ingress:\n        - port: 443\n          protocol: tcp\n          {from}\n"
+        ));
+    }
+    // sg3 also waits for the bucket by the spec alone.
+    src = src.replace(
+        "  sg3:\n    type: ec2.security_group\n",
+        "  sg3:\n    type: ec2.security_group\n    depends_on: [bucket]\n",
+    );
+    let s = stack(&src);
+    let ids: BTreeMap<String, BTreeMap<String, Value>> =
+        s.resources.keys().map(|n| (n.clone(), [("id".to_string(), json!(format!("id-{n}")))].into())).collect();
+    let lives: Vec<(&'static str, Live)> = s
+        .resources
+        .values()
+        .map(|r| {
+            let l = Live {
+                name: r.name.clone(),
+                id: format!("id-{}", r.name),
+                props: desired_props(r, &ids).unwrap(),
+                tags: r.tags.clone(),
+                outputs: ids[&r.name].clone(),
+            };
+            (r.kind.type_name(), l)
+        })
+        .collect();
+    let objects: Vec<((&str, &dyn Kind), &Live)> =
+        lives.iter().map(|(k, l)| ((l.name.as_str(), crate::kinds::lookup(k).unwrap()), l)).collect();
+    let mut pairwise = BTreeSet::new();
+    for (j, (a, al)) in objects.iter().enumerate() {
+        for (i, (b, bl)) in objects.iter().enumerate() {
+            if i != j && deleted_before(&s, *a, al, *b, bl) {
+                pairwise.insert((j, i));
+            }
+        }
+    }
+    assert!(pairwise.len() > 20, "{pairwise:?}");
+    assert_eq!(delete_edges(&s, &objects), pairwise);
+
+    let d = destroy(&s, &state(lives.clone()));
+    let at = |n: &str| d.resources.iter().position(|r| r.name == n).unwrap();
+    for i in 1..12 {
+        assert!(at(&format!("sg{i}")) < at(&format!("sg{}", i - 1)), "sg{i} names sg{}", i - 1);
+        assert!(at(&format!("sg{i}")) < at("vpc"));
+    }
+    assert!(at("sg3") < at("bucket") && at("subnet") < at("vpc"));
+}

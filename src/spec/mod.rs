@@ -13,6 +13,7 @@ pub mod location;
 pub mod raw;
 mod resolve;
 pub use resolve::MAX_STACK_BYTES;
+mod strict;
 pub mod template;
 
 pub use resolve::{LoadOptions, VAR_ENV_PREFIX, load, load_str, read_limited};

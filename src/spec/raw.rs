@@ -7,25 +7,28 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::strict;
+
 /// A stack file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStack {
     /// The stack's name: part of every resource's identity tags and default
     /// physical names.
+    #[serde(deserialize_with = "strict::text")]
     pub stack: String,
     /// AWS region; `--region` overrides it, an environment may set its own.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_text")]
     pub region: Option<String>,
     /// Tags set on every resource of the stack.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::text_map")]
     pub tags: BTreeMap<String, String>,
     /// Variables, referenced as `${var.NAME}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::value_map")]
     pub variables: BTreeMap<String, Value>,
     /// Environments (`staging`, `production` …) that override variables.
     /// When present, `--env` is required.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::map")]
     pub environments: BTreeMap<String, RawEnvironment>,
     /// Where converge keeps this stack's locks: an S3 bucket you create
     /// once (shared by every CI runner and laptop); without it,
@@ -33,6 +36,7 @@ pub struct RawStack {
     #[serde(default)]
     pub state: Option<RawState>,
     /// The resources, by name.
+    #[serde(deserialize_with = "strict::map")]
     pub resources: BTreeMap<String, RawResource>,
 }
 
@@ -42,9 +46,10 @@ pub struct RawStack {
 pub struct RawState {
     /// An existing bucket (converge does not manage it), in the stack's
     /// region.
+    #[serde(deserialize_with = "strict::text")]
     pub bucket: String,
     /// Key prefix inside it (default `converge/`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_text")]
     pub prefix: Option<String>,
 }
 
@@ -52,13 +57,13 @@ pub struct RawState {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnvironment {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_text")]
     pub region: Option<String>,
     /// Overrides of variables declared at the top level.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::value_map")]
     pub variables: BTreeMap<String, Value>,
     /// Extra tags for this environment's resources.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::text_map")]
     pub tags: BTreeMap<String, String>,
 }
 
@@ -67,26 +72,26 @@ pub struct RawEnvironment {
 #[serde(deny_unknown_fields)]
 pub struct RawResource {
     /// The resource kind, e.g. `ec2.vpc` (`converge schema` lists them).
-    #[serde(rename = "type")]
+    #[serde(rename = "type", deserialize_with = "strict::text")]
     pub kind: String,
     /// Physical name (security group name, bucket name …); defaults to
     /// `<stack>-<env>-<resource>`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_text")]
     pub name: Option<String>,
     /// The kind's properties. Strings may hold `${...}` references.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::object")]
     pub properties: serde_json::Map<String, Value>,
     /// Resources this one must come after, beyond those it references.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::texts")]
     pub depends_on: Vec<String>,
     /// Tags for this resource.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::text_map")]
     pub tags: BTreeMap<String, String>,
     /// Whether a plan may delete or replace the object: `true` by default
     /// for kinds that hold data, `false` otherwise; or a boolean variable.
     /// Deleting a protected object needs `protect: false` here and
     /// `--allow-destroy NAME` on the command line.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_value")]
     pub protect: Option<Value>,
     /// Take over an existing, untagged object with this resource's
     /// physical name (made by hand or by another tool): the plan shows the
@@ -97,10 +102,10 @@ pub struct RawResource {
     /// Whether the resource exists in this environment: `true` (default),
     /// `false`, or a boolean variable (`${var.nat_per_az}`). A disabled
     /// resource is not planned, and referencing it is an error.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_value")]
     pub enabled: Option<Value>,
     /// Longest wait for the resource to become available or go away, e.g.
     /// `45m`, `90s`, `2h` (default: the kind's).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_text")]
     pub wait_timeout: Option<String>,
 }

@@ -110,61 +110,18 @@ pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, Spe
         overrides: BTreeMap::new(),
         checked: BTreeMap::new(),
     };
-    // Parse to a YAML value first so merge keys (`<<: *anchor`) apply, then
-    // into the raw structs. Positions come from the span index, which is
-    // built only when there is something to report: a valid stack is
-    // parsed once.
-    let mut doc: serde_yaml_ng::Value = match serde_yaml_ng::from_str(src) {
-        Ok(d) => d,
-        Err(e) => {
-            // The span index names a scan error or a duplicate key (which
-            // serde_yaml_ng also refuses) with both positions.
-            let index = match SpanIndex::build(src) {
-                Ok(i) => i,
-                Err((pos, msg)) => {
-                    return Err(invalid(vec![diag(path, pos, format!("malformed YAML: {msg}"), None)]));
-                }
-            };
-            for d in &index.duplicates {
-                let within = if d.path.is_empty() { "the stack".to_string() } else { format!("`{}`", d.path) };
-                let kind = if d.path == "resources" { "resource name" } else { "key" };
-                cx.diags.push(diag(
-                    path,
-                    d.pos,
-                    format!("duplicate {kind} `{}` in {within}", d.key),
-                    Some(format!("first defined at line {}", d.first.line)),
-                ));
-            }
-            if !cx.diags.is_empty() {
-                return Err(invalid(cx.diags));
-            }
-            let pos = e.location().map(|l| Pos { line: l.line(), col: l.column() }).unwrap_or(Pos { line: 1, col: 1 });
-            return Err(invalid(vec![diag(
-                path,
-                pos,
-                format!("malformed YAML: {}", bare_message("", &e.to_string())),
-                None,
-            )]));
-        }
-    };
-    if let Err(e) = doc.apply_merge() {
-        return Err(invalid(vec![diag(path, Pos { line: 1, col: 1 }, format!("YAML merge key (`<<`): {e}"), None)]));
-    }
-    // Without path tracking first (it allocates every key); with it only to
-    // say where a stack that does not fit is wrong.
-    let raw = match RawStack::deserialize(&doc) {
-        Ok(r) => Ok(r),
-        Err(_) => serde_path_to_error::deserialize::<_, RawStack>(doc.clone()),
-    };
-    drop(doc);
-    let raw = match raw {
-        Ok(r) => r,
-        Err(e) => {
-            let p = super::path_string(e.path());
-            let msg = e.inner().to_string();
-            cx.serde_error(&p, &msg, None, false);
-            return Err(invalid(cx.diags));
-        }
+    // A stack without merge keys is read straight from the YAML events
+    // into the raw structs, which refuse a key given twice themselves
+    // (see `strict`). One with merge keys (`<<: *anchor`), and one that
+    // fails to read, goes through a YAML value: merge keys apply there,
+    // and problems are placed. Positions come from the span index, built
+    // only when there is something to report.
+    let raw = match (!src.contains("<<")).then(|| serde_yaml_ng::from_str::<RawStack>(src).ok()).flatten() {
+        Some(raw) => raw,
+        None => match cx.read_through_value() {
+            Ok(raw) => raw,
+            Err(()) => return Err(invalid(cx.diags)),
+        },
     };
     let stack = cx.resolve(raw, opts);
     match stack {
@@ -178,6 +135,62 @@ pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, Spe
             cx.diags.sort_by_key(|d| (d.line, d.col));
             Err(invalid(cx.diags))
         }
+    }
+}
+
+impl Cx<'_> {
+    /// Reads the stack through a YAML value: merge keys apply, and every
+    /// problem is placed (in `self.diags`).
+    fn read_through_value(&mut self) -> Result<RawStack, ()> {
+        let (src, path) = (self.src, self.file.clone());
+        let path = path.as_path();
+        let mut doc: serde_yaml_ng::Value = match serde_yaml_ng::from_str(src) {
+            Ok(d) => d,
+            Err(e) => {
+                // The span index names a scan error or a duplicate key (which
+                // serde_yaml_ng also refuses) with both positions.
+                let index = match SpanIndex::build(src) {
+                    Ok(i) => i,
+                    Err((pos, msg)) => {
+                        self.diags.push(diag(path, pos, format!("malformed YAML: {msg}"), None));
+                        return Err(());
+                    }
+                };
+                for d in &index.duplicates {
+                    let within = if d.path.is_empty() { "the stack".to_string() } else { format!("`{}`", d.path) };
+                    let kind = if d.path == "resources" { "resource name" } else { "key" };
+                    self.diags.push(diag(
+                        path,
+                        d.pos,
+                        format!("duplicate {kind} `{}` in {within}", d.key),
+                        Some(format!("first defined at line {}", d.first.line)),
+                    ));
+                }
+                if !self.diags.is_empty() {
+                    return Err(());
+                }
+                let pos =
+                    e.location().map(|l| Pos { line: l.line(), col: l.column() }).unwrap_or(Pos { line: 1, col: 1 });
+                self.diags.push(diag(path, pos, format!("malformed YAML: {}", bare_message("", &e.to_string())), None));
+                return Err(());
+            }
+        };
+        if let Err(e) = doc.apply_merge() {
+            self.diags.push(diag(path, Pos { line: 1, col: 1 }, format!("YAML merge key (`<<`): {e}"), None));
+            return Err(());
+        }
+        // Without path tracking first (it allocates every key); with it
+        // only to say where a stack that does not fit is wrong.
+        let raw = match RawStack::deserialize(&doc) {
+            Ok(r) => Ok(r),
+            Err(_) => serde_path_to_error::deserialize::<_, RawStack>(doc.clone()),
+        };
+        drop(doc);
+        raw.map_err(|e| {
+            let p = super::path_string(e.path());
+            let msg = e.inner().to_string();
+            self.serde_error(&p, &msg, None, false);
+        })
     }
 }
 
@@ -849,33 +862,35 @@ impl Cx<'_> {
     /// Every kind's [`Kind::check_links`], reported at this resource's
     /// property with the linked resource's line in the help.
     fn check_links(&mut self, resources: &BTreeMap<String, Resource>) {
-        let mut by_kind: BTreeMap<&'static str, (&'static dyn Kind, Vec<kinds::Member>)> = BTreeMap::new();
         let checked = std::mem::take(&mut self.checked);
+        let mut by_kind: BTreeMap<&'static str, (&'static dyn Kind, Vec<kinds::Member<'_>>)> = BTreeMap::new();
+        let mut problems = Vec::new();
         for r in resources.values() {
             let Some(props) = checked.get(&r.name) else { continue };
             let Template::Map(raw) = &r.props else { continue };
             let link_of = |attr: &str| {
                 let Some(Template::Interp(parts)) = raw.get(attr) else { return None };
                 let [Part::Ref(Reference::Resource { name, .. })] = parts.as_slice() else { return None };
-                Some(name.clone())
+                Some(name.as_str())
             };
             let linked = |attr: &str| {
                 let name = link_of(attr)?;
-                let other = resources.get(&name)?;
-                let props = checked.get(&name)?.clone();
-                Some(kinds::Linked { name, kind: other.kind.type_name(), props })
+                let other = resources.get(name)?;
+                let props = checked.get(name)?;
+                Some(kinds::Linked { name: name.to_string(), kind: other.kind.type_name(), props })
             };
             for problem in r.kind.check_links(props, &linked) {
-                self.link_problem(&r.name, problem);
+                problems.push((r.name.clone(), problem));
             }
-            let links = raw.keys().filter_map(|k| Some((k.clone(), link_of(k)?))).collect();
+            let links = raw.keys().filter_map(|k| Some((k.as_str(), link_of(k)?))).collect();
             let entry = by_kind.entry(r.kind.type_name()).or_insert_with(|| (r.kind, Vec::new()));
-            entry.1.push(kinds::Member { name: r.name.clone(), props: props.clone(), links });
+            entry.1.push(kinds::Member { name: &r.name, props, links });
         }
         for (kind, members) in by_kind.into_values() {
-            for (name, problem) in kind.check_all(&members) {
-                self.link_problem(&name, problem);
-            }
+            problems.extend(kind.check_all(&members));
+        }
+        for (name, problem) in problems {
+            self.link_problem(&name, problem);
         }
     }
 
