@@ -10,6 +10,7 @@
 //! documents, since that value refuses a key given twice itself.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -88,7 +89,13 @@ impl<'de> Deserialize<'de> for Json {
             }
             fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Json, A::Error> {
                 let mut out = Map::new();
-                fill(m, |k, Json(v)| out.insert(k, v).is_none())?;
+                fill(m, |k, Json(v)| match out.entry(k) {
+                    serde_json::map::Entry::Vacant(e) => {
+                        e.insert(v);
+                        None
+                    }
+                    serde_json::map::Entry::Occupied(e) => Some(e.key().clone()),
+                })?;
                 Ok(Json(Value::Object(out)))
             }
         }
@@ -96,17 +103,16 @@ impl<'de> Deserialize<'de> for Json {
     }
 }
 
-/// Reads every entry of `m` into `insert`, which says whether the key was
-/// new; a key seen before is an error.
+/// Reads every entry of `m` into `insert`, which hands back the key of an
+/// entry already there: a key given twice is an error.
 fn fill<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
     mut m: A,
-    mut insert: impl FnMut(String, T) -> bool,
+    mut insert: impl FnMut(String, T) -> Option<String>,
 ) -> Result<(), A::Error> {
     while let Some(Text(k)) = m.next_key()? {
         let v = m.next_value()?;
-        let shown = k.clone();
-        if !insert(k, v) {
-            return Err(de::Error::custom(format_args!("duplicate key `{shown}`")));
+        if let Some(twice) = insert(k, v) {
+            return Err(de::Error::custom(format_args!("duplicate key `{twice}`")));
         }
     }
     Ok(())
@@ -124,7 +130,13 @@ impl<'de, T: Deserialize<'de>, F: Fn(T) -> U, U> MapOf<T, F> {
             }
             fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Self::Value, A::Error> {
                 let mut out = BTreeMap::new();
-                fill(m, |k, v: T| out.insert(k, (self.0)(v)).is_none())?;
+                fill(m, |k, v: T| match out.entry(k) {
+                    Entry::Vacant(e) => {
+                        e.insert((self.0)(v));
+                        None
+                    }
+                    Entry::Occupied(e) => Some(e.key().clone()),
+                })?;
                 Ok(out)
             }
         }

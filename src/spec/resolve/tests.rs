@@ -215,3 +215,19 @@ fn region_names_are_checked_offline() {
         assert!(!super::valid_region(bad), "{bad}");
     }
 }
+
+#[test]
+fn subnets_overlap_only_within_one_vpc() {
+    let subnet = |name: &str, vpc: &str, cidr: &str| {
+        format!(
+            "  {name}:\n    type: ec2.subnet\n    properties:\n      vpc_id: ${{resources.{vpc}.id}}\n      cidr_block: {cidr}\n      availability_zone: eu-west-1a\n"
+        )
+    };
+    let other_vpc = "  vpc2:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.0.0.0/16\n";
+    // The same block in another VPC is fine.
+    let src = format!("{BASE}{other_vpc}{}", subnet("b", "vpc2", "10.0.1.0/24"));
+    assert!(load(&src).is_ok());
+    // Inside the first subnet's block, in its VPC, it is not.
+    let d = one_error(&format!("{src}{}", subnet("c", "vpc", "10.0.1.128/25")));
+    assert!(d.message.contains("`10.0.1.0/24` overlaps `10.0.1.128/25` of subnet `c` in the same VPC"), "{d:?}");
+}
