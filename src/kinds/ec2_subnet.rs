@@ -69,7 +69,7 @@ impl Kind for Subnet {
     }
     fn check_all(&self, members: &[super::Member<'_>]) -> Vec<(String, super::LinkProblem)> {
         // Two subnets of one VPC may not overlap: compared within each VPC
-        // (AWS allows 200 subnets a VPC), never across the stack.
+        // (a quota of 200 subnets a VPC by default), never across the stack.
         let mut by_vpc: BTreeMap<&str, Vec<(&str, ipnet::IpNet)>> = BTreeMap::new();
         for m in members {
             if let (Some(vpc), Some(n)) = (m.links.get("vpc_id"), net(m.props)) {
