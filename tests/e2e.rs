@@ -3347,6 +3347,18 @@ fn an_ecs_service_deploys_by_commit_and_rolls_back_to_the_last_known_good() {
         let td = out.task_definition().unwrap().clone();
         (td.status().unwrap().as_str().to_string(), td.container_definitions()[0].image().unwrap().to_string())
     };
+    // The family's ACTIVE revision numbers, oldest first.
+    let active_revisions = || {
+        let out = rt()
+            .block_on(
+                ecs.list_task_definitions()
+                    .family_prefix(family)
+                    .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+                    .send(),
+            )
+            .unwrap();
+        out.task_definition_arns().iter().map(|a| a.rsplit(':').next().unwrap().to_string()).collect::<Vec<_>>()
+    };
 
     deploy(&a, "true").expect(0);
     let r = deploy(&b, "true").expect(0);
@@ -3372,18 +3384,8 @@ fn an_ecs_service_deploys_by_commit_and_rolls_back_to_the_last_known_good() {
         assert_eq!(running(), b_revision);
     }
     assert_eq!(revision(&b_revision).0, "ACTIVE");
-    let active = rt()
-        .block_on(
-            ecs.list_task_definitions()
-                .family_prefix(family)
-                .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
-                .send(),
-        )
-        .unwrap();
-    let active = active.task_definition_arns();
-    let revisions: Vec<&str> = active.iter().map(|a| a.rsplit(':').next().unwrap()).collect();
     // The newest five, and B's, which the service runs.
-    assert_eq!(revisions, ["2", "4", "5", "6", "7", "8"], "{active:?}");
+    assert_eq!(active_revisions(), ["2", "4", "5", "6", "7", "8"]);
     let first = rt().block_on(ecs.describe_task_definition().task_definition(format!("{family}:1")).send()).unwrap();
     assert_eq!(first.task_definition().unwrap().status().unwrap().as_str(), "INACTIVE", "A's revision was pruned");
     assert!(
@@ -3400,16 +3402,7 @@ fn an_ecs_service_deploys_by_commit_and_rolls_back_to_the_last_known_good() {
         moto.run(&["apply", webapp, "--env", "staging", "--auto-approve", "--var", &format!("image_tag={t}")])
             .expect(0);
     }
-    let active = rt()
-        .block_on(
-            ecs.list_task_definitions()
-                .family_prefix(family)
-                .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
-                .send(),
-        )
-        .unwrap();
-    let revisions: Vec<&str> = active.task_definition_arns().iter().map(|a| a.rsplit(':').next().unwrap()).collect();
-    assert_eq!(revisions, ["2", "10", "11", "12", "13", "14"]);
+    assert_eq!(active_revisions(), ["2", "10", "11", "12", "13", "14"]);
     let r = moto.run(&["rollback", webapp, "--env", "staging"]).expect(0);
     assert!(r.stdout.contains(&format!("(commit {})", &b[..12])), "{}", r.stdout);
     assert_eq!(running(), b_revision, "a rollback after many deploys lands on B's revision");
