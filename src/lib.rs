@@ -42,7 +42,7 @@ const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 
 /// Makes the allocator keep the memory it frees for the rest of the
 /// process instead of handing it back to the OS a second later. converge is a
-/// short-lived command: memory freed while a spec loads (the YAML tree) is
+/// short-lived command: memory freed while a spec loads (the YAML events) is
 /// used again by the plan, and returning it meant faulting it back in,
 /// zeroed, 2 MiB at a time: 0.2 s of kernel time in a 10,000-resource
 /// plan (`perf stat`: 220 ms of system time, 20 ms without purging). Call

@@ -118,45 +118,46 @@ fn fill<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
     Ok(())
 }
 
-struct MapOf<T, F>(PhantomData<(T, F)>);
-
-impl<'de, T: Deserialize<'de>, F: Fn(T) -> U, U> MapOf<T, F> {
-    fn read<D: Deserializer<'de>>(d: D, f: F) -> Result<BTreeMap<String, U>, D::Error> {
-        struct V<T, F>(F, PhantomData<T>);
-        impl<'de, T: Deserialize<'de>, U, F: Fn(T) -> U> Visitor<'de> for V<T, F> {
-            type Value = BTreeMap<String, U>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Self::Value, A::Error> {
-                let mut out = BTreeMap::new();
-                fill(m, |k, v: T| match out.entry(k) {
-                    Entry::Vacant(e) => {
-                        e.insert((self.0)(v));
-                        None
-                    }
-                    Entry::Occupied(e) => Some(e.key().clone()),
-                })?;
-                Ok(out)
-            }
+/// A map of string keys, none twice, each value read as `T` and kept as
+/// `f` makes it.
+fn map_of<'de, D: Deserializer<'de>, T: Deserialize<'de>, U>(
+    d: D,
+    f: impl Fn(T) -> U,
+) -> Result<BTreeMap<String, U>, D::Error> {
+    struct V<T, F>(F, PhantomData<T>);
+    impl<'de, T: Deserialize<'de>, U, F: Fn(T) -> U> Visitor<'de> for V<T, F> {
+        type Value = BTreeMap<String, U>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map")
         }
-        d.deserialize_map(V(f, PhantomData))
+        fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            fill(m, |k, v: T| match out.entry(k) {
+                Entry::Vacant(e) => {
+                    e.insert((self.0)(v));
+                    None
+                }
+                Entry::Occupied(e) => Some(e.key().clone()),
+            })?;
+            Ok(out)
+        }
     }
+    d.deserialize_map(V(f, PhantomData))
 }
 
 /// `BTreeMap<String, T>` with string keys, none twice.
 pub fn map<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<BTreeMap<String, T>, D::Error> {
-    MapOf::<T, _>::read(d, |v: T| v)
+    map_of(d, |v: T| v)
 }
 
 /// `BTreeMap<String, String>` of strings only (tags).
 pub fn text_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    MapOf::<Text, _>::read(d, |t: Text| t.0)
+    map_of(d, |t: Text| t.0)
 }
 
 /// `BTreeMap<String, Value>` (variables).
 pub fn value_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Value>, D::Error> {
-    MapOf::<Json, _>::read(d, |j: Json| j.0)
+    map_of(d, |j: Json| j.0)
 }
 
 /// A map of free-form values (a resource's properties).
