@@ -9,34 +9,43 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-pub struct Graph {
-    g: DiGraph<String, ()>,
-    nodes: BTreeMap<String, NodeIndex>,
+/// Borrows the resources' names: building one allocates no strings.
+pub struct Graph<'a> {
+    /// Node `i` is the `i`-th name in sorted order.
+    g: DiGraph<&'a str, ()>,
 }
 
-impl Graph {
+impl<'a> Graph<'a> {
     /// Builds the graph from `(resource, its dependencies)`. Dependencies on
     /// names that are not nodes are ignored (the resolver reports them).
     ///
     /// Nodes are added in name order, so a node's index orders it by name
-    /// too ([`Graph::order`] breaks ties without comparing strings).
-    pub fn new<'a, I: IntoIterator<Item = (&'a str, &'a BTreeSet<String>)>>(items: I) -> Graph {
+    /// too ([`Graph::order`] breaks ties without comparing strings), and a
+    /// name is found by binary search. Built from a stack's resources (a
+    /// sorted map), node `i` is its `i`-th resource.
+    pub fn new<I: IntoIterator<Item = (&'a str, &'a BTreeSet<String>)>>(items: I) -> Graph<'a> {
         let mut items: Vec<_> = items.into_iter().collect();
-        items.sort_unstable_by_key(|(name, _)| *name);
-        items.dedup_by_key(|(name, _)| *name);
-        let mut g = DiGraph::with_capacity(items.len(), items.len());
-        let mut nodes = BTreeMap::new();
-        for (name, _) in &items {
-            nodes.insert(name.to_string(), g.add_node(name.to_string()));
+        if !items.is_sorted_by(|a, b| a.0 < b.0) {
+            items.sort_unstable_by_key(|(name, _)| *name);
+            items.dedup_by_key(|(name, _)| *name);
         }
+        let mut g = DiGraph::with_capacity(items.len(), items.len());
+        for (name, _) in &items {
+            g.add_node(*name);
+        }
+        let mut graph = Graph { g };
         for (i, (_, deps)) in items.iter().enumerate() {
             for d in deps.iter() {
-                if let Some(&from) = nodes.get(d) {
-                    g.add_edge(from, NodeIndex::new(i), ());
+                if let Some(from) = graph.index(d) {
+                    graph.g.add_edge(from, NodeIndex::new(i), ());
                 }
             }
         }
-        Graph { g, nodes }
+        graph
+    }
+
+    fn index(&self, name: &str) -> Option<NodeIndex> {
+        self.g.raw_nodes().binary_search_by(|n| (*n.weight).cmp(name)).ok().map(NodeIndex::new)
     }
 
     /// A dependency cycle as `[a, b, a]` (a depends on b depends on a),
@@ -68,15 +77,15 @@ impl Graph {
                     }
                 }
             }
-            let mut path = vec![self.g[start].clone()];
+            let mut path = vec![self.g[start].to_string()];
             let mut n = closing?;
             let mut rev = Vec::new();
             while n != start {
-                rev.push(self.g[n].clone());
+                rev.push(self.g[n].to_string());
                 n = parent[&n];
             }
             path.extend(rev.into_iter().rev());
-            path.push(self.g[start].clone());
+            path.push(self.g[start].to_string());
             if best.as_ref().is_none_or(|b| path[0] < b[0]) {
                 best = Some(path);
             }
@@ -86,6 +95,12 @@ impl Graph {
 
     /// Every resource, dependencies before dependents, ties by name.
     pub fn order(&self) -> Vec<String> {
+        self.order_indices().into_iter().map(|i| self.g[NodeIndex::new(i)].to_string()).collect()
+    }
+
+    /// [`Graph::order`] as node indices: for a graph built from a stack's
+    /// resources, indices into them in name order.
+    pub fn order_indices(&self) -> Vec<usize> {
         let mut indegree: Vec<usize> =
             self.g.node_indices().map(|n| self.g.neighbors_directed(n, Direction::Incoming).count()).collect();
         // Indices are in name order (see `new`): the smallest ready index is
@@ -94,15 +109,37 @@ impl Graph {
             indegree.iter().enumerate().filter(|(_, d)| **d == 0).map(|(n, _)| Reverse(n)).collect();
         let mut out = Vec::with_capacity(indegree.len());
         while let Some(Reverse(n)) = ready.pop() {
-            let n = NodeIndex::new(n);
-            out.push(self.g[n].clone());
-            for m in self.g.neighbors_directed(n, Direction::Outgoing) {
+            out.push(n);
+            for m in self.g.neighbors_directed(NodeIndex::new(n), Direction::Outgoing) {
                 let d = &mut indegree[m.index()];
                 *d -= 1;
                 if *d == 0 {
                     ready.push(Reverse(m.index()));
                 }
             }
+        }
+        out
+    }
+
+    /// The nodes of `order` (an [`Graph::order_indices`]) by level: a node's
+    /// level is one more than its dependencies' deepest, so nodes of one
+    /// level depend only on those of earlier levels. Within a level, in
+    /// the order of `order`.
+    pub fn levels(&self, order: &[usize]) -> Vec<Vec<usize>> {
+        let mut level = vec![0usize; self.g.node_count()];
+        let mut out: Vec<Vec<usize>> = Vec::new();
+        for &n in order {
+            let l = self
+                .g
+                .neighbors_directed(NodeIndex::new(n), Direction::Incoming)
+                .map(|d| level[d.index()] + 1)
+                .max()
+                .unwrap_or(0);
+            level[n] = l;
+            if out.len() <= l {
+                out.resize_with(l + 1, Vec::new);
+            }
+            out[l].push(n);
         }
         out
     }
@@ -121,9 +158,9 @@ impl Graph {
 
     fn closure(&self, start: &BTreeSet<String>, dir: Direction) -> BTreeSet<String> {
         let mut seen = BTreeSet::new();
-        let mut stack: Vec<NodeIndex> = start.iter().filter_map(|n| self.nodes.get(n).copied()).collect();
+        let mut stack: Vec<NodeIndex> = start.iter().filter_map(|n| self.index(n)).collect();
         while let Some(n) = stack.pop() {
-            if seen.insert(self.g[n].clone()) {
+            if seen.insert(self.g[n].to_string()) {
                 stack.extend(self.g.neighbors_directed(n, dir));
             }
         }
@@ -132,10 +169,11 @@ impl Graph {
 
     /// Direct dependencies of `name`, sorted.
     pub fn dependencies(&self, name: &str) -> Vec<String> {
-        let Some(&n) = self.nodes.get(name) else {
+        let Some(n) = self.index(name) else {
             return Vec::new();
         };
-        let mut v: Vec<String> = self.g.neighbors_directed(n, Direction::Incoming).map(|m| self.g[m].clone()).collect();
+        let mut v: Vec<String> =
+            self.g.neighbors_directed(n, Direction::Incoming).map(|m| self.g[m].to_string()).collect();
         v.sort();
         v
     }
@@ -145,33 +183,39 @@ impl Graph {
 mod tests {
     use super::*;
 
-    fn graph(edges: &[(&str, &[&str])]) -> (Graph, Vec<BTreeSet<String>>) {
-        let deps: Vec<BTreeSet<String>> =
-            edges.iter().map(|(_, d)| d.iter().map(|s| s.to_string()).collect()).collect();
-        let g = Graph::new(edges.iter().zip(&deps).map(|((n, _), d)| (*n, d)));
-        (g, deps)
+    fn graph(edges: &[(&'static str, &[&str])]) -> Graph<'static> {
+        // The graph borrows its nodes' dependencies: a test's may live on.
+        let deps: &'static [BTreeSet<String>] =
+            edges.iter().map(|(_, d)| d.iter().map(|s| s.to_string()).collect()).collect::<Vec<_>>().leak();
+        Graph::new(edges.iter().zip(deps).map(|((n, _), d)| (*n, d)))
     }
 
     #[test]
     fn order_puts_dependencies_first_and_is_deterministic() {
-        let (g, _) =
+        let g =
             graph(&[("sg", &["vpc"]), ("subnet_b", &["vpc"]), ("subnet_a", &["vpc"]), ("vpc", &[]), ("bucket", &[])]);
         assert_eq!(g.order(), ["bucket", "vpc", "sg", "subnet_a", "subnet_b"]);
+        // Nodes are indexed by name: bucket 0, sg 1, subnet_a 2, subnet_b 3,
+        // vpc 4.
+        assert_eq!(g.order_indices(), [0, 4, 1, 2, 3]);
+        assert_eq!(g.levels(&g.order_indices()), [vec![0, 4], vec![1, 2, 3]]);
+        let chain = graph(&[("c", &["b"]), ("b", &["a"]), ("a", &[]), ("d", &["a", "c"])]);
+        assert_eq!(chain.levels(&chain.order_indices()), [vec![0], vec![1], vec![2], vec![3]]);
     }
 
     #[test]
     fn finds_and_prints_cycles() {
-        let (g, _) = graph(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"]), ("d", &[])]);
+        let g = graph(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"]), ("d", &[])]);
         assert_eq!(g.find_cycle().unwrap(), ["a", "b", "c", "a"]);
-        let (g, _) = graph(&[("a", &["a"])]);
+        let g = graph(&[("a", &["a"])]);
         assert_eq!(g.find_cycle().unwrap(), ["a", "a"]);
-        let (g, _) = graph(&[("a", &["b"]), ("b", &[])]);
+        let g = graph(&[("a", &["b"]), ("b", &[])]);
         assert!(g.find_cycle().is_none());
     }
 
     #[test]
     fn closures_follow_edges_transitively() {
-        let (g, _) =
+        let g =
             graph(&[("vpc", &[]), ("subnet", &["vpc"]), ("sg", &["vpc"]), ("db", &["subnet", "sg"]), ("bucket", &[])]);
         let t = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         assert_eq!(g.with_dependencies(&t(&["db"])), t(&["db", "subnet", "sg", "vpc"]));

@@ -13,6 +13,7 @@ pub mod digest;
 pub mod graph;
 pub mod kinds;
 pub mod live;
+pub mod par;
 pub mod plan;
 pub mod printer;
 pub mod progress;

@@ -32,6 +32,23 @@ pub fn contains_unknown(v: &Value) -> bool {
     }
 }
 
+/// `a == b`, faster for the usual case of two maps made from the same
+/// typed struct (desired and live properties): their keys come in the same
+/// order, and are compared pair by pair instead of looked up. Maps whose
+/// keys differ in order fall back to `==` (map equality ignores order).
+pub fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            if x.len() != y.len() {
+                return false;
+            }
+            if x.keys().eq(y.keys()) { x.values().zip(y.values()).all(|(v, w)| same(v, w)) } else { a == b }
+        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w)),
+        _ => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +59,27 @@ mod tests {
         assert!(contains_unknown(&json!({"a": [1, {"b": UNKNOWN}]})));
         assert!(!contains_unknown(&json!({"a": [1, {"b": "known"}]})));
         assert!(is_unknown(&unknown()));
+    }
+
+    #[test]
+    fn same_is_equality_whatever_the_key_order() {
+        let values = [
+            json!({"a": 1, "b": [1, {"c": "x", "d": null}]}),
+            json!({"b": [1, {"d": null, "c": "x"}], "a": 1}),
+            json!({"a": 1, "b": [1, {"c": "x", "d": false}]}),
+            json!({"a": 1, "b": [1, {"c": "x"}]}),
+            json!({"a": 1, "b": [{"c": "x", "d": null}, 1]}),
+            json!({"a": 1.0, "b": [1, {"c": "x", "d": null}]}),
+            json!({"a": 1, "e": [1, {"c": "x", "d": null}]}),
+            json!([1, 2]),
+            json!([1, 2, 3]),
+            json!("a"),
+            json!(null),
+        ];
+        for a in &values {
+            for b in &values {
+                assert_eq!(same(a, b), a == b, "{a} {b}");
+            }
+        }
     }
 }

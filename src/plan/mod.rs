@@ -5,7 +5,7 @@
 //! file written from a plan is safe to publish.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -142,7 +142,7 @@ impl Outputs for Known {
     }
 }
 
-type Borrowed<'a> = BTreeMap<&'a str, Cow<'a, BTreeMap<String, Value>>>;
+type Borrowed<'a> = HashMap<&'a str, Cow<'a, BTreeMap<String, Value>>>;
 
 impl Outputs for Borrowed<'_> {
     fn output(&self, name: &str, attr: &str) -> Option<Value> {
@@ -154,6 +154,15 @@ impl Outputs for Borrowed<'_> {
 /// While a value is unknown the kind may not be able to check it: the raw
 /// resolved value is used, and the executor resolves again at apply time.
 pub fn desired_props(r: &Resource, known: &impl Outputs) -> Result<Value, PlanError> {
+    desired(r, known).map(Cow::into_owned)
+}
+
+/// [`desired_props`], borrowed from the resource when it references
+/// nothing (canonicalized once, at load).
+fn desired<'r>(r: &'r Resource, known: &impl Outputs) -> Result<Cow<'r, Value>, PlanError> {
+    if let Some(v) = &r.canonical {
+        return Ok(Cow::Borrowed(v));
+    }
     let resolved = r
         .props
         .resolve(&|name, attr| known.output(name, attr))
@@ -162,8 +171,8 @@ pub fn desired_props(r: &Resource, known: &impl Outputs) -> Result<Value, PlanEr
     // (a port from an output not created yet): they are planned as they are.
     let unknown = value::contains_unknown(&resolved).then(|| resolved.clone());
     match (r.kind.canonicalize(resolved), unknown) {
-        (Ok(v), _) => Ok(v),
-        (Err(_), Some(resolved)) => Ok(resolved),
+        (Ok(v), _) => Ok(Cow::Owned(v)),
+        (Err(_), Some(resolved)) => Ok(Cow::Owned(resolved)),
         (Err(e), None) => Err(PlanError {
             resource: r.name.clone(),
             message: if r.sensitive.iter().any(|s| e.path.starts_with(s.as_str())) {
@@ -188,14 +197,14 @@ pub fn known_outputs(stack: &Stack, live: &LiveState) -> Known {
 /// The digest of what applying `r` now would record (`converge:applied`),
 /// if its properties are known.
 pub fn applied_digest(r: &Resource, known: &impl Outputs) -> Option<String> {
-    let props = desired_props(r, known).ok()?;
+    let props = desired(r, known).ok()?;
     (!value::contains_unknown(&props)).then(|| crate::digest::applied(&props, &r.sensitive, &r.tags))
 }
 
 /// The unnamed live object (a kind AWS cannot tag) whose natural key the
 /// resource's desired properties have, if they are known.
 fn match_by_key<'a>(r: &Resource, live: &'a LiveState, known: &impl Outputs) -> Option<&'a Arc<Live>> {
-    let desired = desired_props(r, known).ok()?;
+    let desired = desired(r, known).ok()?;
     if value::contains_unknown(&desired) {
         return None;
     }
@@ -215,7 +224,7 @@ fn best_of<'a>(r: &Resource, live: &'a LiveState, known: &impl Outputs) -> Optio
     if all.len() < 2 {
         return all.first();
     }
-    let Ok(desired) = desired_props(r, known) else { return all.first() };
+    let Ok(desired) = desired(r, known) else { return all.first() };
     all.iter().min_by_key(|l| {
         let changes = diff_attrs(r.kind, r, &desired, l);
         (changes.iter().any(|c| c.forces_replacement), changes.len())
@@ -230,14 +239,24 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
     let empty = serde_json::Map::new();
     let want = desired.as_object().unwrap_or(&empty);
     let have = live.props.as_object().unwrap_or(&empty);
+    // Desired and live properties come from the same typed struct: their
+    // keys usually come in the same order, and the live value is the next
+    // one, found without a lookup.
+    let mut next = have.iter().peekable();
     for (attr, new) in want {
+        // A live attribute the read could not observe is left out by the
+        // kind: it is not compared (see `Kind::read`).
+        let old = match next.next_if(|(k, _)| *k == attr) {
+            Some((_, v)) => v,
+            None => match have.get(attr) {
+                Some(v) => v,
+                None => continue,
+            },
+        };
         if kind.write_only().contains(&attr.as_str()) {
             continue;
         }
-        // A live attribute the read could not observe is left out by the
-        // kind: it is not compared (see `Kind::read`).
-        let Some(old) = have.get(attr) else { continue };
-        if value::contains_unknown(new) || new != old {
+        if value::contains_unknown(new) || !value::same(new, old) {
             let sensitive = r.sensitive.contains(attr);
             out.push(AttrChange {
                 attr: attr.clone(),
@@ -384,12 +403,107 @@ fn delete_change(stack: &Stack, kind: &'static str, live: &Arc<Live>, reason: &s
     }
 }
 
+/// Below this many resources on a level of the graph, a thread of their
+/// own does not pay.
+const RESOURCES_PER_THREAD: usize = 64;
+
+/// What planning one resource gives.
+struct Planned<'a> {
+    /// The live object kept for it.
+    live: Option<&'a Arc<Live>>,
+    /// Its change (`None` outside the targets).
+    change: Option<Result<ResourceChange, PlanError>>,
+    /// The outputs its dependents see: none while unknown (created or
+    /// replaced), with those an update changes marked unknown.
+    outputs: Option<Cow<'a, BTreeMap<String, Value>>>,
+}
+
+/// Plans resource `r`, its dependencies' outputs in `known` (and `prior`,
+/// see [`plan`]).
+fn plan_one<'a>(
+    stack: &Stack,
+    r: &'a Resource,
+    live: &'a LiveState,
+    known: &Borrowed<'a>,
+    prior: &Borrowed<'a>,
+    in_scope: bool,
+) -> Planned<'a> {
+    let l = best_of(r, live, known).or_else(|| match_by_key(r, live, prior));
+    if !in_scope {
+        // Outside the targets: not planned, but its outputs are known.
+        return Planned { live: l, change: None, outputs: l.map(|l| Cow::Borrowed(&l.outputs)) };
+    }
+    let desired = match desired(r, known) {
+        Ok(d) => d,
+        Err(e) => return Planned { live: l, change: Some(Err(e)), outputs: None },
+    };
+    let name = &r.name;
+    let Some(l) = l else {
+        let rc = ResourceChange {
+            name: name.clone(),
+            kind: r.kind.type_name(),
+            action: Action::Create,
+            id: None,
+            reason: None,
+            changes: create_attrs(r, &desired),
+            protected: false,
+            replace_order: None,
+            replacement_name: None,
+            live: None,
+        };
+        return Planned { live: None, change: Some(Ok(rc)), outputs: None };
+    };
+    let mut changes = diff_attrs(r.kind, r, &desired, l);
+    let action = if changes.iter().any(|c| c.forces_replacement) {
+        Action::Replace
+    } else if changes.is_empty() {
+        Action::NoOp
+    } else {
+        Action::Update
+    };
+    let outputs = (action != Action::Replace).then(|| {
+        let mut outputs = Cow::Borrowed(&l.outputs);
+        if action == Action::Update {
+            for o in r.kind.outputs_changed_by_update() {
+                outputs.to_mut().insert((*o).to_string(), value::unknown());
+            }
+        }
+        outputs
+    });
+    let (replace_order, replacement_name) =
+        if action == Action::Replace { replacement(r, l, &mut changes) } else { (None, None) };
+    let rc = ResourceChange {
+        name: name.clone(),
+        kind: r.kind.type_name(),
+        action,
+        id: Some(l.id.clone()),
+        reason: None,
+        changes,
+        protected: action == Action::Replace && guarded(stack, name, r.kind),
+        replace_order,
+        replacement_name,
+        live: Some(Arc::clone(l)),
+    };
+    Planned { live: Some(l), change: Some(Ok(rc)), outputs }
+}
+
 /// Plans `stack` against `live`. With `targets`, only those resources and
 /// what they depend on are planned, and nothing is deleted unless named.
 ///
 /// # Errors
 /// A resolved property the kind rejects (e.g. an output of the wrong type).
 pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>) -> Result<Plan, PlanError> {
+    plan_on(stack, live, targets, RESOURCES_PER_THREAD)
+}
+
+/// [`plan`], a level of the graph shared among threads when each gets at
+/// least `per_thread` of its resources.
+fn plan_on(
+    stack: &Stack,
+    live: &LiveState,
+    targets: Option<&BTreeSet<String>>,
+    per_thread: usize,
+) -> Result<Plan, PlanError> {
     if !live.conflicts.is_empty() {
         let all: Vec<String> = live.conflicts.iter().map(|c| format!("\n  {c}")).collect();
         return Err(PlanError {
@@ -400,88 +514,62 @@ pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>)
             ),
         });
     }
-    let graph = Graph::new(stack.resources.values().map(|r| (r.name.as_str(), &r.deps)));
+    // Node `i` of the graph is the stack's `i`-th resource (both in name
+    // order): the walk below looks nothing up by name but references.
+    let all: Vec<&Resource> = stack.resources.values().collect();
+    let graph = Graph::new(all.iter().map(|r| (r.name.as_str(), &r.deps)));
     let scope = targets.map(|t| graph.with_dependencies(t));
     let in_scope = |name: &str| scope.as_ref().is_none_or(|s| s.contains(name));
-    let mut known: Borrowed<'_> = BTreeMap::new();
-    let mut resources = Vec::new();
+    let mut known: Borrowed<'_> = HashMap::with_capacity(all.len());
     // Untaggable objects matched to a resource by natural key, computed from
     // the outputs objects have now (`prior`: replaced ones included, so a
     // mount target whose subnet is replaced is found, then replaced).
-    let mut claimed: BTreeSet<(&str, &str)> = BTreeSet::new();
-    let mut prior: Borrowed<'_> = BTreeMap::new();
-    for name in graph.order() {
-        let r = &stack.resources[&name];
-        let l = best_of(r, live, &known).or_else(|| match_by_key(r, live, &prior));
-        if let Some(o) = l {
-            prior.insert(&r.name, Cow::Borrowed(&o.outputs));
-            claimed.insert((r.kind.type_name(), &o.id));
-        }
-        if !in_scope(&name) {
-            // Outside the targets: not planned, but its outputs are known.
-            if let Some(l) = l {
-                known.insert(&r.name, Cow::Borrowed(&l.outputs));
-            }
-            continue;
-        }
-        let desired = desired_props(r, &known)?;
-        let rc = match l {
-            None => ResourceChange {
-                name: name.clone(),
-                kind: r.kind.type_name(),
-                action: Action::Create,
-                id: None,
-                reason: None,
-                changes: create_attrs(r, &desired),
-                protected: false,
-                replace_order: None,
-                replacement_name: None,
-                live: None,
+    let mut claimed: HashSet<(&str, &str)> = HashSet::new();
+    let mut prior: Borrowed<'_> = HashMap::with_capacity(all.len());
+    // Level by level: a resource reads only its dependencies' outputs, all
+    // on earlier levels, so the resources of one level are planned on
+    // every core. The changes are then listed in the graph's order, up to
+    // the first error, as a walk in that order would have.
+    let order = graph.order_indices();
+    let mut planned: Vec<Option<Planned<'_>>> = (0..all.len()).map(|_| None).collect();
+    for level in graph.levels(&order) {
+        let threads = crate::par::threads_for(level.len(), per_thread);
+        let (_, done) = crate::par::map_chunks(
+            level,
+            threads,
+            &mut (),
+            || (),
+            |_, i| {
+                let r = all[i];
+                (i, plan_one(stack, r, live, &known, &prior, in_scope(&r.name)))
             },
-            Some(l) => {
-                let mut changes = diff_attrs(r.kind, r, &desired, l);
-                let action = if changes.iter().any(|c| c.forces_replacement) {
-                    Action::Replace
-                } else if changes.is_empty() {
-                    Action::NoOp
-                } else {
-                    Action::Update
-                };
-                if action != Action::Replace {
-                    let mut outputs = Cow::Borrowed(&l.outputs);
-                    if action == Action::Update {
-                        for o in r.kind.outputs_changed_by_update() {
-                            outputs.to_mut().insert((*o).to_string(), value::unknown());
-                        }
-                    }
-                    known.insert(&r.name, outputs);
-                }
-                let (replace_order, replacement_name) =
-                    if action == Action::Replace { replacement(r, l, &mut changes) } else { (None, None) };
-                ResourceChange {
-                    name: name.clone(),
-                    kind: r.kind.type_name(),
-                    action,
-                    id: Some(l.id.clone()),
-                    reason: None,
-                    changes,
-                    protected: action == Action::Replace && guarded(stack, &name, r.kind),
-                    replace_order,
-                    replacement_name,
-                    live: Some(Arc::clone(l)),
-                }
+        );
+        for (i, mut p) in done {
+            let r = all[i];
+            if let Some(o) = p.live {
+                prior.insert(&r.name, Cow::Borrowed(&o.outputs));
+                claimed.insert((r.kind.type_name(), &o.id));
             }
-        };
-        resources.push(rc);
+            if let Some(outputs) = p.outputs.take() {
+                known.insert(&r.name, outputs);
+            }
+            planned[i] = Some(p);
+        }
+    }
+    let mut resources = Vec::new();
+    for i in order {
+        if let Some(change) = planned[i].take().and_then(|p| p.change) {
+            resources.push(change?);
+        }
     }
     // Objects the spec no longer has, and duplicates of those it has.
-    let graph_planned: BTreeSet<&str> = resources.iter().map(|rc| rc.name.as_str()).collect();
     let mut deletes = Vec::new();
     for ((kind, name), objects) in &live.objects {
         let spec_kind = stack.resources.get(name).map(|r| r.kind.type_name());
         let wanted = spec_kind == Some(*kind);
         let targeted = targets.is_none_or(|t| t.contains(name));
-        let in_plan = graph_planned.contains(name.as_str());
+        // Every resource of the spec in scope was planned above.
+        let in_plan = spec_kind.is_some() && in_scope(name);
         for (i, o) in objects.iter().enumerate() {
             // A resource the plan did not reach (outside the targets) keeps
             // its first object; one it planned keeps the object it chose.

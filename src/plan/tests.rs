@@ -478,3 +478,92 @@ fn delete_edges_are_the_pairwise_relation() {
     }
     assert!(at("sg3") < at("bucket") && at("subnet") < at("vpc"));
 }
+
+#[test]
+fn a_plan_on_several_threads_is_the_plan_on_one() {
+    // 8 VPCs, each with a chain of 20 groups (each allowing the previous
+    // one) and 20 buckets: levels of 8 to 168 resources.
+    let mut src = String::from("stack: demo\nregion: eu-west-1\nresources:\n");
+    for b in 0..8 {
+        src.push_str(&format!("  vpc{b}:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.{b}.0.0/16\n"));
+        for i in 0..20 {
+            let from = if i == 0 {
+                "cidr_blocks: [10.0.0.0/8]".to_string()
+            } else {
+                format!("security_groups: [\"${{resources.sg{b}_{}.id}}\"]", i - 1)
+            };
+            src.push_str(&format!(
+                "  sg{b}_{i}:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${{resources.vpc{b}.id}}\n      description: group {i}\n      ingress:\n        - port: 443\n          protocol: tcp\n          {from}\n"
+            ));
+            src.push_str(&format!("  bucket{b}_{i}:\n    type: s3.bucket\n    name: demo-{b}-{i}\n"));
+        }
+    }
+    let s = stack(&src);
+    let known: Known =
+        s.resources.keys().map(|n| (n.clone(), [("id".to_string(), json!(format!("id-{n}")))].into())).collect();
+    let mut live = LiveState::default();
+    for (i, (name, r)) in s.resources.iter().enumerate() {
+        // Some missing (created), some with a new description (replaced:
+        // their dependents' references become unknown), some retagged
+        // (updated).
+        if i % 29 == 3 {
+            continue;
+        }
+        let mut props = desired_props(r, &known).unwrap();
+        if i % 13 == 5 && r.kind.type_name() == "ec2.security_group" {
+            props["description"] = json!("changed by hand");
+        }
+        let mut tags = r.tags.clone();
+        if i % 11 == 2 {
+            tags.insert("team".into(), "other".into());
+        }
+        let l = Live { name: name.clone(), id: format!("id-{name}"), props, tags, outputs: known[name].clone() };
+        live.objects.entry((r.kind.type_name(), name.clone())).or_default().push(l.into());
+    }
+    let one = plan_on(&s, &live, None, usize::MAX).unwrap();
+    let several = plan_on(&s, &live, None, 1).unwrap();
+    let counts = one.summary();
+    assert!(counts.add > 5 && counts.replace > 5 && counts.change > 5, "{counts:?}");
+    assert_eq!(format!("{one:?}"), format!("{several:?}"));
+    // In the graph's order (dependencies first, ties by name), as a walk
+    // in that order lists them.
+    let names: Vec<&str> = several.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, crate::graph::Graph::new(s.resources.values().map(|r| (r.name.as_str(), &r.deps))).order());
+    // Targets: the same.
+    let targets: BTreeSet<String> = ["sg3_7".to_string(), "bucket5_1".to_string()].into();
+    let one = plan_on(&s, &live, Some(&targets), usize::MAX).unwrap();
+    assert_eq!(format!("{one:?}"), format!("{:?}", plan_on(&s, &live, Some(&targets), 1).unwrap()));
+    // Two VPCs whose id is a number: the first error in the graph's order
+    // is the one reported, as one thread walking that order would.
+    let vpcs: Vec<usize> = (0..8).filter(|b| live.objects.contains_key(&("ec2.vpc", format!("vpc{b}")))).collect();
+    for b in [vpcs[1], vpcs[vpcs.len() - 1]] {
+        let l = &mut live.objects.get_mut(&("ec2.vpc", format!("vpc{b}"))).unwrap()[0];
+        Arc::make_mut(l).outputs.insert("id".into(), json!(7));
+    }
+    let e1 = plan_on(&s, &live, None, usize::MAX).unwrap_err();
+    let e2 = plan_on(&s, &live, None, 1).unwrap_err();
+    assert_eq!(e1.to_string(), e2.to_string());
+    assert!(e1.to_string().contains(&format!("sg{}_0", vpcs[1])), "{e1}");
+}
+
+#[test]
+fn attributes_compare_by_name_whatever_the_live_order() {
+    let s = stack(STACK);
+    let r = &s.resources["vpc"];
+    let mut l = live_of(&s, "vpc", "vpc-1", &[("id", "vpc-1")]);
+    let desired = l.props.clone();
+    let attrs: Vec<String> = desired.as_object().unwrap().keys().cloned().collect();
+    assert!(attrs.len() >= 3, "{attrs:?}");
+    // Live keys reversed, the second attribute unobserved, the last changed.
+    let mut reversed = serde_json::Map::new();
+    for k in attrs.iter().rev() {
+        if *k != attrs[1] {
+            reversed.insert(k.clone(), desired[k].clone());
+        }
+    }
+    let last = attrs.last().unwrap();
+    reversed[last] = json!("changed by hand");
+    l.props = Value::Object(reversed);
+    let changes: Vec<String> = diff_attrs(r.kind, r, &desired, &l).into_iter().map(|c| c.attr).collect();
+    assert_eq!(changes, std::slice::from_ref(last));
+}

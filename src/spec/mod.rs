@@ -70,6 +70,10 @@ pub struct Resource {
     /// `adopt: true`: an untagged object with this physical name is taken
     /// over (tagged) instead of reported as a conflict.
     pub adopt: bool,
+    /// The canonical properties, when they reference no other resource:
+    /// checked once while loading, then what every plan of the resource
+    /// wants ([`crate::plan::desired_props`] computes no other).
+    pub canonical: Option<std::sync::Arc<serde_json::Value>>,
 }
 
 /// The environments a stack file defines, in file order, without

@@ -100,16 +100,13 @@ pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<String> {
 
 /// [`load`] from a string; `path` is only used in messages.
 pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, SpecError> {
+    load_str_on(path, src, opts, crate::par::cores())
+}
+
+/// [`load_str`] on at most `threads` threads.
+fn load_str_on(path: &Path, src: &str, opts: &LoadOptions, threads: usize) -> Result<Stack, SpecError> {
     let invalid = |diagnostics: Vec<Diagnostic>| SpecError::Invalid { file: path.to_path_buf(), diagnostics };
-    let mut cx = Cx {
-        file: path.to_path_buf(),
-        src,
-        index: OnceCell::new(),
-        diags: Vec::new(),
-        secret_refs: BTreeSet::new(),
-        overrides: BTreeMap::new(),
-        checked: BTreeMap::new(),
-    };
+    let mut cx = Cx::new(path.to_path_buf(), src, threads);
     // A stack without merge keys is read straight from the YAML events
     // into the raw structs, which refuse a key given twice themselves
     // (see `strict`). One with merge keys (`<<: *anchor`), and one that
@@ -138,7 +135,20 @@ pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, Spe
     }
 }
 
-impl Cx<'_> {
+impl<'s> Cx<'s> {
+    fn new(file: PathBuf, src: &'s str, threads: usize) -> Cx<'s> {
+        Cx {
+            file,
+            src,
+            index: OnceCell::new(),
+            diags: Vec::new(),
+            secret_refs: BTreeSet::new(),
+            overrides: BTreeMap::new(),
+            checked: BTreeMap::new(),
+            threads,
+        }
+    }
+
     /// Reads the stack through a YAML value: merge keys apply, and every
     /// problem is placed (in `self.diags`).
     fn read_through_value(&mut self) -> Result<RawStack, ()> {
@@ -236,7 +246,12 @@ struct Cx<'s> {
     overrides: BTreeMap<String, String>,
     /// Each valid resource's canonical properties, references unknown.
     checked: BTreeMap<String, Value>,
+    /// How many threads may resolve resources.
+    threads: usize,
 }
+
+/// Below this many resources a thread of their own does not pay.
+const RESOURCES_PER_THREAD: usize = 256;
 
 /// What a property walk collects for one resource.
 #[derive(Default)]
@@ -534,30 +549,38 @@ impl Cx<'_> {
         };
         let tags = self.tag_values(tags, "tags", &env);
         let env_tags = self.tag_values(env_tags, &join_key(&join_key("environments", &env_name), "tags"), &env);
+        let todo: Vec<(String, RawResource, &'static dyn Kind)> = resources
+            .into_iter()
+            .filter(|(name, _)| !disabled.contains(name))
+            .filter_map(|(name, r)| kinds_by_name.get(&name).map(|&k| (name, r, k)))
+            .collect();
         let mut out = BTreeMap::new();
         let mut physical: BTreeMap<(&str, String), String> = BTreeMap::new();
-        for (name, r) in resources {
-            let Some(&kind) = kinds_by_name.get(&name) else {
-                continue;
-            };
-            if disabled.contains(&name) {
-                continue;
+        for (name, res) in self.resources(todo, &env, &tags, &env_tags) {
+            let Some(res) = res else { continue };
+            let key = (res.kind.type_name(), res.physical_name.clone());
+            if let Some(first) = physical.insert(key, name.clone()) {
+                self.at_key(
+                    &join_key("resources", &name),
+                    format!("resources `{first}` and `{name}` have the same physical name `{}`", res.physical_name),
+                    Some("set a distinct `name:` on one of them".into()),
+                );
             }
-            if let Some(res) = self.resource(&name, r, kind, &env, &tags, &env_tags) {
-                let key = (kind.type_name(), res.physical_name.clone());
-                if let Some(first) = physical.insert(key, name.clone()) {
-                    self.at_key(
-                        &join_key("resources", &name),
-                        format!("resources `{first}` and `{name}` have the same physical name `{}`", res.physical_name),
-                        Some("set a distinct `name:` on one of them".into()),
-                    );
-                }
-                out.insert(name, res);
-            }
+            out.insert(name, res);
         }
 
         if self.diags.is_empty() {
             self.check_links(&out);
+        }
+        // Canonical properties without references are what every plan
+        // wants: kept (both maps are in name order).
+        let mut checked = std::mem::take(&mut self.checked).into_iter().peekable();
+        for r in out.values_mut() {
+            if let Some((_, v)) = checked.next_if(|(name, _)| *name == r.name)
+                && !r.props.has_references()
+            {
+                r.canonical = Some(std::sync::Arc::new(v));
+            }
         }
         let graph = Graph::new(out.values().map(|r| (r.name.as_str(), &r.deps)));
         if let Some(cycle) = graph.find_cycle() {
@@ -579,6 +602,32 @@ impl Cx<'_> {
             secret_refs: BTreeSet::new(),
             source_digest: String::new(),
         })
+    }
+
+    /// [`Cx::resource`] of each, in order. A large stack is split among
+    /// threads, each with a context of its own: their problems, secrets
+    /// read and checked properties are then merged in order, so the result
+    /// is the same as on one thread.
+    fn resources(
+        &mut self,
+        todo: Vec<(String, RawResource, &'static dyn Kind)>,
+        env: &Env<'_>,
+        stack_tags: &BTreeMap<String, String>,
+        env_tags: &BTreeMap<String, String>,
+    ) -> Vec<(String, Option<Resource>)> {
+        let threads = self.threads.min(todo.len() / RESOURCES_PER_THREAD).max(1);
+        let (file, src) = (self.file.clone(), self.src);
+        let helper = || Cx::new(file.clone(), src, 1);
+        let (helpers, done) = crate::par::map_chunks(todo, threads, self, helper, |cx, (name, r, kind)| {
+            let res = cx.resource(&name, r, kind, env, stack_tags, env_tags);
+            (name, res)
+        });
+        for cx in helpers {
+            self.diags.extend(cx.diags);
+            self.secret_refs.extend(cx.secret_refs);
+            self.checked.extend(cx.checked);
+        }
+        done
     }
 
     fn resource(
@@ -733,6 +782,7 @@ impl Cx<'_> {
             timeout,
             protect,
             adopt,
+            canonical: None,
         })
     }
 
@@ -863,6 +913,11 @@ impl Cx<'_> {
     /// property with the linked resource's line in the help.
     fn check_links(&mut self, resources: &BTreeMap<String, Resource>) {
         let checked = std::mem::take(&mut self.checked);
+        self.check_links_of(resources, &checked);
+        self.checked = checked;
+    }
+
+    fn check_links_of(&mut self, resources: &BTreeMap<String, Resource>, checked: &BTreeMap<String, Value>) {
         let mut by_kind: BTreeMap<&'static str, (&'static dyn Kind, Vec<kinds::Member<'_>>)> = BTreeMap::new();
         let mut problems = Vec::new();
         for r in resources.values() {

@@ -71,6 +71,18 @@ impl Template {
         })
     }
 
+    /// Whether any resource reference is left: without one, every
+    /// [`Template::resolve`] gives the same value.
+    pub fn has_references(&self) -> bool {
+        match self {
+            Template::Lit(_) => false,
+            Template::Interp(parts) => parts.iter().any(|p| matches!(p, Part::Ref(_))),
+            Template::List(items) => items.iter().any(Template::has_references),
+            Template::Map(m) => m.values().any(Template::has_references),
+            Template::Render { vars, .. } => vars.has_references(),
+        }
+    }
+
     /// The value with every reference unknown: what validation checks.
     pub fn placeholder(&self) -> Value {
         self.resolve(&|_, _| None).unwrap_or_else(|_| value::unknown())
@@ -141,6 +153,9 @@ mod tests {
         )]));
         assert_eq!(t.resolve(&|_, _| Some(json!("sg-1"))).unwrap(), json!({"a": [1, "sg-1"]}));
         assert!(value::contains_unknown(&t.placeholder()));
+        assert!(t.has_references());
+        let lit = Template::Map(BTreeMap::from([("a".into(), Template::List(vec![Template::Lit(json!(1))]))]));
+        assert!(!lit.has_references());
     }
 
     #[test]

@@ -231,3 +231,64 @@ fn subnets_overlap_only_within_one_vpc() {
     let d = one_error(&format!("{src}{}", subnet("c", "vpc", "10.0.1.128/25")));
     assert!(d.message.contains("`10.0.1.0/24` overlaps `10.0.1.128/25` of subnet `c` in the same VPC"), "{d:?}");
 }
+
+#[test]
+fn a_large_stack_resolves_the_same_on_several_threads_as_on_one() {
+    // 1,000 resources: references, a secret, and (in the second stack) a
+    // problem every 97 resources, of three sorts.
+    let mut src = String::from(
+        "stack: big\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.0.0.0/16\n",
+    );
+    for i in 0..500 {
+        src.push_str(&format!(
+            "  sg{i}:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n      description: ${{env.HOME}}\n      ingress:\n        - port: {}\n          protocol: tcp\n          cidr_blocks: [10.0.0.0/8]\n",
+            i + 1
+        ));
+        src.push_str(&format!("  b{i}:\n    type: s3.bucket\n    name: big-bucket-{i}\n    depends_on: [sg{i}]\n"));
+    }
+    let bad: String = src
+        .lines()
+        .enumerate()
+        .map(|(n, l)| match (n % 97, l) {
+            (0..=40, l) if l.starts_with("      description:") => "      descriptio: typo".to_string(),
+            (41..=70, l) if l.starts_with("    name: big-bucket-") => "    name: big-bucket-same".to_string(),
+            (71..=96, l) if l.starts_with("      vpc_id:") => "      vpc_id: ${resources.nope.id}".to_string(),
+            (_, l) => l.to_string(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    let on = |src: &str, threads: usize| super::load_str_on(Path::new("s.yaml"), src, &LoadOptions::default(), threads);
+    let (one, several) = (on(&src, 1).unwrap(), on(&src, 3).unwrap());
+    assert_eq!(one.resources.len(), 1001);
+    assert_eq!(one.secret_refs, several.secret_refs);
+    assert_eq!(one.secret_refs.iter().collect::<Vec<_>>(), ["HOME"]);
+    for (a, b) in one.resources.values().zip(several.resources.values()) {
+        assert_eq!(
+            (&a.name, &a.physical_name, &a.props, &a.deps, &a.tags, &a.sensitive, a.timeout, a.protect),
+            (&b.name, &b.physical_name, &b.props, &b.deps, &b.tags, &b.sensitive, b.timeout, b.protect)
+        );
+    }
+    let problems = |threads: usize| match on(&bad, threads) {
+        Err(SpecError::Invalid { diagnostics, .. }) => diagnostics,
+        other => panic!("{other:?}"),
+    };
+    let one = problems(1);
+    assert!(one.len() > 30, "{}", one.len());
+    for needle in ["unknown field `descriptio`", "same physical name", "unknown resource `nope`"] {
+        assert!(one.iter().any(|d| d.message.contains(needle)), "{needle}: {one:#?}");
+    }
+    assert_eq!(one, problems(3));
+}
+
+#[test]
+fn properties_without_references_are_canonicalized_once() {
+    let s = load(BASE).unwrap();
+    let (vpc, subnet) = (&s.resources["vpc"], &s.resources["subnet"]);
+    // The VPC references nothing: its canonical properties are kept, and
+    // they are what the kind makes of its properties.
+    let kept = vpc.canonical.as_deref().expect("kept");
+    assert_eq!(*kept, vpc.kind.canonicalize(vpc.props.placeholder()).unwrap());
+    assert_eq!(kept["cidr_block"], json!("10.0.0.0/16"));
+    // The subnet names the VPC's id: planned against live outputs.
+    assert!(subnet.canonical.is_none());
+}
