@@ -419,30 +419,41 @@ fn drift_is_told_from_pending_missing_and_unmanaged() {
     assert_eq!(classes(None)[2], ("bucket".to_string(), Class::Pending));
 }
 
+/// Security groups `{prefix}0` to `{prefix}{n-1}` in the VPC of resource
+/// `vpc`, each allowing the one before it (the first, 10.0.0.0/8).
+fn group_chain(prefix: &str, vpc: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let from = if i == 0 {
+                "cidr_blocks: [10.0.0.0/8]".to_string()
+            } else {
+                format!("security_groups: [\"${{resources.{prefix}{}.id}}\"]", i - 1)
+            };
+            format!(
+                "  {prefix}{i}:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${{resources.{vpc}.id}}\n      description: group {i}\n      ingress:\n        - port: 443\n          protocol: tcp\n          {from}\n"
+            )
+        })
+        .collect()
+}
+
+/// Every resource's `id` output: `id-NAME`.
+fn ids_of(s: &Stack) -> Known {
+    s.resources.keys().map(|n| (n.clone(), [("id".to_string(), json!(format!("id-{n}")))].into())).collect()
+}
+
 /// The delete order's pairs, found through the id and name index, are
 /// exactly the pairs [`deleted_before`] finds comparing every two objects;
 /// and a destroy deletes every group before the group it names.
 #[test]
 fn delete_edges_are_the_pairwise_relation() {
-    let mut src = String::from(STACK);
-    for i in 0..12 {
-        let from = if i == 0 {
-            "cidr_blocks: [10.0.0.0/8]".to_string()
-        } else {
-            format!("security_groups: [\"${{resources.sg{}.id}}\"]", i - 1)
-        };
-        src.push_str(&format!(
-            "  sg{i}:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n      description: group {i}\n      ingress:\n        - port: 443\n          protocol: tcp\n          {from}\n"
-        ));
-    }
+    let src = format!("{STACK}{}", group_chain("sg", "vpc", 12));
     // sg3 also waits for the bucket by the spec alone.
-    src = src.replace(
+    let src = src.replace(
         "  sg3:\n    type: ec2.security_group\n",
         "  sg3:\n    type: ec2.security_group\n    depends_on: [bucket]\n",
     );
     let s = stack(&src);
-    let ids: BTreeMap<String, BTreeMap<String, Value>> =
-        s.resources.keys().map(|n| (n.clone(), [("id".to_string(), json!(format!("id-{n}")))].into())).collect();
+    let ids = ids_of(&s);
     let lives: Vec<(&'static str, Live)> = s
         .resources
         .values()
@@ -486,21 +497,13 @@ fn a_plan_on_several_threads_is_the_plan_on_one() {
     let mut src = String::from("stack: demo\nregion: eu-west-1\nresources:\n");
     for b in 0..8 {
         src.push_str(&format!("  vpc{b}:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.{b}.0.0/16\n"));
+        src.push_str(&group_chain(&format!("sg{b}_"), &format!("vpc{b}"), 20));
         for i in 0..20 {
-            let from = if i == 0 {
-                "cidr_blocks: [10.0.0.0/8]".to_string()
-            } else {
-                format!("security_groups: [\"${{resources.sg{b}_{}.id}}\"]", i - 1)
-            };
-            src.push_str(&format!(
-                "  sg{b}_{i}:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${{resources.vpc{b}.id}}\n      description: group {i}\n      ingress:\n        - port: 443\n          protocol: tcp\n          {from}\n"
-            ));
             src.push_str(&format!("  bucket{b}_{i}:\n    type: s3.bucket\n    name: demo-{b}-{i}\n"));
         }
     }
     let s = stack(&src);
-    let known: Known =
-        s.resources.keys().map(|n| (n.clone(), [("id".to_string(), json!(format!("id-{n}")))].into())).collect();
+    let known = ids_of(&s);
     let mut live = LiveState::default();
     for (i, (name, r)) in s.resources.iter().enumerate() {
         // Some missing (created), some with a new description (replaced:
