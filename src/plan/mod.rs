@@ -405,7 +405,7 @@ fn delete_change(stack: &Stack, kind: &'static str, live: &Arc<Live>, reason: &s
 
 /// Below this many resources on a level of the graph, a thread of their
 /// own does not pay.
-const RESOURCES_PER_THREAD: usize = 64;
+const RESOURCES_PER_THREAD: usize = 16;
 
 /// What planning one resource gives.
 struct Planned<'a> {

@@ -40,12 +40,33 @@ enum Frame {
 
 /// Appends a map key to a path: `a` + `b` → `a.b`.
 pub fn join_key(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    let mut out = String::with_capacity(path.len() + 1 + key.len());
+    push_key(&mut out, path, key);
+    out
 }
 
 /// Appends a sequence index to a path: `a` + 3 → `a[3]`.
 pub fn join_index(path: &str, index: usize) -> String {
-    format!("{path}[{index}]")
+    let mut out = String::with_capacity(path.len() + 4);
+    push_index(&mut out, path, index);
+    out
+}
+
+/// [`join_key`] into `out`, which it appends to.
+pub fn push_key(out: &mut String, path: &str, key: &str) {
+    out.push_str(path);
+    if !path.is_empty() {
+        out.push('.');
+    }
+    out.push_str(key);
+}
+
+/// [`join_index`] into `out`, which it appends to.
+pub fn push_index(out: &mut String, path: &str, index: usize) {
+    use std::fmt::Write;
+    out.push_str(path);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "[{index}]");
 }
 
 impl SpanIndex {

@@ -10,6 +10,7 @@ use crate::kinds::{self, Kind};
 
 pub mod expr;
 pub mod location;
+mod pieces;
 pub mod raw;
 mod resolve;
 pub use resolve::MAX_STACK_BYTES;

@@ -2,14 +2,14 @@
 //! offline. All problems are collected, each with file:line:col.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::expr::{self, Part, Reference};
-use super::location::{Pos, SpanIndex, join_index, join_key};
+use super::location::{Pos, SpanIndex, join_index, join_key, push_index, push_key};
 use super::raw::{RawEnvironment, RawResource, RawStack};
 use super::{Diagnostic, Resource, SpecError, Stack, Template, default_physical_name, help_for};
 use crate::graph::Graph;
@@ -109,11 +109,13 @@ fn load_str_on(path: &Path, src: &str, opts: &LoadOptions, threads: usize) -> Re
     let mut cx = Cx::new(path.to_path_buf(), src, threads);
     // A stack without merge keys is read straight from the YAML events
     // into the raw structs, which refuse a key given twice themselves
-    // (see `strict`). One with merge keys (`<<: *anchor`), and one that
-    // fails to read, goes through a YAML value: merge keys apply there,
-    // and problems are placed. Positions come from the span index, built
-    // only when there is something to report.
-    let raw = match (!src.contains("<<")).then(|| serde_yaml_ng::from_str::<RawStack>(src).ok()).flatten() {
+    // (see `strict`); a large one in pieces, on every core (see `pieces`).
+    // One with merge keys (`<<: *anchor`), and one that fails to read,
+    // goes through a YAML value: merge keys apply there, and problems are
+    // placed. Positions come from the span index, built only when there is
+    // something to report.
+    let straight = || super::pieces::read(src, threads).or_else(|| serde_yaml_ng::from_str::<RawStack>(src).ok());
+    let raw = match (!src.contains("<<")).then(straight).flatten() {
         Some(raw) => raw,
         None => match cx.read_through_value() {
             Ok(raw) => raw,
@@ -500,17 +502,16 @@ impl Cx<'_> {
         }
 
         // First pass: kinds, so references can be checked against outputs.
-        let mut kinds_by_name: BTreeMap<String, &'static dyn Kind> = BTreeMap::new();
+        let mut kinds_by_name: Vec<(String, &'static dyn Kind)> = Vec::with_capacity(resources.len());
         for (name, r) in &resources {
-            let rp = join_key("resources", name);
             if !is_ident(name) {
+                let rp = join_key("resources", name);
                 self.at_key(&rp, format!("resource name `{name}` must be letters, digits, `_` and `-`"), None);
             }
             match kinds::lookup(&r.kind) {
-                Some(k) => {
-                    kinds_by_name.insert(name.clone(), k);
-                }
+                Some(k) => kinds_by_name.push((name.clone(), k)),
                 None => {
+                    let rp = join_key("resources", name);
                     let help = help_for(&r.kind, kinds::REGISTRY.iter().map(|k| k.type_name()));
                     self.at_value(
                         &join_key(&rp, "type"),
@@ -520,6 +521,8 @@ impl Cx<'_> {
                 }
             }
         }
+        // In name order: collected, not inserted one by one.
+        let kinds_by_name: BTreeMap<String, &'static dyn Kind> = kinds_by_name.into_iter().collect();
 
         for key in tags.keys().chain(env_tags.keys()) {
             if key.starts_with("converge:") {
@@ -554,19 +557,25 @@ impl Cx<'_> {
             .filter(|(name, _)| !disabled.contains(name))
             .filter_map(|(name, r)| kinds_by_name.get(&name).map(|&k| (name, r, k)))
             .collect();
-        let mut out = BTreeMap::new();
-        let mut physical: BTreeMap<(&str, String), String> = BTreeMap::new();
-        for (name, res) in self.resources(todo, &env, &tags, &env_tags) {
-            let Some(res) = res else { continue };
-            let key = (res.kind.type_name(), res.physical_name.clone());
-            if let Some(first) = physical.insert(key, name.clone()) {
-                self.at_key(
-                    &join_key("resources", &name),
-                    format!("resources `{first}` and `{name}` have the same physical name `{}`", res.physical_name),
-                    Some("set a distinct `name:` on one of them".into()),
-                );
+        // In name order already: collected, not inserted one by one.
+        let mut out: BTreeMap<String, Resource> = self
+            .resources(todo, &env, &tags, &env_tags)
+            .into_iter()
+            .filter_map(|(name, res)| res.map(|r| (name, r)))
+            .collect();
+        let mut physical: HashMap<(&str, &str), &str> = HashMap::with_capacity(out.len());
+        let mut same = Vec::new();
+        for r in out.values() {
+            if let Some(first) = physical.insert((r.kind.type_name(), &r.physical_name), &r.name) {
+                same.push((first.to_string(), r.name.clone(), r.physical_name.clone()));
             }
-            out.insert(name, res);
+        }
+        for (first, name, physical) in same {
+            self.at_key(
+                &join_key("resources", &name),
+                format!("resources `{first}` and `{name}` have the same physical name `{physical}`"),
+                Some("set a distinct `name:` on one of them".into()),
+            );
         }
 
         if self.diags.is_empty() {
@@ -656,6 +665,7 @@ impl Cx<'_> {
         };
         let rp = join_key("resources", name);
         let refusal = match kind.import_by() {
+            _ if !adopt => None,
             kinds::ImportBy::Name => None,
             kinds::ImportBy::Ec2Id => Some(format!(
                 "`adopt:` takes over by name, and {} objects are found by their tags; take one over with `converge import STACK --env ENV {name} ID`",
@@ -663,15 +673,18 @@ impl Cx<'_> {
             )),
             kinds::ImportBy::Never(why) => Some(format!("{} objects cannot be adopted: {why}", kind.type_name())),
         };
-        if let (true, Some(why)) = (adopt, refusal) {
+        if let Some(why) = refusal {
             self.at_key(&join_key(&rp, "adopt"), why, None);
         }
         let before = self.diags.len();
         let mut walk = Walk::default();
         let pp = join_key(&rp, "properties");
         let mut props = BTreeMap::new();
+        let mut path = String::with_capacity(pp.len() + 16);
         for (k, v) in properties {
-            let t = self.template(v, &join_key(&pp, &k), &k, env, &mut walk);
+            path.clear();
+            push_key(&mut path, &pp, &k);
+            let t = self.template(v, &path, &k, env, &mut walk);
             props.insert(k, t);
         }
         let props = Template::Map(props);
@@ -761,11 +774,12 @@ impl Cx<'_> {
 
         let mut all_tags: BTreeMap<String, String> = stack_tags.clone();
         all_tags.extend(env_tags.clone());
+        let tp = join_key(&rp, "tags");
         for key in tags.keys().filter(|k| k.starts_with("converge:")) {
-            self.at_key(&join_key(&join_key(&rp, "tags"), key), format!("tag `{key}` is reserved"), None);
+            self.at_key(&join_key(&tp, key), format!("tag `{key}` is reserved"), None);
         }
-        all_tags.extend(self.tag_values(tags, &join_key(&rp, "tags"), env));
-        self.check_tags(&all_tags, &join_key(&rp, "tags"));
+        all_tags.extend(self.tag_values(tags, &tp, env));
+        self.check_tags(&all_tags, &tp);
         all_tags.entry("Name".into()).or_insert_with(|| physical_name.clone());
         all_tags.insert(TAG_STACK.into(), env.stack.into());
         all_tags.insert(TAG_ENV.into(), env.env.into());
@@ -791,22 +805,36 @@ impl Cx<'_> {
     fn template(&mut self, v: Value, path: &str, top: &str, env: &Env<'_>, walk: &mut Walk) -> Template {
         match v {
             Value::String(s) => self.string(&s, path, top, env, walk),
-            Value::Array(items) => Template::List(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| self.template(v, &join_index(path, i), top, env, walk))
-                    .collect(),
-            ),
+            // One path buffer for all the children: paths are only read
+            // when something is reported.
+            Value::Array(items) => {
+                let mut child = String::with_capacity(path.len() + 4);
+                Template::List(
+                    items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            child.clear();
+                            push_index(&mut child, path, i);
+                            self.template(v, &child, top, env, walk)
+                        })
+                        .collect(),
+                )
+            }
             Value::Object(m) if m.contains_key("$template") => self.render_node(m, path, top, env, walk),
-            Value::Object(m) => Template::Map(
-                m.into_iter()
-                    .map(|(k, v)| {
-                        let t = self.template(v, &join_key(path, &k), top, env, walk);
-                        (k, t)
-                    })
-                    .collect(),
-            ),
+            Value::Object(m) => {
+                let mut child = String::with_capacity(path.len() + 16);
+                Template::Map(
+                    m.into_iter()
+                        .map(|(k, v)| {
+                            child.clear();
+                            push_key(&mut child, path, &k);
+                            let t = self.template(v, &child, top, env, walk);
+                            (k, t)
+                        })
+                        .collect(),
+                )
+            }
             other => Template::Lit(other),
         }
     }
