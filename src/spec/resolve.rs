@@ -146,7 +146,6 @@ impl<'s> Cx<'s> {
             diags: Vec::new(),
             secret_refs: BTreeSet::new(),
             overrides: BTreeMap::new(),
-            checked: BTreeMap::new(),
             threads,
         }
     }
@@ -246,8 +245,6 @@ struct Cx<'s> {
     secret_refs: BTreeSet<String>,
     /// `CONVERGE_VAR_*` and `--var` overrides, as given.
     overrides: BTreeMap<String, String>,
-    /// Each valid resource's canonical properties, references unknown.
-    checked: BTreeMap<String, Value>,
     /// How many threads may resolve resources.
     threads: usize,
 }
@@ -502,27 +499,24 @@ impl Cx<'_> {
         }
 
         // First pass: kinds, so references can be checked against outputs.
-        let mut kinds_by_name: Vec<(String, &'static dyn Kind)> = Vec::with_capacity(resources.len());
+        // Each resource's kind, in name order (`None`: unknown).
+        let mut kind_of: Vec<Option<&'static dyn Kind>> = Vec::with_capacity(resources.len());
         for (name, r) in &resources {
             if !is_ident(name) {
                 let rp = join_key("resources", name);
                 self.at_key(&rp, format!("resource name `{name}` must be letters, digits, `_` and `-`"), None);
             }
-            match kinds::lookup(&r.kind) {
-                Some(k) => kinds_by_name.push((name.clone(), k)),
-                None => {
-                    let rp = join_key("resources", name);
-                    let help = help_for(&r.kind, kinds::REGISTRY.iter().map(|k| k.type_name()));
-                    self.at_value(
-                        &join_key(&rp, "type"),
-                        format!("unknown resource type `{}` for `{rp}`", r.kind),
-                        help,
-                    );
-                }
+            let kind = kinds::lookup(&r.kind);
+            if kind.is_none() {
+                let rp = join_key("resources", name);
+                let help = help_for(&r.kind, kinds::REGISTRY.iter().map(|k| k.type_name()));
+                self.at_value(&join_key(&rp, "type"), format!("unknown resource type `{}` for `{rp}`", r.kind), help);
             }
+            kind_of.push(kind);
         }
         // In name order: collected, not inserted one by one.
-        let kinds_by_name: BTreeMap<String, &'static dyn Kind> = kinds_by_name.into_iter().collect();
+        let kinds_by_name: BTreeMap<String, &'static dyn Kind> =
+            resources.keys().zip(&kind_of).filter_map(|(name, k)| Some((name.clone(), (*k)?))).collect();
 
         for key in tags.keys().chain(env_tags.keys()) {
             if key.starts_with("converge:") {
@@ -554,8 +548,9 @@ impl Cx<'_> {
         let env_tags = self.tag_values(env_tags, &join_key(&join_key("environments", &env_name), "tags"), &env);
         let todo: Vec<(String, RawResource, &'static dyn Kind)> = resources
             .into_iter()
-            .filter(|(name, _)| !disabled.contains(name))
-            .filter_map(|(name, r)| kinds_by_name.get(&name).map(|&k| (name, r, k)))
+            .zip(kind_of)
+            .filter(|((name, _), _)| !disabled.contains(name))
+            .filter_map(|((name, r), k)| Some((name, r, k?)))
             .collect();
         // In name order already: collected, not inserted one by one.
         let mut out: BTreeMap<String, Resource> = self
@@ -582,13 +577,10 @@ impl Cx<'_> {
             self.check_links(&out);
         }
         // Canonical properties without references are what every plan
-        // wants: kept (both maps are in name order).
-        let mut checked = std::mem::take(&mut self.checked).into_iter().peekable();
+        // wants: kept. With references, they were for the checks above.
         for r in out.values_mut() {
-            if let Some((_, v)) = checked.next_if(|(name, _)| *name == r.name)
-                && !r.props.has_references()
-            {
-                r.canonical = Some(std::sync::Arc::new(v));
+            if r.props.has_references() {
+                r.canonical = None;
             }
         }
         let graph = Graph::new(out.values().map(|r| (r.name.as_str(), &r.deps)));
@@ -615,7 +607,7 @@ impl Cx<'_> {
 
     /// [`Cx::resource`] of each, in order. A large stack is split among
     /// threads, each with a context of its own: their problems, secrets
-    /// read and checked properties are then merged in order, so the result
+    /// read are then merged in order, so the result
     /// is the same as on one thread.
     fn resources(
         &mut self,
@@ -634,7 +626,6 @@ impl Cx<'_> {
         for cx in helpers {
             self.diags.extend(cx.diags);
             self.secret_refs.extend(cx.secret_refs);
-            self.checked.extend(cx.checked);
         }
         done
     }
@@ -689,12 +680,12 @@ impl Cx<'_> {
         }
         let props = Template::Map(props);
         // Typed check of the kind's properties, references as unknowns; the
-        // result is kept for the checks across resources.
+        // result is kept for the checks across resources (`canonical`, until
+        // they are done).
+        let mut checked = None;
         if self.diags.len() == before {
             match kind.canonicalize(props.placeholder()) {
-                Ok(checked) => {
-                    self.checked.insert(name.to_string(), checked);
-                }
+                Ok(v) => checked = Some(std::sync::Arc::new(v)),
                 Err(e) => {
                     let top = e.path.split(['.', '[']).next().unwrap_or_default();
                     let sensitive = walk.sensitive.contains(top);
@@ -796,7 +787,7 @@ impl Cx<'_> {
             timeout,
             protect,
             adopt,
-            canonical: None,
+            canonical: checked,
         })
     }
 
@@ -940,16 +931,10 @@ impl Cx<'_> {
     /// Every kind's [`Kind::check_links`], reported at this resource's
     /// property with the linked resource's line in the help.
     fn check_links(&mut self, resources: &BTreeMap<String, Resource>) {
-        let checked = std::mem::take(&mut self.checked);
-        self.check_links_of(resources, &checked);
-        self.checked = checked;
-    }
-
-    fn check_links_of(&mut self, resources: &BTreeMap<String, Resource>, checked: &BTreeMap<String, Value>) {
         let mut by_kind: BTreeMap<&'static str, (&'static dyn Kind, Vec<kinds::Member<'_>>)> = BTreeMap::new();
         let mut problems = Vec::new();
         for r in resources.values() {
-            let Some(props) = checked.get(&r.name) else { continue };
+            let Some(props) = r.canonical.as_deref() else { continue };
             let Template::Map(raw) = &r.props else { continue };
             let link_of = |attr: &str| {
                 let Some(Template::Interp(parts)) = raw.get(attr) else { return None };
@@ -959,7 +944,7 @@ impl Cx<'_> {
             let linked = |attr: &str| {
                 let name = link_of(attr)?;
                 let other = resources.get(name)?;
-                let props = checked.get(name)?;
+                let props = other.canonical.as_deref()?;
                 Some(kinds::Linked { name: name.to_string(), kind: other.kind.type_name(), props })
             };
             for problem in r.kind.check_links(props, &linked) {
