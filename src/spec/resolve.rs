@@ -606,9 +606,9 @@ impl Cx<'_> {
     }
 
     /// [`Cx::resource`] of each, in order. A large stack is split among
-    /// threads, each with a context of its own: their problems, secrets
-    /// read are then merged in order, so the result
-    /// is the same as on one thread.
+    /// threads, each with a context of its own: their problems and the
+    /// secrets they read are then merged in order, so the result is the
+    /// same as on one thread.
     fn resources(
         &mut self,
         todo: Vec<(String, RawResource, &'static dyn Kind)>,
