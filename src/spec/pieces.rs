@@ -11,8 +11,10 @@
 //!   the whole file, or `None`, and the caller reads the whole file (which
 //!   is also how every problem is reported).
 //! - A cut is made only before a line indented exactly as the block's first
-//!   entry, which starts the next entry unless it continues a quoted scalar
-//!   or a flow collection (block scalars end before a line this shallow).
+//!   entry that does not start with `-`, `?` or `:` (a sequence may sit at
+//!   its key's indent). Such a line starts the next entry unless it
+//!   continues a quoted scalar or a flow collection (block scalars end
+//!   before a line this shallow).
 //!   In that case the piece before the cut does not read on its own: it
 //!   ends in an unclosed quote or bracket. The `resources:` line is checked
 //!   the same way: the text up to it, read alone with `resources: {}`, must
@@ -97,7 +99,8 @@ struct Block {
     start: usize,
     /// The first byte after the block: the next top-level line, or the end.
     end: usize,
-    /// The start of each line indented as the first entry.
+    /// The start of each line indented as the first entry, but for a
+    /// sequence item or a complex key's `?` and `:`.
     entries: Vec<usize>,
 }
 
@@ -144,7 +147,7 @@ impl Block {
             if spaces < indent || (spaces == indent && body.starts_with('\t')) {
                 return None;
             }
-            if spaces == indent {
+            if spaces == indent && !body.starts_with(['-', '?', ':']) {
                 b.entries.push(here);
             }
         }

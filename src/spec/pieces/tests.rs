@@ -42,6 +42,9 @@ fn pieces_read_as_the_whole_file() {
     }
     let block = Block::find(&stack(4)).expect("a block");
     assert_eq!(block.entries.len(), 4);
+    // A sequence at its key's indent, and a complex key, start no entry.
+    let compact = stack(4).replacen("  r2:", "  r9:\n  - a\n  ? r10\n  : b\n  r2:", 1);
+    assert_eq!(Block::find(&compact).expect("a block").entries.len(), 5);
     assert_eq!(block.cuts(2).len(), 3);
     // One entry: nothing to cut.
     assert_eq!(in_pieces(&stack(1), 4), None);
