@@ -559,18 +559,14 @@ impl Cx<'_> {
             .filter_map(|(name, res)| res.map(|r| (name, r)))
             .collect();
         let mut physical: HashMap<(&str, &str), &str> = HashMap::with_capacity(out.len());
-        let mut same = Vec::new();
         for r in out.values() {
             if let Some(first) = physical.insert((r.kind.type_name(), &r.physical_name), &r.name) {
-                same.push((first.to_string(), r.name.clone(), r.physical_name.clone()));
+                self.at_key(
+                    &join_key("resources", &r.name),
+                    format!("resources `{first}` and `{}` have the same physical name `{}`", r.name, r.physical_name),
+                    Some("set a distinct `name:` on one of them".into()),
+                );
             }
-        }
-        for (first, name, physical) in same {
-            self.at_key(
-                &join_key("resources", &name),
-                format!("resources `{first}` and `{name}` have the same physical name `{physical}`"),
-                Some("set a distinct `name:` on one of them".into()),
-            );
         }
 
         if self.diags.is_empty() {
