@@ -10,6 +10,7 @@ pub mod apply;
 pub mod aws;
 pub mod cli;
 pub mod digest;
+pub mod gitlab;
 pub mod graph;
 pub mod kinds;
 pub mod live;

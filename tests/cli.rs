@@ -360,10 +360,13 @@ resources:
     assert!(r.stderr.contains("`enabled: ${var.per_az}`: variable `per_az` must be true or false"), "{}", r.stderr);
 }
 
-/// Issue 10 (the pipeline): `templates/gitlab-ci.yml` validates against
-/// GitLab's CI schema (check-jsonschema's `vendor.gitlab-ci`), and the
-/// check catches a broken copy; every `converge` command its jobs run
-/// exists with the flags they pass; no credential is written in it.
+/// Issue 10 (the pipeline), issue 22 (the component and converge's own
+/// pipeline): `templates/gitlab-ci.yml` (an include and a CI/CD
+/// component: a `spec:` header, then the jobs) and the project's own
+/// `.gitlab-ci.yml` validate against GitLab's CI schema (check-jsonschema's
+/// `vendor.gitlab-ci`), and the check catches a broken copy; every
+/// `converge` command the jobs run exists with the flags they pass; no
+/// credential is written in them.
 #[test]
 fn the_pipeline_template_is_valid_gitlab_ci_and_runs_real_commands() {
     let template = repo().join("templates/gitlab-ci.yml");
@@ -378,11 +381,31 @@ fn the_pipeline_template_is_valid_gitlab_ci_and_runs_real_commands() {
                 .expect("run check-jsonschema"),
         )
     };
-    let r = check(&template);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let text = std::fs::read_to_string(&template).unwrap();
     let dir = Scratch::new("pipeline");
-    let broken = dir.write("broken.yml", &text.replacen("      when: manual\n", "      when: sometimes\n", 1));
+    // GitLab reads a file with a header as two YAML documents: the header
+    // (`spec:`), then the configuration. check-jsonschema reads one
+    // document a file, so each is checked on its own.
+    let check_documents = |file: &std::path::Path| {
+        let text = std::fs::read_to_string(file).unwrap();
+        let docs: Vec<&str> = match text.split_once("\n---\n") {
+            Some((header, body)) => {
+                assert!(header.starts_with("spec:\n"), "{}: a header is `spec:`", file.display());
+                vec![header, body]
+            }
+            None => vec![text.as_str()],
+        };
+        for (i, doc) in docs.iter().enumerate() {
+            let part = dir.write(&format!("part{i}.yml"), doc);
+            let r = check(&part);
+            assert_eq!(r.code, 0, "{} (document {}): {}{}", file.display(), i + 1, r.stdout, r.stderr);
+        }
+        docs.len()
+    };
+    assert_eq!(check_documents(&template), 2, "the template has its component header");
+    assert_eq!(check_documents(&repo().join(".gitlab-ci.yml")), 1);
+    let text = std::fs::read_to_string(&template).unwrap();
+    let body = text.split_once("\n---\n").unwrap().1;
+    let broken = dir.write("broken.yml", &body.replacen("      when: manual\n", "      when: sometimes\n", 1));
     assert_ne!(check(&broken).code, 0, "the schema check rejects a rule's unknown `when`");
 
     // Each `converge CMD … --flag` the jobs run is a command that takes
@@ -391,7 +414,9 @@ fn the_pipeline_template_is_valid_gitlab_ci_and_runs_real_commands() {
     for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
         for part in line.split("converge ").skip(1) {
             let words: Vec<&str> = part.split_whitespace().collect();
-            let Some(cmd) = words.first().filter(|w| w.chars().all(|c| c.is_ascii_lowercase())) else { continue };
+            let Some(cmd) = words.first().filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-')) else {
+                continue;
+            };
             let help = converge(&[cmd, "--help"]);
             assert_eq!(help.code, 0, "`converge {cmd}` in the pipeline: {}", help.stderr);
             for w in words.iter().skip(1).take_while(|w| !w.starts_with(';') && **w != ">" && **w != "||") {
@@ -407,11 +432,141 @@ fn the_pipeline_template_is_valid_gitlab_ci_and_runs_real_commands() {
         assert!(!text.contains(secret), "no credential in the template: {secret}");
     }
     assert!(text.contains("id_tokens:") && text.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "OIDC");
-    assert!(text.contains("terraform: plan-$ENV.report.json"), "the merge request widget's report");
-    assert!(text.contains("resource_group: converge-$ENV"), "one apply per environment at a time");
-    assert!(text.contains("--var \"image_tag=$CI_COMMIT_SHA\""), "the app deploys by commit");
+    assert!(text.contains("terraform: plan-$PLAN.report.json"), "the merge request widget's report");
+    assert!(text.contains("converge mr-note \"plan-$PLAN.md\""), "the plan on the merge request");
+    for env in ["staging", "production"] {
+        assert!(text.contains(&format!("resource_group: converge-$[[ inputs.{env} ]]")), "one apply per environment");
+    }
+    assert!(text.contains("PLAN_ARGS: --var image_tag=$CI_COMMIT_SHA"), "the app deploys by commit");
+    // The default branch applies the reviewed plan: no job plans again
+    // with --auto-approve but the "Run pipeline" form's `apply`.
+    assert!(text.contains("converge apply \"plan-$PLAN.json\""), "apply jobs apply the saved plan");
+    assert_eq!(text.matches("--auto-approve").count(), 1, "only the manual run re-plans");
+    // The default image is converge's own, of this version.
+    assert!(
+        text.contains(&format!(
+            "      default: registry.gitlab.com/converge-iac/converge:{}\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "the template's image is converge {}",
+        env!("CARGO_PKG_VERSION")
+    );
     assert!(
         text.contains("docker push \"$registry/$CONVERGE_APP_REPOSITORY-$env:$CI_COMMIT_SHA\""),
         "images by commit"
     );
+}
+
+/// Issue 22: `converge mr-note` keeps one note per stack and environment
+/// on the merge request through GitLab's notes API (a stand-in on loopback
+/// that checks method, path, `PRIVATE-TOKEN` and the JSON body as GitLab
+/// documents them): created once, found again past the first page of
+/// notes and edited in place, never duplicated, never overwritten by an
+/// older pipeline; without a token, one line and no request; 401, 403 and
+/// 502 are clear errors that never show the token.
+#[test]
+fn mr_note_posts_the_plan_once_and_edits_it_in_place() {
+    use harness::gitlab_api::{FakeGitLab, Mode};
+    // 120 notes by people first: the plan's note is on the second page.
+    let gitlab = FakeGitLab::start(120);
+    let dir = Scratch::new("mr-note");
+    let plan = |env: &str, summary: &str| {
+        let text = format!(
+            "<!-- converge plan: demo / {env} -->\n### converge plan: `demo` / `{env}` (eu-west-1)\n\n**{summary}**\n"
+        );
+        dir.write(&format!("plan-{env}.md"), &text)
+    };
+    let note = |file: &std::path::Path, token: Option<&str>, pipeline: &str, project: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_converge"));
+        c.args(["mr-note"])
+            .arg(file)
+            .env("NO_COLOR", "1")
+            .env("CI_API_V4_URL", &gitlab.url)
+            .env("CI_PROJECT_ID", project)
+            .env("CI_MERGE_REQUEST_IID", gitlab.iid.to_string())
+            .env("CI_PIPELINE_ID", pipeline)
+            .env("CI_JOB_URL", "https://gitlab.example.com/acme/infra/-/jobs/9");
+        match token {
+            Some(t) => c.env("CONVERGE_GITLAB_TOKEN", t),
+            None => c.env_remove("CONVERGE_GITLAB_TOKEN"),
+        };
+        Run::from(c.output().expect("run converge mr-note"))
+    };
+    let project = gitlab.project.to_string();
+    let marker = "<!-- converge plan: demo / staging -->";
+
+    // No token: one line that says how to set one; GitLab is not asked.
+    let staging = plan("staging", "Plan: 3 to add, 0 to change, 0 to destroy.");
+    let r = note(&staging, None, "100", &project).expect(0);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    assert!(r.stdout.contains("CONVERGE_GITLAB_TOKEN is not set") && r.stdout.contains("api scope"), "{}", r.stdout);
+    assert!(gitlab.requests().is_empty());
+
+    // The first pipeline creates the note.
+    let r = note(&staging, Some(gitlab.token), "100", &project).expect(0);
+    assert!(r.stdout.starts_with("Posted the plan on merge request !7 (note 122)"), "{}", r.stdout);
+    let posted = gitlab.notes_marked(marker);
+    assert_eq!(posted.len(), 1);
+    assert!(posted[0].body.contains("3 to add") && posted[0].body.ends_with("<!-- converge: pipeline 100 -->\n"));
+    let methods: Vec<String> = gitlab.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["GET", "GET", "POST"], "two pages of notes read, then one note created");
+    let first = &gitlab.requests()[0];
+    assert_eq!(
+        first.target,
+        "/api/v4/projects/42/merge_requests/7/notes?sort=asc&order_by=created_at&per_page=100&page=1"
+    );
+    let post = gitlab.requests().pop().unwrap();
+    assert_eq!(post.target, "/api/v4/projects/42/merge_requests/7/notes");
+    assert_eq!(post.content_type.as_deref(), Some("application/json"));
+    assert!(gitlab.requests().iter().all(|r| r.private_token.as_deref() == Some(gitlab.token)));
+
+    // The next pipeline edits that note (found on page 2): still one.
+    let staging = plan("staging", "Plan: 4 to add, 0 to change, 0 to destroy.");
+    let r = note(&staging, Some(gitlab.token), "101", &project).expect(0);
+    assert!(r.stdout.contains("Updated the plan on merge request !7 (note 122, edited in place)"), "{}", r.stdout);
+    let put = gitlab.requests().pop().unwrap();
+    assert_eq!((put.method.as_str(), put.target.as_str()), ("PUT", "/api/v4/projects/42/merge_requests/7/notes/122"));
+    let posted = gitlab.notes_marked(marker);
+    assert_eq!(posted.len(), 1, "edited, not duplicated");
+    assert!(posted[0].body.contains("4 to add"));
+
+    // Production has a note of its own; the project may be given by path.
+    let production = plan("production", "No changes.");
+    note(&production, Some(gitlab.token), "101", "acme/infra").expect(0);
+    assert!(gitlab.requests().iter().any(|r| r.target.starts_with("/api/v4/projects/acme%2Finfra/")));
+    assert_eq!(gitlab.notes_marked("<!-- converge plan: demo / production -->").len(), 1);
+    assert_eq!(gitlab.notes_marked(marker).len(), 1);
+
+    // A pipeline older than the note's (retried late) leaves it alone.
+    let old = plan("staging", "Plan: 1 to add, 0 to change, 0 to destroy.");
+    let before = gitlab.requests().len();
+    let r = note(&old, Some(gitlab.token), "99", &project).expect(0);
+    assert!(r.stdout.contains("note 122 is from a newer pipeline (101)"), "{}", r.stdout);
+    assert!(gitlab.requests()[before..].iter().all(|r| r.method == "GET"));
+    assert!(gitlab.notes_marked(marker)[0].body.contains("4 to add"));
+
+    // Refusals: clear, with the next step, exit 1, and no token shown.
+    let r = note(&staging, Some("glpat-wrong"), "102", &project).expect(1);
+    assert!(r.stderr.contains("401 Unauthorized") && r.stderr.contains("api scope"), "{}", r.stderr);
+    assert!(!r.stderr.contains("glpat-wrong") && !r.stdout.contains("glpat-wrong"));
+    gitlab.set_mode(Mode::Forbidden);
+    let r = note(&staging, Some(gitlab.token), "102", &project).expect(1);
+    assert!(r.stderr.contains("403 Forbidden") && r.stderr.contains("Reporter"), "{}", r.stderr);
+    gitlab.set_mode(Mode::BadGateway);
+    let before = gitlab.requests().len();
+    let r = note(&staging, Some(gitlab.token), "102", &project).expect(1);
+    assert!(r.stderr.contains("502 Bad Gateway") && r.stderr.contains("re-run the job"), "{}", r.stderr);
+    assert_eq!(gitlab.requests().len() - before, 3, "a server error is tried 3 times");
+    for r in [&r.stdout, &r.stderr] {
+        assert!(!r.contains(gitlab.token), "the token was printed");
+    }
+
+    // Not a plan in Markdown: refused before any request.
+    gitlab.set_mode(Mode::Normal);
+    let before = gitlab.requests().len();
+    let other = dir.write("notes.md", "# my notes\n");
+    let r = note(&other, Some(gitlab.token), "103", &project).expect(1);
+    assert!(r.stderr.contains("not a plan in Markdown"), "{}", r.stderr);
+    assert_eq!(gitlab.requests().len(), before);
+    assert_eq!(gitlab.violations(), Vec::<String>::new());
 }

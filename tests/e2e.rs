@@ -2553,12 +2553,6 @@ fn a_saved_plan_applies_exactly_what_was_reviewed_or_nothing() {
     assert!(r.stderr.contains("Apply exactly it with: converge apply"), "{}", r.stderr);
     assert!(moto.calls().iter().all(|c| !c.mutating), "plan mutated AWS");
 
-    // A saved plan is not verified: asked to, apply refuses (before any
-    // call) rather than deploy unverified.
-    let r = moto.run(&["apply", &file("p1"), "--verify", "true"]).expect(1);
-    assert!(r.stderr.contains("--verify applies to a stack file, not a saved plan"), "{}", r.stderr);
-    assert!(moto.calls().iter().all(|c| !c.mutating), "a refused apply mutated AWS");
-
     // 2. `apply FILE` executes it: every planned create and nothing else.
     let r = moto.run(&["apply", &file("p1")]).expect(0);
     assert_eq!(r.stdout.lines().filter(|l| l.contains("): created ")).count(), STAGING, "{}", r.stdout);
@@ -3444,18 +3438,28 @@ fn an_ecs_service_deploys_by_commit_and_rolls_back_to_the_last_known_good() {
     assert_eq!(doc["runs"].as_array().unwrap().iter().rev().nth(2).unwrap()["verified"], false);
 }
 
-/// Issue 10 (the pipeline): `templates/gitlab-ci.yml`'s jobs run under
-/// gitlab-ci-local (npm's, shell executor, no Docker) against moto, in a
-/// scratch project that includes the template, with the app stack:
-/// a merge request's `validate` and `plan` (the Terraform report counts
-/// what a first apply creates), `apply staging` with a passing check (the
-/// last known good), `apply staging` of a new image whose check fails
-/// (the job fails, the service is rolled back, read with an independent
-/// client), and the scheduled `drift` job, which passes while AWS matches
-/// and fails once a setting is changed by hand.
+/// Issue 10 (the pipeline), issue 22 (the reviewed plan is the applied
+/// plan): `templates/gitlab-ci.yml`'s jobs run under gitlab-ci-local
+/// (npm's, shell executor, no Docker) against moto, in a scratch project
+/// that includes the template, with the app stack:
+/// - a merge request's `validate` and `plan ENV` (the Terraform report
+///   counts what a first apply creates), each plan posted as its own note
+///   on the merge request (a GitLab notes API stand-in); a GitLab that
+///   answers 502 fails no plan job;
+/// - the default branch: `plan staging` saves the plan and `apply staging`
+///   applies that file with a passing check (the last known good), then a
+///   new image whose check fails (the job fails, the service is rolled
+///   back, read with an independent client); no apply job plans again;
+/// - AWS changed by hand between `plan staging` and `apply staging`: the
+///   apply job fails on the stale plan, says to run the pipeline again,
+///   and changes nothing;
+/// - the scheduled `drift` job, which passes while AWS matches and fails
+///   once a setting is changed by hand.
 #[test]
 fn the_pipeline_runs_under_gitlab_ci_local() {
+    use harness::gitlab_api::{FakeGitLab, Mode};
     let moto = Moto::start();
+    let gitlab = FakeGitLab::start(3);
     let gcl = repo().join(".tools/gitlab-ci-local/node_modules/.bin/gitlab-ci-local");
     assert!(gcl.exists(), "no {}: run scripts/test, which installs it", gcl.display());
     let dir = Scratch::new("pipeline");
@@ -3486,8 +3490,9 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
     let sha = git(&["rev-parse", "HEAD"]);
 
     // Jobs inherit the process environment: moto's endpoint and credentials,
-    // as a runner's would hold AWS's.
-    let pipeline = |source: &str, vars: &[(&str, &str)], jobs: &[&str]| {
+    // as a runner's would hold AWS's. Each pipeline has a newer id.
+    let pipelines = std::cell::Cell::new(0);
+    let pipeline = |source: &str, vars: &[(&str, &str)], jobs: &[&str], needs: bool| {
         let probe = moto.converge();
         let mut c = Command::new(&gcl);
         for (k, v) in probe.get_envs() {
@@ -3496,13 +3501,19 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
                 None => c.env_remove(k),
             };
         }
+        pipelines.set(pipelines.get() + 1);
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
         c.current_dir(&project)
             .env("PATH", path)
             .env("NODE_OPTIONS", format!("--require {}", repo().join("tests/harness/set-methods.cjs").display()))
-            .env("GCL_IGNORE_PREDEFINED_VARS", "CI_PIPELINE_SOURCE")
+            .env("GCL_IGNORE_PREDEFINED_VARS", "CI_PIPELINE_SOURCE,CI_API_V4_URL,CI_PROJECT_ID,CI_PIPELINE_ID")
             .args(["--force-shell-executor", "--artifacts-to-source", "--variable"])
-            .arg(format!("CI_PIPELINE_SOURCE={source}"));
+            .arg(format!("CI_PIPELINE_SOURCE={source}"))
+            .arg("--variable")
+            .arg(format!("CI_PIPELINE_ID={}", pipelines.get()));
+        if needs {
+            c.arg("--needs");
+        }
         for (k, v) in vars {
             c.arg("--variable").arg(format!("{k}={v}"));
         }
@@ -3513,23 +3524,58 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
         |r: &harness::Run, job: &str| r.stdout.lines().any(|l| l.contains(" PASS ") && l.trim_end().ends_with(job));
     let failed =
         |r: &harness::Run, job: &str| r.stdout.lines().any(|l| l.contains(" FAIL ") && l.trim_end().ends_with(job));
+    // What one job printed (gitlab-ci-local starts each of its lines with
+    // the job's name).
+    let log_of = |r: &harness::Run, job: &str| -> String {
+        r.stdout.lines().filter(|l| l.starts_with(&format!("{job} "))).collect::<Vec<_>>().join("\n")
+    };
 
-    // A merge request: validate, then plan for each environment.
-    let r = pipeline("merge_request_event", &[], &[]);
-    for job in ["validate", "plan: [staging]", "plan: [production]"] {
+    // A merge request: validate, then plan for each environment, each plan
+    // posted on the merge request as a note of its own.
+    let api = gitlab.url.clone();
+    let project_id = gitlab.project.to_string();
+    let iid = gitlab.iid.to_string();
+    let mr_vars = [
+        ("CONVERGE_GITLAB_TOKEN", gitlab.token),
+        ("CI_API_V4_URL", api.as_str()),
+        ("CI_PROJECT_ID", project_id.as_str()),
+        ("CI_MERGE_REQUEST_IID", iid.as_str()),
+    ];
+    let r = pipeline("merge_request_event", &mr_vars, &[], false);
+    for job in ["validate", "plan staging", "plan production"] {
         assert!(passed(&r, job), "{job}\n{}{}", r.stdout, r.stderr);
     }
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(project.join("plan-staging.report.json")).unwrap()).unwrap();
     assert_eq!(report["create"], 15, "{report}");
     assert!(std::fs::read_to_string(project.join("plan-staging.md")).unwrap().contains("webapp-ecs"));
+    for env in ["staging", "production"] {
+        let notes = gitlab.notes_marked(&format!("<!-- converge plan: webapp-ecs / {env} -->"));
+        assert_eq!(notes.len(), 1, "{env}: {notes:?}\n{}", r.stdout);
+        assert!(notes[0].body.contains("Plan: 15 to add"), "{}", notes[0].body);
+    }
+    assert_eq!(gitlab.violations(), Vec::<String>::new());
+    // GitLab failing: the plan job passes, and says the note failed.
+    gitlab.set_mode(Mode::BadGateway);
+    let r = pipeline("merge_request_event", &mr_vars, &["plan staging"], false);
+    assert!(passed(&r, "plan staging"), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("only its note on the merge request failed"), "{}", r.stdout);
+    // (gitlab-ci-local passes a job's stderr on as its own.)
+    assert!(r.stderr.contains("GitLab answered 502 Bad Gateway"), "{}", r.stderr);
 
-    // The default branch: apply staging with a passing check.
+    // The default branch: plan staging, then apply that plan with a
+    // passing check. The apply job plans nothing: it applies the file.
     let tag = |t: &str| format!("CONVERGE_VAR_image_tag={t}");
     let (a, b) = (tag("a1"), tag("b2"));
     let a_var = a.split_once('=').unwrap();
-    let r = pipeline("push", &[a_var, ("CONVERGE_VERIFY", "true")], &["apply staging"]);
-    assert!(passed(&r, "apply staging"), "{}{}", r.stdout, r.stderr);
+    let r = pipeline("push", &[a_var, ("CONVERGE_VERIFY", "true")], &["apply staging"], true);
+    assert!(passed(&r, "plan staging") && passed(&r, "apply staging"), "{}{}", r.stdout, r.stderr);
+    let applied = log_of(&r, "apply staging");
+    assert!(applied.contains("Applying the saved plan plan-staging.json"), "{applied}");
+    // Its commands: `converge --version`, then `converge apply` of the file.
+    let commands: Vec<&str> = applied.lines().filter_map(|l| l.split_once(" $ converge ")).map(|(_, c)| c).collect();
+    assert_eq!(commands.len(), 2, "{applied}");
+    assert!(commands[1].starts_with("apply \"plan-$PLAN.json\""), "the apply job planned again:\n{applied}");
     assert!(
         r.stdout.contains(&format!("(commit {}) is the last known good of webapp-ecs / staging", &sha[..12])),
         "{}",
@@ -3539,7 +3585,7 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
     // A new image whose check fails: the job fails and the service is back
     // on the first image.
     let b_var = b.split_once('=').unwrap();
-    let r = pipeline("push", &[b_var, ("CONVERGE_VERIFY", "echo 503 >&2; exit 1")], &["apply staging"]);
+    let r = pipeline("push", &[b_var, ("CONVERGE_VERIFY", "echo 503 >&2; exit 1")], &["apply staging"], true);
     assert!(failed(&r, "apply staging"), "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("Rolled back to run "), "{}", r.stdout);
     let ecs = moto.ecs();
@@ -3552,13 +3598,39 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
     let td = rt().block_on(ecs.describe_task_definition().task_definition(&running).send()).unwrap();
     assert!(td.task_definition().unwrap().container_definitions()[0].image().unwrap().ends_with(":a1"));
 
+    // AWS changed by hand between the plan and its apply: the apply job
+    // refuses the stale plan and changes nothing.
+    let r = pipeline("push", &[b_var], &["plan staging"], false);
+    assert!(passed(&r, "plan staging"), "{}{}", r.stdout, r.stderr);
+    let scanning = |repository: &str, on: bool| {
+        rt().block_on(
+            moto.ecr()
+                .put_image_scanning_configuration()
+                .repository_name(repository)
+                .image_scanning_configuration(
+                    aws_sdk_ecr::types::ImageScanningConfiguration::builder().scan_on_push(on).build(),
+                )
+                .send(),
+        )
+        .unwrap();
+    };
+    scanning("webapp-ecs-staging", false);
+    let mark = moto.calls().len();
+    let r = pipeline("push", &[b_var], &["apply staging"], false);
+    assert!(failed(&r, "apply staging"), "{}{}", r.stdout, r.stderr);
+    // converge's error, on the job's stderr.
+    assert!(r.stderr.contains("plan-staging.json is stale: AWS changed since it was made"), "{}", r.stderr);
+    assert!(r.stderr.contains("run the pipeline again: its plan job makes a new plan"), "{}", r.stderr);
+    assert!(moto.mutating_since(mark).is_empty(), "a stale apply changed AWS: {:?}", moto.mutating_since(mark));
+    scanning("webapp-ecs-staging", true);
+
     // The schedule's drift job: production applied too, nothing drifts;
     // then a setting changed by hand fails it.
     moto.run(&["apply", "stacks/webapp-ecs.yaml", "--env", "production", "--auto-approve", "--var", "image_tag=a1"])
         .expect(0);
     // The schedule knows no image tag: drift compares with the variables
     // each environment's last apply was given.
-    let r = pipeline("schedule", &[], &["drift"]);
+    let r = pipeline("schedule", &[], &["drift"], false);
     assert!(passed(&r, "drift"), "{}{}", r.stdout, r.stderr);
     rt().block_on(
         moto.ecr()
@@ -3570,7 +3642,7 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
             .send(),
     )
     .unwrap();
-    let r = pipeline("schedule", &[], &["drift"]);
+    let r = pipeline("schedule", &[], &["drift"], false);
     assert!(failed(&r, "drift"), "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("scan_on_push"), "{}", r.stdout);
 
@@ -3600,4 +3672,183 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
 fn git_head_of_repo() -> String {
     let out = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(repo()).output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The local stand-in for `debian:bookworm-slim` that `scripts/setup
+/// --test` assembles from Debian's packages (mmdebstrap, minbase): base
+/// images cannot be pulled here.
+const TEST_BASE_IMAGE: &str = "localhost/converge-test/debian:bookworm-slim";
+
+/// Issue 22 (the image): the Containerfile builds with Debian's podman
+/// (its runtime stage from the test base, the binary this test run built
+/// taken in through `BINARY=prebuilt`, as converge's pipeline takes the
+/// release build). In the image (a container's file system, mounted by
+/// podman, entered with chroot: `podman run` cannot set rlimits here),
+/// `converge --version` runs, `/bin/sh` exists, the image's user is not
+/// root, and that user's `converge plan` against moto on loopback works.
+#[test]
+fn the_image_builds_and_converge_plans_from_it() {
+    let moto = Moto::start();
+    let podman = |args: &[&str]| {
+        let out = Command::new("podman").args(args).output().expect("podman: run scripts/test, which installs it");
+        let r = harness::Run::from(out);
+        assert_eq!(r.code, 0, "podman {args:?}\n{}{}", r.stdout, r.stderr);
+        r.stdout.trim().to_string()
+    };
+    podman(&["image", "exists", TEST_BASE_IMAGE]);
+    let context = Scratch::new("image-context");
+    std::fs::create_dir_all(context.path("dist")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_converge"), context.path("dist/converge")).unwrap();
+    let tag = format!("localhost/converge-test/converge:{}", std::process::id());
+    let containerfile = repo().join("Containerfile");
+    // Removes what the test made, however it ends.
+    struct Cleanup(String, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("podman").args(["rm", "--force", &self.1]).output();
+            let _ = Command::new("podman").args(["rmi", "--force", &self.0]).output();
+        }
+    }
+    let name = format!("converge-test-{}", std::process::id());
+    let _cleanup = Cleanup(tag.clone(), name.clone());
+    podman(&[
+        "build",
+        "--isolation",
+        "chroot",
+        "--build-arg",
+        &format!("BASE_IMAGE={TEST_BASE_IMAGE}"),
+        "--build-arg",
+        "BINARY=prebuilt",
+        "--file",
+        path_str(&containerfile),
+        "--tag",
+        &tag,
+        path_str(&context.0),
+    ]);
+    let user = podman(&["image", "inspect", "--format", "{{.Config.User}}", &tag]);
+    assert_eq!(user, "converge:converge");
+    podman(&["create", "--name", &name, &tag]);
+    let root = std::path::PathBuf::from(podman(&["mount", &name]));
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    let entry = passwd.lines().find(|l| l.starts_with("converge:")).expect("a converge user");
+    let uid: u32 = entry.split(':').nth(2).unwrap().parse().unwrap();
+    assert_ne!(uid, 0, "the image's user is not root");
+    assert!(root.join("bin/sh").exists(), "GitLab Runner needs a shell in the image");
+    assert!(root.join("etc/ssl/certs/ca-certificates.crt").exists(), "CA certificates for AWS's endpoints");
+    assert!(root.join("usr/bin/curl").exists(), "curl for --verify checks");
+
+    // As the image's user, in its file system.
+    let work = root.join("home/converge/work");
+    let tree = Scratch::new("image-stacks");
+    harness::stack_tree(&tree);
+    let copied = Command::new("cp").arg("-r").arg(&tree.0).arg(&work).status().unwrap();
+    assert!(copied.success());
+    let owned = Command::new("chown").args(["-R", &format!("{uid}:{uid}")]).arg(&work).status().unwrap();
+    assert!(owned.success());
+    let in_image = |args: &[&str]| {
+        let probe = moto.converge();
+        let mut c = Command::new("/usr/sbin/chroot");
+        c.env_clear();
+        for (k, v) in probe.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.env("HOME", "/home/converge")
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("CONVERGE_STATE_DIR", "/home/converge/work/.converge")
+            .arg(format!("--userspec={uid}:{uid}"))
+            .arg(&root)
+            .args(["sh", "-c", "cd /home/converge/work && exec \"$@\"", "sh", "converge"])
+            .args(args);
+        harness::Run::from(c.output().expect("chroot"))
+    };
+    let r = in_image(&["--version"]).expect(0);
+    assert_eq!(r.stdout.trim(), format!("converge {}", env!("CARGO_PKG_VERSION")));
+    let r = in_image(&["plan", "stacks/gitlab-ha.yaml", "--env", "staging"]).expect(0);
+    assert!(
+        r.stdout.contains(&format!("Plan: {STAGING} to add, 0 to change, 0 to replace, 0 to destroy.")),
+        "{}",
+        r.stdout
+    );
+    assert!(moto.calls().iter().all(|c| !c.mutating), "plan mutated AWS");
+    podman(&["umount", &name]);
+}
+
+/// Issue 22 (the CI/CD component): a project includes
+/// `templates/gitlab-ci.yml` as a component of its own (gitlab-ci-local
+/// reads a component of the project at its commit, as GitLab does) with
+/// inputs, and the jobs use them: the stack, the environments' names, the
+/// image. Offline: `validate` runs for real.
+#[test]
+fn the_template_is_a_ci_cd_component_with_inputs() {
+    let gcl = repo().join(".tools/gitlab-ci-local/node_modules/.bin/gitlab-ci-local");
+    assert!(gcl.exists(), "no {}: run scripts/test, which installs it", gcl.display());
+    let dir = Scratch::new("component");
+    harness::stack_tree(&dir);
+    let project = dir.0.clone();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.email=ci@example.com", "-c", "user.name=CI"])
+            .args(args)
+            .current_dir(&project)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["remote", "add", "origin", "https://gitlab.example.com/acme/infra.git"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "stacks"]);
+    // The project's own component, at the commit checked out; the
+    // pipeline file itself may be uncommitted (gitlab-ci-local reads it
+    // from the work tree).
+    let sha = git(&["rev-parse", "HEAD"]);
+    std::fs::write(
+        project.join(".gitlab-ci.yml"),
+        format!(
+            "include:\n  - component: gitlab.example.com/acme/infra/gitlab-ci@{sha}\n    inputs:\n      stack: stacks/webapp-ecs.yaml\n      image: converge:component-test\n      verify: curl -fsS https://app.example.com/health\n"
+        ),
+    )
+    .unwrap();
+
+    let tools = Scratch::new("component-bin");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_converge"), tools.0.join("converge")).unwrap();
+    let gcl_run = |args: &[&str]| {
+        let path = format!("{}:{}", tools.0.display(), std::env::var("PATH").unwrap_or_default());
+        harness::Run::from(
+            Command::new(&gcl)
+                .current_dir(&project)
+                .env("PATH", path)
+                .env("NO_COLOR", "1")
+                .env("NODE_OPTIONS", format!("--require {}", repo().join("tests/harness/set-methods.cjs").display()))
+                .env("GCL_IGNORE_PREDEFINED_VARS", "CI_PIPELINE_SOURCE")
+                .args(["--force-shell-executor", "--variable", "CI_PIPELINE_SOURCE=merge_request_event"])
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let preview = gcl_run(&["--preview"]);
+    assert_eq!(preview.code, 0, "{}{}", preview.stdout, preview.stderr);
+    let config: serde_json::Value =
+        serde_yaml_ng::from_str(preview.stdout.split("\n---\n").last().unwrap_or(&preview.stdout))
+            .unwrap_or_else(|e| panic!("{e}: {}", preview.stdout));
+    let var =
+        |k: &str| config["variables"][k]["value"].as_str().or(config["variables"][k].as_str()).map(str::to_string);
+    assert_eq!(var("CONVERGE_STACK").as_deref(), Some("stacks/webapp-ecs.yaml"), "{}", preview.stdout);
+    assert_eq!(var("CONVERGE_IMAGE").as_deref(), Some("converge:component-test"));
+    assert_eq!(var("CONVERGE_VERIFY").as_deref(), Some("curl -fsS https://app.example.com/health"));
+    assert_eq!(config["apply production"]["environment"]["name"], "production", "{}", preview.stdout);
+    assert_eq!(config["apply production"]["needs"][0]["job"], "plan production");
+    assert_eq!(config["apply production"]["resource_group"], "converge-production");
+    let r = gcl_run(&["validate"]);
+    assert!(
+        r.stdout.lines().any(|l| l.contains(" PASS ") && l.trim_end().ends_with("validate")),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.contains("stacks/webapp-ecs.yaml: valid"), "{}", r.stdout);
 }

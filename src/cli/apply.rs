@@ -18,15 +18,6 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
         && saved::is_plan(&text)
     {
         let plan = saved::parse(&args.stack.stack, &text)?;
-        if args.verify.is_some() {
-            // Refused, not ignored: an unverified deploy must not pass for
-            // a verified one.
-            anyhow::bail!(
-                "--verify applies to a stack file, not a saved plan: run `converge apply {} --env {} --verify …`",
-                plan.stack_file.display(),
-                plan.env
-            );
-        }
         return run_saved(plan, &args, printer).await;
     }
     let mut timer = super::Timer::start();
@@ -47,7 +38,10 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
     let store = super::store(&stack, args.lock.state_dir.as_deref());
     let result = locked(&aws, stack, targets, &args, &stop, &mut timer, printer).await;
     let result = match (&args.verify, inputs) {
-        (Some(cmd), Some(inputs)) => verify(&aws, &store, inputs, result, cmd, &args, &stop, printer).await,
+        (Some(cmd), Some(inputs)) => {
+            let region = args.stack.region.clone();
+            verify(&aws, &store, inputs, result, cmd, &args, region, &stop, printer).await
+        }
         _ => result,
     };
     super::unlock_after(held, printer).await?;
@@ -137,11 +131,16 @@ async fn show_and_execute(
 async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
     let mut timer = super::Timer::start();
     let file = args.stack.stack.display().to_string();
-    let remake = format!(
-        "make a new plan (converge plan {}{} --out {file}) and review it",
-        saved.stack_file.display(),
-        saved.env_arg.as_deref().map(|e| format!(" --env {e}")).unwrap_or_default()
-    );
+    let remake = if std::env::var_os("GITLAB_CI").is_some() {
+        // In a pipeline the plan job makes the plan: run it again.
+        format!("run the pipeline again: its plan job makes a new plan ({file}) to review")
+    } else {
+        format!(
+            "make a new plan (converge plan {}{} --out {file}) and review it",
+            saved.stack_file.display(),
+            saved.env_arg.as_deref().map(|e| format!(" --env {e}")).unwrap_or_default()
+        )
+    };
     if !args.targets.is_empty() {
         anyhow::bail!("--target cannot be used with a saved plan: its targets were chosen when it was made");
     }
@@ -167,6 +166,12 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
     };
     // Secrets are read again here; a missing one is refused offline.
     let stack = super::load(&stack_args, true)?;
+    // With --verify, what a passed check keeps as the last known good: the
+    // inputs the plan was made from (checked unchanged just below).
+    let inputs = match &args.verify {
+        Some(_) => Some(KnownGood::capture(&stack, "", crate::state::lock::commit())?),
+        None => None,
+    };
     let stale = |what: &str, mut problems: Vec<String>| {
         const SHOWN: usize = 20;
         if problems.len() > SHOWN {
@@ -188,6 +193,7 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
     let aws = super::connect(&stack, &args.aws).await;
     let stop = crate::apply::Stop::from_signals()?;
     let held = super::lock(&aws, &stack, &args.lock, "apply", printer).await?;
+    let store = super::store(&stack, args.lock.state_dir.as_deref());
     let result = async {
         let (live, plan) = super::before_changes(&stop, async {
             let live = crate::live::read(&aws, &stack).await?;
@@ -206,6 +212,13 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
         show_and_execute(&aws, stack, &live, plan, args, &stop, ask, &mut timer, printer).await
     }
     .await;
+    let result = match (&args.verify, inputs) {
+        (Some(cmd), Some(inputs)) => {
+            let region = Some(saved.region.clone());
+            verify(&aws, &store, inputs, result, cmd, args, region, &stop, printer).await
+        }
+        _ => result,
+    };
     super::unlock_after(held, printer).await?;
     if args.stats {
         super::print_stats(&timer.doc(&aws.calls), printer);
@@ -294,11 +307,12 @@ pub async fn execute_plan(
     Ok(super::exit_status("Apply", &report, printer))
 }
 
-/// `apply --verify CMD`, under the apply's lock: runs CMD after an apply
-/// that succeeded; if it passes, this apply's inputs become the last known
-/// good; if it fails, or the apply failed, the last known good is applied
-/// again and the exit status is 1. A plan that failed before any change,
-/// or a run a signal stopped, is left as it is.
+/// `apply --verify CMD` (of a stack or of a saved plan), under the
+/// apply's lock: runs CMD after an apply that succeeded; if it passes,
+/// this apply's inputs become the last known good; if it fails, or the
+/// apply failed, the last known good is applied again (in `region`) and
+/// the exit status is 1. A plan that failed before any change (a stale
+/// saved plan among them), or a run a signal stopped, is left as it is.
 #[allow(clippy::too_many_arguments)]
 async fn verify(
     aws: &Aws,
@@ -307,6 +321,7 @@ async fn verify(
     applied: anyhow::Result<u8>,
     cmd: &str,
     args: &ApplyArgs,
+    region: Option<String>,
     stop: &crate::apply::Stop,
     printer: &Printer,
 ) -> anyhow::Result<u8> {
@@ -365,8 +380,7 @@ async fn verify(
         good.run_id,
         commit_label(good.commit.as_deref())
     ));
-    let rolled =
-        roll_back(aws, store, &good, args.stack.region.clone(), args.parallelism.into(), stop, printer).await?;
+    let rolled = roll_back(aws, store, &good, region, args.parallelism.into(), stop, printer).await?;
     if rolled == 0 {
         printer.out(&printer.paint(
             Style::Error,

@@ -16,6 +16,7 @@ mod drift;
 mod graph;
 mod history;
 mod import;
+mod mr_note;
 mod plan;
 mod rollback;
 mod schema;
@@ -67,6 +68,30 @@ pub enum Command {
     /// Apply the last known good again (the inputs of the newest apply
     /// that passed --verify), or that of `--to RUN`.
     Rollback(RollbackArgs),
+    /// Post a plan in Markdown on the merge request (GitLab CI), as one
+    /// note per stack and environment, edited in place by every pipeline.
+    MrNote(MrNoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MrNoteArgs {
+    /// The plan in Markdown (`converge plan … --format markdown > FILE`).
+    pub file: PathBuf,
+    /// GitLab's REST API. The token is read from CONVERGE_GITLAB_TOKEN only.
+    #[arg(long, env = "CI_API_V4_URL", value_name = "URL")]
+    pub api_url: Option<String>,
+    /// The project: its id, or its path (`group/project`).
+    #[arg(long, env = "CI_PROJECT_ID", value_name = "ID")]
+    pub project: Option<String>,
+    /// The merge request's number in the project (`!N`).
+    #[arg(long, env = "CI_MERGE_REQUEST_IID", value_name = "N")]
+    pub merge_request: Option<u64>,
+    /// The pipeline posting: a note from a newer one is not overwritten.
+    #[arg(long, env = "CI_PIPELINE_ID", value_name = "ID")]
+    pub pipeline: Option<u64>,
+    /// Where the whole plan is, named when it is too long for a note.
+    #[arg(long, env = "CI_JOB_URL", value_name = "URL")]
+    pub job_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -374,6 +399,7 @@ pub fn main() -> ExitCode {
             Command::History(a) => history::run(a, &printer).await,
             Command::Status(a) => status::run(a, &printer).await,
             Command::Rollback(a) => rollback::run(a, &printer).await,
+            Command::MrNote(a) => mr_note::run(a, &printer).await,
         }
     });
     match result {

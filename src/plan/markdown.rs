@@ -60,9 +60,19 @@ fn verb(r: &ResourceChange) -> &'static str {
     }
 }
 
+/// The first line of every plan in Markdown: an HTML comment (hidden
+/// where the Markdown is rendered) naming the stack and environment, by
+/// which `converge mr-note` finds the note it posted before and edits it.
+pub fn marker(stack: &str, env: &str) -> String {
+    // A comment ends at the first `--`: names are kept out of it.
+    let name = |s: &str| s.replace("--", "-\u{2010}").replace('>', "&gt;");
+    format!("<!-- converge plan: {} / {} -->", name(stack), name(env))
+}
+
 /// The plan as Markdown.
 pub fn render(plan: &Plan) -> String {
     let mut s = String::new();
+    let _ = writeln!(s, "{}", marker(&plan.stack, &plan.env));
     let _ = writeln!(
         s,
         "### converge plan: `{}` / `{}` ({})\n",
