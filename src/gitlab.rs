@@ -14,6 +14,7 @@
 //!   failed connection is tried 3 times in all, and at most 100 pages of
 //!   notes are read. 401, 403 and 404 fail at once.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -123,11 +126,15 @@ fn pipeline_of(body: &str) -> Option<u64> {
 
 impl Api {
     /// `base` is the API's root, as GitLab CI gives it in `CI_API_V4_URL`
-    /// (`https://gitlab.example.com/api/v4`).
+    /// (`https://gitlab.example.com/api/v4`). GitLab's certificate is
+    /// checked against the system's CA certificates and, for a GitLab whose
+    /// certificate comes from a CA of its own, those in `ca_file` (PEM; in
+    /// GitLab CI, `CI_SERVER_TLS_CA_FILE`).
     ///
     /// # Errors
-    /// A URL that is not http(s), or no TLS roots on this machine.
-    pub fn new(base: &str, token: String) -> Result<Api, Error> {
+    /// A URL that is not http(s), a CA file that cannot be read, or no CA
+    /// certificate at all.
+    pub fn new(base: &str, token: String, ca_file: Option<&Path>) -> Result<Api, Error> {
         let base = base.trim_end_matches('/').to_string();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(Error::Setup(format!("{base}: GitLab's API URL must start with https:// (CI_API_V4_URL)")));
@@ -136,7 +143,20 @@ impl Api {
         let roots = {
             let found = rustls_native_certs::load_native_certs();
             let mut roots = rustls::RootCertStore::empty();
-            let (added, _) = roots.add_parsable_certificates(found.certs);
+            let (mut added, _) = roots.add_parsable_certificates(found.certs);
+            if let Some(file) = ca_file {
+                let unreadable =
+                    |e: String| Error::Setup(format!("{}: not a PEM file of CA certificates ({e})", file.display()));
+                let certs = CertificateDer::pem_file_iter(file)
+                    .map_err(|e| unreadable(e.to_string()))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| unreadable(e.to_string()))?;
+                let (ok, _) = roots.add_parsable_certificates(certs);
+                if ok == 0 {
+                    return Err(unreadable("no certificate in it".into()));
+                }
+                added += ok;
+            }
             if added == 0 && base.starts_with("https://") {
                 return Err(Error::Setup(
                     "no CA certificates on this machine to check GitLab's with (install ca-certificates)".into(),
@@ -242,9 +262,9 @@ impl Api {
             };
             let req = req.body(Full::new(bytes)).map_err(|e| Error::Setup(format!("{what}: {e}")))?;
             let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
-                let resp = self.client.request(req).await.map_err(|e| format!("{e}"))?;
+                let resp = self.client.request(req).await.map_err(|e| chain(&e))?;
                 let (parts, body) = resp.into_parts();
-                let bytes = body.collect().await.map_err(|e| format!("{e}"))?.to_bytes();
+                let bytes = body.collect().await.map_err(|e| chain(&e))?.to_bytes();
                 Ok::<_, String>((parts.status, parts.headers, bytes))
             })
             .await;
@@ -275,6 +295,22 @@ impl Api {
         }
         Err(last.unwrap_or_else(|| Error::Transport(what, "no attempt".into())))
     }
+}
+
+/// An error and its causes, as one line (hyper's own says only "client
+/// error (Connect)"; the cause says which: refused, DNS, a certificate).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
+    s
 }
 
 /// GitLab's `message` (or `error`) from an error answer, on one line and

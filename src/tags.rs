@@ -26,6 +26,16 @@ pub const TAG_DEPLOYED: &str = "converge:deployed";
 /// apply that passed `--verify` made it. Moved to the next one verified.
 pub const TAG_KNOWN_GOOD: &str = "converge:known-good";
 
+/// The most tags one object may have in most services (EC2, RDS,
+/// ElastiCache, ELB, IAM, ECS, Secrets Manager, S3 buckets: AWS's tagging
+/// best practices, "maximum number of tags per resource: 50").
+pub const MAX_TAGS: usize = 50;
+
+/// The tags converge adds to the spec's on every object it creates: its
+/// name (unless the spec sets `Name`), the identity tags, the applied
+/// digest and the commit (in CI, always).
+pub const OWN_TAGS: [&str; 6] = ["Name", TAG_STACK, TAG_ENV, TAG_RESOURCE, crate::digest::TAG_APPLIED, TAG_COMMIT];
+
 /// Tags converge writes that record a run, not the spec: never compared
 /// with the spec's tags, never removed.
 pub const RUN_TAGS: [&str; 4] = [crate::digest::TAG_APPLIED, TAG_COMMIT, TAG_DEPLOYED, TAG_KNOWN_GOOD];

@@ -570,3 +570,111 @@ fn mr_note_posts_the_plan_once_and_edits_it_in_place() {
     assert_eq!(gitlab.requests().len(), before);
     assert_eq!(gitlab.violations(), Vec::<String>::new());
 }
+
+/// Issue 22: `converge mr-note` over HTTPS, to a GitLab whose certificate
+/// comes from a CA of its own (common where GitLab runs itself): refused
+/// with the certificate named without that CA, accepted with the CA file
+/// GitLab Runner gives jobs (`CI_SERVER_TLS_CA_FILE`).
+#[test]
+fn mr_note_checks_gitlabs_certificate_and_takes_the_runners_ca_file() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = Scratch::new("mr-note-tls");
+    let openssl = |args: &[&str]| {
+        let r = Run::from(std::process::Command::new("openssl").args(args).current_dir(&dir.0).output().unwrap());
+        assert_eq!(r.code, 0, "openssl {args:?}: {}", r.stderr);
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Test GitLab CA"],
+        ]
+        .concat(),
+    );
+    openssl(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat());
+    dir.write(
+        "server.ext",
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.path("server.pem")).unwrap().collect::<Result<_, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.path("server.key")).unwrap();
+    let tls =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+    let gitlab = harness::gitlab_api::FakeGitLab::start_tls(0, std::sync::Arc::new(tls));
+    let plan = dir.write("plan.md", "<!-- converge plan: demo / staging -->\n### converge plan\n\n**No changes.**\n");
+    let note = |ca: Option<&std::path::Path>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_converge"));
+        c.arg("mr-note")
+            .arg(&plan)
+            .env("NO_COLOR", "1")
+            .env("CONVERGE_GITLAB_TOKEN", gitlab.token)
+            .env("CI_API_V4_URL", &gitlab.url)
+            .env("CI_PROJECT_ID", gitlab.project.to_string())
+            .env("CI_MERGE_REQUEST_IID", gitlab.iid.to_string())
+            .env_remove("CI_SERVER_TLS_CA_FILE");
+        if let Some(ca) = ca {
+            c.env("CI_SERVER_TLS_CA_FILE", ca);
+        }
+        Run::from(c.output().unwrap())
+    };
+    assert!(gitlab.url.starts_with("https://localhost:"));
+    let r = note(None).expect(1);
+    assert!(r.stderr.contains("cannot reach GitLab") && r.stderr.contains("UnknownIssuer"), "{}", r.stderr);
+    assert!(gitlab.requests().is_empty(), "nothing was sent before the certificate was trusted");
+    let r = note(Some(&dir.path("ca.pem"))).expect(0);
+    assert!(r.stdout.contains("Posted the plan on merge request !7"), "{}", r.stdout);
+    assert_eq!(gitlab.notes_marked("<!-- converge plan: demo / staging -->").len(), 1);
+    let r = note(Some(&dir.path("server.csr"))).expect(1);
+    assert!(r.stderr.contains("server.csr: not a PEM file of CA certificates"), "{}", r.stderr);
+}
+
+/// S3 allows 10 tags on an object; converge adds six of its own (`Name`,
+/// identity, the applied digest, the commit). Four of the stack's and the
+/// resource's validate; a fifth is refused offline, placed, with the count.
+#[test]
+fn an_s3_object_takes_at_most_four_tags_of_the_specs() {
+    let dir = Scratch::new("object-tags");
+    let stack = |extra: &str| {
+        format!(
+            "stack: demo\nregion: eu-west-1\ntags:\n  team: infra\n  app: gitlab\nresources:\n  bucket:\n    type: s3.bucket\n    name: demo-object-tags\n  config:\n    type: s3.object\n    properties:\n      bucket: ${{resources.bucket.id}}\n      key: gitlab.rb\n      content: x\n    tags:\n      role: config\n      tier: app\n{extra}"
+        )
+    };
+    let ok = dir.write("ok.yaml", &stack(""));
+    converge(&["validate", ok.to_str().unwrap()]).expect(0);
+    let over = dir.write("over.yaml", &stack("      owner: ops\n"));
+    let r = converge(&["validate", over.to_str().unwrap()]).expect(1);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}:16:5: error: 11 tags with the stack's, the environment's and converge's own (6): AWS allows 10 on one s3.object",
+            over.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("set at most 4 tags"), "{}", r.stderr);
+}

@@ -2250,6 +2250,24 @@ fn hostile_specs() -> Vec<(String, Vec<u8>, Vec<String>, String)> {
         &[],
         "AWS allows 50",
     );
+    // Converge adds six (Name among them): 45 of the spec's are one too many.
+    let many: String = (0..45).map(|i| format!("      t{i}: v\n")).collect();
+    case(
+        "45 tags".into(),
+        edit("    name: demo-hostile-bucket\n", &format!("    name: demo-hostile-bucket\n    tags:\n{many}")),
+        &[],
+        "51 tags with the stack's, the environment's and converge's own (6): AWS allows 50",
+    );
+    // S3 allows 10 tags on an object: 3 of the stack's and 2 of its own
+    // are 11 with converge's six (PutObject would refuse them mid-apply).
+    case(
+        "s3.object over S3's 10 tags".into(),
+        format!(
+            "{good}  config:\n    type: s3.object\n    properties:\n      bucket: ${{resources.bucket.id}}\n      key: gitlab.rb\n      content: x\n    tags:\n      role: config\n      owner: infra\ntags:\n  team: a\n  cost-center: b\n  app: c\n"
+        ),
+        &[],
+        "11 tags with the stack's, the environment's and converge's own (6): AWS allows 10 on one s3.object",
+    );
     case("aws: tag key".into(), format!("{good}tags:\n  \"aws:owner\": me\n"), &[], "reserved for AWS");
     case("long tag key".into(), format!("{good}tags:\n  {}: v\n", "k".repeat(129)), &[], "1-128 characters");
     case("long tag value".into(), format!("{good}tags:\n  k: {}\n", "v".repeat(257)), &[], "at most 256");

@@ -92,6 +92,10 @@ pub struct MrNoteArgs {
     /// Where the whole plan is, named when it is too long for a note.
     #[arg(long, env = "CI_JOB_URL", value_name = "URL")]
     pub job_url: Option<String>,
+    /// CA certificates (PEM) for a GitLab whose certificate comes from a CA
+    /// of its own, besides the system's.
+    #[arg(long, env = "CI_SERVER_TLS_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,8 @@
 //! per stack and environment that every new pipeline edits in place.
 //!
 //! Reads GitLab CI's own variables (`CI_API_V4_URL`, `CI_PROJECT_ID`,
-//! `CI_MERGE_REQUEST_IID`, `CI_PIPELINE_ID`, `CI_JOB_URL`) and the token
+//! `CI_MERGE_REQUEST_IID`, `CI_PIPELINE_ID`, `CI_JOB_URL`,
+//! `CI_SERVER_TLS_CA_FILE`) and the token
 //! from `CONVERGE_GITLAB_TOKEN` only (a flag would show it in the process
 //! list). Without a token it says how to set one and exits 0: the note is
 //! a copy of the plan, which the job log and artifacts already hold.
@@ -39,7 +40,7 @@ pub async fn run(args: MrNoteArgs, printer: &Printer) -> anyhow::Result<u8> {
     let project = args.project.ok_or_else(|| missing("CI_PROJECT_ID", "--project"))?;
     let iid = args.merge_request.ok_or_else(|| missing("CI_MERGE_REQUEST_IID", "--merge-request"))?;
     let body = fit(&text, args.job_url.as_deref());
-    let api = Api::new(&api_url, token.trim().to_string())?;
+    let api = Api::new(&api_url, token.trim().to_string(), args.ca_file.as_deref())?;
     let mr = MergeRequest { project, iid };
     let posted = api.upsert_note(&mr, marker, &body, args.pipeline).await;
     match posted {

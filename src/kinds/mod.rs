@@ -488,6 +488,12 @@ pub trait Kind: Send + Sync + 'static {
     fn taggable(&self) -> bool {
         true
     }
+    /// The most tags the service allows on one of this kind's objects,
+    /// converge's own ([`crate::tags::OWN_TAGS`]) included: AWS's usual
+    /// [`crate::tags::MAX_TAGS`], unless the service allows fewer.
+    fn max_tags(&self) -> usize {
+        crate::tags::MAX_TAGS
+    }
     /// For kinds AWS cannot tag: the key that identifies an object among its
     /// tagged parent's children (e.g. file system + subnet), computed from
     /// canonical properties, desired or live alike. Such objects are read

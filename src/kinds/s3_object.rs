@@ -73,6 +73,12 @@ impl Kind for Object {
     fn type_name(&self) -> &'static str {
         "s3.object"
     }
+    /// S3 User Guide, "Managing object tags": "You can associate up to 10
+    /// tags with an object" (PutObject refuses more: "Object tags cannot be
+    /// greater than 10").
+    fn max_tags(&self) -> usize {
+        10
+    }
     fn doc(&self) -> &'static str {
         "A text object (a rendered config file) in an S3 bucket, rewritten when its content changes. Outputs: `id` (bucket/key), `url` (s3://…), `etag`."
     }

@@ -308,22 +308,28 @@ impl Cx<'_> {
     }
 
     /// AWS's tag rules, the strictest of the services converge tags (EC2,
-    /// S3, RDS …): at most 50 tags an object, keys of 1-128 and values of at
-    /// most 256 characters, and no key starting `aws:` (AWS's own). Five
-    /// tags are converge's (identity, [`crate::digest::TAG_APPLIED`] and
-    /// [`crate::tags::TAG_COMMIT`]), so a spec may set 45.
-    fn check_tags(&mut self, tags: &BTreeMap<String, String>, path: &str) {
-        const MAX_TAGS: usize = 50;
-        let total = tags.len()
-            + [TAG_STACK, TAG_ENV, TAG_RESOURCE, crate::digest::TAG_APPLIED, crate::tags::TAG_COMMIT]
-                .iter()
-                .filter(|k| !tags.contains_key(**k))
-                .count();
-        if total > MAX_TAGS {
+    /// S3, RDS …): at most [`Kind::max_tags`] tags an object (50, or 10 on
+    /// an S3 object), keys of 1-128 and values of at most 256 characters,
+    /// and no key starting `aws:` (AWS's own). Converge adds
+    /// [`crate::tags::OWN_TAGS`] (six, `Name` among them unless the spec
+    /// sets it), so a spec may set 44 tags, or 4 on an S3 object.
+    fn check_tags(&mut self, kind: &dyn Kind, tags: &BTreeMap<String, String>, path: &str) {
+        let max = kind.max_tags();
+        let total = tags.len() + crate::tags::OWN_TAGS.iter().filter(|k| !tags.contains_key(**k)).count();
+        if total > max {
             self.at_key(
                 path,
-                format!("{total} tags with the stack's, the environment's and converge's own: AWS allows {MAX_TAGS} an object"),
-                None,
+                format!(
+                    "{total} tags with the stack's, the environment's and converge's own ({}): AWS allows {max} on {} {}",
+                    crate::tags::OWN_TAGS.len(),
+                    if max == crate::tags::MAX_TAGS { "an object of" } else { "one" },
+                    kind.type_name()
+                ),
+                Some(format!(
+                    "converge adds {}; set at most {} tags on this resource, its environment and the stack together",
+                    crate::tags::OWN_TAGS.join(", "),
+                    max - crate::tags::OWN_TAGS.len()
+                )),
             );
         }
         for (k, v) in tags {
@@ -766,7 +772,7 @@ impl Cx<'_> {
             self.at_key(&join_key(&tp, key), format!("tag `{key}` is reserved"), None);
         }
         all_tags.extend(self.tag_values(tags, &tp, env));
-        self.check_tags(&all_tags, &tp);
+        self.check_tags(kind, &all_tags, &tp);
         all_tags.entry("Name".into()).or_insert_with(|| physical_name.clone());
         all_tags.insert(TAG_STACK.into(), env.stack.into());
         all_tags.insert(TAG_ENV.into(), env.env.into());

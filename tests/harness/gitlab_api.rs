@@ -13,10 +13,12 @@
 //!   its URL-encoded path.
 //!
 //! Anything else is answered 400 or 404 and recorded as a violation, which
-//! tests assert is empty. [`Mode`] makes it answer 403 or 502 instead.
+//! tests assert is empty. [`Mode`] makes it answer 403 or 502 instead. It
+//! speaks HTTP/1.1, plain or over TLS ([`FakeGitLab::start_tls`], with a
+//! certificate the test makes, as a GitLab with a CA of its own has).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 /// How the server answers authenticated requests.
@@ -74,8 +76,22 @@ impl FakeGitLab {
     /// A server whose merge request already has `seeded` notes by people
     /// and one system note.
     pub fn start(seeded: usize) -> FakeGitLab {
+        FakeGitLab::start_with(seeded, None)
+    }
+
+    /// The same over HTTPS, with `tls`'s certificate, at
+    /// `https://localhost:PORT/api/v4`.
+    pub fn start_tls(seeded: usize, tls: Arc<rustls::ServerConfig>) -> FakeGitLab {
+        FakeGitLab::start_with(seeded, Some(tls))
+    }
+
+    fn start_with(seeded: usize, tls: Option<Arc<rustls::ServerConfig>>) -> FakeGitLab {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/api/v4", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}/api/v4"),
+            None => format!("http://127.0.0.1:{port}/api/v4"),
+        };
         let mut notes: Vec<Note> = (1..=seeded as u64)
             .map(|id| Note { id, body: format!("Looks good to me ({id})"), system: false })
             .collect();
@@ -99,7 +115,14 @@ impl FakeGitLab {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 let state = state.clone();
-                std::thread::spawn(move || serve(stream, &state, project, path, iid, token));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    Some(config) => {
+                        let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+                        serve(rustls::StreamOwned::new(conn, stream), &state, project, path, iid, token);
+                    }
+                    None => serve(stream, &state, project, path, iid, token),
+                });
             }
         });
         server
@@ -127,8 +150,8 @@ impl FakeGitLab {
     }
 }
 
-fn serve(mut stream: TcpStream, state: &Mutex<State>, project: u64, path: &str, iid: u64, token: &str) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+fn serve<S: Read + Write>(stream: S, state: &Mutex<State>, project: u64, path: &str, iid: u64, token: &str) {
+    let mut reader = BufReader::new(stream);
     // One request a connection is enough for a client; keep-alive too.
     loop {
         let mut line = String::new();
@@ -183,7 +206,13 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>, project: u64, path: &str, 
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        if stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(payload.as_bytes())).is_err() {
+        let stream = reader.get_mut();
+        if stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(payload.as_bytes()))
+            .and_then(|()| stream.flush())
+            .is_err()
+        {
             return;
         }
     }
