@@ -3478,41 +3478,23 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
     use harness::gitlab_api::{FakeGitLab, Mode};
     let moto = Moto::start();
     let gitlab = FakeGitLab::start(3);
-    let gcl = repo().join(".tools/gitlab-ci-local/node_modules/.bin/gitlab-ci-local");
-    assert!(gcl.exists(), "no {}: run scripts/test, which installs it", gcl.display());
-    let dir = Scratch::new("pipeline");
-    harness::stack_tree(&dir);
-    let project = dir.0.clone();
+    let gl = harness::GitLabProject::new("pipeline");
+    let project = gl.dir.0.clone();
     std::fs::write(
         project.join(".gitlab-ci.yml"),
         "include:\n  - local: templates/gitlab-ci.yml\nvariables:\n  CONVERGE_IMAGE: converge:local\n  CONVERGE_STACK: stacks/webapp-ecs.yaml\n",
     )
     .unwrap();
-    let tools = Scratch::new("pipeline-bin");
-    let bin = tools.0.clone();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_converge"), bin.join("converge")).unwrap();
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", "user.email=ci@example.com", "-c", "user.name=CI"])
-            .args(args)
-            .current_dir(&project)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&["remote", "add", "origin", "https://gitlab.example.com/acme/infra.git"]);
-    git(&["add", "-A"]);
-    git(&["commit", "-qm", "the app and its pipeline"]);
-    let sha = git(&["rev-parse", "HEAD"]);
+    gl.git(&["add", "-A"]);
+    gl.git(&["commit", "-qm", "the app and its pipeline"]);
+    let sha = gl.git(&["rev-parse", "HEAD"]);
 
     // Jobs inherit the process environment: moto's endpoint and credentials,
     // as a runner's would hold AWS's. Each pipeline has a newer id.
     let pipelines = std::cell::Cell::new(0);
     let pipeline = |source: &str, vars: &[(&str, &str)], jobs: &[&str], needs: bool| {
         let probe = moto.converge();
-        let mut c = Command::new(&gcl);
+        let mut c = gl.gitlab_ci_local();
         for (k, v) in probe.get_envs() {
             match v {
                 Some(v) => c.env(k, v),
@@ -3520,12 +3502,8 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
             };
         }
         pipelines.set(pipelines.get() + 1);
-        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-        c.current_dir(&project)
-            .env("PATH", path)
-            .env("NODE_OPTIONS", format!("--require {}", repo().join("tests/harness/set-methods.cjs").display()))
-            .env("GCL_IGNORE_PREDEFINED_VARS", "CI_PIPELINE_SOURCE,CI_API_V4_URL,CI_PROJECT_ID,CI_PIPELINE_ID")
-            .args(["--force-shell-executor", "--artifacts-to-source", "--variable"])
+        c.env("GCL_IGNORE_PREDEFINED_VARS", "CI_PIPELINE_SOURCE,CI_API_V4_URL,CI_PROJECT_ID,CI_PIPELINE_ID")
+            .args(["--artifacts-to-source", "--variable"])
             .arg(format!("CI_PIPELINE_SOURCE={source}"))
             .arg("--variable")
             .arg(format!("CI_PIPELINE_ID={}", pipelines.get()));
@@ -3800,49 +3778,23 @@ fn the_image_builds_and_converge_plans_from_it() {
 /// image. Offline: `validate` runs for real.
 #[test]
 fn the_template_is_a_ci_cd_component_with_inputs() {
-    let gcl = repo().join(".tools/gitlab-ci-local/node_modules/.bin/gitlab-ci-local");
-    assert!(gcl.exists(), "no {}: run scripts/test, which installs it", gcl.display());
-    let dir = Scratch::new("component");
-    harness::stack_tree(&dir);
-    let project = dir.0.clone();
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", "user.email=ci@example.com", "-c", "user.name=CI"])
-            .args(args)
-            .current_dir(&project)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&["remote", "add", "origin", "https://gitlab.example.com/acme/infra.git"]);
-    git(&["add", "-A"]);
-    git(&["commit", "-qm", "stacks"]);
+    let gl = harness::GitLabProject::new("component");
     // The project's own component, at the commit checked out; the
     // pipeline file itself may be uncommitted (gitlab-ci-local reads it
     // from the work tree).
-    let sha = git(&["rev-parse", "HEAD"]);
-    std::fs::write(
-        project.join(".gitlab-ci.yml"),
-        format!(
+    let sha = gl.git(&["rev-parse", "HEAD"]);
+    gl.dir.write(
+        ".gitlab-ci.yml",
+        &format!(
             "include:\n  - component: gitlab.example.com/acme/infra/gitlab-ci@{sha}\n    inputs:\n      stack: stacks/webapp-ecs.yaml\n      image: converge:component-test\n      verify: curl -fsS https://app.example.com/health\n"
         ),
-    )
-    .unwrap();
-
-    let tools = Scratch::new("component-bin");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_converge"), tools.0.join("converge")).unwrap();
+    );
     let gcl_run = |args: &[&str]| {
-        let path = format!("{}:{}", tools.0.display(), std::env::var("PATH").unwrap_or_default());
         harness::Run::from(
-            Command::new(&gcl)
-                .current_dir(&project)
-                .env("PATH", path)
+            gl.gitlab_ci_local()
                 .env("NO_COLOR", "1")
-                .env("NODE_OPTIONS", format!("--require {}", repo().join("tests/harness/set-methods.cjs").display()))
                 .env("GCL_IGNORE_PREDEFINED_VARS", "CI_PIPELINE_SOURCE")
-                .args(["--force-shell-executor", "--variable", "CI_PIPELINE_SOURCE=merge_request_event"])
+                .args(["--variable", "CI_PIPELINE_SOURCE=merge_request_event"])
                 .args(args)
                 .output()
                 .unwrap(),
@@ -3869,4 +3821,86 @@ fn the_template_is_a_ci_cd_component_with_inputs() {
         r.stderr
     );
     assert!(r.stdout.contains("stacks/webapp-ecs.yaml: valid"), "{}", r.stdout);
+}
+
+/// Issue 25 (`ignore_changes`): the GitLab stack's app group starts at
+/// `app_min` and leaves its desired capacity to the CPU policy. Scaling
+/// moves it (here, an independent client): plan shows nothing, drift finds
+/// nothing, a saved plan made before the move still applies, and an update
+/// of another setting leaves the capacity where scaling put it. Without
+/// the line, the same move is planned back (the control). A name the kind
+/// does not have is refused offline, placed, with the near one.
+#[test]
+fn ignored_desired_capacity_is_left_to_scaling() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("ignore");
+    let group = "gitlab-ha-staging-gitlab-app";
+    apply(&moto, STACK);
+    let scale_to = |n: i32| {
+        rt().block_on(
+            moto.autoscaling().set_desired_capacity().auto_scaling_group_name(group).desired_capacity(n).send(),
+        )
+        .unwrap();
+    };
+    let read = || {
+        rt().block_on(async {
+            let out = moto.autoscaling().describe_auto_scaling_groups().auto_scaling_group_names(group).send().await;
+            let g = out.unwrap().auto_scaling_groups()[0].clone();
+            (g.desired_capacity().unwrap(), g.health_check_grace_period().unwrap())
+        })
+    };
+    assert_eq!(read(), (1, 300), "created at app_min");
+
+    // Scaled out: nothing to plan, no drift.
+    scale_to(2);
+    let r = plan(&moto, STACK).expect(0);
+    assert!(r.stdout.contains("No changes."), "{}", r.stdout);
+    let r = moto.run(&["drift", STACK, "--env", "staging"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+
+    // The control: without `ignore_changes`, the same move is planned back.
+    let unignored = stack_variant(&dir, "unignored.yaml", &[("    ignore_changes: [desired_capacity]\n", "")]);
+    let r = plan(&moto, path_str(&unignored)).expect(2);
+    assert!(r.stdout.contains("      ~ desired_capacity = 2 → 1\n"), "{}", r.stdout);
+
+    // A reviewed change to another setting, saved; scaling moves the
+    // capacity before the apply: the plan is not stale, and the update
+    // leaves the capacity where scaling put it.
+    let grace = stack_variant(
+        &dir,
+        "grace.yaml",
+        &[("      health_check_grace_period: 300\n", "      health_check_grace_period: 301\n")],
+    );
+    let saved = dir.path("grace.plan.json");
+    let r = moto.run(&["plan", path_str(&grace), "--env", "staging", "--out", path_str(&saved)]).expect(0);
+    assert!(r.stdout.contains("~ gitlab_app (autoscaling.group"), "{}", r.stdout);
+    assert!(!r.stdout.contains("desired_capacity"), "{}", r.stdout);
+    scale_to(1);
+    let r = moto.run(&["apply", path_str(&saved)]).expect(0);
+    assert!(r.stdout.contains("Apply complete: 0 created, 1 updated"), "{}", r.stdout);
+    assert_eq!(read(), (1, 301));
+    scale_to(2);
+    let r = moto.run(&["apply", path_str(&grace), "--env", "staging", "--auto-approve"]).expect(0);
+    assert!(r.stdout.contains("No changes."), "{}", r.stdout);
+    let back = stack_variant(&dir, "back.yaml", &[]);
+    let r = moto.run(&["apply", path_str(&back), "--env", "staging", "--auto-approve"]).expect(0);
+    assert!(r.stdout.contains("1 updated"), "{}", r.stdout);
+    assert_eq!(read(), (2, 300), "the update of the grace period kept the scaled capacity");
+
+    // Refused offline: a property the kind does not have.
+    let typo = stack_variant(
+        &dir,
+        "typo.yaml",
+        &[("    ignore_changes: [desired_capacity]\n", "    ignore_changes: [desired_capacty]\n")],
+    );
+    let mark = moto.calls().len();
+    let r = moto.run(&["plan", path_str(&typo), "--env", "staging"]).expect(1);
+    assert!(
+        r.stderr.contains("error: `ignore_changes`: autoscaling.group has no property `desired_capacty`")
+            && r.stderr.contains("desired_capacity"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(&format!("{}:", typo.display())), "placed: {}", r.stderr);
+    assert_eq!(moto.calls().len(), mark, "a bad spec made AWS calls");
 }

@@ -288,7 +288,10 @@ pub async fn execute(
             let desired = match &op.op {
                 OpKind::Delete => None,
                 _ => match desired_for(&stack, &op, &known, commit.as_deref()) {
-                    Ok(d) => Some(d),
+                    Ok((d, applied)) => {
+                        digests.insert(i, applied);
+                        Some(d)
+                    }
                     Err(e) => {
                         display.error(&format!("{}: {e}", op.label()));
                         outcome[i] = Some(Outcome::Failed(e));
@@ -296,9 +299,6 @@ pub async fn execute(
                     }
                 },
             };
-            if let (Some(d), Some(r)) = (&desired, stack.resources.get(&op.name)) {
-                digests.insert(i, digest::applied(&d.props, &r.sensitive, &r.tags));
-            }
             started.insert(i, Instant::now());
             let aws = aws.clone();
             let sem = sem.clone();
@@ -441,35 +441,65 @@ fn skip_dependents(failed: usize, ops: &[Op], dependents: &[Vec<usize>], outcome
     }
 }
 
+/// What an operation sends, and the digest of the spec it applies
+/// (`converge:applied`, and the state record's for kinds AWS cannot tag).
 fn desired_for(
     stack: &Stack,
     op: &Op,
     known: &BTreeMap<String, BTreeMap<String, Value>>,
     commit: Option<&str>,
-) -> Result<Desired, AwsError> {
+) -> Result<(Desired, String), AwsError> {
     let r = &stack.resources[&op.name];
-    let props = plan::desired_props(r, known).map_err(|e| AwsError::other("converge", e.to_string()))?;
+    let mut props = plan::desired_props(r, known).map_err(|e| AwsError::other("converge", e.to_string()))?;
     if crate::value::contains_unknown(&props) {
         return Err(AwsError::other("converge", "a referenced output is still unknown (its resource was not created)"));
     }
     // What is applied is recorded on the object by the same call that
     // applies it: `converge drift` tells a hand-made change from a pending
-    // one by it.
+    // one by it. The digest is the spec's, before ignored attributes take
+    // their live values below, so that drift compares like with like.
+    let applied = digest::applied(&props, &r.sensitive, &r.tags);
     let mut tags = r.tags.clone();
+    if let (OpKind::Update, Some(live)) = (&op.op, &op.live) {
+        keep_ignored(r, &mut props, &mut tags, live);
+    }
     if r.kind.taggable() {
-        tags.insert(TAG_APPLIED.into(), digest::applied(&props, &r.sensitive, &r.tags));
+        tags.insert(TAG_APPLIED.into(), applied.clone());
         // Which commit last changed it: `converge history` tells the rest.
         if let Some(c) = commit {
             tags.insert(crate::tags::TAG_COMMIT.into(), c.to_string());
         }
     }
-    Ok(Desired {
+    let d = Desired {
         name: r.name.clone(),
         physical_name: op.physical_name.clone().unwrap_or_else(|| r.physical_name.clone()),
         props,
         tags,
         timeout: r.timeout,
-    })
+    };
+    Ok((d, applied))
+}
+
+/// An update leaves what `ignore_changes` names as it is live: those
+/// properties (and tags) take their live values, so the kind's update
+/// sends no change to them.
+fn keep_ignored(r: &crate::spec::Resource, props: &mut Value, tags: &mut BTreeMap<String, String>, live: &Live) {
+    for attr in &r.ignore_changes {
+        if attr == "tags" {
+            // The identity tags stay; the rest are the live ones.
+            let own: BTreeMap<String, String> =
+                tags.iter().filter(|(k, _)| k.starts_with("converge:")).map(|(k, v)| (k.clone(), v.clone())).collect();
+            *tags = live
+                .tags
+                .iter()
+                .filter(|(k, _)| !k.starts_with("converge:"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            tags.extend(own);
+        } else if let (Some(want), Some(have)) = (props.as_object_mut(), live.props.get(attr)) {
+            want.insert(attr.clone(), have.clone());
+        }
+    }
 }
 
 /// The closing summary and exit status of an apply or destroy.

@@ -36,6 +36,11 @@ pub fn schema() -> Value {
                 Some(r) => roots.push(r.trim_start_matches("#/definitions/").to_string()),
                 None => accept_expressions(&mut props, false),
             }
+            // `ignore_changes` names the kind's own properties (and tags).
+            let mut ignorable = crate::kinds::property_names(*k);
+            if k.taggable() {
+                ignorable.push("tags".into());
+            }
             json!({
                 "type": "object",
                 "description": k.doc(),
@@ -48,7 +53,8 @@ pub fn schema() -> Value {
                     "wait_timeout": { "type": "string", "pattern": format!(r"^([0-9]+[smh]|{})$", &EXPRESSION[1..EXPRESSION.len() - 1]) },
                     "enabled": { "anyOf": [{ "type": "boolean" }, { "$ref": "#/definitions/Expression" }] },
                     "protect": { "anyOf": [{ "type": "boolean" }, { "$ref": "#/definitions/Expression" }] },
-                    "adopt": { "type": "boolean" }
+                    "adopt": { "type": "boolean" },
+                    "ignore_changes": { "type": "array", "items": { "enum": ignorable } }
                 },
                 "required": ["type"],
                 "additionalProperties": false

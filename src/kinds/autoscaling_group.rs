@@ -293,7 +293,9 @@ impl Kind for Group {
                     .auto_scaling_group_name(&l.id)
                     .min_size(p.min_size)
                     .max_size(p.max_size)
-                    .set_desired_capacity(p.desired_capacity)
+                    // Only when it changes: scaling moves it meanwhile, and
+                    // sending the value read a moment ago would undo that.
+                    .set_desired_capacity(p.desired_capacity.filter(|d| Some(*d) != was.desired_capacity))
                     .vpc_zone_identifier(p.subnets.join(","))
                     .health_check_type(&p.health_check_type)
                     .health_check_grace_period(p.health_check_grace_period)

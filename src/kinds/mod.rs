@@ -588,6 +588,18 @@ pub fn schema_of<P: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<P>()
 }
 
+/// The top-level property names of a kind, from its schema: the
+/// attributes a plan compares, and what `ignore_changes` may name.
+pub fn property_names(kind: &dyn Kind) -> Vec<String> {
+    let mut g = schemars::generate::SchemaSettings::draft07().into_generator();
+    let schema = kind.schema(&mut g).to_value();
+    let resolved = match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => g.definitions().get(r.trim_start_matches("#/definitions/")).cloned().unwrap_or(Value::Null),
+        None => schema,
+    };
+    resolved.get("properties").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+}
+
 /// Sorts a set of ids and drops repeats, keeping every unknown one (two
 /// subnets not created yet are two subnets).
 pub fn sort_ids(ids: &mut Vec<String>) {
@@ -634,6 +646,18 @@ pub mod cidr_serde {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_kind_names_its_properties() {
+        // Every kind has properties but an elastic IP (an address, no settings).
+        for k in super::REGISTRY {
+            let names = super::property_names(*k);
+            let expected = k.type_name() != "ec2.elastic_ip";
+            assert_eq!(!names.is_empty(), expected, "{}: property names from its schema: {names:?}", k.type_name());
+        }
+        let asg = super::lookup("autoscaling.group").unwrap();
+        assert!(super::property_names(asg).contains(&"desired_capacity".to_string()));
+    }
+
     #[test]
     fn tag_delta_never_removes_identity_tags() {
         let m = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

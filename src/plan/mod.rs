@@ -233,7 +233,8 @@ fn best_of<'a>(r: &Resource, live: &'a LiveState, known: &impl Outputs) -> Optio
 
 /// Compares `desired` with `live` for one resource. Only attributes the
 /// spec sets are compared (the canonical form fills in defaults, so an
-/// omitted optional setting is still managed).
+/// omitted optional setting is still managed), and none the resource's
+/// `ignore_changes` names.
 pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -> Vec<AttrChange> {
     let mut out = Vec::new();
     let empty = serde_json::Map::new();
@@ -253,7 +254,7 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
                 None => continue,
             },
         };
-        if kind.write_only().contains(&attr.as_str()) {
+        if kind.write_only().contains(&attr.as_str()) || r.ignore_changes.contains(attr) {
             continue;
         }
         if value::contains_unknown(new) || !value::same(new, old) {
@@ -286,7 +287,7 @@ pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -
     // `converge:applied` and `converge:commit` record a run; they are not
     // compared.
     let recorded = |(k, _): &(&String, &String)| !crate::tags::RUN_TAGS.contains(&k.as_str());
-    if kind.taggable() && !r.tags.iter().eq(live.tags.iter().filter(recorded)) {
+    if kind.taggable() && !r.ignore_changes.contains("tags") && !r.tags.iter().eq(live.tags.iter().filter(recorded)) {
         let live_tags: BTreeMap<&String, &String> = live.tags.iter().filter(recorded).collect();
         out.push(AttrChange {
             attr: "tags".into(),

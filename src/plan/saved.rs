@@ -118,17 +118,23 @@ fn live_marks(
         if !names.contains(&(*kind, name.as_str())) {
             continue;
         }
-        let sensitive = stack.resources.get(name).map(|r| r.sensitive.clone()).unwrap_or_default();
+        let r = stack.resources.get(name);
+        let sensitive = r.map(|r| r.sensitive.clone()).unwrap_or_default();
+        // What `ignore_changes` names may move (scaling) without making the
+        // plan stale: the apply leaves it as it finds it.
+        let ignored = r.map(|r| r.ignore_changes.clone()).unwrap_or_default();
         for o in objects {
             let mut attrs: BTreeMap<String, String> = o
                 .props
                 .as_object()
                 .into_iter()
                 .flatten()
-                .filter(|(k, _)| !sensitive.contains(*k))
+                .filter(|(k, _)| !sensitive.contains(*k) && !ignored.contains(*k))
                 .map(|(k, v)| (k.clone(), digest::of_value(v)))
                 .collect();
-            attrs.insert("tags".into(), digest::of_value(&serde_json::to_value(&o.tags).unwrap_or_default()));
+            if !ignored.contains("tags") {
+                attrs.insert("tags".into(), digest::of_value(&serde_json::to_value(&o.tags).unwrap_or_default()));
+            }
             attrs.insert("outputs".into(), digest::of_value(&serde_json::to_value(&o.outputs).unwrap_or_default()));
             out.entry(format!("{kind}.{name}")).or_default().insert(o.id.clone(), attrs);
         }

@@ -75,6 +75,10 @@ pub struct Resource {
     /// checked once while loading, then what every plan of the resource
     /// wants ([`crate::plan::desired_props`] computes no other).
     pub canonical: Option<std::sync::Arc<serde_json::Value>>,
+    /// `ignore_changes`: top-level properties (or `tags`) whose live value
+    /// is kept: not compared, not recorded in the applied digest's place
+    /// of them, and sent back as it is by an update.
+    pub ignore_changes: BTreeSet<String>,
 }
 
 /// The environments a stack file defines, in file order, without
@@ -123,7 +127,7 @@ impl Resource {
                 }
             }
         }
-        serde_json::json!({
+        let mut view = serde_json::json!({
             "kind": self.kind.type_name(),
             "physical_name": self.physical_name,
             "properties": props,
@@ -131,7 +135,12 @@ impl Resource {
             "depends_on": self.deps,
             "protect": self.protect,
             "wait_timeout_s": self.timeout.as_secs(),
-        })
+        });
+        // Only when set: the views of stacks without it stay as they were.
+        if !self.ignore_changes.is_empty() {
+            view["ignore_changes"] = serde_json::json!(self.ignore_changes);
+        }
+        view
     }
 }
 

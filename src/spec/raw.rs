@@ -108,4 +108,11 @@ pub struct RawResource {
     /// `45m`, `90s`, `2h` (default: the kind's).
     #[serde(default, deserialize_with = "strict::opt_text")]
     pub wait_timeout: Option<String>,
+    /// Properties (or `tags`) set on create and then left to whatever
+    /// changes them on purpose (an Auto Scaling group's `desired_capacity`
+    /// moved by its scaling policies): never planned as changes, never
+    /// drift, never reset by an update of the resource's other properties
+    /// (Terraform's `lifecycle.ignore_changes`).
+    #[serde(default, deserialize_with = "strict::texts")]
+    pub ignore_changes: Vec<String>,
 }

@@ -651,6 +651,7 @@ impl Cx<'_> {
             enabled: _,
             protect,
             adopt,
+            ignore_changes,
         } = raw;
         let protect = match protect {
             Some(v) => self.flag(&v, &join_key(&join_key("resources", name), "protect"), env.vars, "protect"),
@@ -670,6 +671,21 @@ impl Cx<'_> {
             self.at_key(&join_key(&rp, "adopt"), why, None);
         }
         let before = self.diags.len();
+        if !ignore_changes.is_empty() {
+            let names = kinds::property_names(kind);
+            let tags = kind.taggable().then_some("tags");
+            let ip = join_key(&rp, "ignore_changes");
+            for (i, attr) in ignore_changes.iter().enumerate() {
+                if !(names.contains(attr) || tags == Some(attr.as_str())) {
+                    let help = super::help_for(attr, names.iter().map(String::as_str).chain(tags));
+                    self.at_value(
+                        &super::location::join_index(&ip, i),
+                        format!("`ignore_changes`: {} has no property `{attr}`", kind.type_name()),
+                        help,
+                    );
+                }
+            }
+        }
         let mut walk = Walk::default();
         let pp = join_key(&rp, "properties");
         let mut props = BTreeMap::new();
@@ -790,6 +806,7 @@ impl Cx<'_> {
             protect,
             adopt,
             canonical: checked,
+            ignore_changes: ignore_changes.into_iter().collect(),
         })
     }
 

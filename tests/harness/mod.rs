@@ -347,3 +347,56 @@ impl Moto {
         Run::from(c.output().expect("run converge on a pty"))
     }
 }
+
+/// A scratch GitLab project for gitlab-ci-local: a copy of the stacks,
+/// templates and cloud-init in a git repository whose remote is
+/// `gitlab.example.com/acme/infra`, committed once; and a folder on
+/// `PATH` where `converge` is this build's binary, as a job image has it.
+pub struct GitLabProject {
+    pub dir: Scratch,
+    bin: Scratch,
+    /// gitlab-ci-local, as scripts/test installs it.
+    gcl: PathBuf,
+}
+
+impl GitLabProject {
+    pub fn new(tag: &str) -> GitLabProject {
+        let gcl = repo().join(".tools/gitlab-ci-local/node_modules/.bin/gitlab-ci-local");
+        assert!(gcl.exists(), "no {}: run scripts/test, which installs it", gcl.display());
+        let dir = Scratch::new(tag);
+        stack_tree(&dir);
+        let bin = Scratch::new(&format!("{tag}-bin"));
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_converge"), bin.path("converge")).expect("link converge");
+        let project = GitLabProject { dir, bin, gcl };
+        project.git(&["init", "-q", "-b", "main"]);
+        project.git(&["remote", "add", "origin", "https://gitlab.example.com/acme/infra.git"]);
+        project.git(&["add", "-A"]);
+        project.git(&["commit", "-qm", "stacks"]);
+        project
+    }
+
+    /// Runs git in the project; its output, trimmed.
+    #[track_caller]
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.email=ci@example.com", "-c", "user.name=CI"])
+            .args(args)
+            .current_dir(&self.dir.0)
+            .output()
+            .expect("run git");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// gitlab-ci-local in the project, shell executor, `converge` on PATH
+    /// (Node.js 20 given the Set methods it needs).
+    pub fn gitlab_ci_local(&self) -> Command {
+        let mut c = Command::new(&self.gcl);
+        let path = format!("{}:{}", self.bin.0.display(), std::env::var("PATH").unwrap_or_default());
+        c.current_dir(&self.dir.0)
+            .env("PATH", path)
+            .env("NODE_OPTIONS", format!("--require {}", repo().join("tests/harness/set-methods.cjs").display()))
+            .arg("--force-shell-executor");
+        c
+    }
+}
