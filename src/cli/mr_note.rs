@@ -16,10 +16,10 @@ use crate::printer::Printer;
 pub const TOKEN_VAR: &str = "CONVERGE_GITLAB_TOKEN";
 
 pub async fn run(args: MrNoteArgs, printer: &Printer) -> anyhow::Result<u8> {
-    let text =
-        crate::spec::read_limited(&args.file, 64 << 20).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let text = crate::spec::read_limited(&args.file, crate::plan::saved::MAX_BYTES)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let marker = text.lines().next().unwrap_or_default();
-    if !(marker.starts_with("<!-- converge plan: ") && marker.ends_with(" -->")) {
+    if !crate::plan::markdown::is_marker(marker) {
         anyhow::bail!(
             "{}: not a plan in Markdown (its first line is not converge's marker); make it with `converge plan STACK --env ENV --format markdown > {}`",
             args.file.display(),

@@ -36,11 +36,7 @@ pub fn schema() -> Value {
                 Some(r) => roots.push(r.trim_start_matches("#/definitions/").to_string()),
                 None => accept_expressions(&mut props, false),
             }
-            // `ignore_changes` names the kind's own properties (and tags).
-            let mut ignorable = crate::kinds::property_names(*k);
-            if k.taggable() {
-                ignorable.push("tags".into());
-            }
+            let ignorable = crate::kinds::ignorable(*k);
             json!({
                 "type": "object",
                 "description": k.doc(),

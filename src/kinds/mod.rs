@@ -588,8 +588,19 @@ pub fn schema_of<P: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<P>()
 }
 
+/// What a resource of `kind` may list in `ignore_changes`: its top-level
+/// properties, and `tags` where AWS can tag it (`validate` and `converge
+/// schema` alike).
+pub fn ignorable(kind: &dyn Kind) -> Vec<String> {
+    let mut names = property_names(kind);
+    if kind.taggable() {
+        names.push("tags".into());
+    }
+    names
+}
+
 /// The top-level property names of a kind, from its schema: the
-/// attributes a plan compares, and what `ignore_changes` may name.
+/// attributes a plan compares.
 pub fn property_names(kind: &dyn Kind) -> Vec<String> {
     let mut g = schemars::generate::SchemaSettings::draft07().into_generator();
     let schema = kind.schema(&mut g).to_value();

@@ -66,7 +66,15 @@ fn verb(r: &ResourceChange) -> &'static str {
 pub fn marker(stack: &str, env: &str) -> String {
     // A comment ends at the first `--`: names are kept out of it.
     let name = |s: &str| s.replace("--", "-\u{2010}").replace('>', "&gt;");
-    format!("<!-- converge plan: {} / {} -->", name(stack), name(env))
+    format!("{MARKER_START}{} / {}{MARKER_END}", name(stack), name(env))
+}
+
+const MARKER_START: &str = "<!-- converge plan: ";
+const MARKER_END: &str = " -->";
+
+/// Whether `line` is a [`marker`] (the first line of a plan in Markdown).
+pub fn is_marker(line: &str) -> bool {
+    line.starts_with(MARKER_START) && line.ends_with(MARKER_END)
 }
 
 /// The plan as Markdown.

@@ -672,12 +672,11 @@ impl Cx<'_> {
         }
         let before = self.diags.len();
         if !ignore_changes.is_empty() {
-            let names = kinds::property_names(kind);
-            let tags = kind.taggable().then_some("tags");
+            let names = kinds::ignorable(kind);
             let ip = join_key(&rp, "ignore_changes");
             for (i, attr) in ignore_changes.iter().enumerate() {
-                if !(names.contains(attr) || tags == Some(attr.as_str())) {
-                    let help = super::help_for(attr, names.iter().map(String::as_str).chain(tags));
+                if !names.contains(attr) {
+                    let help = super::help_for(attr, names.iter().map(String::as_str));
                     self.at_value(
                         &super::location::join_index(&ip, i),
                         format!("`ignore_changes`: {} has no property `{attr}`", kind.type_name()),
