@@ -13,6 +13,7 @@ pub mod digest;
 pub mod gitlab;
 pub mod graph;
 pub mod kinds;
+pub mod limits;
 pub mod live;
 pub mod par;
 pub mod plan;

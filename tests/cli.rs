@@ -2,7 +2,7 @@
 
 mod harness;
 
-use harness::{Run, Scratch, repo};
+use harness::{Run, Scratch, path_str, repo};
 
 fn converge(args: &[&str]) -> Run {
     Run::from(
@@ -677,4 +677,272 @@ fn an_s3_object_takes_at_most_four_tags_of_the_specs() {
         r.stderr
     );
     assert!(r.stderr.contains("set at most 4 tags"), "{}", r.stderr);
+}
+
+/// Sets `value` at `path` (`a.b`, `a[].b`: the first item) under a
+/// resource's `properties`, making maps on the way; false where the path
+/// runs through a list the resource does not have, or a value that is not
+/// a map (a reference).
+/// `Place::Replace` only replaces a value the resource has; `Place::Into`
+/// also adds one to a map it has; `Place::Make` makes the maps too.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    Replace,
+    Into,
+    Make,
+}
+
+fn set_at(v: &mut serde_yaml_ng::Value, path: &str, value: serde_yaml_ng::Value, place: Place) -> bool {
+    let make = place == Place::Make;
+    use serde_yaml_ng::Value as Y;
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    if v.is_null() && make {
+        *v = Y::Mapping(Default::default());
+    }
+    let Y::Mapping(map) = v else { return false };
+    let (key, each) = match head.strip_suffix("[]") {
+        Some(k) => (k, true),
+        None => (head, false),
+    };
+    let key = Y::String(key.into());
+    match (each, rest) {
+        (false, None) if place == Place::Replace && !map.contains_key(&key) => false,
+        (false, None) => {
+            map.insert(key, value);
+            true
+        }
+        (false, Some(_)) if !make && !map.contains_key(&key) => false,
+        (false, Some(rest)) => set_at(map.entry(key).or_insert(Y::Null), rest, value, place),
+        (true, None) => match map.get_mut(&key) {
+            Some(Y::Sequence(items)) if !items.is_empty() => {
+                items[0] = value;
+                true
+            }
+            _ => {
+                map.insert(key, Y::Sequence(vec![value]));
+                true
+            }
+        },
+        (true, Some(rest)) => match map.get_mut(&key) {
+            Some(Y::Sequence(items)) if !items.is_empty() => set_at(&mut items[0], rest, value, place),
+            _ => false,
+        },
+    }
+}
+
+/// Generated from the limits table (`src/limits`): for every kind, each
+/// value just past each limit of each AWS member it sends, written into a
+/// resource of that kind in a copy of a shipped stack, makes `converge
+/// validate` exit 1 with an error placed in that resource. Offline:
+/// `validate` has no AWS client at all.
+#[test]
+fn every_limit_of_every_kind_is_refused_offline_where_it_is_written() {
+    use converge::limits::{self, To};
+    let dir = Scratch::beside_stacks("limits");
+    let stacks: Vec<(&str, serde_yaml_ng::Value)> = ["gitlab-ha.yaml", "webapp-ecs.yaml"]
+        .into_iter()
+        .map(|f| {
+            (f, serde_yaml_ng::from_str(&std::fs::read_to_string(repo().join("stacks").join(f)).unwrap()).unwrap())
+        })
+        .collect();
+    let mut cases = Vec::new();
+    let mut unplaced = Vec::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    for kind in converge::kinds::REGISTRY {
+        for sent in kind.sends() {
+            let To::Member(member) = sent.to else { continue };
+            for limit in limits::of(member) {
+                for (bad, what) in limits::past(limit) {
+                    let bad: serde_yaml_ng::Value = serde_yaml_ng::to_value(&bad).unwrap();
+                    // A resource that has the property, else its parent,
+                    // else one the parent can be added to.
+                    let placed = [Place::Replace, Place::Into, Place::Make].into_iter().find_map(|place| {
+                        stacks.iter().find_map(|(file, doc)| {
+                            let resources = doc.get("resources")?.as_mapping()?;
+                            resources.iter().find_map(|(name, r)| {
+                                (r.get("type")?.as_str()? == kind.type_name()).then_some(())?;
+                                let name = name.as_str()?;
+                                let mut doc = doc.clone();
+                                let r = doc.get_mut("resources")?.get_mut(name)?.as_mapping_mut()?;
+                                let props = r.entry("properties".into()).or_insert(serde_yaml_ng::Value::Null);
+                                if props.is_null() {
+                                    *props = serde_yaml_ng::Value::Mapping(Default::default());
+                                }
+                                set_at(props, sent.prop, bad.clone(), place).then(|| (*file, name.to_string(), doc))
+                            })
+                        })
+                    });
+                    match placed {
+                        Some((file, name, doc)) => {
+                            kinds.insert(kind.type_name());
+                            cases.push((
+                                format!("{} {} {what} ({})", kind.type_name(), sent.prop, limit.id),
+                                file,
+                                name,
+                                doc,
+                            ));
+                        }
+                        None => unplaced.push(format!("{} {}", kind.type_name(), sent.prop)),
+                    }
+                }
+            }
+        }
+    }
+    assert!(unplaced.is_empty(), "no resource of the shipped stacks can hold these:\n{}", unplaced.join("\n"));
+    let failures = std::sync::Mutex::new(Vec::new());
+    let cited = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for (t, chunk) in cases.chunks(cases.len().div_ceil(2)).enumerate() {
+            let (dir, failures, cited) = (&dir, &failures, &cited);
+            s.spawn(move || {
+                for (i, (what, file, name, doc)) in chunk.iter().enumerate() {
+                    let text = serde_yaml_ng::to_string(doc).unwrap();
+                    let path = dir.write(&format!("case-{t}-{i}-{file}"), &text);
+                    let r = converge(&["validate", path_str(&path), "--env", "staging"]);
+                    let start = text.lines().position(|l| l == format!("  {name}:")).expect("resource line") + 1;
+                    // `FILE:LINE:COL: error: …` lines, one of them in this
+                    // resource and naming it.
+                    let placed = r.stderr.lines().any(|l| {
+                        let Some(rest) = l.strip_prefix(&format!("{}:", path.display())) else { return false };
+                        let line: usize = rest.split(':').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                        line > start && l.contains("error:") && l.contains(&format!("resources.{name}."))
+                    });
+                    if r.stderr.contains("botocore")
+                        || r.stderr.contains("API Reference")
+                        || r.stderr.contains("User Guide")
+                    {
+                        cited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if r.code != 1 || !placed || r.stderr.contains("panicked") {
+                        failures.lock().unwrap().push(format!("{what}: exit {}\n{}", r.code, r.stderr));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), cases.len(), failures.join("\n---\n"));
+    // Every kind that sends a member with a published limit has cases.
+    let limited: std::collections::BTreeSet<&str> = converge::kinds::REGISTRY
+        .iter()
+        .filter(|k| {
+            k.sends()
+                .iter()
+                .any(|s| matches!(s.to, To::Member(m) if limits::of(m).any(|l| !limits::past(l).is_empty())))
+        })
+        .map(|k| k.type_name())
+        .collect();
+    assert_eq!(kinds, limited);
+    // The rest are refused first by a kind's own check (converge supports
+    // fewer values than AWS: `FARGATE` or `EC2`), also placed.
+    let cited = cited.into_inner();
+    assert!(cited * 3 >= cases.len() * 2, "{cited} of {} errors cite their source", cases.len());
+    eprintln!("{} cases over {} kinds, {cited} citing the model or the reference", cases.len(), kinds.len());
+}
+
+/// A stack of a VPC plus `resource` (YAML under `resources:`), validated
+/// offline: the error is at `line:col` (1-based, in the whole file) and
+/// says `expect`, and the same stack with `fixed` for `bad` validates.
+fn refused_at(tag: &str, resource: &str, (line, col): (usize, usize), expect: &str, (bad, fixed): (&str, &str)) {
+    let dir = Scratch::new(tag);
+    let head = "stack: demo\nregion: eu-west-1\nresources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: 10.0.0.0/16\n";
+    let file = dir.write("stack.yaml", &format!("{head}{resource}"));
+    let r = converge(&["validate", path_str(&file)]).expect(1);
+    let at = format!("{}:{line}:{col}: error: ", file.display());
+    let found = r.stderr.lines().find(|l| l.starts_with(&at));
+    assert!(found.is_some_and(|l| l.contains(expect)), "wanted {at}…{expect}\n{}", r.stderr);
+    assert!(r.stderr.contains("nothing was sent to AWS"), "{}", r.stderr);
+    assert!(resource.contains(bad), "{bad}");
+    let ok = dir.write("ok.yaml", &format!("{head}{}", resource.replacen(bad, fixed, 1)));
+    converge(&["validate", path_str(&ok)]).expect(0);
+}
+
+#[test]
+fn a_security_group_description_with_a_character_aws_refuses() {
+    refused_at(
+        "sg-text",
+        "  web:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${resources.vpc.id}\n      description: \"GitLab web\\ttier\"\n",
+        (12, 20),
+        "`\\t` is not allowed: AWS allows only a-z, A-Z, 0-9, spaces and ._-:/()#,@[]+=&;{}!$* (AWS ec2:CreateSecurityGroupRequest.Description, from Amazon EC2 API Reference, CreateSecurityGroup",
+        ("\\t", " "),
+    );
+    // The rule's description: an en dash.
+    refused_at(
+        "sg-rule-text",
+        "  web:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${resources.vpc.id}\n      ingress:\n        - {protocol: tcp, port: 443, cidr_blocks: [10.0.0.0/16], description: \"HTTPS – internal\"}\n",
+        (13, 79),
+        "`–` is not allowed",
+        ("–", "-"),
+    );
+}
+
+#[test]
+fn a_replication_group_of_more_cache_clusters_than_aws_allows() {
+    refused_at(
+        "cache-clusters",
+        "  redis:\n    type: elasticache.replication_group\n    properties:\n      node_type: cache.t4g.small\n      engine_version: \"7.1\"\n      num_cache_clusters: 7\n",
+        (13, 27),
+        "`resources.redis.properties.num_cache_clusters`: 7 is above 6, the most AWS allows (AWS elasticache:CreateReplicationGroupMessage.NumCacheClusters, from Amazon ElastiCache API Reference",
+        ("num_cache_clusters: 7", "num_cache_clusters: 6"),
+    );
+}
+
+#[test]
+fn a_lifecycle_rule_that_expires_after_zero_days() {
+    refused_at(
+        "lifecycle-days",
+        "  logs:\n    type: s3.bucket\n    name: demo-limits-logs\n    properties:\n      lifecycle_rules:\n        - id: expire\n          expiration_days: 0\n",
+        (14, 28),
+        "`resources.logs.properties.lifecycle_rules[0].expiration_days`: 0 is below 1, the least AWS allows (AWS s3:LifecycleExpiration.Days, from Amazon S3 API Reference",
+        ("expiration_days: 0", "expiration_days: 30"),
+    );
+}
+
+#[test]
+fn an_ipv6_block_in_an_ipv4_rule() {
+    refused_at(
+        "ipv6-in-ipv4",
+        "  web:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${resources.vpc.id}\n      ingress:\n        - protocol: tcp\n          port: 443\n          cidr_blocks: [10.0.0.0/16, \"::/0\"]\n",
+        (15, 38),
+        "`resources.web.properties.ingress[0].cidr_blocks[1]`: `::/0` is an IPv6 block, and this field takes IPv4 (e.g. 10.0.0.0/16) (AWS ec2:IpRange.CidrIp",
+        ("\"::/0\"", "0.0.0.0/0"),
+    );
+}
+
+#[test]
+fn a_launch_template_with_an_empty_instance_type() {
+    refused_at(
+        "instance-type",
+        "  nodes:\n    type: ec2.launch_template\n    properties:\n      image_id: ami-0123456789abcdef0\n      instance_type: \"\"\n",
+        (12, 22),
+        "`resources.nodes.properties.instance_type`: empty; AWS needs a value (AWS ec2:RequestLaunchTemplateData.InstanceType",
+        ("\"\"", "m7i.xlarge"),
+    );
+}
+
+#[test]
+fn a_redirect_without_a_status_code_aws_knows() {
+    refused_at(
+        "redirect",
+        "  http:\n    type: elbv2.listener\n    properties:\n      load_balancer_arn: arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/demo/0123456789abcdef\n      port: 80\n      protocol: HTTP\n      default_action: {type: redirect, status_code: \"\"}\n",
+        (14, 53),
+        "`resources.http.properties.default_action.status_code`: empty; AWS needs a value (AWS elbv2:RedirectActionConfig.StatusCode, from botocore",
+        ("status_code: \"\"", "status_code: HTTP_302"),
+    );
+}
+
+#[test]
+fn the_limits_table_is_what_the_pinned_botocore_says() {
+    let python = repo().join(".venv/bin/python");
+    assert!(python.exists(), "no {}: run scripts/test, which installs botocore into .venv", python.display());
+    let out = std::process::Command::new(python)
+        .arg(repo().join("scripts/gen-limits"))
+        .arg("--check")
+        .current_dir(repo())
+        .output()
+        .expect("run scripts/gen-limits");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

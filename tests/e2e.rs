@@ -2268,6 +2268,62 @@ fn hostile_specs() -> Vec<(String, Vec<u8>, Vec<String>, String)> {
         &[],
         "11 tags with the stack's, the environment's and converge's own (6): AWS allows 10 on one s3.object",
     );
+    // Values AWS refuses that moto takes (src/limits): each would fail a
+    // real apply halfway.
+    let sg = "  web:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${resources.vpc.id}\n";
+    for (what, props, expect) in [
+        (
+            "SG description with a control character",
+            "      description: \"web\\u0007\"\n",
+            "is not allowed: AWS allows only",
+        ),
+        (
+            "SG description of 256 characters",
+            &format!("      description: {}\n", "d".repeat(256)),
+            "256 characters; AWS allows at most 255",
+        ),
+        (
+            "SG rule description with a non-ASCII character",
+            "      ingress: [{protocol: tcp, port: 22, cidr_blocks: [10.0.0.0/16], description: \"ssh à bastion\"}]\n",
+            "is not allowed",
+        ),
+        (
+            "SG rule with an IPv6 block",
+            "      ingress: [{protocol: tcp, port: 22, cidr_blocks: [\"2001:db8::/32\"]}]\n",
+            "is an IPv6 block",
+        ),
+    ] {
+        case(what.into(), format!("{good}{sg}{props}"), &[], expect);
+    }
+    let cache = "  redis:\n    type: elasticache.replication_group\n    properties:\n      node_type: cache.t4g.small\n      engine_version: \"7.1\"\n      num_cache_clusters: N\n";
+    for n in ["7", "60"] {
+        case(format!("{n} cache clusters"), format!("{good}{}", cache.replace("N", n)), &[], "the most AWS allows");
+    }
+    for field in ["expiration_days", "noncurrent_version_expiration_days"] {
+        case(
+            format!("lifecycle {field} 0"),
+            edit(
+                "    name: demo-hostile-bucket\n",
+                &format!(
+                    "    name: demo-hostile-bucket\n    properties:\n      lifecycle_rules: [{{id: x, {field}: 0}}]\n"
+                ),
+            ),
+            &[],
+            "0 is below 1, the least AWS allows",
+        );
+    }
+    let lt = "  nodes:\n    type: ec2.launch_template\n    properties:\n      image_id: ami-0123456789abcdef0\n      instance_type: TYPE\n";
+    for (t, expect) in [("\"\"", "empty; AWS needs a value"), ("m7i", "is not"), ("\"m7i xlarge\"", "is not")] {
+        case(format!("instance type {t}"), format!("{good}{}", lt.replace("TYPE", t)), &[], expect);
+    }
+    let redirect = "  http:\n    type: elbv2.listener\n    properties:\n      load_balancer_arn: arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/demo/0123456789abcdef\n      port: 80\n      protocol: HTTP\n      default_action: {type: redirect, status_code: CODE}\n";
+    for (code, expect) in [
+        ("\"\"", "empty; AWS needs a value"),
+        ("HTTP_303", "not a value AWS knows"),
+        ("http_301", "did you mean `HTTP_301`?"),
+    ] {
+        case(format!("redirect status {code}"), format!("{good}{}", redirect.replace("CODE", code)), &[], expect);
+    }
     case("aws: tag key".into(), format!("{good}tags:\n  \"aws:owner\": me\n"), &[], "reserved for AWS");
     case("long tag key".into(), format!("{good}tags:\n  {}: v\n", "k".repeat(129)), &[], "1-128 characters");
     case("long tag value".into(), format!("{good}tags:\n  k: {}\n", "v".repeat(257)), &[], "at most 256");

@@ -19,6 +19,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_ENV, TAG_STACK};
 use crate::aws::autoscaling::to_tags;
 use crate::aws::{Aws, AwsError};
+use crate::limits::Sent;
 
 pub struct Group;
 
@@ -181,6 +182,44 @@ impl Kind for Group {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("min_size", "autoscaling:CreateAutoScalingGroupType.MinSize"),
+            Sent::aws("max_size", "autoscaling:CreateAutoScalingGroupType.MaxSize"),
+            Sent::aws("desired_capacity", "autoscaling:CreateAutoScalingGroupType.DesiredCapacity"),
+            Sent::not("subnets[]", "joined with commas into VPCZoneIdentifier"),
+            Sent::aws("target_group_arns", "autoscaling:CreateAutoScalingGroupType.TargetGroupARNs"),
+            Sent::aws("target_group_arns[]", "autoscaling:CreateAutoScalingGroupType.TargetGroupARNs[]"),
+            Sent::aws("health_check_type", "autoscaling:CreateAutoScalingGroupType.HealthCheckType"),
+            Sent::aws("health_check_grace_period", "autoscaling:CreateAutoScalingGroupType.HealthCheckGracePeriod"),
+            Sent::aws("launch_template.id", "autoscaling:LaunchTemplateSpecification.LaunchTemplateId"),
+            Sent::aws("launch_template.version", "autoscaling:LaunchTemplateSpecification.Version"),
+            Sent::aws("mixed_instances.launch_template.id", "autoscaling:LaunchTemplateSpecification.LaunchTemplateId"),
+            Sent::aws("mixed_instances.launch_template.version", "autoscaling:LaunchTemplateSpecification.Version"),
+            Sent::aws("mixed_instances.instance_types[]", "autoscaling:LaunchTemplateOverrides.InstanceType"),
+            Sent::aws(
+                "mixed_instances.on_demand_base_capacity",
+                "autoscaling:InstancesDistribution.OnDemandBaseCapacity",
+            ),
+            Sent::aws(
+                "mixed_instances.on_demand_percentage_above_base",
+                "autoscaling:InstancesDistribution.OnDemandPercentageAboveBaseCapacity",
+            ),
+            Sent::aws(
+                "mixed_instances.spot_allocation_strategy",
+                "autoscaling:InstancesDistribution.SpotAllocationStrategy",
+            ),
+            Sent::aws("instance_refresh.min_healthy_percentage", "autoscaling:RefreshPreferences.MinHealthyPercentage"),
+            Sent::aws("instance_refresh.instance_warmup_seconds", "autoscaling:RefreshPreferences.InstanceWarmup"),
+            Sent::aws("suspended_processes[]", "autoscaling:ScalingProcessQuery.ScalingProcesses[]"),
+            Sent::aws(
+                "new_instances_protected_from_scale_in",
+                "autoscaling:CreateAutoScalingGroupType.NewInstancesProtectedFromScaleIn",
+            ),
+            Sent::not("wait_for_capacity", "converge's own: whether apply waits for the instances"),
+        ];
+        SENDS
     }
     fn write_only(&self) -> &'static [&'static str] {
         &["instance_refresh", "wait_for_capacity"]

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::{Aws, AwsError};
+use crate::limits::Sent;
 
 pub struct Policy;
 
@@ -66,6 +67,15 @@ impl Kind for Policy {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["autoscaling_group_name"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("autoscaling_group_name", "autoscaling:PutScalingPolicyType.AutoScalingGroupName"),
+            Sent::aws("target_value", "autoscaling:TargetTrackingConfiguration.TargetValue"),
+            Sent::aws("metric", "autoscaling:PredefinedMetricSpecification.PredefinedMetricType"),
+            Sent::aws("disable_scale_in", "autoscaling:TargetTrackingConfiguration.DisableScaleIn"),
+        ];
+        SENDS
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "arn"]

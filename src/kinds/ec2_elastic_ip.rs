@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, retry_while_in_use};
+use crate::limits::Sent;
 
 pub struct ElasticIp;
 
@@ -32,6 +33,9 @@ impl Kind for ElasticIp {
         Ok(super::to_value(&super::typed::<ElasticIpProps>(props)?))
     }
     fn replace_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
         &[]
     }
     fn import_by(&self) -> super::ImportBy {

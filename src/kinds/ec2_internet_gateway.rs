@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, retry_dependency_violation};
+use crate::limits::Sent;
 
 pub struct InternetGatewayKind;
 
@@ -42,6 +43,10 @@ impl Kind for InternetGatewayKind {
         // A gateway moves between VPCs in place (detach, attach): a create
         // interrupted before its attach is finished by an update too.
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[Sent::aws("vpc_id", "ec2:AttachInternetGatewayRequest.VpcId")];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Ec2Id

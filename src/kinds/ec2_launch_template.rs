@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct LaunchTemplate;
 
@@ -69,6 +70,18 @@ impl Kind for LaunchTemplate {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("image_id", "ec2:RequestLaunchTemplateData.ImageId"),
+            Sent::aws("instance_type", "ec2:RequestLaunchTemplateData.InstanceType"),
+            Sent::aws("security_group_ids", "ec2:RequestLaunchTemplateData.SecurityGroupIds"),
+            Sent::aws("security_group_ids[]", "ec2:RequestLaunchTemplateData.SecurityGroupIds[]"),
+            Sent::not("user_data", "sent base64-encoded as UserData (16 KB before encoding, checked by the kind)"),
+            Sent::aws("iam_instance_profile", "ec2:LaunchTemplateIamInstanceProfileSpecificationRequest.Name"),
+            Sent::not("require_imdsv2", "sent as MetadataOptions.HttpTokens (required or optional)"),
+        ];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Ec2Id

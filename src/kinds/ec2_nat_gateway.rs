@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::aws::{Aws, AwsError, client_token, not_found, waiter_error};
+use crate::limits::Sent;
 
 pub struct NatGatewayKind;
 
@@ -44,6 +45,13 @@ impl Kind for NatGatewayKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["subnet_id", "allocation_id"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("subnet_id", "ec2:CreateNatGatewayRequest.SubnetId"),
+            Sent::aws("allocation_id", "ec2:CreateNatGatewayRequest.AllocationId"),
+        ];
+        SENDS
     }
     fn replace_order(&self, forcing: &[&str]) -> super::ReplaceOrder {
         if forcing.contains(&"allocation_id") {

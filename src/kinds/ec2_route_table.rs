@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::aws::{Aws, AwsError, client_token, not_found, retry_dependency_violation};
+use crate::limits::Sent;
 
 pub struct RouteTableKind;
 
@@ -82,6 +83,16 @@ impl Kind for RouteTableKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["vpc_id"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("vpc_id", "ec2:CreateRouteTableRequest.VpcId"),
+            Sent::aws("routes[].destination", "ec2:CreateRouteRequest.DestinationCidrBlock"),
+            Sent::aws("routes[].gateway_id", "ec2:CreateRouteRequest.GatewayId"),
+            Sent::aws("routes[].nat_gateway_id", "ec2:CreateRouteRequest.NatGatewayId"),
+            Sent::aws("subnet_ids[]", "ec2:AssociateRouteTableRequest.SubnetId"),
+        ];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Ec2Id

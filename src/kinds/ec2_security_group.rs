@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::aws::{Aws, AwsError, not_found, retry_dependency_violation};
+use crate::limits::Sent;
 
 pub struct SecurityGroup;
 
@@ -173,6 +174,27 @@ impl Kind for SecurityGroup {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["vpc_id", "description"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("vpc_id", "ec2:CreateSecurityGroupRequest.VpcId"),
+            Sent::aws("description", "ec2:CreateSecurityGroupRequest.Description"),
+            Sent::aws("ingress[].protocol", "ec2:IpPermission.IpProtocol"),
+            Sent::aws("ingress[].port", "ec2:IpPermission.FromPort"),
+            Sent::aws("ingress[].from_port", "ec2:IpPermission.FromPort"),
+            Sent::aws("ingress[].to_port", "ec2:IpPermission.ToPort"),
+            Sent::aws("ingress[].cidr_blocks[]", "ec2:IpRange.CidrIp"),
+            Sent::aws("ingress[].security_groups[]", "ec2:UserIdGroupPair.GroupId"),
+            Sent::aws("ingress[].description", "ec2:IpRange.Description"),
+            Sent::aws("egress[].protocol", "ec2:IpPermission.IpProtocol"),
+            Sent::aws("egress[].port", "ec2:IpPermission.FromPort"),
+            Sent::aws("egress[].from_port", "ec2:IpPermission.FromPort"),
+            Sent::aws("egress[].to_port", "ec2:IpPermission.ToPort"),
+            Sent::aws("egress[].cidr_blocks[]", "ec2:IpRange.CidrIp"),
+            Sent::aws("egress[].security_groups[]", "ec2:UserIdGroupPair.GroupId"),
+            Sent::aws("egress[].description", "ec2:IpRange.Description"),
+        ];
+        SENDS
     }
     fn replace_order(&self, forcing: &[&str]) -> super::ReplaceOrder {
         // Names are unique per VPC: a group in another VPC keeps its name.

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, waiter_error};
+use crate::limits::Sent;
 
 pub struct Subnet;
 
@@ -97,6 +98,15 @@ impl Kind for Subnet {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["vpc_id", "cidr_block", "availability_zone"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("vpc_id", "ec2:CreateSubnetRequest.VpcId"),
+            Sent::aws("cidr_block", "ec2:CreateSubnetRequest.CidrBlock"),
+            Sent::aws("availability_zone", "ec2:CreateSubnetRequest.AvailabilityZone"),
+            Sent::aws("map_public_ip_on_launch", "ec2:ModifySubnetAttributeRequest.MapPublicIpOnLaunch"),
+        ];
+        SENDS
     }
     fn replace_order(&self, forcing: &[&str]) -> super::ReplaceOrder {
         if forcing.contains(&"vpc_id") {

@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_ENV, TAG_RESOURCE, TAG_STACK};
 use crate::aws::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::aws::{Aws, AwsError, client_token, not_found, retry_while_in_use, waiter_error};
+use crate::limits::Sent;
 
 pub struct VolumeKind;
 
@@ -92,6 +93,19 @@ impl Kind for VolumeKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["availability_zone", "encrypted", "kms_key_id"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("availability_zone", "ec2:CreateVolumeRequest.AvailabilityZone"),
+            Sent::aws("size_gb", "ec2:CreateVolumeRequest.Size"),
+            Sent::aws("volume_type", "ec2:CreateVolumeRequest.VolumeType"),
+            Sent::aws("iops", "ec2:CreateVolumeRequest.Iops"),
+            Sent::aws("throughput", "ec2:CreateVolumeRequest.Throughput"),
+            Sent::aws("encrypted", "ec2:CreateVolumeRequest.Encrypted"),
+            Sent::aws("kms_key_id", "ec2:CreateVolumeRequest.KmsKeyId"),
+            Sent::not("snapshot_on_delete", "converge's own: a snapshot before the volume is deleted"),
+        ];
+        SENDS
     }
     fn write_only(&self) -> &'static [&'static str] {
         &["snapshot_on_delete"]

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, waiter_error};
+use crate::limits::Sent;
 use aws_sdk_ec2::client::Waiters;
 
 pub struct Vpc;
@@ -49,6 +50,14 @@ impl Kind for Vpc {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["cidr_block"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("cidr_block", "ec2:CreateVpcRequest.CidrBlock"),
+            Sent::aws("enable_dns_support", "ec2:ModifyVpcAttributeRequest.EnableDnsSupport"),
+            Sent::aws("enable_dns_hostnames", "ec2:ModifyVpcAttributeRequest.EnableDnsHostnames"),
+        ];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Ec2Id

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::aws::{Aws, AwsError, client_token, not_found};
+use crate::limits::Sent;
 
 pub struct VpcEndpointKind;
 
@@ -51,6 +52,15 @@ impl Kind for VpcEndpointKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["vpc_id", "service_name"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("vpc_id", "ec2:CreateVpcEndpointRequest.VpcId"),
+            Sent::aws("service_name", "ec2:CreateVpcEndpointRequest.ServiceName"),
+            Sent::aws("route_table_ids", "ec2:CreateVpcEndpointRequest.RouteTableIds"),
+            Sent::aws("route_table_ids[]", "ec2:CreateVpcEndpointRequest.RouteTableIds[]"),
+        ];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Ec2Id

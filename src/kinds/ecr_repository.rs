@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, Target};
 use crate::aws::ecs::{ecr_tags, from_ecr_tags};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct RepositoryKind;
 
@@ -74,6 +75,15 @@ impl Kind for RepositoryKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("image_tag_mutability", "ecr:CreateRepositoryRequest.imageTagMutability"),
+            Sent::aws("scan_on_push", "ecr:ImageScanningConfiguration.scanOnPush"),
+            Sent::not("lifecycle_policy", "a lifecycle policy document, sent as JSON text"),
+            Sent::aws("force_delete", "ecr:DeleteRepositoryRequest.force"),
+        ];
+        SENDS
     }
     fn write_only(&self) -> &'static [&'static str] {
         &["force_delete"]

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ecs::{ecs_tags, from_ecs_tags};
 use crate::aws::{Aws, AwsError, not_found, retry_while_in_use};
+use crate::limits::Sent;
 
 pub struct ClusterKind;
 
@@ -53,6 +54,14 @@ impl Kind for ClusterKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::not("container_insights", "sent as the containerInsights setting (enabled or disabled)"),
+            Sent::aws("capacity_providers", "ecs:CreateClusterRequest.capacityProviders"),
+            Sent::aws("capacity_providers[]", "ecs:CreateClusterRequest.capacityProviders[]"),
+        ];
+        SENDS
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "arn", "name"]

@@ -21,6 +21,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ecs::{ecs_tags, from_ecs_tags, name_of, services_by_cluster};
 use crate::aws::{Aws, AwsError, Polled, client_token, not_found, poll_until};
+use crate::limits::Sent;
 
 pub struct ServiceKind;
 
@@ -126,6 +127,25 @@ impl Kind for ServiceKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["cluster", "launch_type"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("cluster", "ecs:CreateServiceRequest.cluster"),
+            Sent::aws("task_definition", "ecs:CreateServiceRequest.taskDefinition"),
+            Sent::aws("desired_count", "ecs:CreateServiceRequest.desiredCount"),
+            Sent::aws("launch_type", "ecs:CreateServiceRequest.launchType"),
+            Sent::aws("subnets[]", "ecs:AwsVpcConfiguration.subnets[]"),
+            Sent::aws("security_groups[]", "ecs:AwsVpcConfiguration.securityGroups[]"),
+            Sent::not("assign_public_ip", "sent as AwsVpcConfiguration.AssignPublicIp (ENABLED or DISABLED)"),
+            Sent::aws("load_balancers[].target_group_arn", "ecs:LoadBalancer.targetGroupArn"),
+            Sent::aws("load_balancers[].container_name", "ecs:LoadBalancer.containerName"),
+            Sent::aws("load_balancers[].container_port", "ecs:LoadBalancer.containerPort"),
+            Sent::aws("health_check_grace_period_seconds", "ecs:CreateServiceRequest.healthCheckGracePeriodSeconds"),
+            Sent::aws("circuit_breaker", "ecs:DeploymentCircuitBreaker.enable"),
+            Sent::aws("minimum_healthy_percent", "ecs:DeploymentConfiguration.minimumHealthyPercent"),
+            Sent::aws("maximum_percent", "ecs:DeploymentConfiguration.maximumPercent"),
+        ];
+        SENDS
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "arn", "name"]

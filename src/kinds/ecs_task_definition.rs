@@ -32,6 +32,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::ecs::{ecs_tags, family_revision, from_ecs_tags};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 use crate::tags::{TAG_DEPLOYED, TAG_KNOWN_GOOD, Tags};
 
 pub struct TaskDefinitionKind;
@@ -228,6 +229,27 @@ impl Kind for TaskDefinitionKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("cpu", "ecs:RegisterTaskDefinitionRequest.cpu"),
+            Sent::aws("memory", "ecs:RegisterTaskDefinitionRequest.memory"),
+            Sent::aws("network_mode", "ecs:RegisterTaskDefinitionRequest.networkMode"),
+            Sent::aws("requires_compatibilities[]", "ecs:RegisterTaskDefinitionRequest.requiresCompatibilities[]"),
+            Sent::aws("execution_role_arn", "ecs:RegisterTaskDefinitionRequest.executionRoleArn"),
+            Sent::aws("task_role_arn", "ecs:RegisterTaskDefinitionRequest.taskRoleArn"),
+            Sent::aws("containers", "ecs:RegisterTaskDefinitionRequest.containerDefinitions"),
+            Sent::aws("containers[].name", "ecs:ContainerDefinition.name"),
+            Sent::aws("containers[].image", "ecs:ContainerDefinition.image"),
+            Sent::aws("containers[].essential", "ecs:ContainerDefinition.essential"),
+            Sent::aws("containers[].port_mappings[].container_port", "ecs:PortMapping.containerPort"),
+            Sent::aws("containers[].port_mappings[].protocol", "ecs:PortMapping.protocol"),
+            Sent::not("containers[].environment", "name to value pairs, sent as KeyValuePair entries"),
+            Sent::aws("containers[].command[]", "ecs:ContainerDefinition.command[]"),
+            Sent::not("containers[].log_group", "sent as the awslogs-group option of the container's LogConfiguration"),
+            Sent::not("keep_revisions", "converge's own: how many old revisions it keeps"),
+        ];
+        SENDS
     }
     fn write_only(&self) -> &'static [&'static str] {
         &["keep_revisions"]

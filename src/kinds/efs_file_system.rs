@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::{Aws, AwsError, Polled, not_found};
+use crate::limits::Sent;
 
 pub struct FileSystem;
 
@@ -56,18 +57,7 @@ impl Kind for FileSystem {
     }
     fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
         let p: FileSystemProps = super::typed(props)?;
-        if !["generalPurpose", "maxIO"].contains(&p.performance_mode.as_str()) {
-            return Err(PropsError {
-                path: "performance_mode".into(),
-                message: "expected `generalPurpose` or `maxIO`".into(),
-            });
-        }
-        if !["bursting", "elastic", "provisioned"].contains(&p.throughput_mode.as_str()) {
-            return Err(PropsError {
-                path: "throughput_mode".into(),
-                message: "expected `bursting`, `elastic` or `provisioned`".into(),
-            });
-        }
+        // The modes are checked against the model's enums (crate::limits).
         Ok(super::to_value(&p))
     }
     fn stateful(&self) -> bool {
@@ -75,6 +65,15 @@ impl Kind for FileSystem {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["encrypted", "kms_key_id", "performance_mode"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("encrypted", "efs:CreateFileSystemRequest.Encrypted"),
+            Sent::aws("kms_key_id", "efs:CreateFileSystemRequest.KmsKeyId"),
+            Sent::aws("performance_mode", "efs:CreateFileSystemRequest.PerformanceMode"),
+            Sent::aws("throughput_mode", "efs:CreateFileSystemRequest.ThroughputMode"),
+        ];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Name

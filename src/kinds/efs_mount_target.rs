@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::{Aws, AwsError, Polled, not_found};
+use crate::limits::Sent;
 
 pub struct MountTarget;
 
@@ -53,6 +54,15 @@ impl Kind for MountTarget {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["file_system_id", "subnet_id"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("file_system_id", "efs:CreateMountTargetRequest.FileSystemId"),
+            Sent::aws("subnet_id", "efs:CreateMountTargetRequest.SubnetId"),
+            Sent::aws("security_groups", "efs:CreateMountTargetRequest.SecurityGroups"),
+            Sent::aws("security_groups[]", "efs:CreateMountTargetRequest.SecurityGroups[]"),
+        ];
+        SENDS
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "ip_address"]

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::elasticache::{list_tags, sync_tags, to_tags};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct CacheParameterGroupKind;
 
@@ -52,6 +53,17 @@ impl Kind for CacheParameterGroupKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["family", "description"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("family", "elasticache:CreateCacheParameterGroupMessage.CacheParameterGroupFamily"),
+            Sent::aws("description", "elasticache:CreateCacheParameterGroupMessage.Description"),
+            Sent::not(
+                "parameters",
+                "name to value pairs, sent as ParameterNameValue entries that ElastiCache checks against the family",
+            ),
+        ];
+        SENDS
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn"]

@@ -19,6 +19,7 @@ use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::elasticache::{check_id, list_tags, sync_tags, to_tags};
 use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, Polled, not_found};
+use crate::limits::Sent;
 
 pub struct ReplicationGroupKind;
 
@@ -162,6 +163,28 @@ impl Kind for ReplicationGroupKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["engine", "subnet_group_name", "at_rest_encryption", "transit_encryption", "port"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("description", "elasticache:CreateReplicationGroupMessage.ReplicationGroupDescription"),
+            Sent::aws("engine", "elasticache:CreateReplicationGroupMessage.Engine"),
+            Sent::aws("engine_version", "elasticache:CreateReplicationGroupMessage.EngineVersion"),
+            Sent::aws("node_type", "elasticache:CreateReplicationGroupMessage.CacheNodeType"),
+            Sent::aws("num_cache_clusters", "elasticache:CreateReplicationGroupMessage.NumCacheClusters"),
+            Sent::aws("automatic_failover", "elasticache:CreateReplicationGroupMessage.AutomaticFailoverEnabled"),
+            Sent::aws("multi_az", "elasticache:CreateReplicationGroupMessage.MultiAZEnabled"),
+            Sent::aws("subnet_group_name", "elasticache:CreateReplicationGroupMessage.CacheSubnetGroupName"),
+            Sent::aws("security_group_ids", "elasticache:CreateReplicationGroupMessage.SecurityGroupIds"),
+            Sent::aws("security_group_ids[]", "elasticache:CreateReplicationGroupMessage.SecurityGroupIds[]"),
+            Sent::aws("parameter_group_name", "elasticache:CreateReplicationGroupMessage.CacheParameterGroupName"),
+            Sent::aws("at_rest_encryption", "elasticache:CreateReplicationGroupMessage.AtRestEncryptionEnabled"),
+            Sent::aws("transit_encryption", "elasticache:CreateReplicationGroupMessage.TransitEncryptionEnabled"),
+            Sent::aws("port", "elasticache:CreateReplicationGroupMessage.Port"),
+            Sent::not("skip_final_snapshot", "converge's own: whether the delete names a FinalSnapshotIdentifier"),
+            Sent::aws("snapshot_retention_limit", "elasticache:CreateReplicationGroupMessage.SnapshotRetentionLimit"),
+            Sent::aws("auth_token", "elasticache:CreateReplicationGroupMessage.AuthToken"),
+        ];
+        SENDS
     }
     fn write_only(&self) -> &'static [&'static str] {
         &["auth_token", "skip_final_snapshot"]

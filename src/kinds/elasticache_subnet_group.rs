@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::elasticache::{check_id, list_tags, sync_tags, to_tags};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct CacheSubnetGroup;
 
@@ -45,6 +46,14 @@ impl Kind for CacheSubnetGroup {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("description", "elasticache:CreateCacheSubnetGroupMessage.CacheSubnetGroupDescription"),
+            Sent::aws("subnet_ids", "elasticache:CreateCacheSubnetGroupMessage.SubnetIds"),
+            Sent::aws("subnet_ids[]", "elasticache:CreateCacheSubnetGroupMessage.SubnetIds[]"),
+        ];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Name

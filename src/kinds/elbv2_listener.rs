@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::elbv2::{sync_tags, tags_of, to_tags};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct ListenerKind;
 
@@ -87,18 +88,27 @@ impl Kind for ListenerKind {
                 message: format!("a {} listener takes no certificate", p.protocol),
             });
         }
-        if let DefaultAction::Redirect { status_code, .. } = &p.default_action
-            && !["HTTP_301", "HTTP_302"].contains(&status_code.as_str())
-        {
-            return Err(PropsError {
-                path: "default_action.status_code".into(),
-                message: "expected `HTTP_301` or `HTTP_302`".into(),
-            });
-        }
+        // A redirect's status code is checked against the model's enum
+        // (crate::limits), as every member this kind sends.
         Ok(super::to_value(&p))
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["load_balancer_arn"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("load_balancer_arn", "elbv2:CreateListenerInput.LoadBalancerArn"),
+            Sent::aws("port", "elbv2:CreateListenerInput.Port"),
+            Sent::aws("protocol", "elbv2:CreateListenerInput.Protocol"),
+            Sent::aws("certificate_arn", "elbv2:Certificate.CertificateArn"),
+            Sent::aws("ssl_policy", "elbv2:CreateListenerInput.SslPolicy"),
+            Sent::aws("default_action.type", "elbv2:Action.Type"),
+            Sent::aws("default_action.target_group_arn", "elbv2:Action.TargetGroupArn"),
+            Sent::aws("default_action.protocol", "elbv2:RedirectActionConfig.Protocol"),
+            Sent::aws("default_action.port", "elbv2:RedirectActionConfig.Port"),
+            Sent::aws("default_action.status_code", "elbv2:RedirectActionConfig.StatusCode"),
+        ];
+        SENDS
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "arn"]

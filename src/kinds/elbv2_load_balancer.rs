@@ -16,6 +16,7 @@ use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::elbv2::{check_name, find, sync_tags, to_tags};
 use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct LoadBalancerKind;
 
@@ -73,12 +74,6 @@ impl Kind for LoadBalancerKind {
                 return Err(PropsError { path: "idle_timeout_seconds".into(), message: "1 to 4000 seconds".into() });
             }
         }
-        if !["internal", "internet-facing"].contains(&p.scheme.as_str()) {
-            return Err(PropsError {
-                path: "scheme".into(),
-                message: "expected `internal` or `internet-facing`".into(),
-            });
-        }
         if !["application", "network"].contains(&p.lb_type.as_str()) {
             return Err(PropsError { path: "type".into(), message: "expected `application` or `network`".into() });
         }
@@ -92,6 +87,21 @@ impl Kind for LoadBalancerKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["scheme", "type"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("scheme", "elbv2:CreateLoadBalancerInput.Scheme"),
+            Sent::aws("type", "elbv2:CreateLoadBalancerInput.Type"),
+            Sent::aws("subnets", "elbv2:CreateLoadBalancerInput.Subnets"),
+            Sent::aws("subnets[]", "elbv2:CreateLoadBalancerInput.Subnets[]"),
+            Sent::aws("security_groups", "elbv2:CreateLoadBalancerInput.SecurityGroups"),
+            Sent::aws("security_groups[]", "elbv2:CreateLoadBalancerInput.SecurityGroups[]"),
+            Sent::not(
+                "idle_timeout_seconds",
+                "sent as the attribute idle_timeout.timeout_seconds (1 to 4000, checked by the kind)",
+            ),
+        ];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Name

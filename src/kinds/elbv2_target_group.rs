@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::elbv2::{check_name, find, sync_tags, to_tags};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct TargetGroupKind;
 
@@ -111,13 +112,26 @@ impl Kind for TargetGroupKind {
             p.health_check.path = String::new();
             p.health_check.matcher = String::new();
         }
-        if !(1..=65535).contains(&p.port) {
-            return Err(PropsError { path: "port".into(), message: "a port is 1-65535".into() });
-        }
         Ok(super::to_value(&p))
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["vpc_id", "port", "protocol", "target_type"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("vpc_id", "elbv2:CreateTargetGroupInput.VpcId"),
+            Sent::aws("port", "elbv2:CreateTargetGroupInput.Port"),
+            Sent::aws("protocol", "elbv2:CreateTargetGroupInput.Protocol"),
+            Sent::aws("target_type", "elbv2:CreateTargetGroupInput.TargetType"),
+            Sent::aws("health_check.path", "elbv2:CreateTargetGroupInput.HealthCheckPath"),
+            Sent::aws("health_check.protocol", "elbv2:CreateTargetGroupInput.HealthCheckProtocol"),
+            Sent::aws("health_check.matcher", "elbv2:Matcher.HttpCode"),
+            Sent::aws("health_check.interval_seconds", "elbv2:CreateTargetGroupInput.HealthCheckIntervalSeconds"),
+            Sent::aws("health_check.timeout_seconds", "elbv2:CreateTargetGroupInput.HealthCheckTimeoutSeconds"),
+            Sent::aws("health_check.healthy_threshold", "elbv2:CreateTargetGroupInput.HealthyThresholdCount"),
+            Sent::aws("health_check.unhealthy_threshold", "elbv2:CreateTargetGroupInput.UnhealthyThresholdCount"),
+        ];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Name

@@ -12,6 +12,7 @@ use super::iam_role::{check_iam_name, owner_scope};
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::iam::{from_tags, path, path_of, to_tags};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct InstanceProfileKind;
 
@@ -38,6 +39,10 @@ impl Kind for InstanceProfileKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[Sent::aws("role", "iam:AddRoleToInstanceProfileRequest.RoleName")];
+        SENDS
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn"]

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::iam::{decode_document, encode_document, from_tags, path, path_of, to_tags};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct RoleKind;
 
@@ -62,6 +63,16 @@ impl Kind for RoleKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::not("assume_role_policy", "a policy document, sent as JSON text"),
+            Sent::not("policies", "inline policy documents by name, sent as JSON text"),
+            Sent::not("managed_policy_arns", "attached one call each"),
+            Sent::aws("managed_policy_arns[]", "iam:AttachRolePolicyRequest.PolicyArn"),
+            Sent::aws("description", "iam:CreateRoleRequest.Description"),
+        ];
+        SENDS
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "name", "arn"]

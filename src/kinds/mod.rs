@@ -428,6 +428,12 @@ pub trait Kind: Send + Sync + 'static {
     fn canonicalize(&self, props: Value) -> Result<Value, PropsError>;
     /// Attributes whose change replaces the resource.
     fn replace_on(&self) -> &'static [&'static str];
+    /// Where each property goes in AWS's API, for the offline checks of
+    /// [`crate::limits`]: every property of the kind's schema is listed,
+    /// as the member it is sent as or with why it is not sent as written
+    /// (a unit test holds every kind to that). Naming a new member means
+    /// running `scripts/gen-limits`.
+    fn sends(&self) -> &'static [crate::limits::Sent];
     /// Attributes other resources may reference.
     fn outputs(&self) -> &'static [&'static str];
     /// The output holding the object's name in AWS when that is the

@@ -16,6 +16,7 @@ use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::rds::{check_identifier, from_tags, sync_tags, to_tags};
 use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, Polled, not_found};
+use crate::limits::Sent;
 
 pub struct DbInstance;
 
@@ -186,6 +187,35 @@ impl Kind for DbInstance {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["engine", "storage_encrypted", "kms_key_id", "db_subnet_group_name", "db_name", "master_username"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("engine", "rds:CreateDBInstanceMessage.Engine"),
+            Sent::aws("engine_version", "rds:CreateDBInstanceMessage.EngineVersion"),
+            Sent::aws("instance_class", "rds:CreateDBInstanceMessage.DBInstanceClass"),
+            Sent::aws("allocated_storage", "rds:CreateDBInstanceMessage.AllocatedStorage"),
+            Sent::aws("storage_type", "rds:CreateDBInstanceMessage.StorageType"),
+            Sent::aws("storage_encrypted", "rds:CreateDBInstanceMessage.StorageEncrypted"),
+            Sent::aws("kms_key_id", "rds:CreateDBInstanceMessage.KmsKeyId"),
+            Sent::aws("multi_az", "rds:CreateDBInstanceMessage.MultiAZ"),
+            Sent::aws("db_subnet_group_name", "rds:CreateDBInstanceMessage.DBSubnetGroupName"),
+            Sent::aws("vpc_security_group_ids", "rds:CreateDBInstanceMessage.VpcSecurityGroupIds"),
+            Sent::aws("vpc_security_group_ids[]", "rds:CreateDBInstanceMessage.VpcSecurityGroupIds[]"),
+            Sent::aws("db_parameter_group_name", "rds:CreateDBInstanceMessage.DBParameterGroupName"),
+            Sent::aws("db_name", "rds:CreateDBInstanceMessage.DBName"),
+            Sent::aws("master_username", "rds:CreateDBInstanceMessage.MasterUsername"),
+            Sent::aws("master_password", "rds:CreateDBInstanceMessage.MasterUserPassword"),
+            Sent::aws("manage_master_user_password", "rds:CreateDBInstanceMessage.ManageMasterUserPassword"),
+            Sent::aws("port", "rds:CreateDBInstanceMessage.Port"),
+            Sent::aws("backup_retention_period", "rds:CreateDBInstanceMessage.BackupRetentionPeriod"),
+            Sent::aws("preferred_backup_window", "rds:CreateDBInstanceMessage.PreferredBackupWindow"),
+            Sent::aws("preferred_maintenance_window", "rds:CreateDBInstanceMessage.PreferredMaintenanceWindow"),
+            Sent::aws("deletion_protection", "rds:CreateDBInstanceMessage.DeletionProtection"),
+            Sent::aws("publicly_accessible", "rds:CreateDBInstanceMessage.PubliclyAccessible"),
+            Sent::aws("apply_immediately", "rds:ModifyDBInstanceMessage.ApplyImmediately"),
+            Sent::aws("skip_final_snapshot", "rds:DeleteDBInstanceMessage.SkipFinalSnapshot"),
+        ];
+        SENDS
     }
     fn write_only(&self) -> &'static [&'static str] {
         &["master_password", "apply_immediately", "skip_final_snapshot"]

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::rds::{check_identifier, list_tags, sync_tags, to_tags};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct DbParameterGroup;
 
@@ -49,6 +50,17 @@ impl Kind for DbParameterGroup {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["family", "description"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("family", "rds:CreateDBParameterGroupMessage.DBParameterGroupFamily"),
+            Sent::aws("description", "rds:CreateDBParameterGroupMessage.Description"),
+            Sent::not(
+                "parameters",
+                "name to value pairs, sent as Parameter entries that RDS checks against the family",
+            ),
+        ];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Name

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::rds::{check_identifier, list_tags, sync_tags, to_tags};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct DbSubnetGroup;
 
@@ -49,6 +50,14 @@ impl Kind for DbSubnetGroup {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("description", "rds:CreateDBSubnetGroupMessage.DBSubnetGroupDescription"),
+            Sent::aws("subnet_ids", "rds:CreateDBSubnetGroupMessage.SubnetIds"),
+            Sent::aws("subnet_ids[]", "rds:CreateDBSubnetGroupMessage.SubnetIds[]"),
+        ];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Name

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct Bucket;
 
@@ -172,6 +173,33 @@ impl Kind for Bucket {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::not("versioning", "sent as VersioningConfiguration.Status (Enabled or Suspended)"),
+            Sent::aws("encryption.algorithm", "s3:ServerSideEncryptionByDefault.SSEAlgorithm"),
+            Sent::aws("encryption.kms_key_id", "s3:ServerSideEncryptionByDefault.KMSMasterKeyID"),
+            Sent::aws("public_access_block.block_public_acls", "s3:PublicAccessBlockConfiguration.BlockPublicAcls"),
+            Sent::aws("public_access_block.ignore_public_acls", "s3:PublicAccessBlockConfiguration.IgnorePublicAcls"),
+            Sent::aws("public_access_block.block_public_policy", "s3:PublicAccessBlockConfiguration.BlockPublicPolicy"),
+            Sent::aws(
+                "public_access_block.restrict_public_buckets",
+                "s3:PublicAccessBlockConfiguration.RestrictPublicBuckets",
+            ),
+            Sent::aws("lifecycle_rules[].id", "s3:LifecycleRule.ID"),
+            Sent::aws("lifecycle_rules[].prefix", "s3:LifecycleRuleFilter.Prefix"),
+            Sent::not("lifecycle_rules[].enabled", "sent as LifecycleRule.Status (Enabled or Disabled)"),
+            Sent::aws("lifecycle_rules[].expiration_days", "s3:LifecycleExpiration.Days"),
+            Sent::aws(
+                "lifecycle_rules[].noncurrent_version_expiration_days",
+                "s3:NoncurrentVersionExpiration.NoncurrentDays",
+            ),
+            Sent::aws(
+                "lifecycle_rules[].abort_incomplete_multipart_upload_days",
+                "s3:AbortIncompleteMultipartUpload.DaysAfterInitiation",
+            ),
+        ];
+        SENDS
     }
     fn import_by(&self) -> super::ImportBy {
         super::ImportBy::Name

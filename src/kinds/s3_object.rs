@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
 use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
 
 pub struct Object;
 
@@ -103,6 +104,15 @@ impl Kind for Object {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["bucket", "key"]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("bucket", "s3:PutObjectRequest.Bucket"),
+            Sent::aws("key", "s3:PutObjectRequest.Key"),
+            Sent::aws("content", "s3:PutObjectRequest.Body"),
+            Sent::aws("content_type", "s3:PutObjectRequest.ContentType"),
+        ];
+        SENDS
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "url", "etag"]

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, TAG_STACK};
 use crate::aws::{Aws, AwsError, client_token, not_found};
+use crate::limits::Sent;
 
 pub struct SecretKind;
 
@@ -88,6 +89,19 @@ impl Kind for SecretKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("description", "secretsmanager:CreateSecretRequest.Description"),
+            Sent::aws("kms_key_id", "secretsmanager:CreateSecretRequest.KmsKeyId"),
+            Sent::aws("generate.length", "secretsmanager:GetRandomPasswordRequest.PasswordLength"),
+            Sent::aws("generate.exclude_punctuation", "secretsmanager:GetRandomPasswordRequest.ExcludePunctuation"),
+            Sent::not(
+                "recovery_window_days",
+                "sent as RecoveryWindowInDays (7 to 30, checked by the kind), or for 0 as ForceDeleteWithoutRecovery",
+            ),
+        ];
+        SENDS
     }
     fn write_only(&self) -> &'static [&'static str] {
         &["generate", "recovery_window_days"]

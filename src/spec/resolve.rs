@@ -701,8 +701,19 @@ impl Cx<'_> {
         // they are done).
         let mut checked = None;
         if self.diags.len() == before {
-            match kind.canonicalize(props.placeholder()) {
-                Ok(v) => checked = Some(std::sync::Arc::new(v)),
+            let written = props.placeholder();
+            // What AWS would refuse of the values as written, reported once
+            // the kind's typed check has passed.
+            let secret = |top: &str| walk.sensitive.contains(top);
+            let refused = crate::limits::check(kind.sends(), &written, &secret);
+            match kind.canonicalize(written) {
+                Ok(v) => {
+                    for v in refused {
+                        let full = format!("{pp}.{}", v.path);
+                        self.at_value(&full, format!("`{full}`: {}", v.message), None);
+                    }
+                    checked = Some(std::sync::Arc::new(v));
+                }
                 Err(e) => {
                     let top = e.path.split(['.', '[']).next().unwrap_or_default();
                     let sensitive = walk.sensitive.contains(top);
