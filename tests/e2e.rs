@@ -3960,3 +3960,104 @@ fn ignored_desired_capacity_is_left_to_scaling() {
     assert!(r.stderr.contains(&format!("{}:", typo.display())), "placed: {}", r.stderr);
     assert_eq!(moto.calls().len(), mark, "a bad spec made AWS calls");
 }
+
+#[test]
+fn outputs_are_kept_read_without_planning_and_read_by_another_stack() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("outputs");
+    // The stack, with a sensitive output besides its own.
+    let gitlab = stack_variant(
+        &dir,
+        "gitlab-ha.yaml",
+        &[("\noutputs:\n", "\noutputs:\n  db_password:\n    value: ${env.GITLAB_DB_PASSWORD}\n    sensitive: true\n")],
+    );
+    let gitlab = path_str(&gitlab);
+    let r = moto.run(&["apply", gitlab, "--env", "staging", "--auto-approve"]).expect(0);
+    let dns = rt().block_on(async {
+        let out = moto.elbv2().describe_load_balancers().names("gitlab-ha-staging-alb").send().await.unwrap();
+        out.load_balancers()[0].dns_name().unwrap().to_string()
+    });
+    let vpc = rt().block_on(async {
+        let f = aws_sdk_ec2::types::Filter::builder().name("tag:converge:resource").values("vpc").build();
+        moto.ec2().describe_vpcs().filters(f).send().await.unwrap().vpcs()[0].vpc_id().unwrap().to_string()
+    });
+    assert!(r.stdout.contains(&format!("Outputs:\n  alb_dns_name = \"{dns}\"\n")), "{}", r.stdout);
+    assert!(r.stdout.contains("  db_password = (sensitive)\n"), "{}", r.stdout);
+    assert!(!r.stdout.contains(DB_PASSWORD) && !r.stderr.contains(DB_PASSWORD));
+    let record = std::fs::read_to_string(moto.dir.path("state/applied/gitlab-ha/staging.json")).unwrap();
+    assert!(record.contains(&dns) && !record.contains(DB_PASSWORD), "{record}");
+
+    // Read back without a plan: not one AWS request.
+    let before = moto.calls().len();
+    let r = moto.run(&["output", gitlab, "--env", "staging", "alb_dns_name"]).expect(0);
+    assert_eq!(r.stdout, format!("{dns}\n"));
+    let r = moto.run(&["output", gitlab, "--env", "staging", "--format", "json"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["alb_dns_name"]["value"], dns.as_str());
+    assert_eq!(doc["vpc_id"]["value"], vpc.as_str());
+    assert_eq!(doc["db_password"], serde_json::json!({"sensitive": true}), "{}", r.stdout);
+    let r = moto.run(&["output", gitlab, "--env", "staging"]).expect(0);
+    assert!(
+        r.stdout.contains(&format!("alb_dns_name = \"{dns}\"\n")) && r.stdout.contains("db_password = (sensitive)\n")
+    );
+    assert!(!r.stdout.contains(DB_PASSWORD));
+    let r = moto.run(&["output", gitlab, "--env", "staging", "db_password"]).expect(1);
+    assert!(r.stderr.contains("is sensitive: pass --show-sensitive"), "{}", r.stderr);
+    let r = moto.run(&["output", gitlab, "--env", "staging", "gitlab_ur"]).expect(1);
+    assert!(r.stderr.contains("no output `gitlab_ur` (did you mean `gitlab_url`?)"), "{}", r.stderr);
+    assert_eq!(moto.calls().len(), before, "output read the record only: {:?}", &moto.calls()[before..]);
+    // Asked for: read again (AWS read, nothing changed).
+    let r = moto.run(&["output", gitlab, "--env", "staging", "db_password", "--show-sensitive"]).expect(0);
+    assert_eq!(r.stdout, format!("{DB_PASSWORD}\n"));
+    assert!(moto.mutating_since(before).is_empty());
+
+    // Another stack of the environment reads them: the plan says where
+    // each value came from; the graph orders nothing across stacks.
+    let app = |name: &str, output: &str| {
+        dir.write(
+            name,
+            &format!(
+                "stack: gitlab-app\nregion: eu-west-1\nenvironments:\n  staging: {{}}\nresources:\n  app_sg:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${{stack.gitlab-ha.outputs.{output}}}\n      description: the app next to GitLab\n"
+            ),
+        )
+    };
+    let ok = app("app.yaml", "vpc_id");
+    let ok = path_str(&ok);
+    moto.run(&["validate", ok, "--env", "staging"]).expect(0);
+    let r = moto.run(&["plan", ok, "--env", "staging", "--detailed-exitcode"]).expect(2);
+    assert!(
+        r.stdout.contains(&format!(
+            "Read from other stacks' last applies:\n  stack.gitlab-ha.outputs.vpc_id = \"{vpc}\" (gitlab-ha / staging)\n"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(&format!("vpc_id = \"{vpc}\"")), "{}", r.stdout);
+    moto.run(&["apply", ok, "--env", "staging", "--auto-approve"]).expect(0);
+    let in_vpc = rt().block_on(async {
+        let f = aws_sdk_ec2::types::Filter::builder().name("tag:converge:stack").values("gitlab-app").build();
+        let out = moto.ec2().describe_security_groups().filters(f).send().await.unwrap();
+        out.security_groups().iter().map(|g| g.vpc_id().unwrap().to_string()).collect::<Vec<_>>()
+    });
+    assert_eq!(in_vpc, std::slice::from_ref(&vpc));
+    plan(&moto, ok).expect(0);
+
+    // What it cannot read is an error where it is written, before any change.
+    for (name, output, expect) in [
+        ("nope.yaml", "nope", "stack `gitlab-ha`'s last apply in `staging` recorded no output `nope`"),
+        ("secret.yaml", "db_password", "output `db_password` is sensitive: it is never kept"),
+    ] {
+        let bad = app(name, output);
+        let mark = moto.calls().len();
+        let r = moto.run(&["plan", path_str(&bad), "--env", "staging"]).expect(1);
+        assert!(r.stderr.contains(&format!("{}:9:15: error: ", bad.display())), "{}", r.stderr);
+        assert!(r.stderr.contains(expect), "{}", r.stderr);
+        assert_eq!(moto.calls().len(), mark, "a refused input read AWS");
+    }
+    let other = dir.write(
+        "other.yaml",
+        "stack: other\nregion: eu-west-1\nresources:\n  sg:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${stack.never-applied.outputs.vpc_id}\n",
+    );
+    let r = moto.run(&["plan", path_str(&other)]).expect(1);
+    assert!(r.stderr.contains("stack `never-applied` has no apply recorded for environment `default`"), "{}", r.stderr);
+}

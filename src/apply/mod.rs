@@ -202,6 +202,9 @@ pub struct Report {
     pub timeline: Vec<Timing>,
     /// What each operation waited for.
     pub deps: Vec<BTreeSet<usize>>,
+    /// The outputs of every resource that exists after the run: those that
+    /// existed and were not replaced, and those created or updated.
+    pub known: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 /// One operation's times, from the start of the run. `ready`: the executor
@@ -396,7 +399,7 @@ pub async fn execute(
             (op, o)
         })
         .collect();
-    Report { results, interrupted: stop.requested().then(|| stop.requests()), timeline, deps }
+    Report { results, interrupted: stop.requested().then(|| stop.requests()), timeline, deps, known }
 }
 
 /// `--trace`: a JSON line per operation, in plan order: its index, what it

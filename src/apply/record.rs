@@ -129,6 +129,7 @@ mod tests {
             interrupted: None,
             timeline: Vec::new(),
             deps: Vec::new(),
+            known: BTreeMap::new(),
         };
         let kept = BTreeMap::from([("kept".to_string(), "k".to_string())]);
         let a = after(Some(previous), &s, &plan, Some(&report), &kept, false);
@@ -145,6 +146,7 @@ mod tests {
             interrupted: None,
             timeline: Vec::new(),
             deps: Vec::new(),
+            known: BTreeMap::new(),
         };
         let empty = Plan { resources: Vec::new(), ..plan };
         let a = after(Some(a), &s, &empty, Some(&report), &BTreeMap::new(), true);

@@ -25,6 +25,9 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
     let targets = super::targets(&stack, &args.targets)?;
     timer.lap("parse");
     let aws = super::connect(&stack, &args.aws).await;
+    let home = super::store(&stack, args.lock.state_dir.as_deref());
+    let stack = super::with_inputs(&args.stack, stack, true, &aws, &home).await?;
+    super::output::show_inputs(&stack, printer);
     let stop = crate::apply::Stop::from_signals()?;
     // Held from before the read of live state to the end: the plan applied
     // is the plan made, and no other run changes the stack meanwhile.
@@ -166,6 +169,11 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
     };
     // Secrets are read again here; a missing one is refused offline.
     let stack = super::load(&stack_args, true)?;
+    // Other stacks' outputs are read again too: one changed since is a
+    // change of the spec, and the plan is stale.
+    let aws = super::connect(&stack, &args.aws).await;
+    let home = super::store(&stack, args.lock.state_dir.as_deref());
+    let stack = super::with_inputs(&stack_args, stack, true, &aws, &home).await?;
     // With --verify, what a passed check keeps as the last known good: the
     // inputs the plan was made from (checked unchanged just below).
     let inputs = match &args.verify {
@@ -190,7 +198,6 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
     }
     timer.lap("parse");
     let targets = super::targets(&stack, &saved.targets)?;
-    let aws = super::connect(&stack, &args.aws).await;
     let stop = crate::apply::Stop::from_signals()?;
     let held = super::lock(&aws, &stack, &args.lock, "apply", printer).await?;
     let store = super::store(&stack, args.lock.state_dir.as_deref());

@@ -32,6 +32,7 @@ pub async fn run(args: DriftArgs, printer: &Printer) -> anyhow::Result<u8> {
         let aws = super::connect(&stack, &args.aws).await;
         let store = super::store(&stack, args.state_dir.as_deref());
         let applied = crate::state::applied::read(&aws, &store, &stack.name, &stack.env).await?;
+        let stack = super::with_inputs(&a, stack, true, &aws, &store).await?;
         let stack = super::as_applied(&a, stack, applied.as_ref(), true)?;
         let live = crate::live::read(&aws, &stack).await?;
         timer.lap("read");

@@ -1,6 +1,6 @@
 //! The command line: one file per command, all output through [`Printer`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,6 +17,7 @@ mod graph;
 mod history;
 mod import;
 mod mr_note;
+mod output;
 mod plan;
 mod rollback;
 mod schema;
@@ -71,6 +72,27 @@ pub enum Command {
     /// Post a plan in Markdown on the merge request (GitLab CI), as one
     /// note per stack and environment, edited in place by every pipeline.
     MrNote(MrNoteArgs),
+    /// Print the stack's outputs as the last apply left them (no plan, no
+    /// change): all of them, or one (raw, for scripts).
+    Output(OutputArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Only this output: its value alone (a string without quotes).
+    pub name: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: output::OutputFormat,
+    /// Show sensitive outputs too: read again from AWS and the environment
+    /// (they are never kept in the state home).
+    #[arg(long)]
+    pub show_sensitive: bool,
+    #[arg(long, env = "CONVERGE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -308,6 +330,11 @@ pub struct PlanArgs {
     /// `--format json`, also its `stats` field).
     #[arg(long)]
     pub stats: bool,
+    /// Where other stacks' records are read (`${stack.NAME.outputs.X}`)
+    /// when the stack names no `state: { bucket }` (default: `.converge/`
+    /// beside the stack file).
+    #[arg(long, env = "CONVERGE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -404,6 +431,7 @@ pub fn main() -> ExitCode {
             Command::Status(a) => status::run(a, &printer).await,
             Command::Rollback(a) => rollback::run(a, &printer).await,
             Command::MrNote(a) => mr_note::run(a, &printer).await,
+            Command::Output(a) => output::run(a, &printer).await,
         }
     });
     match result {
@@ -431,11 +459,83 @@ fn init_tracing(verbose: bool) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// Loads and validates the stack: every problem, and no AWS call.
+/// Loads and validates the stack: every problem, and no AWS call. Other
+/// stacks' outputs it reads are unknown until [`with_inputs`].
 pub fn load(args: &StackArgs, require_secrets: bool) -> anyhow::Result<Stack> {
-    let opts =
-        LoadOptions { env: args.env.clone(), region: args.region.clone(), require_secrets, vars: args.vars.clone() };
+    load_with(args, require_secrets, None)
+}
+
+fn load_with(
+    args: &StackArgs,
+    require_secrets: bool,
+    stack_outputs: Option<crate::spec::StackOutputs>,
+) -> anyhow::Result<Stack> {
+    let opts = LoadOptions {
+        env: args.env.clone(),
+        region: args.region.clone(),
+        require_secrets,
+        vars: args.vars.clone(),
+        stack_outputs,
+    };
     Ok(crate::spec::load(&args.stack, &opts)?)
+}
+
+/// `stack` with the values of the other stacks' outputs it reads
+/// (`${stack.NAME.outputs.OUTPUT}`): each such stack's record of its last
+/// apply in this environment, read from `store` (one read a stack, no
+/// change), and the stack loaded again with them. A stack that reads none
+/// is returned as it is.
+///
+/// # Errors
+/// A record cannot be read; an output is missing, sensitive or not known
+/// (placed where the stack uses it).
+pub async fn with_inputs(
+    args: &StackArgs,
+    stack: Stack,
+    require_secrets: bool,
+    aws: &Aws,
+    store: &crate::state::Store,
+) -> anyhow::Result<Stack> {
+    use crate::state::applied;
+    if stack.inputs.is_empty() {
+        return Ok(stack);
+    }
+    let env = &stack.env;
+    let others: BTreeSet<&String> = stack.inputs.keys().map(|(s, _)| s).collect();
+    let mut records = BTreeMap::new();
+    for other in others {
+        records.insert(other.clone(), applied::read(aws, store, other, env).await?);
+    }
+    let values = stack
+        .inputs
+        .keys()
+        .map(|(other, output)| {
+            let value = match &records[other] {
+                None => Err(format!(
+                    "stack `{other}` has no apply recorded for environment `{env}` in {}: apply it first",
+                    store.describe(&applied::key(other, env))
+                )),
+                Some(rec) => match rec.outputs.get(output) {
+                    None => Err(format!(
+                        "stack `{other}`'s last apply in `{env}` recorded no output `{output}` (it recorded: {})",
+                        if rec.outputs.is_empty() {
+                            "none".to_string()
+                        } else {
+                            rec.outputs.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                        }
+                    )),
+                    Some(o) if o.sensitive => Err(format!(
+                        "stack `{other}`'s output `{output}` is sensitive: it is never kept, so no other stack can read it"
+                    )),
+                    Some(o) => o.value.clone().ok_or_else(|| {
+                        format!("stack `{other}`'s output `{output}` is not known: a resource it uses was not applied in `{env}`")
+                    }),
+                },
+            };
+            ((other.clone(), output.clone()), value)
+        })
+        .collect();
+    load_with(args, require_secrets, Some(values))
 }
 
 /// `stack` as it was last applied: the variables that apply was given
@@ -469,7 +569,10 @@ pub fn as_applied(
     }
     let mut with = args.clone();
     with.vars.extend(missing);
-    load(&with, require_secrets)
+    // The other stacks' outputs as already read (unknown if not).
+    let read =
+        (!stack.inputs.is_empty()).then(|| stack.inputs.iter().map(|(k, v)| (k.clone(), Ok(v.clone()))).collect());
+    load_with(&with, require_secrets, read)
 }
 
 pub async fn connect(stack: &Stack, args: &AwsArgs) -> Aws {
@@ -613,9 +716,20 @@ pub async fn record_applied(aws: &Aws, store: &crate::state::Store, stack: &Stac
         .values()
         .filter_map(|r| crate::plan::applied_digest(r, &known).map(|d| (r.name.clone(), d)))
         .collect();
+    // The resources' outputs after the run: the report's, or (nothing
+    // ran) what was read.
+    let after = |name: &str, attr: &str| match ran.report {
+        Some(r) => r.known.get(name)?.get(attr).cloned(),
+        None => known.get(name)?.get(attr).cloned(),
+    };
+    let outputs = if ran.destroy { Default::default() } else { applied::outputs_of(stack, &after) };
+    if !ran.destroy {
+        output::show_after_apply(&outputs, printer);
+    }
     let written = async {
         let previous = applied::read(aws, store, &stack.name, &stack.env).await?;
-        let record = crate::apply::record::after(previous, stack, ran.plan, ran.report, &kept, ran.destroy);
+        let mut record = crate::apply::record::after(previous, stack, ran.plan, ran.report, &kept, ran.destroy);
+        record.outputs = outputs;
         applied::write(aws, store, &record).await
     };
     if let Err(e) = written.await {

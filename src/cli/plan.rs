@@ -10,6 +10,11 @@ pub async fn run(args: PlanArgs, printer: &Printer) -> anyhow::Result<u8> {
     let targets = super::targets(&stack, &args.targets)?;
     timer.lap("parse");
     let aws = super::connect(&stack, &args.aws).await;
+    let store = super::store(&stack, args.state_dir.as_deref());
+    let stack = super::with_inputs(&args.stack, stack, true, &aws, &store).await?;
+    if args.format == PlanFormat::Text {
+        super::output::show_inputs(&stack, printer);
+    }
     let live = crate::live::read(&aws, &stack).await?;
     timer.lap("read");
     let plan = crate::plan::plan(&stack, &live, targets.as_ref())?;

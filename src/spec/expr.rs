@@ -22,6 +22,10 @@ pub enum Reference {
     Environment,
     /// `${resources.NAME.ATTR}`: an output of another resource; adds an edge.
     Resource { name: String, attr: String },
+    /// `${stack.NAME.outputs.OUTPUT}`: an output of another stack of the
+    /// same environment, as its last apply recorded it. Read before the
+    /// plan; orders nothing.
+    StackOutput { stack: String, output: String },
     /// `${var.FLAG ? A : B}`: `A` when the boolean variable is true, else
     /// `B`. Decided when the stack is loaded (variables are known then), so
     /// only the chosen reference is an edge of the graph.
@@ -37,6 +41,7 @@ impl fmt::Display for Reference {
             Reference::Stack => f.write_str("stack"),
             Reference::Environment => f.write_str("environment"),
             Reference::Resource { name, attr } => write!(f, "resources.{name}.{attr}"),
+            Reference::StackOutput { stack, output } => write!(f, "stack.{stack}.outputs.{output}"),
             Reference::Cond { var, then, otherwise } => write!(f, "var.{var} ? {then} : {otherwise}"),
         }
     }
@@ -54,7 +59,7 @@ pub enum ExprError {
     #[error("unterminated `${{` (write `$${{` for a literal `${{`)")]
     Unterminated,
     #[error(
-        "`${{{0}}}` is not a reference; expected var.NAME, env.NAME, resources.NAME.ATTR, region, stack, environment or var.FLAG ? A : B"
+        "`${{{0}}}` is not a reference; expected var.NAME, env.NAME, resources.NAME.ATTR, stack.NAME.outputs.OUTPUT, region, stack, environment or var.FLAG ? A : B"
     )]
     Invalid(String),
 }
@@ -114,6 +119,9 @@ fn parse_reference(body: &str) -> Result<Reference, ExprError> {
         ["env", n] if is_ident(n) => Reference::Env(n.to_string()),
         ["resources", n, a] if is_ident(n) && is_ident(a) => {
             Reference::Resource { name: n.to_string(), attr: a.to_string() }
+        }
+        ["stack", n, "outputs", o] if is_ident(n) && is_ident(o) => {
+            Reference::StackOutput { stack: n.to_string(), output: o.to_string() }
         }
         _ => return Err(invalid()),
     };

@@ -17,7 +17,7 @@ pub use resolve::MAX_STACK_BYTES;
 mod strict;
 pub mod template;
 
-pub use resolve::{LoadOptions, VAR_ENV_PREFIX, load, load_str, read_limited};
+pub use resolve::{LoadOptions, StackOutputs, VAR_ENV_PREFIX, load, load_str, read_limited};
 pub use template::Template;
 
 /// A resolved stack for one environment.
@@ -40,6 +40,28 @@ pub struct Stack {
     pub secret_refs: BTreeSet<String>,
     /// SHA-256 of the stack file's text.
     pub source_digest: String,
+    /// `outputs:`, by name.
+    pub outputs: BTreeMap<String, Output>,
+    /// Other stacks' outputs this one reads (`${stack.NAME.outputs.X}`):
+    /// `(stack, output)` → the value used (unknown when loaded offline).
+    pub inputs: BTreeMap<(String, String), serde_json::Value>,
+}
+
+/// A resolved output: its value may reference resources' outputs.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub value: Template,
+    pub sensitive: bool,
+    pub description: Option<String>,
+}
+
+impl Output {
+    /// Its value given the resources' outputs (`None` while one it uses is
+    /// not known).
+    pub fn resolve(&self, known: &dyn Fn(&str, &str) -> Option<serde_json::Value>) -> Option<serde_json::Value> {
+        let v = self.value.resolve(known).ok()?;
+        (!crate::value::contains_unknown(&v)).then_some(v)
+    }
 }
 
 /// The stack's state bucket and key prefix.

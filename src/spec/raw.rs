@@ -38,6 +38,29 @@ pub struct RawStack {
     /// The resources, by name.
     #[serde(deserialize_with = "strict::map")]
     pub resources: BTreeMap<String, RawResource>,
+    /// Values the stack publishes after each apply (a load balancer's DNS
+    /// name, the GitLab URL): shown after apply, kept in the stack's state
+    /// home, read by `converge output` and by other stacks as
+    /// `${stack.NAME.outputs.OUTPUT}`.
+    #[serde(default, deserialize_with = "strict::map")]
+    pub outputs: BTreeMap<String, RawOutput>,
+}
+
+/// One of `outputs:`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// An expression over resources' outputs and variables
+    /// (`${resources.alb.dns_name}`, `https://${var.host}`).
+    pub value: Value,
+    /// Never shown unless asked (`converge output NAME --show-sensitive`),
+    /// never kept in the state home: `converge output` reads it again. A
+    /// value that uses `${env.…}` must say `sensitive: true`.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// What it is, for `converge output` and the reader.
+    #[serde(default, deserialize_with = "strict::opt_text")]
+    pub description: Option<String>,
 }
 
 /// `state:`: the stack's state bucket.

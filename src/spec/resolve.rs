@@ -30,7 +30,16 @@ pub struct LoadOptions {
     /// as a YAML scalar, so `--var app_min=3` is a number, unless the
     /// variable is declared as text.
     pub vars: Vec<(String, String)>,
+    /// The values of `${stack.NAME.outputs.OUTPUT}`, read from the other
+    /// stacks' records (`None`: offline, e.g. `validate`: they stay
+    /// unknown). Keyed by `(stack, output)`; an `Err` is why it has no
+    /// value, reported where it is used.
+    pub stack_outputs: Option<StackOutputs>,
 }
+
+/// Other stacks' outputs by `(stack, output)`: the value, or why there is
+/// none.
+pub type StackOutputs = BTreeMap<(String, String), Result<Value, String>>;
 
 /// Prefix of process environment variables that override stack variables,
 /// as `TF_VAR_` does for Terraform.
@@ -128,6 +137,7 @@ fn load_str_on(path: &Path, src: &str, opts: &LoadOptions, threads: usize) -> Re
             s.source_digest = crate::digest::sha256_hex(src.as_bytes());
             s.secret_refs = cx.secret_refs;
             s.overrides = cx.overrides;
+            s.inputs = cx.inputs;
             Ok(s)
         }
         _ => {
@@ -146,6 +156,7 @@ impl<'s> Cx<'s> {
             diags: Vec::new(),
             secret_refs: BTreeSet::new(),
             overrides: BTreeMap::new(),
+            inputs: BTreeMap::new(),
             threads,
         }
     }
@@ -245,6 +256,9 @@ struct Cx<'s> {
     secret_refs: BTreeSet<String>,
     /// `CONVERGE_VAR_*` and `--var` overrides, as given.
     overrides: BTreeMap<String, String>,
+    /// Other stacks' outputs used: `(stack, output)` → the value read
+    /// (unknown offline).
+    inputs: BTreeMap<(String, String), Value>,
     /// How many threads may resolve resources.
     threads: usize,
 }
@@ -260,6 +274,8 @@ struct Walk {
 }
 
 struct Env<'a> {
+    /// The other stacks' outputs, when read ([`LoadOptions::stack_outputs`]).
+    stack_outputs: Option<&'a StackOutputs>,
     stack: &'a str,
     env: &'a str,
     region: &'a str,
@@ -392,7 +408,7 @@ impl Cx<'_> {
     }
 
     fn resolve(&mut self, raw: RawStack, opts: &LoadOptions) -> Option<Stack> {
-        let RawStack { stack, region, tags, variables, mut environments, resources, state } = raw;
+        let RawStack { stack, region, tags, variables, mut environments, resources, state, outputs } = raw;
         let state = state.map(|s| {
             if let Err(why) = kinds::lookup("s3.bucket").map_or(Ok(()), |k| k.check_physical_name(&s.bucket)) {
                 self.at_value("state.bucket", format!("state bucket `{}`: {why}", s.bucket), None);
@@ -542,6 +558,7 @@ impl Cx<'_> {
             }
         }
         let env = Env {
+            stack_outputs: opts.stack_outputs.as_ref(),
             disabled: &disabled,
             stack: &stack,
             env: &env_name,
@@ -585,6 +602,7 @@ impl Cx<'_> {
                 r.canonical = None;
             }
         }
+        let outputs = self.outputs(outputs, &env);
         let graph = Graph::new(out.values().map(|r| (r.name.as_str(), &r.deps)));
         if let Some(cycle) = graph.find_cycle() {
             self.at_key(
@@ -604,7 +622,40 @@ impl Cx<'_> {
             overrides: BTreeMap::new(),
             secret_refs: BTreeSet::new(),
             source_digest: String::new(),
+            outputs,
+            inputs: BTreeMap::new(),
         })
+    }
+
+    /// `outputs:`: each value checked as a property is (its references,
+    /// its variables); a value from `${env.…}` must be marked sensitive.
+    fn outputs(
+        &mut self,
+        raw: BTreeMap<String, super::raw::RawOutput>,
+        env: &Env<'_>,
+    ) -> BTreeMap<String, super::Output> {
+        let mut out = BTreeMap::new();
+        for (name, o) in raw {
+            let op = join_key("outputs", &name);
+            if !is_ident(&name) {
+                self.at_key(&op, format!("output name `{name}` must be letters, digits, `_` and `-`"), None);
+                continue;
+            }
+            let vp = join_key(&op, "value");
+            let mut walk = Walk::default();
+            let value = self.template(o.value, &vp, "outputs", env, &mut walk);
+            if !walk.sensitive.is_empty() && !o.sensitive {
+                self.at_value(
+                    &vp,
+                    format!(
+                        "output `{name}` uses `${{env.…}}`: mark it `sensitive: true`, so it is never shown or kept"
+                    ),
+                    None,
+                );
+            }
+            out.insert(name, super::Output { value, sensitive: o.sensitive, description: o.description });
+        }
+        out
     }
 
     /// [`Cx::resource`] of each, in order. A large stack is split among
@@ -628,6 +679,7 @@ impl Cx<'_> {
         for cx in helpers {
             self.diags.extend(cx.diags);
             self.secret_refs.extend(cx.secret_refs);
+            self.inputs.extend(cx.inputs);
         }
         done
     }
@@ -1094,6 +1146,44 @@ impl Cx<'_> {
             Reference::Cond { .. } => {
                 let decided = self.decide(r.clone(), path, env);
                 self.reference(&decided, path, top, env, walk)
+            }
+            Reference::StackOutput { stack, output } => {
+                let key = (stack.clone(), output.clone());
+                if stack == env.stack {
+                    self.at_value(
+                        path,
+                        format!(
+                            "`{path}` reads this stack's own output: use the resource's, `${{resources.NAME.ATTR}}`"
+                        ),
+                        None,
+                    );
+                    return Some(Value::Null);
+                }
+                if matches!(top, "name" | "tags") {
+                    self.at_value(
+                        path,
+                        format!(
+                            "`{path}`: a {top} may not use another stack's output (names and tags are known offline)"
+                        ),
+                        None,
+                    );
+                    return Some(Value::Null);
+                }
+                let value = match env.stack_outputs.map(|m| m.get(&key)) {
+                    // Offline: known once the other stack's record is read.
+                    None => crate::value::unknown(),
+                    Some(Some(Ok(v))) => v.clone(),
+                    Some(Some(Err(why))) => {
+                        self.at_value(path, format!("`{path}`: {why}"), None);
+                        Value::Null
+                    }
+                    Some(None) => {
+                        self.at_value(path, format!("`{path}`: stack `{stack}`'s outputs were not read"), None);
+                        Value::Null
+                    }
+                };
+                self.inputs.insert(key, value.clone());
+                Some(value)
             }
             Reference::Resource { name, attr } => {
                 match env.kinds.get(name) {

@@ -33,6 +33,39 @@ pub struct Applied {
     /// Variables are plain values, never secrets.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// The stack's `outputs:` after the last apply. A sensitive one is kept
+    /// without its value (`converge output --show-sensitive` reads it
+    /// again): secrets are never written.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, RecordedOutput>,
+}
+
+/// One output as the last apply left it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedOutput {
+    /// `None`: sensitive, or not known (a resource it uses was not applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    #[serde(default)]
+    pub sensitive: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The record of each of `stack`'s outputs given the resources' outputs
+/// `known`.
+pub fn outputs_of(
+    stack: &crate::spec::Stack,
+    known: &dyn Fn(&str, &str) -> Option<serde_json::Value>,
+) -> BTreeMap<String, RecordedOutput> {
+    stack
+        .outputs
+        .iter()
+        .map(|(name, o)| {
+            let value = if o.sensitive { None } else { o.resolve(known) };
+            (name.clone(), RecordedOutput { value, sensitive: o.sensitive, description: o.description.clone() })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -292,3 +292,47 @@ fn properties_without_references_are_canonicalized_once() {
     // The subnet names the VPC's id: planned against live outputs.
     assert!(subnet.canonical.is_none());
 }
+
+#[test]
+fn outputs_resolve_after_apply_and_are_checked_like_properties() {
+    let src = format!(
+        "{BASE}outputs:\n  vpc_id:\n    value: ${{resources.vpc.id}}\n    description: the VPC\n  where:\n    value: \"${{region}}/${{resources.subnet.availability_zone}}\"\n"
+    );
+    let s = load(&src).unwrap();
+    let known = |n: &str, a: &str| match (n, a) {
+        ("vpc", "id") => Some(json!("vpc-1")),
+        _ => None,
+    };
+    assert_eq!(s.outputs["vpc_id"].resolve(&known), Some(json!("vpc-1")));
+    assert_eq!(s.outputs["vpc_id"].description.as_deref(), Some("the VPC"));
+    // Not known while a resource it uses is not applied.
+    assert_eq!(s.outputs["where"].resolve(&known), None);
+    let e = one_error(&format!("{BASE}outputs:\n  x:\n    value: ${{resources.vpc.nope}}\n"));
+    assert!(e.message.contains("has no output `nope`") && e.line == 19, "{e}");
+    let e = one_error(&format!("{BASE}outputs:\n  bad name:\n    value: x\n"));
+    assert!(e.message.contains("output name `bad name`"), "{e}");
+    let e = one_error(&format!("{BASE}outputs:\n  x:\n    value: ${{env.HOME}}\n"));
+    assert!(e.message.contains("mark it `sensitive: true`"), "{e}");
+    assert!(load(&format!("{BASE}outputs:\n  x:\n    value: ${{env.HOME}}\n    sensitive: true\n")).is_ok());
+}
+
+#[test]
+fn another_stacks_outputs_are_unknown_offline_and_errors_where_used() {
+    let src = BASE.replace("${resources.vpc.id}", "${stack.network.outputs.vpc_id}");
+    let s = load(&src).unwrap();
+    assert_eq!(s.inputs.len(), 1);
+    assert!(crate::value::is_unknown(&s.inputs[&("network".into(), "vpc_id".into())]));
+    // Read: the value is a literal, and no edge is added.
+    let values = BTreeMap::from([(("network".to_string(), "vpc_id".to_string()), Ok(json!("vpc-9")))]);
+    let s = load_with(&src, LoadOptions { stack_outputs: Some(values), ..Default::default() }).unwrap();
+    assert_eq!(s.resources["subnet"].props.placeholder()["vpc_id"], json!("vpc-9"));
+    assert!(s.resources["subnet"].deps.is_empty());
+    let values = BTreeMap::from([(("network".to_string(), "vpc_id".to_string()), Err("not there".to_string()))]);
+    let d = load_with(&src, LoadOptions { stack_outputs: Some(values), ..Default::default() }).unwrap_err();
+    assert!(d[0].message.contains("not there") && d[0].line == 14, "{:?}", d);
+    // Its own outputs, and names, are refused.
+    let e = one_error(&BASE.replace("${resources.vpc.id}", "${stack.demo.outputs.vpc_id}"));
+    assert!(e.message.contains("this stack's own output"), "{e}");
+    let d = load(&format!("{BASE}    name: ${{stack.network.outputs.name}}\n")).unwrap_err();
+    assert!(d[0].message.contains("a name may not use another stack's output"), "{d:?}");
+}
