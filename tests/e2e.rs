@@ -4061,3 +4061,76 @@ fn outputs_are_kept_read_without_planning_and_read_by_another_stack() {
     let r = moto.run(&["plan", path_str(&other)]).expect(1);
     assert!(r.stderr.contains("stack `never-applied` has no apply recorded for environment `default`"), "{}", r.stderr);
 }
+
+#[test]
+fn a_renamed_database_is_moved_not_replaced() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("renamed");
+    apply(&moto, STACK);
+    let renamed = |name: &str, hint: &str, keep_name: &str| {
+        let s = std::fs::read_to_string(repo().join(STACK)).unwrap();
+        assert!(s.contains("\n  db:\n    type: rds.db_instance\n"));
+        let s = s
+            .replace(
+                "\n  db:\n    type: rds.db_instance\n",
+                &format!("\n  database:\n    type: rds.db_instance\n{hint}{keep_name}"),
+            )
+            .replace("${resources.db.", "${resources.database.")
+            .replace("depends_on: [gitlab_rb, db,", "depends_on: [gitlab_rb, database,");
+        path_str(&dir.write(name, &s)).to_string()
+    };
+    let keep = "    name: ${stack}-${environment}-db\n";
+
+    // Without the hint, the old key's database is to go: refused, protected.
+    let plain = renamed("plain.yaml", "", keep);
+    let r = plan(&moto, &plain).expect(2);
+    assert!(r.stdout.contains("- db (rds.db_instance"), "{}", r.stdout);
+    // Without `name:`, the rename would change the default name: refused
+    // offline, with the line to add.
+    let unnamed = renamed("unnamed.yaml", "    renamed_from: db\n", "");
+    let r = moto.run(&["validate", &unnamed, "--env", "staging"]).expect(1);
+    assert!(
+        r.stderr.contains("changes its default name from `gitlab-ha-staging-db` to `gitlab-ha-staging-database`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("add `name: ${stack}-${environment}-db`"), "{}", r.stderr);
+
+    // With it: a move, nothing created or deleted.
+    let moved = renamed("moved.yaml", "    renamed_from: db\n", keep);
+    let r = plan(&moto, &moved).expect(2);
+    assert!(r.stdout.contains("~ database (rds.db_instance, gitlab-ha-staging-db) will be moved from `db` (retagged in place, not recreated)"), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    let r = moto.run(&["plan", &moved, "--env", "staging", "--format", "json"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let changed: Vec<&serde_json::Value> =
+        doc["resources"].as_array().unwrap().iter().filter(|r| r["action"] != "no_op").collect();
+    assert_eq!(changed.len(), 1, "{:?}", changed.iter().map(|r| &r["address"]).collect::<Vec<_>>());
+    assert_eq!(changed[0]["moved_from"], "db");
+    let mark = moto.calls().len();
+    let r = moto.run(&["apply", &moved, "--env", "staging", "--auto-approve"]).expect(0);
+    assert!(r.stdout.contains("Apply complete: 0 created, 1 updated, 0 replaced, 0 destroyed"), "{}", r.stdout);
+    let made: Vec<String> = moto
+        .mutating_since(mark)
+        .into_iter()
+        .map(|c| c.operation)
+        .filter(|a| a.starts_with("Create") || a.starts_with("Delete") || a.starts_with("Restore"))
+        .collect();
+    assert!(made.is_empty(), "a move created or deleted: {made:?}");
+    let tags = rt().block_on(async {
+        let db =
+            moto.rds().describe_db_instances().db_instance_identifier("gitlab-ha-staging-db").send().await.unwrap();
+        db.db_instances()[0]
+            .tag_list()
+            .iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect::<BTreeMap<_, _>>()
+    });
+    assert_eq!(tags["converge:resource"], "database");
+    plan(&moto, &moved).expect(0);
+    // Removing the hint afterwards changes nothing.
+    plan(&moto, &plain).expect(0);
+    let record = std::fs::read_to_string(moto.dir.path("state/applied/gitlab-ha/staging.json")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert!(record["resources"].get("db").is_none() && record["resources"].get("database").is_some());
+}

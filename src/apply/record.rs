@@ -58,6 +58,16 @@ pub fn after(
             }
         }
     }
+    // A resource moved to a new key (`renamed_from`) is recorded under it
+    // once applied: the old key's entry goes.
+    for r in stack.resources.values() {
+        if let Some(old) = &r.renamed_from
+            && a.resources.contains_key(&r.name)
+            && a.resources.get(old).is_some_and(|e| e.kind == r.kind.type_name())
+        {
+            a.resources.remove(old);
+        }
+    }
     a
 }
 
@@ -115,6 +125,7 @@ mod tests {
                 protected: false,
                 replace_order: None,
                 replacement_name: None,
+                moved_from: None,
                 live: Some(kept_live.into()),
             }],
         };

@@ -92,6 +92,10 @@ pub struct ResourceDoc {
     /// For a replace created first under the resource's other name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement_name: Option<String>,
+    /// For an update that moves the object from the resource's old key
+    /// (`renamed_from`): that key. The object is retagged, never recreated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
     /// A delete or replace of an object holding data or marked `protect`:
     /// apply refuses it without `protect: false` and `--allow-destroy`.
     pub protected: bool,
@@ -191,6 +195,7 @@ fn resource(r: &ResourceChange) -> ResourceDoc {
             }
         }),
         replacement_name: r.replacement_name.clone(),
+        moved_from: r.moved_from.clone(),
         protected: r.protected,
         changes: r.changes.iter().map(change).collect(),
     }

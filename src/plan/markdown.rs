@@ -53,6 +53,7 @@ fn diff_lines(text: &str) -> String {
 fn verb(r: &ResourceChange) -> &'static str {
     match r.action {
         Action::Create => "create",
+        Action::Update if r.moved_from.is_some() => "move",
         Action::Update => "update",
         Action::Replace => "replace",
         Action::Delete => "destroy",

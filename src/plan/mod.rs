@@ -75,6 +75,10 @@ pub struct ResourceChange {
     /// For a replace created first under the alternate name: that name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replacement_name: Option<String>,
+    /// The resource's key its object carries now, when it is being moved
+    /// to this one (`renamed_from`): retagged in place, never recreated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
     /// The live object, for the executor.
     #[serde(skip)]
     pub live: Option<Arc<Live>>,
@@ -220,7 +224,7 @@ fn mask(v: Value, sensitive: bool) -> Value {
 /// the one closest to the spec (no forced replacement, then fewest
 /// changes), ties by id. The others are planned as duplicates to delete.
 fn best_of<'a>(r: &Resource, live: &'a LiveState, known: &impl Outputs) -> Option<&'a Arc<Live>> {
-    let all = live.objects.get(&(r.kind.type_name(), r.name.clone()))?;
+    let all = live.objects.get(&(r.kind.type_name(), r.name.clone())).or_else(|| moved(r, live))?;
     if all.len() < 2 {
         return all.first();
     }
@@ -229,6 +233,13 @@ fn best_of<'a>(r: &Resource, live: &'a LiveState, known: &impl Outputs) -> Optio
         let changes = diff_attrs(r.kind, r, &desired, l);
         (changes.iter().any(|c| c.forces_replacement), changes.len())
     })
+}
+
+/// The objects of the key `r` was renamed from (`renamed_from`), while none
+/// carries its own.
+fn moved<'a>(r: &Resource, live: &'a LiveState) -> Option<&'a Vec<Arc<Live>>> {
+    let old = r.renamed_from.as_ref()?;
+    live.objects.get(&(r.kind.type_name(), old.clone())).filter(|all| !all.is_empty())
 }
 
 /// Compares `desired` with `live` for one resource. Only attributes the
@@ -400,6 +411,7 @@ fn delete_change(stack: &Stack, kind: &'static str, live: &Arc<Live>, reason: &s
         protected: crate::kinds::lookup(kind).is_some_and(|k| guarded(stack, &live.name, k)),
         replace_order: None,
         replacement_name: None,
+        moved_from: None,
         live: Some(Arc::clone(live)),
     }
 }
@@ -450,6 +462,7 @@ fn plan_one<'a>(
             protected: false,
             replace_order: None,
             replacement_name: None,
+            moved_from: None,
             live: None,
         };
         return Planned { live: None, change: Some(Ok(rc)), outputs: None };
@@ -483,6 +496,7 @@ fn plan_one<'a>(
         protected: action == Action::Replace && guarded(stack, name, r.kind),
         replace_order,
         replacement_name,
+        moved_from: r.renamed_from.clone().filter(|old| *old == l.name),
         live: Some(Arc::clone(l)),
     };
     Planned { live: Some(l), change: Some(Ok(rc)), outputs }

@@ -100,7 +100,10 @@ fn resource(o: &mut Out<'_>, r: &ResourceChange) {
     let id = r.id.as_deref().map(|i| format!(", {i}")).unwrap_or_default();
     let what = match r.action {
         Action::Create => "will be created".to_string(),
-        Action::Update => "will be updated in place".to_string(),
+        Action::Update => match &r.moved_from {
+            Some(old) => format!("will be moved from `{old}` (retagged in place, not recreated)"),
+            None => "will be updated in place".to_string(),
+        },
         Action::Replace => {
             let by: Vec<&str> = r.changes.iter().filter(|c| c.forces_replacement).map(|c| c.attr.as_str()).collect();
             format!("must be replaced ({} forces replacement)", by.join(", "))

@@ -101,6 +101,8 @@ pub struct Resource {
     /// is kept: not compared, not recorded in the applied digest's place
     /// of them, and sent back as it is by an update.
     pub ignore_changes: BTreeSet<String>,
+    /// `renamed_from`: the key whose object this resource takes over.
+    pub renamed_from: Option<String>,
 }
 
 /// The environments a stack file defines, in file order, without

@@ -138,4 +138,10 @@ pub struct RawResource {
     /// (Terraform's `lifecycle.ignore_changes`).
     #[serde(default, deserialize_with = "strict::texts")]
     pub ignore_changes: Vec<String>,
+    /// The resource's key before a rename (Terraform's `moved`): its object,
+    /// tagged with the old key, becomes this resource's, retagged in place
+    /// instead of deleted and created again. Harmless to keep or remove
+    /// once applied.
+    #[serde(default, deserialize_with = "strict::opt_text")]
+    pub renamed_from: Option<String>,
 }

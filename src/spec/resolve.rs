@@ -592,6 +592,18 @@ impl Cx<'_> {
             }
         }
 
+        let mut renamed: HashMap<&str, &str> = HashMap::new();
+        for r in out.values() {
+            if let Some(old) = r.renamed_from.as_deref()
+                && let Some(first) = renamed.insert(old, &r.name)
+            {
+                self.at_value(
+                    &join_key(&join_key("resources", &r.name), "renamed_from"),
+                    format!("`{first}` and `{}` are both `renamed_from: {old}`; one object cannot become two", r.name),
+                    None,
+                );
+            }
+        }
         if self.diags.is_empty() {
             self.check_links(&out);
         }
@@ -704,6 +716,7 @@ impl Cx<'_> {
             protect,
             adopt,
             ignore_changes,
+            renamed_from,
         } = raw;
         let protect = match protect {
             Some(v) => self.flag(&v, &join_key(&join_key("resources", name), "protect"), env.vars, "protect"),
@@ -793,6 +806,7 @@ impl Cx<'_> {
         }
 
         let mut name_walk = Walk::default();
+        let default_name = physical.is_none();
         let physical_name = match physical {
             None => default_physical_name(env.stack, env.env, name),
             Some(p) => match self.template(Value::String(p), &join_key(&rp, "name"), "name", env, &mut name_walk) {
@@ -856,6 +870,36 @@ impl Cx<'_> {
         all_tags.insert(TAG_ENV.into(), env.env.into());
         all_tags.insert(TAG_RESOURCE.into(), name.into());
 
+        if let Some(old) = &renamed_from {
+            let at = join_key(&rp, "renamed_from");
+            if !is_ident(old) || old == name {
+                self.at_value(
+                    &at,
+                    format!("`renamed_from: {old}` must name the resource's key before the rename"),
+                    None,
+                );
+            } else if env.kinds.contains_key(old) {
+                self.at_value(
+                    &at,
+                    format!(
+                        "`renamed_from: {old}`: `{old}` is still a resource of the spec; a rename leaves the old key"
+                    ),
+                    None,
+                );
+            } else if kind.physical_name_output().is_some() && default_name {
+                // Its default name comes from the key: keep the old one, or
+                // the rename replaces the object after all.
+                let was = default_physical_name(env.stack, env.env, old);
+                self.at_value(
+                    &at,
+                    format!(
+                        "renaming `{old}` to `{name}` changes its default name from `{was}` to `{physical_name}`, which AWS cannot rename: {} would be replaced",
+                        kind.type_name()
+                    ),
+                    Some(format!("keep its name: add `name: {}`", was.replacen(&format!("{}-{}-", env.stack, env.env), "${stack}-${environment}-", 1))),
+                );
+            }
+        }
         (self.diags.len() == before).then(|| Resource {
             name: name.to_string(),
             kind,
@@ -869,6 +913,7 @@ impl Cx<'_> {
             adopt,
             canonical: checked,
             ignore_changes: ignore_changes.into_iter().collect(),
+            renamed_from,
         })
     }
 

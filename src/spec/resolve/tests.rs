@@ -336,3 +336,26 @@ fn another_stacks_outputs_are_unknown_offline_and_errors_where_used() {
     let d = load(&format!("{BASE}    name: ${{stack.network.outputs.name}}\n")).unwrap_err();
     assert!(d[0].message.contains("a name may not use another stack's output"), "{d:?}");
 }
+
+#[test]
+fn renamed_from_names_a_key_that_is_gone_once() {
+    let renamed =
+        BASE.replace("  subnet:\n    type: ec2.subnet\n", "  net:\n    type: ec2.subnet\n    renamed_from: subnet\n");
+    let s = load(&renamed).unwrap();
+    assert_eq!(s.resources["net"].renamed_from.as_deref(), Some("subnet"));
+    let e = one_error(
+        &BASE.replace("  subnet:\n    type: ec2.subnet\n", "  subnet:\n    type: ec2.subnet\n    renamed_from: vpc\n"),
+    );
+    assert!(e.message.contains("`vpc` is still a resource of the spec"), "{e}");
+    let twice = format!(
+        "{renamed}  net2:\n    type: ec2.subnet\n    renamed_from: subnet\n    properties:\n      vpc_id: ${{resources.vpc.id}}\n      cidr_block: 10.0.2.0/24\n      availability_zone: eu-west-1b\n"
+    );
+    let e = one_error(&twice);
+    assert!(e.message.contains("are both `renamed_from: subnet`"), "{e}");
+    // A name-bound kind keeps its default name only with `name:`.
+    let bucket = format!("{BASE}  logs:\n    type: s3.bucket\n    renamed_from: old_logs\n");
+    let e = one_error(&bucket);
+    assert!(e.message.contains("from `demo-default-old-logs` to `demo-default-logs`"), "{e}");
+    assert_eq!(e.help.as_deref(), Some("keep its name: add `name: ${stack}-${environment}-old-logs`"));
+    assert!(load(&format!("{bucket}    name: demo-default-old-logs\n")).is_ok());
+}
