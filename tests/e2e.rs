@@ -4134,3 +4134,92 @@ fn a_renamed_database_is_moved_not_replaced() {
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert!(record["resources"].get("db").is_none() && record["resources"].get("database").is_some());
 }
+
+#[test]
+fn a_container_secret_is_registered_by_reference_only() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("secrets");
+    let stack = std::fs::read_to_string(repo().join("stacks/webapp-ecs.yaml")).unwrap();
+    let with_secret = |policy: &str| {
+        let s = stack
+            .replacen(
+                "  cluster:\n    type: ecs.cluster\n",
+                "  api_key:\n    type: secretsmanager.secret\n    properties:\n      generate: { length: 40 }\n\n  cluster:\n    type: ecs.cluster\n",
+                1,
+            )
+            .replacen(
+                "          environment:\n            PORT: \"${var.app_port}\"\n",
+                "          secrets:\n            API_KEY: ${resources.api_key.arn}\n          environment:\n            PORT: \"${var.app_port}\"\n",
+                1,
+            )
+            .replacen(
+                "      managed_policy_arns: [\"arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy\"]\n",
+                &format!("      managed_policy_arns: [\"arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy\"]\n{policy}"),
+                1,
+            );
+        assert!(s.contains("API_KEY") && s.contains("api_key:"));
+        s
+    };
+    // The execution role cannot read it: refused offline, at the role.
+    let unreadable = dir.write("unreadable.yaml", &with_secret(""));
+    let r = moto.run(&["validate", path_str(&unreadable), "--env", "staging"]).expect(1);
+    assert!(
+        r.stderr.contains("execution role `execution_role` allows no `secretsmanager:GetSecretValue`"),
+        "{}",
+        r.stderr
+    );
+    let readable = dir.write(
+        "readable.yaml",
+        &with_secret(
+            "      policies:\n        read-secrets:\n          Version: \"2012-10-17\"\n          Statement:\n            - Effect: Allow\n              Action: secretsmanager:GetSecretValue\n              Resource: ${resources.api_key.arn}\n",
+        ),
+    );
+    let readable = path_str(&readable);
+    let r = moto.run(&["apply", readable, "--env", "staging", "--auto-approve", "--var", "image_tag=a1"]).expect(0);
+    let (arn, value, registered) = rt().block_on(async {
+        let list = moto.secretsmanager().list_secrets().send().await.unwrap();
+        let arn = list
+            .secret_list()
+            .iter()
+            .find(|s| s.name().unwrap().contains("api-key"))
+            .unwrap()
+            .arn()
+            .unwrap()
+            .to_string();
+        let value = moto.secretsmanager().get_secret_value().secret_id(&arn).send().await.unwrap();
+        let families = moto.ecs().list_task_definitions().send().await.unwrap();
+        let td = moto
+            .ecs()
+            .describe_task_definition()
+            .task_definition(families.task_definition_arns().last().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let c = td.task_definition().unwrap().container_definitions()[0].clone();
+        let registered: Vec<(String, String)> =
+            c.secrets().iter().map(|s| (s.name().to_string(), s.value_from().to_string())).collect();
+        assert!(c.environment().iter().all(|kv| kv.name() != Some("API_KEY")));
+        (arn, value.secret_string().unwrap().to_string(), registered)
+    });
+    assert_eq!(registered, [("API_KEY".to_string(), arn.clone())]);
+    assert_eq!(value.len(), 40);
+    let plan_json =
+        moto.run(&["plan", readable, "--env", "staging", "--var", "image_tag=a1", "--format", "json"]).expect(0);
+    let mut seen = vec![r.stdout, r.stderr, plan_json.stdout];
+    for entry in walk_files(&moto.dir.path("state")) {
+        seen.push(std::fs::read_to_string(entry).unwrap_or_default());
+    }
+    assert!(seen.iter().all(|t| !t.contains(&value)), "the secret's value was printed or kept");
+    assert!(seen[2].contains(&arn), "the plan names the secret by its ARN");
+    // Read back the same: nothing to change.
+    moto.run(&["plan", readable, "--env", "staging", "--var", "image_tag=a1", "--detailed-exitcode"]).expect(0);
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk_files(&p)) } else { out.push(p) }
+    }
+    out
+}

@@ -22,8 +22,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::{
-    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode, PortMapping, SortOrder,
-    TaskDefinition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
+    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode, PortMapping, Secret,
+    SortOrder, TaskDefinition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -87,6 +87,15 @@ pub struct Container {
     /// (secrets belong in Secrets Manager).
     #[serde(default, deserialize_with = "texts")]
     pub environment: BTreeMap<String, String>,
+    /// Environment variables ECS fills from Secrets Manager or SSM
+    /// Parameter Store when the task starts: name → the secret's ARN (with
+    /// `:KEY::` for one key of a JSON secret) or the parameter's ARN or
+    /// name, e.g. `${resources.db_url.arn}`. Only the reference is in the
+    /// task definition, plans and logs; ECS reads the value with the task
+    /// execution role, which needs `secretsmanager:GetSecretValue` (or
+    /// `ssm:GetParameters`) on it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     /// Overrides the image's command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -218,6 +227,26 @@ impl Kind for TaskDefinitionKind {
             }
             c.port_mappings.sort();
             c.port_mappings.dedup();
+            for (name, from) in &c.secrets {
+                let at = format!("containers[{i}].secrets.{name}");
+                if c.environment.contains_key(name) {
+                    return err(&at, format!("`{name}` is both an environment variable and a secret"));
+                }
+                if !crate::value::is_unknown_str(from) && secret_source(from).is_none() {
+                    return err(
+                        &at,
+                        format!(
+                            "`{from}` is not a Secrets Manager secret's ARN, an SSM parameter's ARN or a parameter name (`/app/db-url`)"
+                        ),
+                    );
+                }
+            }
+            if !c.secrets.is_empty() && p.execution_role_arn.is_none() {
+                return err(
+                    &format!("containers[{i}].secrets"),
+                    "ECS reads a container's secrets with the task execution role: set `execution_role_arn`".into(),
+                );
+            }
         }
         if !p.containers.iter().any(|c| c.essential) {
             return err("containers", "at least one container is essential".into());
@@ -229,6 +258,54 @@ impl Kind for TaskDefinitionKind {
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
+    }
+    /// A container's secrets against the execution role, when the role is
+    /// the stack's: ECS starts no task whose role cannot read them.
+    fn check_links<'a>(
+        &self,
+        props: &Value,
+        linked: &dyn Fn(&str) -> Option<super::Linked<'a>>,
+    ) -> Vec<super::LinkProblem> {
+        let Some(role) = linked("execution_role_arn").filter(|l| l.kind == "iam.role") else {
+            return Vec::new();
+        };
+        // A managed policy of its own may grant it: not judged.
+        const EXECUTION: &str = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
+        let managed = role.props.get("managed_policy_arns").and_then(Value::as_array);
+        if managed.is_some_and(|m| m.iter().any(|a| a.as_str() != Some(EXECUTION))) {
+            return Vec::new();
+        }
+        let allowed: Vec<String> = role
+            .props
+            .get("policies")
+            .and_then(Value::as_object)
+            .map(|p| p.values().flat_map(allowed_actions).collect())
+            .unwrap_or_default();
+        let can = |action: &str| allowed.iter().any(|p| covers(p, action));
+        let sources = props.get("containers").and_then(Value::as_array).into_iter().flatten().flat_map(|c| {
+            c.get("secrets").and_then(Value::as_object).into_iter().flatten().filter_map(|(_, v)| v.as_str())
+        });
+        let mut need = std::collections::BTreeSet::new();
+        for from in sources {
+            match secret_source(from) {
+                Some(true) => need.insert("secretsmanager:GetSecretValue"),
+                Some(false) => need.insert("ssm:GetParameters"),
+                // Not known yet (another resource's ARN): either will do.
+                None if can("secretsmanager:GetSecretValue") || can("ssm:GetParameters") => false,
+                None => need.insert("secretsmanager:GetSecretValue"),
+            };
+        }
+        need.into_iter()
+            .filter(|a| !can(a))
+            .map(|action| super::LinkProblem {
+                attr: "execution_role_arn".into(),
+                message: format!(
+                    "a container reads secrets, but execution role `{}` allows no `{action}`: ECS could not start the task; allow it in one of the role's policies, on the secrets' ARNs",
+                    role.name
+                ),
+                other: Some((role.name.clone(), "policies".into())),
+            })
+            .collect()
     }
     fn sends(&self) -> &'static [Sent] {
         const SENDS: &[Sent] = &[
@@ -245,6 +322,7 @@ impl Kind for TaskDefinitionKind {
             Sent::aws("containers[].port_mappings[].container_port", "ecs:PortMapping.containerPort"),
             Sent::aws("containers[].port_mappings[].protocol", "ecs:PortMapping.protocol"),
             Sent::not("containers[].environment", "name to value pairs, sent as KeyValuePair entries"),
+            Sent::not("containers[].secrets", "name to ARN pairs, sent as Secret entries (name, valueFrom)"),
             Sent::aws("containers[].command[]", "ecs:ContainerDefinition.command[]"),
             Sent::not("containers[].log_group", "sent as the awslogs-group option of the container's LogConfiguration"),
             Sent::not("keep_revisions", "converge's own: how many old revisions it keeps"),
@@ -544,9 +622,57 @@ fn container(c: &Container, region: &str) -> Result<ContainerDefinition, AwsErro
         .set_environment(Some(
             c.environment.iter().map(|(k, v)| KeyValuePair::builder().name(k).value(v).build()).collect(),
         ))
+        .set_secrets((!c.secrets.is_empty()).then(|| {
+            c.secrets.iter().filter_map(|(k, v)| Secret::builder().name(k).value_from(v).build().ok()).collect()
+        }))
         .set_command(c.command.clone())
         .set_log_configuration(log)
         .build())
+}
+
+/// Where a container secret's value lives, by its `valueFrom`: `Some(true)`
+/// Secrets Manager, `Some(false)` SSM Parameter Store.
+fn secret_source(from: &str) -> Option<bool> {
+    let arn: Vec<&str> = from.splitn(6, ':').collect();
+    match arn.as_slice() {
+        ["arn", _, "secretsmanager", _, _, rest] if rest.starts_with("secret:") => Some(true),
+        ["arn", _, "ssm", _, _, rest] if rest.starts_with("parameter/") => Some(false),
+        _ if !from.starts_with("arn:") && !from.is_empty() && !from.contains(char::is_whitespace) => Some(false),
+        _ => None,
+    }
+}
+
+/// The IAM actions an inline policy document allows (`Effect: Allow`).
+fn allowed_actions(doc: &Value) -> Vec<String> {
+    let statements = match doc.get("Statement") {
+        Some(Value::Array(s)) => s.clone(),
+        Some(s @ Value::Object(_)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    statements
+        .iter()
+        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
+        .flat_map(|s| match s.get("Action") {
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// Whether `pattern` (an IAM action: `*` any run, `?` one character, no
+/// case) covers `action`.
+fn covers(pattern: &str, action: &str) -> bool {
+    fn glob(p: &[u8], a: &[u8]) -> bool {
+        match (p.first(), a.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => glob(&p[1..], a) || (!a.is_empty() && glob(p, &a[1..])),
+            (Some(b'?'), Some(_)) => glob(&p[1..], &a[1..]),
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y) && glob(&p[1..], &a[1..]),
+            _ => false,
+        }
+    }
+    glob(pattern.as_bytes(), action.as_bytes())
 }
 
 fn props_of(td: &TaskDefinition) -> TaskDefinitionProps {
@@ -584,6 +710,7 @@ fn props_of(td: &TaskDefinition) -> TaskDefinitionProps {
                             (kv.name().unwrap_or_default().to_string(), kv.value().unwrap_or_default().to_string())
                         })
                         .collect(),
+                    secrets: c.secrets().iter().map(|x| (x.name().to_string(), x.value_from().to_string())).collect(),
                     command: (!c.command().is_empty()).then(|| c.command().to_vec()),
                     log_group: c
                         .log_configuration()
@@ -618,6 +745,31 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn secrets_name_where_ecs_reads_them_and_need_the_execution_role() {
+        assert_eq!(secret_source("arn:aws:secretsmanager:eu-west-1:1:secret:db-url-AbCdEf"), Some(true));
+        assert_eq!(secret_source("arn:aws:secretsmanager:eu-west-1:1:secret:db-AbCdEf:password::"), Some(true));
+        assert_eq!(secret_source("arn:aws:ssm:eu-west-1:1:parameter/app/db"), Some(false));
+        assert_eq!(secret_source("/app/db"), Some(false));
+        assert_eq!(secret_source("arn:aws:s3:::bucket"), None);
+        assert_eq!(secret_source("two words"), None);
+        let k = TaskDefinitionKind;
+        let with = |secrets: Value, role: bool| {
+            let mut p = json!({"containers": [{"name": "app", "image": "x", "secrets": secrets}]});
+            if role {
+                p["execution_role_arn"] = json!("arn:aws:iam::1:role/exec");
+            }
+            k.canonicalize(p)
+        };
+        assert!(with(json!({"API_KEY": "/app/key"}), true).is_ok());
+        assert_eq!(with(json!({"API_KEY": "/app/key"}), false).unwrap_err().path, "containers[0].secrets");
+        assert_eq!(with(json!({"API_KEY": "arn:aws:s3:::b"}), true).unwrap_err().path, "containers[0].secrets.API_KEY");
+        assert!(covers("secretsmanager:*", "secretsmanager:GetSecretValue"));
+        assert!(covers("*", "ssm:GetParameters") && covers("ssm:GetParameter?", "ssm:GetParameters"));
+        assert!(covers("SecretsManager:Get*Value", "secretsmanager:GetSecretValue"));
+        assert!(!covers("secretsmanager:List*", "secretsmanager:GetSecretValue"));
+    }
 
     #[test]
     fn fargate_sizes_are_checked() {
