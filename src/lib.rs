@@ -15,6 +15,7 @@ pub mod graph;
 pub mod kinds;
 pub mod limits;
 pub mod live;
+pub mod lookup;
 pub mod par;
 pub mod plan;
 pub mod printer;

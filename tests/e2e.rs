@@ -336,7 +336,7 @@ fn create_noop_update_drift_replace_delete_destroy() {
         "{}",
         r.stdout
     );
-    insta::with_settings!({filters => vec![(r"sg-[0-9a-f]+", "sg-[ID]")]}, {
+    insta::with_settings!({filters => vec![(r"sg-[0-9a-f]+", "sg-[ID]"), (r"ami-[0-9a-f]+", "ami-[ID]")]}, {
         insta::assert_snapshot!("drift_plan", r.stdout);
     });
     apply(&moto, path_str(&more));
@@ -3088,6 +3088,8 @@ fn a_plan_makes_only_the_declared_reads_of_each_kind() {
         }
     }
     *allowed.entry("iam:GetRolePolicy").or_default() += inline_policies;
+    // The stack's two AMI lookups, one call each.
+    *allowed.entry("ec2:DescribeImages").or_default() += 2;
     let pages = calls.get("tag:GetResources").copied().unwrap_or(0);
     assert!((1..=3).contains(&pages), "the index of 72 resources is one to three pages, not {pages}");
     for (call, n) in &calls {
@@ -4222,4 +4224,120 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         if p.is_dir() { out.extend(walk_files(&p)) } else { out.push(p) }
     }
     out
+}
+
+#[test]
+fn lookups_find_the_newest_ami_and_refuse_none_or_many() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("lookups");
+    // The account's GitLab builds, read independently: two of 18.5.1, and
+    // a later one of 18.4.3 that must not be picked.
+    let builds: BTreeMap<String, String> = rt().block_on(async {
+        let f = Filter::builder().name("name").values("gitlab-ee-*").build();
+        let out = moto.ec2().describe_images().owners("self").filters(f).send().await.unwrap();
+        out.images().iter().map(|i| (i.name().unwrap().to_string(), i.image_id().unwrap().to_string())).collect()
+    });
+    assert_eq!(builds.len(), 3, "{builds:?}");
+    let (newest, older) = (&builds["gitlab-ee-18.5.1-20261115"], &builds["gitlab-ee-18.5.1-20261001"]);
+    let mark = moto.calls().len();
+    moto.run(&["validate", STACK, "--env", "staging"]).expect(0);
+    assert_eq!(moto.calls().len(), mark, "validate looked something up");
+
+    let r = plan(&moto, STACK).expect(2);
+    assert!(
+        r.stdout.contains("lookups.gitlab_ami (ec2.ami, the newest named `gitlab-ee-18.5.1-*`): creation_date = "),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(&format!("id = \"{newest}\", name = \"gitlab-ee-18.5.1-20261115\"")), "{}", r.stdout);
+    let image_line =
+        |out: &str, id: &str| out.lines().any(|l| l.contains("image_id") && l.contains(&format!("\"{id}\"")));
+    assert!(image_line(&r.stdout, newest), "{}", r.stdout);
+    // The variable pins one: no lookup made.
+    let mark = moto.calls().len();
+    let r = moto.run(&["plan", STACK, "--env", "staging", "--var", &format!("gitlab_ami={older}")]).expect(0);
+    assert!(r.stdout.contains("will be created"), "nothing applied yet: {}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("lookups.gitlab_ami (ec2.ami, its override): id = \"{older}\"")),
+        "{}",
+        r.stdout
+    );
+    assert!(image_line(&r.stdout, older), "{}", r.stdout);
+    let images = moto.calls()[mark..].iter().filter(|c| c.operation == "DescribeImages").count();
+    assert_eq!(images, 1, "only the runner AMI was looked up");
+    // A version never built: an error at the lookup, naming its filter.
+    let r = moto.run(&["plan", STACK, "--env", "staging", "--var", "gitlab_version=99.0.0"]).expect(1);
+    let at = line_in(STACK, "\n  gitlab_ami:\n    type: ec2.ami\n");
+    assert!(r.stderr.contains(&format!("{STACK}:{at}:")), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("lookup `gitlab_ami` (ec2.ami): no available AMI owned by `self` is named `gitlab-ee-99.0.0-*`"),
+        "{}",
+        r.stderr
+    );
+
+    // By tags: one VPC, subnets; two VPCs with the tags are an error.
+    let stack = dir.write(
+        "shared.yaml",
+        "stack: shared-net\nregion: eu-west-1\nlookups:\n  net: {type: ec2.vpc, tags: {team: shared}}\n  subnets: {type: ec2.subnets, tags: {team: shared}}\nresources:\n  sg:\n    type: ec2.security_group\n    properties:\n      vpc_id: ${lookups.net.id}\n      description: shared\n",
+    );
+    let stack = path_str(&stack);
+    let tag = |k: &str, v: &str| {
+        aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(aws_sdk_ec2::types::ResourceType::Vpc)
+            .tags(aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+            .build()
+    };
+    let (a, b) = rt().block_on(async {
+        let mk = |cidr: &'static str| {
+            moto.ec2().create_vpc().cidr_block(cidr).tag_specifications(tag("team", "shared")).send()
+        };
+        (
+            mk("10.50.0.0/16").await.unwrap().vpc().unwrap().vpc_id().unwrap().to_string(),
+            mk("10.51.0.0/16").await.unwrap().vpc().unwrap().vpc_id().unwrap().to_string(),
+        )
+    });
+    let r = moto.run(&["plan", stack]).expect(1);
+    assert!(r.stderr.contains("lookup `net` (ec2.vpc): 2 VPCs have the tags team=shared"), "{}", r.stderr);
+    assert!(r.stderr.contains(&a) && r.stderr.contains(&b), "{}", r.stderr);
+    assert!(r.stderr.contains("lookup `subnets` (ec2.subnets): no subnet has the tags team=shared"), "{}", r.stderr);
+    let subnet = rt().block_on(async {
+        moto.ec2()
+            .create_tags()
+            .resources(&b)
+            .tags(aws_sdk_ec2::types::Tag::builder().key("team").value("other").build())
+            .send()
+            .await
+            .unwrap();
+        let s = moto.ec2().create_subnet().vpc_id(&a).cidr_block("10.50.1.0/24").send().await.unwrap();
+        let id = s.subnet().unwrap().subnet_id().unwrap().to_string();
+        moto.ec2()
+            .create_tags()
+            .resources(&id)
+            .tags(aws_sdk_ec2::types::Tag::builder().key("team").value("shared").build())
+            .send()
+            .await
+            .unwrap();
+        id
+    });
+    let r = moto.run(&["plan", stack, "--detailed-exitcode"]).expect(2);
+    assert!(
+        r.stdout
+            .contains(&format!("lookups.net (ec2.vpc, tags team=shared): cidr_block = \"10.50.0.0/16\", id = \"{a}\"")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.lines().any(|l| l.contains("vpc_id") && l.contains(&a)) && r.stdout.contains(&subnet),
+        "{}",
+        r.stdout
+    );
+}
+
+/// The line (1-based) where `text` starts in the file at `path`, plus one:
+/// the line after its first newline.
+fn line_in(path: &str, text: &str) -> usize {
+    let s = std::fs::read_to_string(repo().join(path)).unwrap();
+    let at = s.find(text).unwrap_or_else(|| panic!("{text:?} not in {path}"));
+    s[..at].lines().count() + 1
 }

@@ -27,11 +27,12 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
     let aws = super::connect(&stack, &args.aws).await;
     let home = super::store(&stack, args.lock.state_dir.as_deref());
     let stack = super::with_inputs(&args.stack, stack, true, &aws, &home).await?;
-    super::output::show_inputs(&stack, printer);
     let stop = crate::apply::Stop::from_signals()?;
     // Held from before the read of live state to the end: the plan applied
     // is the plan made, and no other run changes the stack meanwhile.
     let held = super::lock(&aws, &stack, &args.lock, "apply", printer).await?;
+    // A run refused the lock says nothing else.
+    super::output::show_inputs(&stack, printer);
     // What a passed verification keeps as the last known good: the inputs
     // as this run read them.
     let inputs = match &args.verify {
@@ -167,13 +168,11 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
         region: Some(saved.region.clone()),
         vars: saved.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     };
-    // Secrets are read again here; a missing one is refused offline.
+    // Secrets are read again here; a missing one is refused offline. What
+    // the stack reads from outside is what the plan read, for now.
     let stack = super::load(&stack_args, true)?;
-    // Other stacks' outputs are read again too: one changed since is a
-    // change of the spec, and the plan is stale.
-    let aws = super::connect(&stack, &args.aws).await;
-    let home = super::store(&stack, args.lock.state_dir.as_deref());
-    let stack = super::with_inputs(&stack_args, stack, true, &aws, &home).await?;
+    let pinned = !stack.lookups.is_empty() || !stack.inputs.is_empty();
+    let stack = if pinned { super::load_pinned(&stack_args, &saved.found, &saved.inputs)? } else { stack };
     // With --verify, what a passed check keeps as the last known good: the
     // inputs the plan was made from (checked unchanged just below).
     let inputs = match &args.verify {
@@ -195,6 +194,32 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
     let problems = saved.spec_changes(&stack, &vars_now);
     if !problems.is_empty() {
         return Err(stale("the spec", problems));
+    }
+    // Then the lookups and other stacks' outputs again: one that reads
+    // otherwise now makes the plan stale.
+    let aws = super::connect(&stack, &args.aws).await;
+    if pinned {
+        let home = super::store(&stack, args.lock.state_dir.as_deref());
+        let now = super::with_inputs(&stack_args, super::load(&stack_args, true)?, true, &aws, &home).await?;
+        let mut problems: Vec<String> = now
+            .found
+            .iter()
+            .filter(|(name, v)| saved.found.get(*name) != Some(*v))
+            .map(|(name, v)| {
+                format!(
+                    "lookup `{name}` now finds {}",
+                    serde_json::Value::from(v.clone().into_iter().collect::<serde_json::Map<_, _>>())
+                )
+            })
+            .collect();
+        for ((other, output), v) in &now.inputs {
+            if !saved.inputs.iter().any(|(s, o, was)| s == other && o == output && was == v) {
+                problems.push(format!("stack `{other}`'s output `{output}` is now {v}"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(stale("what the stack reads from outside", problems));
+        }
     }
     timer.lap("parse");
     let targets = super::targets(&stack, &saved.targets)?;
@@ -478,7 +503,7 @@ pub async fn roll_back(
     };
     let loaded = super::load(&a, true);
     let result = async {
-        let stack = loaded?;
+        let stack = super::with_pinned_inputs(&a, loaded?, good, aws, store).await?;
         let (live, plan) = super::before_changes(stop, async {
             let live = crate::live::read(aws, &stack).await?;
             let plan = crate::plan::plan(&stack, &live, None)?;

@@ -23,7 +23,10 @@ use crate::printer::Printer;
 use crate::spec::Stack;
 
 pub async fn run(args: ImportArgs, printer: &Printer) -> anyhow::Result<u8> {
-    let mut stack = super::load(&args.stack, true)?;
+    let stack = super::load(&args.stack, true)?;
+    let aws = super::connect(&stack, &args.aws).await;
+    let home = super::store(&stack, args.lock.state_dir.as_deref());
+    let mut stack = super::with_inputs(&args.stack, stack, true, &aws, &home).await?;
     let name = args.resource.clone();
     let Some(r) = stack.resources.get_mut(&name) else {
         let help = crate::spec::help_for(&name, stack.resources.keys().map(String::as_str)).unwrap_or_default();
@@ -47,7 +50,6 @@ pub async fn run(args: ImportArgs, printer: &Printer) -> anyhow::Result<u8> {
         ),
         (ImportBy::Ec2Id, Some(_)) => {}
     }
-    let aws = super::connect(&stack, &args.aws).await;
     let stop = crate::apply::Stop::from_signals()?;
     let held = super::lock(&aws, &stack, &args.lock, "import", printer).await?;
     let result = locked(&aws, stack, &name, args.id.as_deref(), &args, &stop, printer).await;

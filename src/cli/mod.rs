@@ -462,13 +462,14 @@ fn init_tracing(verbose: bool) {
 /// Loads and validates the stack: every problem, and no AWS call. Other
 /// stacks' outputs it reads are unknown until [`with_inputs`].
 pub fn load(args: &StackArgs, require_secrets: bool) -> anyhow::Result<Stack> {
-    load_with(args, require_secrets, None)
+    load_with(args, require_secrets, None, None)
 }
 
 fn load_with(
     args: &StackArgs,
     require_secrets: bool,
     stack_outputs: Option<crate::spec::StackOutputs>,
+    lookups: Option<BTreeMap<String, crate::lookup::Found>>,
 ) -> anyhow::Result<Stack> {
     let opts = LoadOptions {
         env: args.env.clone(),
@@ -476,8 +477,49 @@ fn load_with(
         require_secrets,
         vars: args.vars.clone(),
         stack_outputs,
+        lookups,
     };
     Ok(crate::spec::load(&args.stack, &opts)?)
+}
+
+/// `stack` loaded again with the lookups and other stacks' outputs a known
+/// good kept (what it was applied with), when it kept them all; else with
+/// them read now ([`with_inputs`]).
+pub async fn with_pinned_inputs(
+    args: &StackArgs,
+    stack: Stack,
+    good: &crate::state::known_good::KnownGood,
+    aws: &Aws,
+    store: &crate::state::Store,
+) -> anyhow::Result<Stack> {
+    if stack.inputs.is_empty() && stack.lookups.is_empty() {
+        return Ok(stack);
+    }
+    if !good.pins(&stack) {
+        return with_inputs(args, stack, true, aws, store).await;
+    }
+    let outputs = good.inputs.iter().map(|(s, o, v)| ((s.clone(), o.clone()), Ok(v.clone()))).collect();
+    let found = good.found.iter().map(|(k, v)| (k.clone(), Ok(v.clone()))).collect();
+    load_with(args, true, Some(outputs), Some(found))
+}
+
+/// The stack loaded with the lookup results and other stacks' outputs
+/// given (a saved plan's): no AWS call.
+pub fn load_pinned(
+    args: &StackArgs,
+    found: &BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    inputs: &[(String, String, serde_json::Value)],
+) -> anyhow::Result<Stack> {
+    let outputs = inputs.iter().map(|(s, o, v)| ((s.clone(), o.clone()), Ok(v.clone()))).collect();
+    let found = found.iter().map(|(k, v)| (k.clone(), Ok(v.clone()))).collect();
+    load_with(args, true, Some(outputs), Some(found))
+}
+
+/// What a loaded stack's lookups found, to load it again with (`None`:
+/// they were not made).
+fn found_of(stack: &Stack) -> Option<BTreeMap<String, crate::lookup::Found>> {
+    (!stack.lookups.is_empty() && stack.found.len() == stack.lookups.len())
+        .then(|| stack.found.iter().map(|(k, v)| (k.clone(), Ok(v.clone()))).collect())
 }
 
 /// `stack` with the values of the other stacks' outputs it reads
@@ -497,9 +539,11 @@ pub async fn with_inputs(
     store: &crate::state::Store,
 ) -> anyhow::Result<Stack> {
     use crate::state::applied;
-    if stack.inputs.is_empty() {
+    if stack.inputs.is_empty() && stack.lookups.is_empty() {
         return Ok(stack);
     }
+    let lookups =
+        if stack.lookups.is_empty() { None } else { Some(crate::lookup::perform(aws, &stack.lookups).await?) };
     let env = &stack.env;
     let others: BTreeSet<&String> = stack.inputs.keys().map(|(s, _)| s).collect();
     let mut records = BTreeMap::new();
@@ -535,7 +579,7 @@ pub async fn with_inputs(
             ((other.clone(), output.clone()), value)
         })
         .collect();
-    load_with(args, require_secrets, Some(values))
+    load_with(args, require_secrets, Some(values), lookups)
 }
 
 /// `stack` as it was last applied: the variables that apply was given
@@ -572,7 +616,7 @@ pub fn as_applied(
     // The other stacks' outputs as already read (unknown if not).
     let read =
         (!stack.inputs.is_empty()).then(|| stack.inputs.iter().map(|(k, v)| (k.clone(), Ok(v.clone()))).collect());
-    load_with(&with, require_secrets, read)
+    load_with(&with, require_secrets, read, found_of(&stack))
 }
 
 pub async fn connect(stack: &Stack, args: &AwsArgs) -> Aws {

@@ -143,12 +143,27 @@ pub fn show_after_apply(outputs: &BTreeMap<String, RecordedOutput>, printer: &Pr
 
 /// Before a plan: the other stacks' outputs it read, and from where.
 pub fn show_inputs(stack: &crate::spec::Stack, printer: &Printer) {
-    if stack.inputs.is_empty() {
-        return;
+    if !stack.inputs.is_empty() {
+        printer.out(&printer.paint(Style::Bold, "Read from other stacks' last applies:"));
+        for ((other, output), value) in &stack.inputs {
+            printer.out(&format!("  stack.{other}.outputs.{output} = {value} ({other} / {})", stack.env));
+        }
+        printer.out("");
     }
-    printer.out(&printer.paint(Style::Bold, "Read from other stacks' last applies:"));
-    for ((other, output), value) in &stack.inputs {
-        printer.out(&format!("  stack.{other}.outputs.{output} = {value} ({other} / {})", stack.env));
+    if !stack.found.is_empty() {
+        printer.out(&printer.paint(Style::Bold, "Looked up:"));
+        for (name, values) in &stack.found {
+            let l = &stack.lookups[name];
+            let how = match (&l.override_id, l.kind.by_name) {
+                (Some(id), _) if !id.is_empty() => "its override".to_string(),
+                (_, true) => format!("the newest named `{}`", l.name.as_deref().unwrap_or_default()),
+                (_, false) => {
+                    format!("tags {}", l.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
+                }
+            };
+            let shown: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            printer.out(&format!("  lookups.{name} ({}, {how}): {}", l.kind.type_name, shown.join(", ")));
+        }
+        printer.out("");
     }
-    printer.out("");
 }

@@ -83,6 +83,7 @@ async fn drift_of(
     store: &crate::state::Store,
 ) -> anyhow::Result<DriftCell> {
     let applied = crate::state::applied::read(aws, store, &stack.name, &stack.env).await?;
+    let stack = super::with_inputs(a, stack, false, aws, store).await?;
     let stack = super::as_applied(a, stack, applied.as_ref(), false)?;
     let live = crate::live::read(aws, &stack).await?;
     let plan = crate::plan::plan(&stack, &live, None)?;

@@ -189,6 +189,12 @@ fn visit<'v>(v: &'v Value, pattern: &str, at: String, out: &mut Vec<(String, &'v
 
 /// What is wrong with `value` under `limit`, if anything.
 fn judge(limit: &Limit, value: &Value, quiet: bool) -> Option<String> {
+    // Text interpolating a value not known yet is judged once it is.
+    if let Value::String(s) = value
+        && s.contains(crate::value::UNKNOWN)
+    {
+        return None;
+    }
     if crate::value::contains_unknown(value) && !matches!(value, Value::Array(_) | Value::Object(_)) {
         return None;
     }

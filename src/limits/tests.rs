@@ -141,6 +141,9 @@ fn unknown_values_and_left_out_ones_are_not_judged() {
     let s = sends("num_cache_clusters", "elasticache:CreateReplicationGroupMessage.NumCacheClusters");
     assert!(check(&s, &json!({}), &|_| false).is_empty());
     assert!(check(&s, &json!({"num_cache_clusters": crate::value::unknown()}), &|_| false).is_empty());
+    let d = sends("description", "ec2:CreateSecurityGroupRequest.Description");
+    let partly = format!("next to {}", crate::value::UNKNOWN);
+    assert!(check(&d, &json!({ "description": partly }), &|_| false).is_empty());
     assert_eq!(check(&s, &json!({"num_cache_clusters": 7}), &|_| false).len(), 1);
     assert!(check(&s, &json!({"num_cache_clusters": 6}), &|_| false).is_empty());
 }

@@ -64,6 +64,14 @@ pub struct SavedPlan {
     /// For each resource in the plan (`kind.name`): its live objects, by id,
     /// as attribute → digest.
     pub live: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    /// What the stack's lookups found when it was planned: applied with
+    /// these (no call before the spec is checked), then made again, and
+    /// the plan is stale if one found something else.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub found: BTreeMap<String, BTreeMap<String, Value>>,
+    /// The other stacks' outputs it read, as `(stack, output, value)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<(String, String, Value)>,
     pub plan: PlanDoc,
 }
 
@@ -169,6 +177,8 @@ impl SavedPlan {
             targets: targets.to_vec(),
             spec: stack.resources.iter().map(|(n, r)| (n.clone(), r.view())).collect(),
             live: live_marks(stack, plan, live),
+            found: stack.found.clone(),
+            inputs: stack.inputs.iter().map(|((s, o), v)| (s.clone(), o.clone(), v.clone())).collect(),
             plan: PlanDoc::new(plan),
         }
     }

@@ -26,6 +26,8 @@ pub enum Reference {
     /// same environment, as its last apply recorded it. Read before the
     /// plan; orders nothing.
     StackOutput { stack: String, output: String },
+    /// `${lookups.NAME.ATTR}`: what a lookup found, before the plan.
+    Lookup { name: String, attr: String },
     /// `${var.FLAG ? A : B}`: `A` when the boolean variable is true, else
     /// `B`. Decided when the stack is loaded (variables are known then), so
     /// only the chosen reference is an edge of the graph.
@@ -42,6 +44,7 @@ impl fmt::Display for Reference {
             Reference::Environment => f.write_str("environment"),
             Reference::Resource { name, attr } => write!(f, "resources.{name}.{attr}"),
             Reference::StackOutput { stack, output } => write!(f, "stack.{stack}.outputs.{output}"),
+            Reference::Lookup { name, attr } => write!(f, "lookups.{name}.{attr}"),
             Reference::Cond { var, then, otherwise } => write!(f, "var.{var} ? {then} : {otherwise}"),
         }
     }
@@ -59,7 +62,7 @@ pub enum ExprError {
     #[error("unterminated `${{` (write `$${{` for a literal `${{`)")]
     Unterminated,
     #[error(
-        "`${{{0}}}` is not a reference; expected var.NAME, env.NAME, resources.NAME.ATTR, stack.NAME.outputs.OUTPUT, region, stack, environment or var.FLAG ? A : B"
+        "`${{{0}}}` is not a reference; expected var.NAME, env.NAME, resources.NAME.ATTR, lookups.NAME.ATTR, stack.NAME.outputs.OUTPUT, region, stack, environment or var.FLAG ? A : B"
     )]
     Invalid(String),
 }
@@ -119,6 +122,9 @@ fn parse_reference(body: &str) -> Result<Reference, ExprError> {
         ["env", n] if is_ident(n) => Reference::Env(n.to_string()),
         ["resources", n, a] if is_ident(n) && is_ident(a) => {
             Reference::Resource { name: n.to_string(), attr: a.to_string() }
+        }
+        ["lookups", n, a] if is_ident(n) && is_ident(a) => {
+            Reference::Lookup { name: n.to_string(), attr: a.to_string() }
         }
         ["stack", n, "outputs", o] if is_ident(n) && is_ident(o) => {
             Reference::StackOutput { stack: n.to_string(), output: o.to_string() }

@@ -45,6 +45,10 @@ pub struct Stack {
     /// Other stacks' outputs this one reads (`${stack.NAME.outputs.X}`):
     /// `(stack, output)` → the value used (unknown when loaded offline).
     pub inputs: BTreeMap<(String, String), serde_json::Value>,
+    /// `lookups:`, by name.
+    pub lookups: BTreeMap<String, crate::lookup::Lookup>,
+    /// What each lookup found, when they were made (empty offline).
+    pub found: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
 }
 
 /// A resolved output: its value may reference resources' outputs.

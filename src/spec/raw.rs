@@ -44,6 +44,35 @@ pub struct RawStack {
     /// `${stack.NAME.outputs.OUTPUT}`.
     #[serde(default, deserialize_with = "strict::map")]
     pub outputs: BTreeMap<String, RawOutput>,
+    /// Read-only lookups of objects the stack does not manage (Terraform's
+    /// data sources), made before each plan and read as
+    /// `${lookups.NAME.ATTR}`: `ec2.ami` (the newest of a name), `ec2.vpc`
+    /// and `ec2.subnets` (by tags).
+    #[serde(default, deserialize_with = "strict::map")]
+    pub lookups: BTreeMap<String, RawLookup>,
+}
+
+/// One of `lookups:`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLookup {
+    /// `ec2.ami`, `ec2.vpc` or `ec2.subnets`.
+    #[serde(rename = "type", deserialize_with = "strict::text")]
+    pub kind: String,
+    /// `ec2.ami`: the accounts that may own it (ids, `self`, `amazon`).
+    #[serde(default, deserialize_with = "strict::texts")]
+    pub owners: Vec<String>,
+    /// `ec2.ami`: its name, `*` for any run of characters
+    /// (`gitlab-ee-${var.gitlab_version}-*`).
+    #[serde(default, deserialize_with = "strict::opt_text")]
+    pub name: Option<String>,
+    /// `ec2.vpc`, `ec2.subnets`: tags the object carries, all of them.
+    #[serde(default, deserialize_with = "strict::text_map")]
+    pub tags: BTreeMap<String, String>,
+    /// An id to use instead, usually a variable (`${var.gitlab_ami}`): when
+    /// it is not empty the lookup is not made.
+    #[serde(default, rename = "override", deserialize_with = "strict::opt_text")]
+    pub override_id: Option<String>,
 }
 
 /// One of `outputs:`.

@@ -35,6 +35,8 @@ pub struct LoadOptions {
     /// unknown). Keyed by `(stack, output)`; an `Err` is why it has no
     /// value, reported where it is used.
     pub stack_outputs: Option<StackOutputs>,
+    /// What each lookup found (`None`: offline, they stay unknown).
+    pub lookups: Option<BTreeMap<String, crate::lookup::Found>>,
 }
 
 /// Other stacks' outputs by `(stack, output)`: the value, or why there is
@@ -274,6 +276,9 @@ struct Walk {
 }
 
 struct Env<'a> {
+    /// `lookups:`, and what they found when they were made.
+    lookups: &'a BTreeMap<String, crate::lookup::Lookup>,
+    found: Option<&'a BTreeMap<String, crate::lookup::Found>>,
     /// The other stacks' outputs, when read ([`LoadOptions::stack_outputs`]).
     stack_outputs: Option<&'a StackOutputs>,
     stack: &'a str,
@@ -408,7 +413,7 @@ impl Cx<'_> {
     }
 
     fn resolve(&mut self, raw: RawStack, opts: &LoadOptions) -> Option<Stack> {
-        let RawStack { stack, region, tags, variables, mut environments, resources, state, outputs } = raw;
+        let RawStack { stack, region, tags, variables, mut environments, resources, state, outputs, lookups } = raw;
         let state = state.map(|s| {
             if let Err(why) = kinds::lookup("s3.bucket").map_or(Ok(()), |k| k.check_physical_name(&s.bucket)) {
                 self.at_value("state.bucket", format!("state bucket `{}`: {why}", s.bucket), None);
@@ -557,7 +562,10 @@ impl Cx<'_> {
                 disabled.insert(name.clone());
             }
         }
+        let no_lookups = BTreeMap::new();
         let env = Env {
+            lookups: &no_lookups,
+            found: opts.lookups.as_ref(),
             stack_outputs: opts.stack_outputs.as_ref(),
             disabled: &disabled,
             stack: &stack,
@@ -567,6 +575,8 @@ impl Cx<'_> {
             kinds: &kinds_by_name,
             require_secrets: opts.require_secrets,
         };
+        let (lookups, found) = self.lookups(lookups, &env);
+        let env = Env { lookups: &lookups, ..env };
         let tags = self.tag_values(tags, "tags", &env);
         let env_tags = self.tag_values(env_tags, &join_key(&join_key("environments", &env_name), "tags"), &env);
         let todo: Vec<(String, RawResource, &'static dyn Kind)> = resources
@@ -636,7 +646,71 @@ impl Cx<'_> {
             source_digest: String::new(),
             outputs,
             inputs: BTreeMap::new(),
+            lookups,
+            found,
         })
+    }
+
+    /// `lookups:`: each one's fields (variables only), and, when they were
+    /// made, what each found; one that found nothing is an error here.
+    fn lookups(
+        &mut self,
+        raw: BTreeMap<String, super::raw::RawLookup>,
+        env: &Env<'_>,
+    ) -> (BTreeMap<String, crate::lookup::Lookup>, BTreeMap<String, BTreeMap<String, Value>>) {
+        let mut out = BTreeMap::new();
+        let mut found = BTreeMap::new();
+        for (name, l) in raw {
+            let lp = join_key("lookups", &name);
+            if !is_ident(&name) {
+                self.at_key(&lp, format!("lookup name `{name}` must be letters, digits, `_` and `-`"), None);
+                continue;
+            }
+            let Some(kind) = crate::lookup::kind(&l.kind) else {
+                let help = help_for(&l.kind, crate::lookup::KINDS.iter().map(|k| k.type_name));
+                self.at_value(&join_key(&lp, "type"), format!("unknown lookup type `{}`", l.kind), help);
+                continue;
+            };
+            let before = self.diags.len();
+            let text = |cx: &mut Self, v: String, field: &str| -> String {
+                let at = join_key(&lp, field);
+                let mut walk = Walk::default();
+                match cx.template(Value::String(v), &at, "lookups", env, &mut walk) {
+                    Template::Lit(Value::String(s)) if walk.sensitive.is_empty() => s,
+                    _ => {
+                        cx.at_value(&at, format!("`{at}` may use variables only"), None);
+                        String::new()
+                    }
+                }
+            };
+            let owners: Vec<String> = l.owners.into_iter().map(|o| text(self, o, "owners")).collect();
+            let name_pattern = l.name.map(|n| text(self, n, "name"));
+            let tags: BTreeMap<String, String> = l.tags.into_iter().map(|(k, v)| (k, text(self, v, "tags"))).collect();
+            let override_id = l.override_id.map(|o| text(self, o, "override"));
+            let wrong = match (kind.by_name, owners.is_empty(), name_pattern.is_none(), tags.is_empty()) {
+                (true, false, false, true) | (false, true, true, false) => None,
+                (true, ..) => Some("an `ec2.ami` lookup takes `owners` and `name`, and no `tags`"),
+                (false, ..) => Some("a lookup by tags takes `tags`, and no `owners` or `name`"),
+            };
+            if let Some(why) = wrong {
+                self.at_key(&lp, format!("lookup `{name}`: {why}"), None);
+            }
+            if override_id.is_some() && kind.type_name == "ec2.subnets" {
+                self.at_key(&join_key(&lp, "override"), "an `ec2.subnets` lookup has no `override`".into(), None);
+            }
+            if self.diags.len() != before {
+                continue;
+            }
+            match env.found.and_then(|f| f.get(&name)) {
+                Some(Ok(values)) => {
+                    found.insert(name.clone(), values.clone());
+                }
+                Some(Err(why)) => self.at_key(&lp, format!("lookup `{name}` ({}): {why}", kind.type_name), None),
+                None => {}
+            }
+            out.insert(name, crate::lookup::Lookup { kind, owners, name: name_pattern, tags, override_id });
+        }
+        (out, found)
     }
 
     /// `outputs:`: each value checked as a property is (its references,
@@ -1191,6 +1265,46 @@ impl Cx<'_> {
             Reference::Cond { .. } => {
                 let decided = self.decide(r.clone(), path, env);
                 self.reference(&decided, path, top, env, walk)
+            }
+            Reference::Lookup { name, attr } => {
+                let Some(l) = env.lookups.get(name) else {
+                    let help = help_for(name, env.lookups.keys().map(String::as_str));
+                    self.at_value(path, format!("`{path}` references unknown lookup `{name}`"), help);
+                    return Some(Value::Null);
+                };
+                if !l.kind.outputs.contains(&attr.as_str()) {
+                    let help = help_for(attr, l.kind.outputs.iter().copied());
+                    self.at_value(
+                        path,
+                        format!("`{path}`: lookup `{name}` ({}) has no `{attr}`", l.kind.type_name),
+                        help,
+                    );
+                    return Some(Value::Null);
+                }
+                if matches!(top, "name" | "tags") {
+                    self.at_value(
+                        path,
+                        format!("`{path}`: a {top} may not use a lookup (names and tags are known offline)"),
+                        None,
+                    );
+                    return Some(Value::Null);
+                }
+                Some(match env.found.map(|f| f.get(name)) {
+                    None => crate::value::unknown(),
+                    Some(Some(Ok(values))) => match values.get(attr) {
+                        Some(v) => v.clone(),
+                        None => {
+                            self.at_value(
+                                path,
+                                format!("`{path}`: lookup `{name}` was given by its `override`, which sets only `id`"),
+                                None,
+                            );
+                            Value::Null
+                        }
+                    },
+                    // Reported where the lookup is written.
+                    Some(_) => crate::value::unknown(),
+                })
             }
             Reference::StackOutput { stack, output } => {
                 let key = (stack.clone(), output.clone());

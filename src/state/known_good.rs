@@ -38,6 +38,13 @@ pub struct KnownGood {
     pub templates: BTreeMap<String, String>,
     /// `--var` and `CONVERGE_VAR_*` values.
     pub vars: BTreeMap<String, String>,
+    /// What its lookups found: a rollback applies the same AMI, not the
+    /// newest one.
+    #[serde(default)]
+    pub found: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// The other stacks' outputs it read, as `(stack, output, value)`.
+    #[serde(default)]
+    pub inputs: Vec<(String, String, serde_json::Value)>,
 }
 
 pub fn prefix(stack: &str, env: &str) -> String {
@@ -62,7 +69,16 @@ impl KnownGood {
             source,
             templates: stack.template_files().into_iter().map(|(p, s)| (p, s.to_string())).collect(),
             vars: stack.overrides.clone(),
+            found: stack.found.clone(),
+            inputs: stack.inputs.iter().map(|((s, o), v)| (s.clone(), o.clone(), v.clone())).collect(),
         })
+    }
+
+    /// Whether it kept every value `stack` reads from outside (lookups,
+    /// other stacks' outputs), so a rollback reads none of them again.
+    pub fn pins(&self, stack: &Stack) -> bool {
+        stack.lookups.keys().all(|l| self.found.contains_key(l))
+            && stack.inputs.keys().all(|(s, o)| self.inputs.iter().any(|(s2, o2, _)| s == s2 && o == o2))
     }
 
     /// Writes the stack file and its templates under `dir`, at the same
@@ -194,6 +210,8 @@ mod tests {
             templates: [("../templates/a.j2".to_string(), "A".to_string()), ("local.j2".to_string(), "L".to_string())]
                 .into(),
             vars: BTreeMap::new(),
+            found: BTreeMap::new(),
+            inputs: Vec::new(),
         };
         let dir = std::env::temp_dir().join(format!("converge-kg-{}", std::process::id()));
         let stack = kg.materialize(&dir).unwrap();

@@ -116,6 +116,13 @@ requests run one at a time, so the check and the write are atomic as on S3.
 AWS's managed IAM policies are loaded (MOTO_IAM_LOAD_MANAGED_POLICIES): on
 AWS every account has them, and roles attach them by ARN.
 
+The account has its own AMIs, as the README's "What you bring" asks of a
+real one (GitLab's and the runners', built with Packer): the GitLab stack's
+lookups find the newest of each name (SEED_AMIS below; two builds of one
+GitLab version, and a newer build of an older version that must not be
+picked). moto's RegisterImage dates an image now, so these are made on its
+backend with their dates.
+
 --acm-certificate-file PATH requests a certificate from moto's own ACM (an
 HTTPS listener needs one that exists) and writes its ARN there, for
 `CONVERGE_VAR_certificate_arn`.
@@ -1209,6 +1216,27 @@ class Observer:
                 return list(fix_root(environ, self.app, start_response))
         return fix_root(environ, self.app, start_response)
 
+# (name, creation date) of the account's own AMIs.
+SEED_AMIS = [
+    ("gitlab-ee-18.5.1-20261001", "2026-10-01T08:00:00"),
+    ("gitlab-ee-18.5.1-20261115", "2026-11-15T08:00:00"),
+    ("gitlab-ee-18.4.3-20261120", "2026-11-20T08:00:00"),
+    ("gitlab-runner-20261101", "2026-11-01T08:00:00"),
+]
+
+
+def seed_amis(region):
+    import datetime
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID][region]
+    for name, date in SEED_AMIS:
+        ami = backend.register_image(name=name, description=f"{name} (built for this account)")
+        ami.creation_date = datetime.datetime.fromisoformat(date)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
@@ -1253,6 +1281,7 @@ def main():
         )
         with open(args.acm_certificate_file, "w") as f:
             f.write(arn)
+    seed_amis(args.region)
     faults = Faults(args.faults, args.fault_seed, args.fault_key) if args.faults else None
     app = Observer(DomainDispatcherApplication(create_backend_app), args.log, args.delay_mutations_ms, faults)
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=SocketRequestHandler)

@@ -359,3 +359,27 @@ fn renamed_from_names_a_key_that_is_gone_once() {
     assert_eq!(e.help.as_deref(), Some("keep its name: add `name: ${stack}-${environment}-old-logs`"));
     assert!(load(&format!("{bucket}    name: demo-default-old-logs\n")).is_ok());
 }
+
+#[test]
+fn lookups_are_checked_offline_and_unknown_until_made() {
+    let src = BASE.replace("  days: 7\n", "  days: 7\n  v: \"1.2\"\n").replace(
+        "resources:\n",
+        "lookups:\n  ami:\n    type: ec2.ami\n    owners: [self]\n    name: app-${var.v}-*\nresources:\n",
+    );
+    let with_ref = format!(
+        "{src}  lt:\n    type: ec2.launch_template\n    properties:\n      image_id: ${{lookups.ami.id}}\n      instance_type: m7i.large\n"
+    );
+    let s = load(&with_ref).unwrap();
+    assert_eq!(s.lookups["ami"].name.as_deref(), Some("app-1.2-*"));
+    assert!(crate::value::is_unknown(&s.resources["lt"].props.placeholder()["image_id"]));
+    let found = BTreeMap::from([("ami".to_string(), Ok(BTreeMap::from([("id".to_string(), json!("ami-1"))])))]);
+    let s = load_with(&with_ref, LoadOptions { lookups: Some(found), ..Default::default() }).unwrap();
+    assert_eq!(s.resources["lt"].props.placeholder()["image_id"], json!("ami-1"));
+    let none = BTreeMap::from([("ami".to_string(), Err("no AMI named app-1.2-*".to_string()))]);
+    let d = load_with(&with_ref, LoadOptions { lookups: Some(none), ..Default::default() }).unwrap_err();
+    assert!(d.iter().any(|d| d.message.contains("lookup `ami` (ec2.ami): no AMI named app-1.2-*")), "{d:?}");
+    let e = one_error(&with_ref.replace("${lookups.ami.id}", "${lookups.ami.arn}"));
+    assert!(e.message.contains("lookup `ami` (ec2.ami) has no `arn`"), "{e}");
+    let e = one_error(&src.replace("    owners: [self]\n", "    tags: {a: b}\n"));
+    assert!(e.message.contains("takes `owners` and `name`"), "{e}");
+}
