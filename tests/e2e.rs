@@ -4276,6 +4276,17 @@ fn lookups_find_the_newest_ami_and_refuse_none_or_many() {
         r.stderr
     );
 
+    // A saved plan keeps what its lookups found: a newer build since makes
+    // it stale, and nothing is changed.
+    let saved = dir.path("plan.json");
+    moto.run(&["plan", STACK, "--env", "staging", "--out", path_str(&saved)]).expect(0);
+    rt().block_on(moto.ec2().register_image().name("gitlab-ee-18.5.1-20261204").send()).unwrap();
+    let mark = moto.calls().len();
+    let r = moto.run(&["apply", path_str(&saved)]).expect(1);
+    assert!(r.stderr.contains("is stale: what the stack reads from outside changed"), "{}", r.stderr);
+    assert!(r.stderr.contains("lookup `gitlab_ami` now finds"), "{}", r.stderr);
+    assert!(moto.mutating_since(mark).is_empty());
+
     // By tags: one VPC, subnets; two VPCs with the tags are an error.
     let stack = dir.write(
         "shared.yaml",

@@ -171,8 +171,12 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
     // Secrets are read again here; a missing one is refused offline. What
     // the stack reads from outside is what the plan read, for now.
     let stack = super::load(&stack_args, true)?;
-    let pinned = !stack.lookups.is_empty() || !stack.inputs.is_empty();
-    let stack = if pinned { super::load_pinned(&stack_args, &saved.found, &saved.inputs)? } else { stack };
+    // `offline`: the stack as loaded, kept to read those again below.
+    let (stack, offline) = if stack.lookups.is_empty() && stack.inputs.is_empty() {
+        (stack, None)
+    } else {
+        (super::load_pinned(&stack_args, &saved.found, &saved.inputs)?, Some(stack))
+    };
     // With --verify, what a passed check keeps as the last known good: the
     // inputs the plan was made from (checked unchanged just below).
     let inputs = match &args.verify {
@@ -198,9 +202,9 @@ async fn run_saved(saved: SavedPlan, args: &ApplyArgs, printer: &Printer) -> any
     // Then the lookups and other stacks' outputs again: one that reads
     // otherwise now makes the plan stale.
     let aws = super::connect(&stack, &args.aws).await;
-    if pinned {
+    if let Some(offline) = offline {
         let home = super::store(&stack, args.lock.state_dir.as_deref());
-        let now = super::with_inputs(&stack_args, super::load(&stack_args, true)?, true, &aws, &home).await?;
+        let now = super::with_inputs(&stack_args, offline, true, &aws, &home).await?;
         let mut problems: Vec<String> = now
             .found
             .iter()

@@ -498,9 +498,7 @@ pub async fn with_pinned_inputs(
     if !good.pins(&stack) {
         return with_inputs(args, stack, true, aws, store).await;
     }
-    let outputs = good.inputs.iter().map(|(s, o, v)| ((s.clone(), o.clone()), Ok(v.clone()))).collect();
-    let found = good.found.iter().map(|(k, v)| (k.clone(), Ok(v.clone()))).collect();
-    load_with(args, true, Some(outputs), Some(found))
+    load_pinned(args, &good.found, &good.inputs)
 }
 
 /// The stack loaded with the lookup results and other stacks' outputs

@@ -178,7 +178,7 @@ impl SavedPlan {
             spec: stack.resources.iter().map(|(n, r)| (n.clone(), r.view())).collect(),
             live: live_marks(stack, plan, live),
             found: stack.found.clone(),
-            inputs: stack.inputs.iter().map(|((s, o), v)| (s.clone(), o.clone(), v.clone())).collect(),
+            inputs: stack.input_list(),
             plan: PlanDoc::new(plan),
         }
     }

@@ -173,6 +173,12 @@ impl Resource {
 }
 
 impl Stack {
+    /// The other stacks' outputs it read, as `(stack, output, value)`: how
+    /// a saved plan and a known good keep them.
+    pub fn input_list(&self) -> Vec<(String, String, serde_json::Value)> {
+        self.inputs.iter().map(|((s, o), v)| (s.clone(), o.clone(), v.clone())).collect()
+    }
+
     /// Every template file the stack renders: path → source.
     pub fn template_files(&self) -> BTreeMap<String, std::sync::Arc<str>> {
         let mut out = BTreeMap::new();

@@ -70,7 +70,7 @@ impl KnownGood {
             templates: stack.template_files().into_iter().map(|(p, s)| (p, s.to_string())).collect(),
             vars: stack.overrides.clone(),
             found: stack.found.clone(),
-            inputs: stack.inputs.iter().map(|((s, o), v)| (s.clone(), o.clone(), v.clone())).collect(),
+            inputs: stack.input_list(),
         })
     }
 
