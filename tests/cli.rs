@@ -132,6 +132,7 @@ fn schema_covers_every_kind_and_rejects_typos() {
             "ec2.launch_template",
             "autoscaling.group",
             "autoscaling.policy",
+            "logs.log_group",
             "ecr.repository",
             "ecs.cluster",
             "ecs.task_definition",

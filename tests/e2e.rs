@@ -336,7 +336,11 @@ fn create_noop_update_drift_replace_delete_destroy() {
         "{}",
         r.stdout
     );
-    insta::with_settings!({filters => vec![(r"sg-[0-9a-f]+", "sg-[ID]"), (r"ami-[0-9a-f]+", "ami-[ID]")]}, {
+    insta::with_settings!({filters => vec![
+        (r"sg-[0-9a-f]+", "sg-[ID]"),
+        (r"ami-[0-9a-f]+", "ami-[ID]"),
+        (r"certificate/[0-9a-f-]+", "certificate/[ID]"),
+    ]}, {
         insta::assert_snapshot!("drift_plan", r.stdout);
     });
     apply(&moto, path_str(&more));
@@ -3601,12 +3605,12 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
     }
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(project.join("plan-staging.report.json")).unwrap()).unwrap();
-    assert_eq!(report["create"], 15, "{report}");
+    assert_eq!(report["create"], 16, "{report}");
     assert!(std::fs::read_to_string(project.join("plan-staging.md")).unwrap().contains("webapp-ecs"));
     for env in ["staging", "production"] {
         let notes = gitlab.notes_marked(&format!("<!-- converge plan: webapp-ecs / {env} -->"));
         assert_eq!(notes.len(), 1, "{env}: {notes:?}\n{}", r.stdout);
-        assert!(notes[0].body.contains("Plan: 15 to add"), "{}", notes[0].body);
+        assert!(notes[0].body.contains("Plan: 16 to add"), "{}", notes[0].body);
     }
     assert_eq!(gitlab.violations(), Vec::<String>::new());
     // GitLab failing: the plan job passes, and says the note failed.
@@ -4245,7 +4249,9 @@ fn lookups_find_the_newest_ami_and_refuse_none_or_many() {
 
     let r = plan(&moto, STACK).expect(2);
     assert!(
-        r.stdout.contains("lookups.gitlab_ami (ec2.ami, the newest named `gitlab-ee-18.5.1-*`): creation_date = "),
+        r.stdout.contains(
+            "lookups.gitlab_ami (ec2.ami, the newest named `gitlab-ee-18.5.1-*` owned by `self`): creation_date = "
+        ),
         "{}",
         r.stdout
     );
@@ -4351,4 +4357,251 @@ fn line_in(path: &str, text: &str) -> usize {
     let s = std::fs::read_to_string(repo().join(path)).unwrap();
     let at = s.find(text).unwrap_or_else(|| panic!("{text:?} not in {path}"));
     s[..at].lines().count() + 1
+}
+
+/// Issue 25, item 5: the app's log group is the stack's (retention kept,
+/// the task definition's awslogs driver pointed at it), and `run_before`
+/// runs a one-off task on the new task definition before the service
+/// switches: a migration that exits 1 stops the deploy with the task's stop
+/// reason, the service stays on its revision, and the next deploy, once
+/// the migration passes, switches it.
+#[test]
+fn a_failed_migration_leaves_the_service_on_its_revision_and_logs_go_to_the_stacks_group() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("migrate");
+    let stack = std::fs::read_to_string(repo().join("stacks/webapp-ecs.yaml")).unwrap();
+    assert!(stack.ends_with("      maximum_percent: 200\n"));
+    let stack = format!("{stack}      run_before:\n        command: [bin/migrate, up]\n");
+    let stack = dir.write("webapp.yaml", &stack);
+    let stack = path_str(&stack);
+    let (cluster, service, family, group) = (
+        "webapp-ecs-staging-cluster",
+        "webapp-ecs-staging-service",
+        "webapp-ecs-staging-task",
+        "/ecs/webapp-ecs-staging",
+    );
+    let deploy = |tag: &str| {
+        moto.run(&["apply", stack, "--env", "staging", "--auto-approve", "--var", &format!("image_tag={tag}")])
+    };
+    let ecs = moto.ecs();
+    let logs = moto.logs();
+    let running = || {
+        let out = rt().block_on(ecs.describe_services().cluster(cluster).services(service).send()).unwrap();
+        out.services()[0].task_definition().unwrap().rsplit(':').next().unwrap().to_string()
+    };
+    let position = |calls: &[harness::Call], op: &str| calls.iter().position(|c| c.operation == op);
+
+    deploy("v1").expect(0);
+    let calls = moto.calls();
+    let (run, create) = (position(&calls, "RunTask"), position(&calls, "CreateService"));
+    assert!(run.is_some() && run < create, "the migration ran before the service was created");
+    assert_eq!(calls.iter().filter(|c| c.operation == "RunTask").count(), 1);
+    let (retention, tags, log_config, overrides) = rt().block_on(async {
+        let groups = logs.describe_log_groups().log_group_name_prefix(group).send().await.unwrap();
+        let g = groups.log_groups()[0].clone();
+        assert_eq!(g.log_group_name(), Some(group));
+        let tags = logs.list_tags_for_resource().resource_arn(g.log_group_arn().unwrap()).send().await.unwrap();
+        let td = ecs.describe_task_definition().task_definition(format!("{family}:1")).send().await.unwrap();
+        let c = td.task_definition().unwrap().container_definitions()[0].clone();
+        let tasks = ecs
+            .list_tasks()
+            .cluster(cluster)
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+            .send()
+            .await
+            .unwrap();
+        let described =
+            ecs.describe_tasks().cluster(cluster).set_tasks(Some(tasks.task_arns().to_vec())).send().await.unwrap();
+        let overrides: Vec<(String, Vec<String>)> = described.tasks()[0]
+            .overrides()
+            .unwrap()
+            .container_overrides()
+            .iter()
+            .map(|o| (o.name().unwrap_or_default().to_string(), o.command().to_vec()))
+            .collect();
+        (
+            g.retention_in_days(),
+            tags.tags().cloned().unwrap_or_default(),
+            c.log_configuration().cloned().unwrap(),
+            overrides,
+        )
+    });
+    assert_eq!(retention, Some(30));
+    assert_eq!(tags.get("converge:stack").map(String::as_str), Some("webapp-ecs"));
+    assert_eq!(log_config.log_driver().as_str(), "awslogs");
+    assert_eq!(log_config.options().unwrap().get("awslogs-group").map(String::as_str), Some(group));
+    assert_eq!(overrides, [("app".to_string(), vec!["bin/migrate".to_string(), "up".to_string()])]);
+    assert_eq!(running(), "1");
+
+    // The migration of v2 fails: nothing switches.
+    moto.set_task_exit(family, Some(1), "rake aborted! PG::UndefinedTable");
+    let mark = moto.calls().len();
+    let r = deploy("v2").expect(1);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    for part in [
+        "run_before `bin/migrate up` failed",
+        "container app stopped with exit code 1",
+        "Essential container in task exited (EssentialContainerExited)",
+        "rake aborted! PG::UndefinedTable",
+        "the service still runs",
+        "nothing was switched",
+    ] {
+        assert!(all.contains(part), "{part}: {all}");
+    }
+    assert_eq!(running(), "1", "the service stays on its revision");
+    let since = &moto.calls()[mark..];
+    assert!(since.iter().all(|c| c.operation != "UpdateService"), "{since:?}");
+
+    // Fixed: the next deploy migrates, then switches.
+    moto.set_task_exit(family, None, "");
+    let mark = moto.calls().len();
+    deploy("v2").expect(0);
+    let since = &moto.calls()[mark..];
+    let (run, update) = (position(since, "RunTask"), position(since, "UpdateService"));
+    assert!(run.is_some() && run < update, "{since:?}");
+    assert_eq!(running(), "2");
+    // run_before is not AWS's: it plans no change of its own.
+    moto.run(&["plan", stack, "--env", "staging", "--var", "image_tag=v2", "--detailed-exitcode"]).expect(0);
+
+    // Retention changed by hand is planned back and restored in place.
+    rt().block_on(logs.put_retention_policy().log_group_name(group).retention_in_days(7).send()).unwrap();
+    let r = moto.run(&["plan", stack, "--env", "staging", "--var", "image_tag=v2", "--detailed-exitcode"]).expect(2);
+    assert!(r.stdout.contains("retention_in_days") && r.stdout.contains("retention_in_days = 7 → 30"), "{}", r.stdout);
+    deploy("v2").expect(0);
+    let after = rt().block_on(logs.describe_log_groups().log_group_name_prefix(group).send()).unwrap();
+    assert_eq!(after.log_groups()[0].retention_in_days(), Some(30));
+}
+
+/// Issue 25, item 2: an SSM parameter (AWS's public AMI parameters), an
+/// ACM certificate by domain and a Route 53 zone, looked up before the
+/// plan and shown in it (text and JSON); none, or several certificates, is
+/// an error naming the filter; a SecureString is refused and never read.
+#[test]
+fn lookups_read_ssm_parameters_acm_certificates_and_route53_zones() {
+    let moto = Moto::start();
+    let dir = Scratch::new("lookups2");
+    let param = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+    let stack = dir.write(
+        "edge.yaml",
+        &format!(
+            "stack: edge\nregion: eu-west-1\nvariables:\n  ami: \"\"\n  parameter: {param}\nlookups:\n  image:\n    type: ssm.parameter\n    name: ${{var.parameter}}\n    override: ${{var.ami}}\n  cert:\n    type: acm.certificate\n    domain: app.example.internal\n    most_recent: false\n  zone:\n    type: route53.zone\n    name: example.internal\n    private: true\nresources:\n  settings:\n    type: secretsmanager.secret\n    properties:\n      description: image ${{lookups.image.value}} zone ${{lookups.zone.id}}\noutputs:\n  certificate:\n    value: ${{lookups.cert.arn}}\n"
+        ),
+    );
+    let stack = path_str(&stack);
+    let r = moto.run(&["plan", stack]).expect(1);
+    assert!(
+        r.stderr.contains(
+            "lookup `cert` (acm.certificate): no ISSUED ACM certificate has the domain name `app.example.internal`"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("lookup `zone` (route53.zone): no private hosted zone is named `example.internal.`"),
+        "{}",
+        r.stderr
+    );
+
+    // A certificate imported for the domain; a private zone, and a public
+    // one of the same name that must not be taken.
+    let import = |n: &str| {
+        let key = dir.path(&format!("{n}.key"));
+        let cert = dir.path(&format!("{n}.pem"));
+        let ok = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=app.example.internal"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+        let blob = |p: &std::path::PathBuf| aws_sdk_acm::primitives::Blob::new(std::fs::read(p).unwrap());
+        let out = rt()
+            .block_on(moto.acm().import_certificate().certificate(blob(&cert)).private_key(blob(&key)).send())
+            .unwrap();
+        out.certificate_arn().unwrap().to_string()
+    };
+    let first = import("first");
+    let (private_zone, expected_image) = rt().block_on(async {
+        let vpc = moto.ec2().create_vpc().cidr_block("10.60.0.0/16").send().await.unwrap();
+        let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        let zone = |private: bool, reference: &'static str| {
+            let mut call = moto.route53().create_hosted_zone().name("example.internal").caller_reference(reference);
+            if private {
+                call = call
+                    .hosted_zone_config(aws_sdk_route53::types::HostedZoneConfig::builder().private_zone(true).build())
+                    .vpc(
+                        aws_sdk_route53::types::Vpc::builder()
+                            .vpc_region(aws_sdk_route53::types::VpcRegion::EuWest1)
+                            .vpc_id(&vpc_id)
+                            .build(),
+                    );
+            }
+            call.send()
+        };
+        zone(false, "public").await.unwrap();
+        let private = zone(true, "private").await.unwrap();
+        let id = private.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_string();
+        let image = moto.ssm().get_parameter().name(param).send().await.unwrap();
+        (id, image.parameter().unwrap().value().unwrap().to_string())
+    });
+    assert!(expected_image.starts_with("ami-"), "{expected_image}");
+    let r = moto.run(&["plan", stack, "--detailed-exitcode"]).expect(2);
+    for line in [
+        format!("lookups.image (ssm.parameter, parameter `{param}`): value = \"{expected_image}\""),
+        format!("lookups.cert (acm.certificate, the issued certificate for `app.example.internal`): arn = \"{first}\""),
+        format!("lookups.zone (route53.zone, the private zone `example.internal`): id = \"{private_zone}\""),
+        format!("image {expected_image} zone {private_zone}"),
+    ] {
+        assert!(r.stdout.contains(&line), "{line}\n{}", r.stdout);
+    }
+    let json = moto.run(&["plan", stack, "--format", "json"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let read: Vec<(&str, &serde_json::Value)> =
+        doc["read"].as_array().unwrap().iter().map(|r| (r["name"].as_str().unwrap(), &r["values"])).collect();
+    assert_eq!(read.iter().map(|r| r.0).collect::<Vec<_>>(), ["lookups.cert", "lookups.image", "lookups.zone"]);
+    assert_eq!(read[0].1["arn"], serde_json::json!(first));
+    moto.run(&["apply", stack, "--auto-approve"]).expect(0);
+    let out = moto.run(&["output", stack, "certificate"]).expect(0);
+    assert_eq!(out.stdout.trim(), first);
+
+    // Two certificates for the domain: an error, unless the latest is asked for.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = import("second");
+    let r = moto.run(&["plan", stack]).expect(1);
+    assert!(
+        r.stderr.contains("2 ISSUED ACM certificates have the domain name `app.example.internal`")
+            && r.stderr.contains("set `most_recent: true`"),
+        "{}",
+        r.stderr
+    );
+    let latest = std::fs::read_to_string(stack).unwrap().replace("most_recent: false", "most_recent: true");
+    let latest = dir.write("edge-latest.yaml", &latest);
+    let latest = path_str(&latest);
+    let r = moto.run(&["plan", latest]).expect(0);
+    assert!(r.stdout.contains(&format!("arn = \"{second}\"")), "{}", r.stdout);
+
+    // A SecureString: refused, its value never read nor shown.
+    rt().block_on(
+        moto.ssm()
+            .put_parameter()
+            .name("/edge/token")
+            .value("s3cr3t-t0ken-value")
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send(),
+    )
+    .unwrap();
+    let r = moto.run(&["plan", latest, "--var", "parameter=/edge/token"]).expect(1);
+    assert!(r.stderr.contains("`/edge/token` is a SecureString"), "{}", r.stderr);
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains("s3cr3t"), "{}", r.stderr);
+    // An override is used as the parameter's value, and no call is made for it.
+    let mark = moto.calls().len();
+    let r = moto.run(&["plan", latest, "--var", "ami=ami-0123456789abcdef0"]).expect(0);
+    assert!(
+        r.stdout.contains("lookups.image (ssm.parameter, its override): value = \"ami-0123456789abcdef0\""),
+        "{}",
+        r.stdout
+    );
+    assert!(moto.calls()[mark..].iter().all(|c| c.operation != "GetParameter"));
 }

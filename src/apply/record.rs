@@ -128,6 +128,7 @@ mod tests {
                 moved_from: None,
                 live: Some(kept_live.into()),
             }],
+            read: Vec::new(),
         };
         let report = Report {
             results: vec![

@@ -45,6 +45,11 @@ pub struct Aws {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub iam: aws_sdk_iam::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// Lookups only: SSM parameters, ACM certificates, Route 53 zones.
+    pub ssm: aws_sdk_ssm::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub route53: aws_sdk_route53::Client,
     /// The Resource Groups Tagging API: the ownership index ([`owned`]).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub region: String,
@@ -115,6 +120,10 @@ impl Aws {
             autoscaling: client!(aws_sdk_autoscaling),
             iam: client!(aws_sdk_iam),
             secretsmanager: client!(aws_sdk_secretsmanager),
+            logs: client!(aws_sdk_cloudwatchlogs),
+            ssm: client!(aws_sdk_ssm),
+            acm: client!(aws_sdk_acm),
+            route53: client!(aws_sdk_route53),
             tagging: client!(aws_sdk_resourcegroupstagging),
             calls: calls.clone(),
             region: opts.region.clone(),

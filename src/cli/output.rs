@@ -154,12 +154,9 @@ pub fn show_inputs(stack: &crate::spec::Stack, printer: &Printer) {
         printer.out(&printer.paint(Style::Bold, "Looked up:"));
         for (name, values) in &stack.found {
             let l = &stack.lookups[name];
-            let how = match (&l.override_id, l.kind.by_name) {
-                (Some(id), _) if !id.is_empty() => "its override".to_string(),
-                (_, true) => format!("the newest named `{}`", l.name.as_deref().unwrap_or_default()),
-                (_, false) => {
-                    format!("tags {}", l.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
-                }
+            let how = match &l.override_id {
+                Some(id) if !id.is_empty() => "its override".to_string(),
+                _ => l.filter(),
             };
             let shown: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             printer.out(&format!("  lookups.{name} ({}, {how}): {}", l.kind.type_name, shown.join(", ")));

@@ -9,10 +9,17 @@
 //! `wait_timeout` and with progress, until the new PRIMARY deployment is
 //! COMPLETED; a FAILED one (the deployment circuit breaker tripped) is an
 //! error that quotes the service's latest events.
+//!
+//! `run_before` runs a one-off task (a database migration) on the new task
+//! definition before the service is created or switched to it: `RunTask`
+//! with the service's network and the command, then `DescribeTasks` until
+//! it stops. Only an exit code of 0 lets the service change; any other
+//! outcome is an error quoting the task's stop reason, and the service
+//! keeps running the revision it ran.
 
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType, LoadBalancer,
-    NetworkConfiguration, Service, ServiceField,
+    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, DeploymentCircuitBreaker, DeploymentConfiguration,
+    LaunchType, LoadBalancer, NetworkConfiguration, Service, ServiceField, TaskOverride,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -67,6 +74,24 @@ pub struct ServiceProps {
     /// Upper bound, in percent (default 200).
     #[serde(default = "two_hundred")]
     pub maximum_percent: i32,
+    /// A one-off task run on the new task definition before the service
+    /// is created or switched to it, e.g. the app's database migrations; it
+    /// must exit 0, or nothing is switched. Not compared: it runs whenever
+    /// the task definition changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_before: Option<RunBefore>,
+}
+
+/// `run_before:` of `ecs.service`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunBefore {
+    /// The command, in place of the container's (`[bin/rails, db:migrate]`).
+    pub command: Vec<String>,
+    /// The container that runs it (default: the one the load balancer
+    /// sends to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
@@ -123,6 +148,17 @@ impl Kind for ServiceKind {
         super::sort_ids(&mut p.subnets);
         super::sort_ids(&mut p.security_groups);
         p.load_balancers.sort();
+        if let Some(r) = &mut p.run_before {
+            if r.command.is_empty() {
+                return err("run_before.command", "the command to run, e.g. [bin/rails, db:migrate]");
+            }
+            if r.container.is_none() {
+                let Some(b) = p.load_balancers.first() else {
+                    return err("run_before.container", "name the container that runs the command");
+                };
+                r.container = Some(b.container_name.clone());
+            }
+        }
         Ok(super::to_value(&p))
     }
     fn replace_on(&self) -> &'static [&'static str] {
@@ -144,8 +180,13 @@ impl Kind for ServiceKind {
             Sent::aws("circuit_breaker", "ecs:DeploymentCircuitBreaker.enable"),
             Sent::aws("minimum_healthy_percent", "ecs:DeploymentConfiguration.minimumHealthyPercent"),
             Sent::aws("maximum_percent", "ecs:DeploymentConfiguration.maximumPercent"),
+            Sent::aws("run_before.command[]", "ecs:ContainerOverride.command[]"),
+            Sent::aws("run_before.container", "ecs:ContainerOverride.name"),
         ];
         SENDS
+    }
+    fn write_only(&self) -> &'static [&'static str] {
+        &["run_before"]
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "arn", "name"]
@@ -210,6 +251,9 @@ impl Kind for ServiceKind {
             if !p.subnets.is_empty() {
                 call = call.network_configuration(network(&p)?);
             }
+            if let Some(r) = &p.run_before {
+                run_before(aws, &p, r, d, None).await?;
+            }
             call.send().await.map_err(|e| AwsError::from_sdk("ecs:CreateService", e))?;
             let s = settle(aws, &p.cluster, &d.physical_name, &p.task_definition, d.timeout).await?;
             Ok(live(d.name.clone(), &s))
@@ -219,7 +263,14 @@ impl Kind for ServiceKind {
     fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
         Box::pin(async move {
             let p: ServiceProps = super::props(self.type_name(), &d.props)?;
-            let was: ServiceProps = super::props(self.type_name(), &l.props)?;
+            let mut was: ServiceProps = super::props(self.type_name(), &l.props)?;
+            // Not AWS's: never a difference of its own.
+            was.run_before.clone_from(&p.run_before);
+            if let Some(r) = &p.run_before
+                && p.task_definition != was.task_definition
+            {
+                run_before(aws, &p, r, d, Some(&was.task_definition)).await?;
+            }
             if was != p {
                 // Only what changed: a new load balancer or network
                 // configuration starts a deployment of its own on ECS.
@@ -284,6 +335,92 @@ impl Kind for ServiceKind {
             .await
         })
     }
+}
+
+/// Runs `r` on `p`'s task definition and waits for it to stop: `Ok` only
+/// when the container exited 0. `running` is the revision the service runs
+/// now, for the error.
+async fn run_before(
+    aws: &Aws,
+    p: &ServiceProps,
+    r: &RunBefore,
+    d: &Desired,
+    running: Option<&str>,
+) -> Result<(), AwsError> {
+    let container = r.container.clone().unwrap_or_default();
+    let mut call = aws
+        .ecs
+        .run_task()
+        .cluster(&p.cluster)
+        .task_definition(&p.task_definition)
+        .count(1)
+        .launch_type(LaunchType::from(p.launch_type.as_str()))
+        .overrides(
+            TaskOverride::builder()
+                .container_overrides(
+                    ContainerOverride::builder().name(&container).set_command(Some(r.command.clone())).build(),
+                )
+                .build(),
+        )
+        .started_by("converge run_before")
+        // A retried RunTask (lost response) returns the task the first
+        // attempt started instead of starting a second migration.
+        .client_token(client_token())
+        .set_tags(Some(ecs_tags(&d.tags)));
+    if !p.subnets.is_empty() {
+        call = call.network_configuration(network(p)?);
+    }
+    let out = call.send().await.map_err(|e| AwsError::from_sdk("ecs:RunTask", e))?;
+    let unchanged = match running {
+        Some(td) => format!("the service still runs {td}; nothing was switched"),
+        None => "the service was not created".to_string(),
+    };
+    let Some(arn) = out.tasks().first().and_then(|t| t.task_arn()).map(str::to_string) else {
+        let why: Vec<String> = out
+            .failures()
+            .iter()
+            .map(|f| format!("{} ({})", f.reason().unwrap_or("no reason"), f.detail().unwrap_or_default()))
+            .collect();
+        return Err(AwsError::other(
+            "ecs:RunTask",
+            format!("run_before could not start on {}: {}; {unchanged}", p.task_definition, why.join("; ")),
+        ));
+    };
+    let task = poll_until("ecs:DescribeTasks", "run_before's task to stop", d.timeout, || async {
+        let out = aws
+            .ecs
+            .describe_tasks()
+            .cluster(&p.cluster)
+            .tasks(&arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:DescribeTasks", e))?;
+        Ok(match out.tasks().first() {
+            Some(t) if t.last_status() == Some("STOPPED") => Polled::Ready(t.clone()),
+            Some(t) => Polled::Waiting(t.last_status().unwrap_or("PROVISIONING").to_lowercase()),
+            None => Polled::Waiting("not visible yet".into()),
+        })
+    })
+    .await?;
+    let ran = task.containers().iter().find(|c| c.name() == Some(container.as_str()));
+    let exit = ran.and_then(|c| c.exit_code());
+    if exit == Some(0) {
+        return Ok(());
+    }
+    let code = exit.map_or("no exit code (it never ran)".to_string(), |c| format!("exit code {c}"));
+    let stop = match task.stop_code() {
+        Some(c) => format!("{} ({})", task.stopped_reason().unwrap_or("no reason given"), c.as_str()),
+        None => task.stopped_reason().unwrap_or("no reason given").to_string(),
+    };
+    let reason = ran.and_then(|c| c.reason()).map(|r| format!("; container: {r}")).unwrap_or_default();
+    Err(AwsError::other(
+        "ecs:RunTask",
+        format!(
+            "run_before `{}` failed on {}: container {container} stopped with {code}; task {arn} stopped: {stop}{reason}; {unchanged}",
+            r.command.join(" "),
+            p.task_definition
+        ),
+    ))
 }
 
 fn deployment(p: &ServiceProps) -> DeploymentConfiguration {
@@ -416,6 +553,7 @@ fn live(name: String, s: &Service) -> Live {
         circuit_breaker: breaker.is_some_and(|b| b.enable()),
         minimum_healthy_percent: config.and_then(|c| c.minimum_healthy_percent()).unwrap_or(100),
         maximum_percent: config.and_then(|c| c.maximum_percent()).unwrap_or(200),
+        run_before: None,
     };
     let mut value = super::to_value(&props);
     // Settings the API did not report are not compared (see `Kind::read`).

@@ -100,8 +100,9 @@ pub struct Container {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     /// CloudWatch Logs group for the container's output (driver
-    /// `awslogs`, stream prefix the container's name). The group must
-    /// exist.
+    /// `awslogs`, stream prefix the container's name): usually a
+    /// `logs.log_group` of the stack, `${resources.logs.name}`, so that it
+    /// exists before a task starts (the awslogs driver does not create it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_group: Option<String>,
 }

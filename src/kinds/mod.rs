@@ -42,6 +42,7 @@ pub mod elbv2_load_balancer;
 pub mod elbv2_target_group;
 pub mod iam_instance_profile;
 pub mod iam_role;
+pub mod logs_log_group;
 pub mod rds_db_instance;
 pub mod rds_db_parameter_group;
 pub mod rds_db_subnet_group;
@@ -79,6 +80,7 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &ec2_launch_template::LaunchTemplate,
     &autoscaling_group::Group,
     &autoscaling_policy::Policy,
+    &logs_log_group::LogGroupKind,
     &ecr_repository::RepositoryKind,
     &ecs_cluster::ClusterKind,
     &ecs_task_definition::TaskDefinitionKind,

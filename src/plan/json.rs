@@ -39,9 +39,27 @@ pub struct PlanDoc {
     pub summary: SummaryDoc,
     /// True when applying the plan would change anything.
     pub has_changes: bool,
+    /// What the plan read from outside the stack before it was made: other
+    /// stacks' outputs and lookups (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read: Vec<ReadDoc>,
     /// With `--stats`: what making the plan cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<StatsDoc>,
+}
+
+/// A value read before planning: another stack's output or a lookup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadDoc {
+    /// How the spec names it: `stack.NAME.outputs.X`, `lookups.NAME`.
+    pub name: String,
+    /// Where it came from: the other stack's last apply, the lookup's
+    /// filter, or `its override`.
+    pub from: String,
+    /// What it gave: `value` for another stack's output, a lookup's
+    /// outputs by name.
+    pub values: std::collections::BTreeMap<String, Value>,
 }
 
 /// What a run cost: its AWS calls and the wall time of its phases.
@@ -213,6 +231,11 @@ impl PlanDoc {
             resources: plan.resources.iter().map(resource).collect(),
             summary: SummaryDoc { add: s.add, change: s.change, replace: s.replace, destroy: s.destroy },
             has_changes: plan.has_changes(),
+            read: plan
+                .read
+                .iter()
+                .map(|r| ReadDoc { name: r.name.clone(), from: r.from.clone(), values: r.values.clone() })
+                .collect(),
             stats: None,
         }
     }

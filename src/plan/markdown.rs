@@ -94,6 +94,16 @@ pub fn render(plan: &Plan) -> String {
         return s;
     }
     let _ = writeln!(s, "**{}**\n", summary_line(&plan.summary()));
+    if !plan.read.is_empty() {
+        s.push_str("Read before planning:\n\n| Value | From | Gave |\n|---|---|---|\n");
+        for r in &plan.read {
+            let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            let gave: Vec<String> =
+                r.values.iter().map(|(k, v)| format!("{k} = `{}`", escape(&text(v).replace('`', "'")))).collect();
+            let _ = writeln!(s, "| `{}` | {} | {} |", escape(&r.name), escape(&r.from), gave.join(", "));
+        }
+        s.push('\n');
+    }
     let changed: Vec<&ResourceChange> = plan.resources.iter().filter(|r| r.action != Action::NoOp).collect();
     let destructive: Vec<&&ResourceChange> =
         changed.iter().filter(|r| matches!(r.action, Action::Delete | Action::Replace)).collect();

@@ -91,6 +91,39 @@ pub struct Plan {
     pub region: String,
     /// Creates and updates in dependency order, then deletes.
     pub resources: Vec<ResourceChange>,
+    /// What the plan read from outside the stack before it was made.
+    pub read: Vec<ReadValue>,
+}
+
+/// A value read from outside the stack before planning: another stack's
+/// output (`stack.gitlab-ha.outputs.vpc_id`) or a lookup (`lookups.ami`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReadValue {
+    /// How the spec names it.
+    pub name: String,
+    /// Where it came from: the other stack's last apply, or the lookup's
+    /// filter (`its override` when one was given).
+    pub from: String,
+    pub values: BTreeMap<String, Value>,
+}
+
+/// The other stacks' outputs and the lookup results `stack` was loaded with.
+pub fn read_of(stack: &Stack) -> Vec<ReadValue> {
+    let inputs = stack.inputs.iter().map(|((other, output), value)| ReadValue {
+        name: format!("stack.{other}.outputs.{output}"),
+        from: format!("the last apply of {other} / {}", stack.env),
+        values: BTreeMap::from([("value".to_string(), value.clone())]),
+    });
+    let found = stack.found.iter().map(|(name, values)| {
+        let l = stack.lookups.get(name);
+        let from = match l {
+            Some(l) if l.override_id.as_deref().is_some_and(|o| !o.is_empty()) => "its override".to_string(),
+            Some(l) => format!("{}: {}", l.kind.type_name, l.filter()),
+            None => String::new(),
+        };
+        ReadValue { name: format!("lookups.{name}"), from, values: values.clone() }
+    });
+    inputs.chain(found).collect()
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -604,7 +637,13 @@ fn plan_on(
         }
     }
     resources.extend(order_deletes(stack, deletes));
-    Ok(Plan { stack: stack.name.clone(), env: stack.env.clone(), region: stack.region.clone(), resources })
+    Ok(Plan {
+        stack: stack.name.clone(),
+        env: stack.env.clone(),
+        region: stack.region.clone(),
+        resources,
+        read: read_of(stack),
+    })
 }
 
 /// Plans deleting every object of the stack/env.
@@ -619,6 +658,7 @@ pub fn destroy(stack: &Stack, live: &LiveState) -> Plan {
         env: stack.env.clone(),
         region: stack.region.clone(),
         resources: order_deletes(stack, deletes),
+        read: Vec::new(),
     }
 }
 

@@ -56,21 +56,34 @@ pub struct RawStack {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLookup {
-    /// `ec2.ami`, `ec2.vpc` or `ec2.subnets`.
+    /// `ec2.ami`, `ec2.vpc`, `ec2.subnets`, `ssm.parameter`,
+    /// `acm.certificate` or `route53.zone`.
     #[serde(rename = "type", deserialize_with = "strict::text")]
     pub kind: String,
     /// `ec2.ami`: the accounts that may own it (ids, `self`, `amazon`).
     #[serde(default, deserialize_with = "strict::texts")]
     pub owners: Vec<String>,
     /// `ec2.ami`: its name, `*` for any run of characters
-    /// (`gitlab-ee-${var.gitlab_version}-*`).
+    /// (`gitlab-ee-${var.gitlab_version}-*`); `ssm.parameter`: the
+    /// parameter's name; `route53.zone`: the zone's domain.
     #[serde(default, deserialize_with = "strict::opt_text")]
     pub name: Option<String>,
     /// `ec2.vpc`, `ec2.subnets`: tags the object carries, all of them.
     #[serde(default, deserialize_with = "strict::text_map")]
     pub tags: BTreeMap<String, String>,
-    /// An id to use instead, usually a variable (`${var.gitlab_ami}`): when
-    /// it is not empty the lookup is not made.
+    /// `acm.certificate`: the certificate's domain name.
+    #[serde(default, deserialize_with = "strict::opt_text")]
+    pub domain: Option<String>,
+    /// `acm.certificate`: of several issued for the domain, take the latest
+    /// (default false: several are an error).
+    #[serde(default)]
+    pub most_recent: Option<bool>,
+    /// `route53.zone`: a private hosted zone (default false: public).
+    #[serde(default)]
+    pub private: Option<bool>,
+    /// A value to use instead, usually a variable (`${var.gitlab_ami}`):
+    /// when it is not empty the lookup is not made and it stands for the
+    /// lookup's `id` (`value` of a parameter, `arn` of a certificate).
     #[serde(default, rename = "override", deserialize_with = "strict::opt_text")]
     pub override_id: Option<String>,
 }

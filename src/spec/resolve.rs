@@ -683,20 +683,48 @@ impl Cx<'_> {
                     }
                 }
             };
+            let given: Vec<&str> = [
+                ("owners", !l.owners.is_empty()),
+                ("name", l.name.is_some()),
+                ("tags", !l.tags.is_empty()),
+                ("domain", l.domain.is_some()),
+                ("most_recent", l.most_recent.is_some()),
+                ("private", l.private.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(field, set)| set.then_some(field))
+            .collect();
             let owners: Vec<String> = l.owners.into_iter().map(|o| text(self, o, "owners")).collect();
             let name_pattern = l.name.map(|n| text(self, n, "name"));
             let tags: BTreeMap<String, String> = l.tags.into_iter().map(|(k, v)| (k, text(self, v, "tags"))).collect();
+            let domain = l.domain.map(|d| text(self, d, "domain"));
             let override_id = l.override_id.map(|o| text(self, o, "override"));
-            let wrong = match (kind.by_name, owners.is_empty(), name_pattern.is_none(), tags.is_empty()) {
-                (true, false, false, true) | (false, true, true, false) => None,
-                (true, ..) => Some("an `ec2.ami` lookup takes `owners` and `name`, and no `tags`"),
-                (false, ..) => Some("a lookup by tags takes `tags`, and no `owners` or `name`"),
-            };
-            if let Some(why) = wrong {
-                self.at_key(&lp, format!("lookup `{name}`: {why}"), None);
+            for field in &given {
+                if !kind.fields.iter().any(|(f, _)| f == field) {
+                    self.at_key(
+                        &join_key(&lp, field),
+                        format!("an `{}` lookup takes no `{field}`; it takes {}", kind.type_name, fields_of(kind)),
+                        None,
+                    );
+                }
             }
-            if override_id.is_some() && kind.type_name == "ec2.subnets" {
-                self.at_key(&join_key(&lp, "override"), "an `ec2.subnets` lookup has no `override`".into(), None);
+            for (field, _) in kind.fields.iter().filter(|(f, required)| *required && !given.contains(f)) {
+                self.at_key(
+                    &lp,
+                    format!(
+                        "lookup `{name}`: an `{}` lookup needs `{field}`; it takes {}",
+                        kind.type_name,
+                        fields_of(kind)
+                    ),
+                    None,
+                );
+            }
+            if override_id.is_some() && kind.overrides.is_none() {
+                self.at_key(
+                    &join_key(&lp, "override"),
+                    format!("an `{}` lookup has no `override`", kind.type_name),
+                    None,
+                );
             }
             if self.diags.len() != before {
                 continue;
@@ -708,7 +736,19 @@ impl Cx<'_> {
                 Some(Err(why)) => self.at_key(&lp, format!("lookup `{name}` ({}): {why}", kind.type_name), None),
                 None => {}
             }
-            out.insert(name, crate::lookup::Lookup { kind, owners, name: name_pattern, tags, override_id });
+            out.insert(
+                name,
+                crate::lookup::Lookup {
+                    kind,
+                    owners,
+                    name: name_pattern,
+                    tags,
+                    domain,
+                    private: l.private.unwrap_or(false),
+                    most_recent: l.most_recent.unwrap_or(false),
+                    override_id,
+                },
+            );
         }
         (out, found)
     }
@@ -1416,3 +1456,16 @@ pub fn valid_region(r: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// A lookup kind's fields, for errors: "`owners` and `name`".
+fn fields_of(kind: &crate::lookup::LookupKind) -> String {
+    let mut parts: Vec<String> = kind
+        .fields
+        .iter()
+        .map(|(f, required)| if *required { format!("`{f}`") } else { format!("`{f}` (optional)") })
+        .collect();
+    if kind.overrides.is_some() {
+        parts.push("`override` (optional)".into());
+    }
+    parts.join(", ")
+}

@@ -215,6 +215,29 @@ impl Moto {
         secretsmanager: aws_sdk_secretsmanager,
         ecs: aws_sdk_ecs,
         ecr: aws_sdk_ecr,
+        logs: aws_sdk_cloudwatchlogs,
+        ssm: aws_sdk_ssm,
+        acm: aws_sdk_acm,
+        route53: aws_sdk_route53,
+    }
+
+    /// How the one-off tasks (RunTask) of a task definition family end
+    /// from now on: their container exits `code` (`None`: 0, as unset),
+    /// with `reason` (the harness's POST /moto-api/converge/task-exit).
+    pub fn set_task_exit(&self, family: &str, code: Option<i32>, reason: &str) {
+        let body = serde_json::json!({"family": family, "exit_code": code, "reason": reason}).to_string();
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect to moto");
+        use std::io::{Read, Write};
+        write!(
+            stream,
+            "POST /moto-api/converge/task-exit HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("reply");
+        assert!(reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"), "{reply}");
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {

@@ -52,6 +52,9 @@ faithfully, on moto's own backends; converge sends the real calls:
   InvalidParameterValue for an unknown family, InvalidCacheParameterGroupState
   for a group a replication group uses). DescribeCacheParameters answers
   the user-set parameters (Source=user), which is what converge asks.
+- CloudWatch Logs AssociateKmsKey and DisassociateKmsKey: the group's
+  kmsKeyId is set or removed, so DescribeLogGroups reports it as
+  CloudWatch Logs does; an unknown group answers ResourceNotFoundException.
 - Auto Scaling StartInstanceRefresh and DescribeInstanceRefreshes: a refresh
   of an existing group replaces its instances with ones launched from the
   group's launch template as it is now (so they get its new security groups),
@@ -69,6 +72,17 @@ PathPrefix (moto lists every profile). And an EC2 object's tags are looked
 up by its id: moto scans every tag of the account for each object, which
 made each tag-filtered Describe quadratic in the account's size (a
 performance fix only; the answers are moto's).
+
+ECS one-off tasks (RunTask, converge's `run_before`) run and stop, as on
+ECS: moto 5.2.5 leaves them RUNNING until described four times, always
+"exited" 0 with no stop code. Here a one-off task has run its command by
+the first DescribeTasks: it is STOPPED with stopCode EssentialContainerExited
+and stoppedReason "Essential container in task exited", its container's
+exitCode that of its task definition's family as a test set it with
+POST /moto-api/converge/task-exit {"family": F, "exit_code": N, "reason": R}
+(0 unless set; N null clears it), the container's reason R. And RunTask
+takes a Fargate task definition whose containers set no memory of their
+own (the task's is theirs), where moto 5.2.5 failed with a 500.
 
 ECS services deploy: moto 5.2.5's never run tasks (a deployment stays
 IN_PROGRESS with runningCount 0) and UpdateService leaves the PRIMARY
@@ -962,6 +976,105 @@ def fix_ecs_deployments():
     EC2ContainerServiceResponse.create_service = create_service_response
 
 
+def add_logs_kms_calls():
+    """CloudWatch Logs AssociateKmsKey / DisassociateKmsKey (moto 5.2.5
+    answers NotImplemented): the log group's KMS key, as DescribeLogGroups
+    then reports it."""
+    from moto.logs.exceptions import ResourceNotFoundException
+    from moto.logs.responses import LogsResponse
+
+    def group(self):
+        found = self.logs_backend.groups.get(self._get_param("logGroupName"))
+        if found is None:
+            raise ResourceNotFoundException()
+        return found
+
+    def associate_kms_key(self):
+        group(self).kms_key_id = self._get_param("kmsKeyId")
+        return ""
+
+    def disassociate_kms_key(self):
+        group(self).kms_key_id = None
+        return ""
+
+    LogsResponse.associate_kms_key = associate_kms_key
+    LogsResponse.disassociate_kms_key = disassociate_kms_key
+
+
+# family → (exit code, container reason) of the one-off tasks RunTask
+# starts: POST /moto-api/converge/task-exit.
+TASK_EXITS = {}
+
+
+def fix_ecs_run_task():
+    """One-off tasks stop by their first DescribeTasks, with the exit code
+    a test set for their family (TASK_EXITS; 0 otherwise)."""
+    from moto.ecs import models
+
+    backend = models.EC2ContainerServiceBackend
+    original_run = backend.run_task
+    original_describe = backend.describe_tasks
+
+    def run_task(self, *args, **kwargs):
+        tasks = original_run(self, *args, **kwargs)
+        for task in tasks:
+            task.converge_one_off = True
+        return tasks
+
+    def finish(task):
+        family = task.task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+        code, reason = TASK_EXITS.get(family, (0, None))
+        task.status = "STOPPED"
+        task.desired_status = "STOPPED"
+        task.stop_code = "EssentialContainerExited"
+        task.stopped_reason = "Essential container in task exited"
+        for container in task.containers:
+            container.last_status = "STOPPED"
+            container.exitCode = code
+            container.exit_code = code
+            if reason:
+                container.reason = reason
+
+    def describe_tasks(self, cluster_str, tasks):
+        found = original_describe(self, cluster_str, tasks)
+        for task in found:
+            if getattr(task, "converge_one_off", False) and task.status != "STOPPED":
+                finish(task)
+        return found
+
+    # A Fargate task's size is the task definition's; its containers need
+    # no memory of their own (ECS Developer Guide, Fargate task
+    # definitions). moto 5.2.5's RunTask adds None to an int for such a
+    # container and answers 500: it counts as 0 here.
+    from types import SimpleNamespace
+
+    original_requirements = backend._calculate_task_resource_requirements
+    sized = ("memory", "Memory", "memoryReservation", "MemoryReservation")
+
+    def requirements(task_definition):
+        containers = [
+            c if any(c.get(k) is not None for k in sized) else dict(c, memory=0)
+            for c in task_definition.container_definitions
+        ]
+        return original_requirements(SimpleNamespace(container_definitions=containers))
+
+    backend.run_task = run_task
+    backend.describe_tasks = describe_tasks
+    backend._calculate_task_resource_requirements = staticmethod(requirements)
+
+
+def set_task_exit(environ, start_response):
+    """POST /moto-api/converge/task-exit: how a family's one-off tasks end."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+    if body.get("exit_code") is None:
+        TASK_EXITS.pop(body["family"], None)
+    else:
+        TASK_EXITS[body["family"]] = (int(body["exit_code"]), body.get("reason"))
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [b"{}"]
+
+
 def fix_ecr_scan_on_push():
     """ECR PutImageScanningConfiguration with `scanOnPush` false turns
     scanning off. The AWS SDKs leave a boolean member out of the request
@@ -1162,6 +1275,8 @@ class Observer:
         self.faults = faults
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/moto-api/converge/task-exit":
+            return set_task_exit(environ, start_response)
         if not environ.get("PATH_INFO", "").startswith("/moto-api"):
             service, op, mutating = classify(environ)
             fault = self.faults.pick(environ, service, op) if self.faults else None
@@ -1272,6 +1387,8 @@ def main():
     fix_ec2_tag_lookup()
     fix_ecs_deployments()
     fix_ecr_scan_on_push()
+    add_logs_kms_calls()
+    fix_ecs_run_task()
     if args.acm_certificate_file:
         from moto.acm.models import acm_backends
         from moto.core import DEFAULT_ACCOUNT_ID

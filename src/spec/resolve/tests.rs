@@ -380,6 +380,31 @@ fn lookups_are_checked_offline_and_unknown_until_made() {
     assert!(d.iter().any(|d| d.message.contains("lookup `ami` (ec2.ami): no AMI named app-1.2-*")), "{d:?}");
     let e = one_error(&with_ref.replace("${lookups.ami.id}", "${lookups.ami.arn}"));
     assert!(e.message.contains("lookup `ami` (ec2.ami) has no `arn`"), "{e}");
-    let e = one_error(&src.replace("    owners: [self]\n", "    tags: {a: b}\n"));
-    assert!(e.message.contains("takes `owners` and `name`"), "{e}");
+    let d = load(&src.replace("    owners: [self]\n", "    tags: {a: b}\n")).unwrap_err();
+    let messages: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages[0].contains("an `ec2.ami` lookup needs `owners`; it takes `owners`, `name`"), "{messages:?}");
+    assert!(messages[1].contains("an `ec2.ami` lookup takes no `tags`"), "{messages:?}");
+}
+
+#[test]
+fn each_lookup_kind_takes_its_own_fields() {
+    let with = |lookup: &str| BASE.replace("resources:\n", &format!("lookups:\n  it:\n{lookup}resources:\n"));
+    let s = load(&with("    type: ssm.parameter\n    name: /aws/service/x\n")).unwrap();
+    assert_eq!(s.lookups["it"].name.as_deref(), Some("/aws/service/x"));
+    let s = load(&with("    type: acm.certificate\n    domain: a.example.com\n    most_recent: true\n")).unwrap();
+    assert_eq!((s.lookups["it"].domain.as_deref(), s.lookups["it"].most_recent), (Some("a.example.com"), true));
+    let s = load(&with("    type: route53.zone\n    name: example.com\n    private: true\n")).unwrap();
+    assert!(s.lookups["it"].private);
+    let e = one_error(&with("    type: acm.certificate\n    domain: a.example.com\n    name: a.example.com\n"));
+    assert!(e.message.contains("an `acm.certificate` lookup takes no `name`"), "{e}");
+    let e = one_error(&with("    type: ssm.parameter\n"));
+    assert!(e.message.contains("an `ssm.parameter` lookup needs `name`"), "{e}");
+    let e = one_error(&with("    type: route53.zone\n    name: example.com\n    most_recent: true\n"));
+    assert!(e.message.contains("takes no `most_recent`"), "{e}");
+    let e = one_error(&with("    type: ec2.subnets\n    tags: {a: b}\n    override: x\n"));
+    assert!(e.message.contains("an `ec2.subnets` lookup has no `override`"), "{e}");
+    // An override stands for the output the kind names.
+    let s = load(&with("    type: ssm.parameter\n    name: /p\n    override: ami-9\n")).unwrap();
+    assert_eq!(s.lookups["it"].kind.overrides, Some("value"));
 }

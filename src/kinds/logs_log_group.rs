@@ -1,0 +1,314 @@
+//! `logs.log_group`: a CloudWatch Logs log group, e.g. the one an ECS
+//! task's `awslogs` driver writes to (`log_group: ${resources.logs.name}`).
+//!
+//! Identity: the group's name (the physical name) and the identity tags,
+//! set by `CreateLogGroup` itself; a retried create that finds the name
+//! taken reads the group back and takes it only if it carries this
+//! resource's tags. Retention and the KMS key are changed in place
+//! (`PutRetentionPolicy`/`DeleteRetentionPolicy`,
+//! `AssociateKmsKey`/`DisassociateKmsKey`). Deleting a group deletes its
+//! logs.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_cloudwatchlogs::types::LogGroup;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, Target};
+use crate::aws::{Aws, AwsError, not_found};
+use crate::limits::Sent;
+
+pub struct LogGroupKind;
+
+/// The retention periods CloudWatch Logs accepts (PutRetentionPolicy,
+/// `retentionInDays`, CloudWatch Logs API Reference).
+pub const RETENTION_DAYS: [i32; 22] =
+    [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+/// Properties of `logs.log_group`. Its name is the physical name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogGroupProps {
+    /// Days to keep each event: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180,
+    /// 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653.
+    /// Left out: kept forever. Updated in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_in_days: Option<i32>,
+    /// ARN of the KMS key that encrypts the group's events (its key policy
+    /// must allow `logs.REGION.amazonaws.com`). Left out: CloudWatch Logs'
+    /// own encryption. Updated in place; events already written stay
+    /// encrypted with the key they were written with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+}
+
+impl Kind for LogGroupKind {
+    fn type_name(&self) -> &'static str {
+        "logs.log_group"
+    }
+    fn doc(&self) -> &'static str {
+        "A CloudWatch Logs log group with its retention and KMS key, for an ECS container's `log_group:` (awslogs). Deleting it deletes its logs. Outputs: `id` and `name`, `arn`."
+    }
+    fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema_of::<LogGroupProps>(g)
+    }
+    fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
+        let p: LogGroupProps = super::typed(props)?;
+        if let Some(days) = p.retention_in_days
+            && !RETENTION_DAYS.contains(&days)
+        {
+            return Err(PropsError {
+                path: "retention_in_days".into(),
+                message: format!(
+                    "{days} is not a retention CloudWatch Logs offers; one of {} (CloudWatch Logs API Reference, PutRetentionPolicy), or leave it out to keep events forever",
+                    RETENTION_DAYS.map(|d| d.to_string()).join(", ")
+                ),
+            });
+        }
+        if let Some(key) = &p.kms_key_id
+            && !crate::value::is_unknown_str(key)
+            && !key.starts_with("arn:")
+        {
+            return Err(PropsError {
+                path: "kms_key_id".into(),
+                message: format!("`{key}`: CloudWatch Logs takes a KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"),
+            });
+        }
+        Ok(super::to_value(&p))
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn sends(&self) -> &'static [Sent] {
+        const SENDS: &[Sent] = &[
+            Sent::aws("retention_in_days", "logs:PutRetentionPolicyRequest.retentionInDays"),
+            Sent::aws("kms_key_id", "logs:CreateLogGroupRequest.kmsKeyId"),
+        ];
+        SENDS
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id", "name", "arn"]
+    }
+    fn physical_name_output(&self) -> Option<&'static str> {
+        Some("name")
+    }
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        // CreateLogGroup: 1-512 of `[\.\-_/#A-Za-z0-9]`.
+        let ok =
+            (1..=512).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-/#".contains(c));
+        if ok { Ok(()) } else { Err("a log group name is 1-512 letters, digits and `._-/#`".into()) }
+    }
+    fn import_by(&self) -> super::ImportBy {
+        super::ImportBy::Name
+    }
+    fn reads(&self) -> super::Reads {
+        super::Reads { once: &[], per_object: &["logs:DescribeLogGroups"], per_parent: &[] }
+    }
+    fn tagging_type(&self) -> Option<&'static str> {
+        Some("logs:log-group")
+    }
+
+    fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
+        Box::pin(async move {
+            let targets = scope.targets(aws).await?;
+            super::read_each(targets, |t: Target| async move {
+                let Some(g) = describe(aws, &t.id).await? else { return Ok(None) };
+                let arn = arn_of(&g);
+                let Some(tags) = t.tags_or(list_tags(aws, &arn)).await? else { return Ok(None) };
+                let Some(owner) = scope.owner(&tags, Some(&t.id)) else { return Ok(None) };
+                Ok(Some(live(owner, &g, tags)))
+            })
+            .await
+        })
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: LogGroupProps = super::props(self.type_name(), &d.props)?;
+            let res = aws
+                .logs
+                .create_log_group()
+                .log_group_name(&d.physical_name)
+                .set_kms_key_id(p.kms_key_id.clone())
+                .set_tags(Some(d.tags.clone().into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("logs:CreateLogGroup", e));
+            match res {
+                Ok(_) => {}
+                // A lost response to a create that happened: read back, and
+                // take it only if it carries this resource's tags.
+                Err(e) if e.is("ResourceAlreadyExistsException") => {}
+                Err(e) => return Err(e),
+            }
+            let g = describe(aws, &d.physical_name)
+                .await?
+                .ok_or_else(|| AwsError::other("logs:CreateLogGroup", "the log group is not there after its create"))?;
+            let tags = list_tags(aws, &arn_of(&g)).await?.unwrap_or_default();
+            let ours = crate::tags::same_owner(&tags, &d.tags)
+                && tags.get(crate::tags::TAG_RESOURCE) == d.tags.get(crate::tags::TAG_RESOURCE);
+            if !ours {
+                return Err(AwsError::other(
+                    "logs:CreateLogGroup",
+                    format!("log group {} exists and is not this resource's", d.physical_name),
+                ));
+            }
+            let was = live(d.name.clone(), &g, tags);
+            let settled =
+                set_retention_and_key(aws, &d.physical_name, &p, &super::props(self.type_name(), &was.props)?).await?;
+            Ok(Live { props: super::to_value(&settled), ..was })
+        })
+    }
+
+    fn update<'a>(&'a self, aws: &'a Aws, d: &'a Desired, l: &'a Live) -> BoxFuture<'a, Result<Live, AwsError>> {
+        Box::pin(async move {
+            let p: LogGroupProps = super::props(self.type_name(), &d.props)?;
+            let was: LogGroupProps = super::props(self.type_name(), &l.props)?;
+            let now = set_retention_and_key(aws, &d.physical_name, &p, &was).await?;
+            let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default().to_string();
+            let (set, remove) = super::tag_delta(&d.tags, &l.tags);
+            if !set.is_empty() {
+                aws.logs
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(set.into_iter().collect()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("logs:TagResource", e))?;
+            }
+            if !remove.is_empty() {
+                aws.logs
+                    .untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(remove))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("logs:UntagResource", e))?;
+            }
+            Ok(Live { props: super::to_value(&now), tags: d.tags.clone(), ..l.clone() })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        l: &'a Live,
+        _spec: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let res = aws
+                .logs
+                .delete_log_group()
+                .log_group_name(&l.id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("logs:DeleteLogGroup", e));
+            not_found(res, &["ResourceNotFoundException"]).map(|_| ())
+        })
+    }
+}
+
+/// Brings retention and key from `was` to `p`; what the group has after.
+async fn set_retention_and_key(
+    aws: &Aws,
+    name: &str,
+    p: &LogGroupProps,
+    was: &LogGroupProps,
+) -> Result<LogGroupProps, AwsError> {
+    if p.retention_in_days != was.retention_in_days {
+        match p.retention_in_days {
+            Some(days) => aws
+                .logs
+                .put_retention_policy()
+                .log_group_name(name)
+                .retention_in_days(days)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("logs:PutRetentionPolicy", e))?,
+            None => aws
+                .logs
+                .delete_retention_policy()
+                .log_group_name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("logs:DeleteRetentionPolicy", e))?,
+        }
+    }
+    if p.kms_key_id != was.kms_key_id {
+        match &p.kms_key_id {
+            Some(key) => aws
+                .logs
+                .associate_kms_key()
+                .log_group_name(name)
+                .kms_key_id(key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("logs:AssociateKmsKey", e))?,
+            None => aws
+                .logs
+                .disassociate_kms_key()
+                .log_group_name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("logs:DisassociateKmsKey", e))?,
+        }
+    }
+    Ok(p.clone())
+}
+
+/// The group of exactly this name (`DescribeLogGroups` takes a prefix).
+async fn describe(aws: &Aws, name: &str) -> Result<Option<LogGroup>, AwsError> {
+    let mut pages = aws.logs.describe_log_groups().log_group_name_prefix(name).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("logs:DescribeLogGroups", e))?;
+        if let Some(g) = page.log_groups().iter().find(|g| g.log_group_name() == Some(name)) {
+            return Ok(Some(g.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// The group's ARN as tagging takes it: without the `:*` that
+/// `DescribeLogGroups`' `arn` ends with.
+fn arn_of(g: &LogGroup) -> String {
+    match g.log_group_arn() {
+        Some(arn) => arn.to_string(),
+        None => g.arn().unwrap_or_default().trim_end_matches(":*").to_string(),
+    }
+}
+
+async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+    let res = aws
+        .logs
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("logs:ListTagsForResource", e));
+    Ok(not_found(res, &["ResourceNotFoundException"])?
+        .map(|r| super::tag_map(r.tags.unwrap_or_default().into_iter().map(|(k, v)| (Some(k), Some(v))))))
+}
+
+fn live(name: String, g: &LogGroup, tags: BTreeMap<String, String>) -> Live {
+    let group = g.log_group_name().unwrap_or_default().to_string();
+    let props =
+        LogGroupProps { retention_in_days: g.retention_in_days(), kms_key_id: g.kms_key_id().map(str::to_string) };
+    Live {
+        name,
+        id: group.clone(),
+        props: super::to_value(&props),
+        tags,
+        outputs: [
+            ("id".to_string(), Value::from(group.clone())),
+            ("name".to_string(), Value::from(group)),
+            ("arn".to_string(), Value::from(arn_of(g))),
+        ]
+        .into(),
+    }
+}
