@@ -245,6 +245,25 @@ fn an_unpinned_version_with_a_parameter_group_is_refused() {
     );
 }
 
+/// `docs/kinds.md` is generated from the kinds' code (`converge schema
+/// --markdown`): it must be current. `CONVERGE_UPDATE_DOCS=1` rewrites it.
+#[test]
+fn the_kind_reference_in_docs_is_current() {
+    let r = converge(&["schema", "--markdown"]).expect(0);
+    let path = repo().join("docs/kinds.md");
+    if std::env::var_os("CONVERGE_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &r.stdout).unwrap();
+    }
+    let page = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        page == r.stdout,
+        "docs/kinds.md differs from the kinds' code: run `converge schema --markdown > docs/kinds.md` (or CONVERGE_UPDATE_DOCS=1 cargo test --test cli) and commit it"
+    );
+    for k in ["## `ecs.service`", "`RunBefore`:", "| `retention_in_days` |", "Holds data: protected by default"] {
+        assert!(page.contains(k), "{k}");
+    }
+}
+
 #[test]
 fn every_stack_validates_against_the_published_schema() {
     // A real JSON Schema validator (check-jsonschema, in the test venv)

@@ -3050,7 +3050,7 @@ fn a_plan_makes_as_many_calls_in_an_account_of_25_environments_as_in_one_of_its_
 }
 
 /// Issue 11: a full-stack plan makes no call but those the kinds declare
-/// ([`Kind::reads`], listed in the README): at most one list or batch call
+/// ([`Kind::reads`], listed in docs/safety.md): at most one list or batch call
 /// per kind, the ownership index's pages, and the declared per-object reads
 /// for the objects the stack owns.
 #[test]
@@ -4604,4 +4604,82 @@ fn lookups_read_ssm_parameters_acm_certificates_and_route53_zones() {
         r.stdout
     );
     assert!(moto.calls()[mark..].iter().all(|c| c.operation != "GetParameter"));
+}
+
+/// Issue 25, item 5: a log group's retention and KMS key, set by the
+/// create call, changed in place (PutRetentionPolicy / DeleteRetentionPolicy,
+/// AssociateKmsKey / DisassociateKmsKey), read back independently; a
+/// retention CloudWatch Logs does not offer is refused offline.
+#[test]
+fn a_log_group_keeps_its_retention_and_key() {
+    let moto = Moto::start();
+    let dir = Scratch::new("loggroup");
+    let key = "arn:aws:kms:eu-west-1:123456789012:key/0b1e3c4d-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+    let write = |name: &str, props: &str| {
+        let text = format!(
+            "stack: logs\nregion: eu-west-1\nresources:\n  app_logs:\n    type: logs.log_group\n    name: /app/web\n    properties:\n{props}"
+        );
+        dir.write(name, &text)
+    };
+    let bad = write("bad.yaml", "      retention_in_days: 15\n");
+    let mark = moto.calls().len();
+    let r = moto.run(&["plan", path_str(&bad)]).expect(1);
+    assert!(r.stderr.contains("15 is not a retention CloudWatch Logs offers"), "{}", r.stderr);
+    assert_eq!(moto.calls().len(), mark, "a bad spec made AWS calls");
+
+    let first = write("first.yaml", &format!("      retention_in_days: 14\n      kms_key_id: {key}\n"));
+    let first = path_str(&first);
+    let mark = moto.calls().len();
+    moto.run(&["apply", first, "--auto-approve"]).expect(0);
+    let calls = moto.calls()[mark..].to_vec();
+    assert!(calls.iter().all(|c| c.operation != "TagResource"), "tags set by the create call: {calls:?}");
+    let read = || {
+        rt().block_on(async {
+            let out = moto.logs().describe_log_groups().log_group_name_prefix("/app/web").send().await.unwrap();
+            let g = out.log_groups()[0].clone();
+            let tags =
+                moto.logs().list_tags_for_resource().resource_arn(g.log_group_arn().unwrap()).send().await.unwrap();
+            (g.retention_in_days(), g.kms_key_id().map(str::to_string), tags.tags().cloned().unwrap_or_default())
+        })
+    };
+    let (days, kms, tags) = read();
+    assert_eq!((days, kms.as_deref()), (Some(14), Some(key)));
+    assert_eq!(tags.get("converge:resource").map(String::as_str), Some("app_logs"));
+    moto.run(&["plan", first, "--detailed-exitcode"]).expect(0);
+
+    // No retention, no key: both taken off in place, nothing replaced.
+    let second = write("second.yaml", "      {}\n");
+    let second = path_str(&second);
+    let r = moto.run(&["plan", second, "--detailed-exitcode"]).expect(2);
+    assert!(r.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    let mark = moto.calls().len();
+    moto.run(&["apply", second, "--auto-approve"]).expect(0);
+    let ops: Vec<String> = moto.calls()[mark..].iter().map(|c| c.operation.clone()).collect();
+    for op in ["DeleteRetentionPolicy", "DisassociateKmsKey"] {
+        assert!(ops.iter().any(|o| o == op), "{op}: {ops:?}");
+    }
+    assert_eq!(read().0, None);
+    assert_eq!(read().1, None);
+    moto.run(&["plan", second, "--detailed-exitcode"]).expect(0);
+}
+
+/// The README's example stack is real: it validates, and its plan against
+/// the emulator is the one the README prints, line for line.
+#[test]
+fn the_readme_example_plans_as_the_readme_shows() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let block = |opening: &str| {
+        let start = readme.find(opening).unwrap_or_else(|| panic!("README has no {opening:?} block"));
+        let body = &readme[start + opening.len()..];
+        body[..body.find("```").unwrap()].to_string()
+    };
+    let spec = block("```yaml\nstack: docs-site\n");
+    let shown = block("```text\n$ converge plan stacks/docs-site.yaml --env staging\n");
+    let moto = Moto::start();
+    let dir = Scratch::new("readme");
+    let stack = dir.write("docs-site.yaml", &format!("stack: docs-site\n{spec}"));
+    let stack = path_str(&stack);
+    moto.run(&["validate", stack, "--env", "production"]).expect(0);
+    let r = moto.run(&["plan", stack, "--env", "staging", "--no-color"]).expect(0);
+    assert_eq!(r.stdout.trim_end(), shown.trim_end(), "the README's plan differs from converge's");
 }

@@ -178,8 +178,12 @@ pub struct SchemaArgs {
     #[arg(long, conflicts_with = "drift")]
     pub plan: bool,
     /// The schema of `converge drift --format json` instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     pub drift: bool,
+    /// The reference of every resource kind as Markdown (docs/kinds.md)
+    /// instead.
+    #[arg(long, conflicts_with = "plan")]
+    pub markdown: bool,
 }
 
 #[derive(Debug, Args)]

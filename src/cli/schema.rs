@@ -157,6 +157,10 @@ fn accept_expressions(schema: &mut Value, wrap_self: bool) {
 }
 
 pub fn run(args: &super::SchemaArgs, printer: &Printer) -> anyhow::Result<u8> {
+    if args.markdown {
+        printer.out(crate::kinds::reference::markdown().trim_end());
+        return Ok(0);
+    }
     let doc = match (args.plan, args.drift) {
         (true, _) => crate::plan::json::schema(),
         (_, true) => crate::plan::drift::schema(),

@@ -34,13 +34,13 @@ pub struct LogGroupProps {
     /// Days to keep each event: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180,
     /// 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653.
     /// Left out: kept forever. Updated in place.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub retention_in_days: Option<i32>,
     /// ARN of the KMS key that encrypts the group's events (its key policy
     /// must allow `logs.REGION.amazonaws.com`). Left out: CloudWatch Logs'
     /// own encryption. Updated in place; events already written stay
     /// encrypted with the key they were written with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub kms_key_id: Option<String>,
 }
 

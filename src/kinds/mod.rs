@@ -46,6 +46,7 @@ pub mod logs_log_group;
 pub mod rds_db_instance;
 pub mod rds_db_parameter_group;
 pub mod rds_db_subnet_group;
+pub mod reference;
 pub mod s3_bucket;
 pub mod s3_object;
 pub mod secretsmanager_secret;
@@ -419,7 +420,7 @@ pub fn alternate_name(kind: &dyn Kind, base: &str, current: &str) -> String {
 pub trait Kind: Send + Sync + 'static {
     /// The `type:` name in a spec, e.g. `ec2.vpc`.
     fn type_name(&self) -> &'static str;
-    /// One paragraph for `converge schema` and the README.
+    /// One paragraph for `converge schema` and docs/kinds.md.
     fn doc(&self) -> &'static str;
     /// JSON Schema of `properties`.
     fn schema(&self, generator: &mut SchemaGenerator) -> Schema;
@@ -482,7 +483,7 @@ pub trait Kind: Send + Sync + 'static {
         }
     }
     /// The AWS calls a read of this kind makes, by how many times: what
-    /// `--stats` counts, what the README names, and what the call-bound
+    /// `--stats` counts, what docs/safety.md names, and what the call-bound
     /// test checks a plan against.
     fn reads(&self) -> Reads;
     /// The Resource Groups Tagging API's type of this kind's objects

@@ -379,6 +379,9 @@ fn create_attrs(r: &Resource, desired: &Value) -> Vec<AttrChange> {
         .as_object()
         .into_iter()
         .flatten()
+        // Left out (null) is nothing to create: not shown, as Terraform
+        // leaves out a null argument.
+        .filter(|(_, v)| !v.is_null())
         .map(|(attr, v)| {
             let sensitive = r.sensitive.contains(attr);
             AttrChange {
