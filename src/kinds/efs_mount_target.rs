@@ -113,11 +113,14 @@ impl Kind for MountTarget {
                 let mts = not_found(res, &["FileSystemNotFound"])?.unwrap_or_default();
                 targets.extend(mts.into_iter().filter(|m| m.life_cycle_state != LifeCycleState::Deleting));
             }
-            futures_util::stream::iter(targets)
-                .map(|m| async move { live(aws, m).await })
+            // One deleted between the list and its own read (a destroy
+            // running beside this plan) is gone, not an error.
+            let found: Vec<Option<Live>> = futures_util::stream::iter(targets)
+                .map(|m| async move { not_found(live(aws, m).await, &["MountTargetNotFound"]) })
                 .buffer_unordered(8)
                 .try_collect()
-                .await
+                .await?;
+            Ok(found.into_iter().flatten().collect())
         })
     }
 

@@ -786,14 +786,16 @@ def fix_tagging_api():
     so a `ResourceTypeFilters` of `elasticache:replicationgroup` matched
     nothing), and the tagged resources moto leaves out of the index: RDS DB
     parameter groups (`rds:pg`) and DB subnet groups (`rds:subgrp`), ECR
-    repositories (`ecr:repository`), and the harness's ElastiCache cache
-    parameter groups (`elasticache:parametergroup`)."""
+    repositories (`ecr:repository`), CloudWatch Logs log groups
+    (`logs:log-group`), and the harness's ElastiCache cache parameter groups
+    (`elasticache:parametergroup`)."""
     from itertools import chain
 
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.core.resource_tagging import TaggedResource, iter_taggable_backends, make_tag_matcher
     from moto.ecr.models import ecr_backends
     from moto.elasticache.models import elasticache_backends
+    from moto.logs.models import logs_backends
     from moto.rds.models import rds_backends
     from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
 
@@ -804,6 +806,9 @@ def fix_tagging_api():
         ecr = ecr_backends[DEFAULT_ACCOUNT_ID][region]
         for repo in list(ecr.repositories.values()):
             yield TaggedResource(arn=repo.arn, tags=ecr.tagger.get_tag_dict_for_resource(repo.arn), resource_type="")
+        logs = logs_backends[DEFAULT_ACCOUNT_ID][region]
+        for group in list(logs.groups.values()):
+            yield TaggedResource(arn=group.arn, tags=logs.list_tags_for_resource(group.arn), resource_type="")
         cache = elasticache_backends[DEFAULT_ACCOUNT_ID][region]
         for (r, name) in list(PARAMETER_GROUPS):
             if r == region:
