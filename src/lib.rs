@@ -21,6 +21,7 @@ pub mod plan;
 pub mod printer;
 pub mod progress;
 pub mod render;
+pub mod run;
 pub mod spec;
 pub mod state;
 pub mod tags;

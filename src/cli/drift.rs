@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use super::{DriftArgs, PlanFormat, StackArgs};
+use super::{DriftArgs, PlanFormat};
 use crate::plan::drift::{self, DriftDoc};
 use crate::printer::Printer;
 
 pub async fn run(args: DriftArgs, printer: &Printer) -> anyhow::Result<u8> {
-    let mut timer = super::Timer::start();
+    let mut timer = crate::run::session::Timer::start();
     let envs: Vec<Option<String>> = if args.all_envs {
         let names = crate::spec::environment_names(&args.stack.stack)?;
         if names.is_empty() { vec![None] } else { names.into_iter().map(Some).collect() }
@@ -19,8 +19,8 @@ pub async fn run(args: DriftArgs, printer: &Printer) -> anyhow::Result<u8> {
     // Every environment loads (offline) before AWS is asked anything.
     let mut stacks = Vec::new();
     for env in envs {
-        let a = StackArgs { env, ..args.stack.clone() };
-        let stack = super::load(&a, true)?;
+        let a = crate::run::StackRef { env, ..args.stack.to_run() };
+        let stack = crate::run::load::load(&a, true)?;
         stacks.push((a, stack));
     }
     timer.lap("parse");
@@ -29,11 +29,11 @@ pub async fn run(args: DriftArgs, printer: &Printer) -> anyhow::Result<u8> {
     let mut name = String::new();
     let calls = crate::aws::stats::CallCounter::default();
     for (a, stack) in stacks {
-        let aws = super::connect(&stack, &args.aws).await;
-        let store = super::store(&stack, args.state_dir.as_deref());
+        let aws = crate::run::session::connect(&stack, &args.aws.to_run()).await;
+        let store = crate::run::session::store(&stack, args.state_dir.as_deref());
         let applied = crate::state::applied::read(&aws, &store, &stack.name, &stack.env).await?;
-        let stack = super::with_inputs(&a, stack, true, &aws, &store).await?;
-        let stack = super::as_applied(&a, stack, applied.as_ref(), true)?;
+        let stack = crate::run::load::with_inputs(&a, stack, true, &aws, &store).await?;
+        let stack = crate::run::load::as_applied(&a, stack, applied.as_ref(), true)?;
         let live = crate::live::read(&aws, &stack).await?;
         timer.lap("read");
         let plan = crate::plan::plan(&stack, &live, None)?;
@@ -60,7 +60,7 @@ pub async fn run(args: DriftArgs, printer: &Printer) -> anyhow::Result<u8> {
         _ => printer.out(&out),
     }
     if let Some(s) = &stats {
-        super::print_stats(s, printer);
+        crate::run::session::print_stats(s, printer);
     }
     Ok(if doc.counts.total() > 0 { 2 } else { 0 })
 }

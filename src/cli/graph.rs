@@ -7,7 +7,7 @@ use crate::graph::Graph;
 use crate::printer::Printer;
 
 pub fn run(args: GraphArgs, printer: &Printer) -> anyhow::Result<u8> {
-    let stack = super::load(&args.stack, false)?;
+    let stack = crate::run::load::load(&args.stack.to_run(), false)?;
     let graph = Graph::new(stack.resources.values().map(|r| (r.name.as_str(), &r.deps)));
     let mut s = String::new();
     match args.format {

@@ -7,9 +7,9 @@ use crate::state::lock::{human, utc};
 use crate::state::runs::{self, Run, RunResult};
 
 pub async fn run(args: HistoryArgs, printer: &Printer) -> anyhow::Result<u8> {
-    let stack = super::load(&args.stack, false)?;
-    let aws = super::connect(&stack, &args.aws).await;
-    let store = super::store(&stack, args.state_dir.as_deref());
+    let stack = crate::run::load::load(&args.stack.to_run(), false)?;
+    let aws = crate::run::session::connect(&stack, &args.aws.to_run()).await;
+    let store = crate::run::session::store(&stack, args.state_dir.as_deref());
     let list = runs::list(&aws, &store, &stack.name, &stack.env, args.limit).await?;
     if args.format == HistoryFormat::Json {
         let doc = serde_json::json!({

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::OutputArgs;
-use crate::printer::{Printer, Style};
+use crate::printer::Printer;
+use crate::run::show::{hidden, line};
 use crate::state::applied::{self, RecordedOutput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -19,7 +20,7 @@ pub enum OutputFormat {
 }
 
 pub async fn run(args: OutputArgs, printer: &Printer) -> anyhow::Result<u8> {
-    let stack = super::load(&args.stack, args.show_sensitive)?;
+    let stack = crate::run::load::load(&args.stack.to_run(), args.show_sensitive)?;
     if let Some(name) = &args.name
         && !stack.outputs.contains_key(name)
     {
@@ -33,8 +34,8 @@ pub async fn run(args: OutputArgs, printer: &Printer) -> anyhow::Result<u8> {
         };
         anyhow::bail!("stack {} has no output `{name}`{help}: {all}", stack.name);
     }
-    let aws = super::connect(&stack, &args.aws).await;
-    let store = super::store(&stack, args.state_dir.as_deref());
+    let aws = crate::run::session::connect(&stack, &args.aws.to_run()).await;
+    let store = crate::run::session::store(&stack, args.state_dir.as_deref());
     let Some(record) = applied::read(&aws, &store, &stack.name, &stack.env).await? else {
         anyhow::bail!(
             "no apply of {} / {} is recorded in {}: run `converge apply {} --env {}` first",
@@ -108,59 +109,4 @@ pub async fn run(args: OutputArgs, printer: &Printer) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
-}
-
-/// Why a value is not shown.
-fn hidden(name: &str, o: &RecordedOutput) -> String {
-    if o.sensitive {
-        format!("output `{name}` is sensitive: pass --show-sensitive to read it again from AWS and the environment")
-    } else {
-        format!("output `{name}` is not known: a resource it uses was not applied (run `converge apply`)")
-    }
-}
-
-/// `name = "value"`, as Terraform prints outputs.
-fn line(name: &str, o: &RecordedOutput, show_sensitive: bool, printer: &Printer) -> String {
-    let value = match (&o.value, o.sensitive && !show_sensitive) {
-        (_, true) => printer.paint(Style::Dim, "(sensitive)"),
-        (Some(v), false) => v.to_string(),
-        (None, false) => printer.paint(Style::Dim, "(not known: a resource it uses was not applied)"),
-    };
-    format!("{name} = {value}")
-}
-
-/// After an apply: the outputs it left, sensitive ones hidden.
-pub fn show_after_apply(outputs: &BTreeMap<String, RecordedOutput>, printer: &Printer) {
-    if outputs.is_empty() {
-        return;
-    }
-    printer.out("");
-    printer.out(&printer.paint(Style::Bold, "Outputs:"));
-    for (name, o) in outputs {
-        printer.out(&format!("  {}", line(name, o, false, printer)));
-    }
-}
-
-/// Before a plan: the other stacks' outputs it read, and from where.
-pub fn show_inputs(stack: &crate::spec::Stack, printer: &Printer) {
-    if !stack.inputs.is_empty() {
-        printer.out(&printer.paint(Style::Bold, "Read from other stacks' last applies:"));
-        for ((other, output), value) in &stack.inputs {
-            printer.out(&format!("  stack.{other}.outputs.{output} = {value} ({other} / {})", stack.env));
-        }
-        printer.out("");
-    }
-    if !stack.found.is_empty() {
-        printer.out(&printer.paint(Style::Bold, "Looked up:"));
-        for (name, values) in &stack.found {
-            let l = &stack.lookups[name];
-            let how = match &l.override_id {
-                Some(id) if !id.is_empty() => "its override".to_string(),
-                _ => l.filter(),
-            };
-            let shown: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-            printer.out(&format!("  lookups.{name} ({}, {how}): {}", l.kind.type_name, shown.join(", ")));
-        }
-        printer.out("");
-    }
 }

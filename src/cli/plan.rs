@@ -5,15 +5,15 @@ use crate::plan::{json, markdown, render, saved::SavedPlan};
 use crate::printer::Printer;
 
 pub async fn run(args: PlanArgs, printer: &Printer) -> anyhow::Result<u8> {
-    let mut timer = super::Timer::start();
-    let stack = super::load(&args.stack, true)?;
-    let targets = super::targets(&stack, &args.targets)?;
+    let mut timer = crate::run::session::Timer::start();
+    let stack = crate::run::load::load(&args.stack.to_run(), true)?;
+    let targets = crate::run::load::targets(&stack, &args.targets)?;
     timer.lap("parse");
-    let aws = super::connect(&stack, &args.aws).await;
-    let store = super::store(&stack, args.state_dir.as_deref());
-    let stack = super::with_inputs(&args.stack, stack, true, &aws, &store).await?;
+    let aws = crate::run::session::connect(&stack, &args.aws.to_run()).await;
+    let store = crate::run::session::store(&stack, args.state_dir.as_deref());
+    let stack = crate::run::load::with_inputs(&args.stack.to_run(), stack, true, &aws, &store).await?;
     if args.format == PlanFormat::Text {
-        super::output::show_inputs(&stack, printer);
+        crate::run::show::show_inputs(&stack, printer);
     }
     let live = crate::live::read(&aws, &stack).await?;
     timer.lap("read");
@@ -32,11 +32,11 @@ pub async fn run(args: PlanArgs, printer: &Printer) -> anyhow::Result<u8> {
         _ => printer.out(&out),
     }
     if let Some(path) = &args.gitlab_report {
-        super::write_file(path, json::gitlab_report(&plan).as_bytes())?;
+        crate::run::session::write_file(path, json::gitlab_report(&plan).as_bytes())?;
     }
     if let Some(path) = &args.out {
         let saved = SavedPlan::new(&stack, &live, &plan, args.stack.env.as_deref(), &args.targets);
-        super::write_file(path, saved.to_json().as_bytes())?;
+        crate::run::session::write_file(path, saved.to_json().as_bytes())?;
         // On stderr when stdout is a document (JSON, Markdown).
         let note = format!("\nSaved this plan to {0}. Apply exactly it with: converge apply {0}", path.display());
         match args.format {
@@ -45,7 +45,7 @@ pub async fn run(args: PlanArgs, printer: &Printer) -> anyhow::Result<u8> {
         }
     }
     if let Some(s) = &stats {
-        super::print_stats(s, printer);
+        crate::run::session::print_stats(s, printer);
     }
     Ok(if args.detailed_exitcode && plan.has_changes() { 2 } else { 0 })
 }

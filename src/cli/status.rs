@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{StackArgs, StatusArgs};
+use super::StatusArgs;
 use crate::printer::{Printer, Style};
 use crate::state::lock::{human, now, short, utc};
 use crate::state::runs::{self, Run, RunResult};
@@ -77,14 +77,14 @@ impl DriftCell {
 /// Reads AWS for one environment and classifies the differences, with
 /// the variables of its last apply.
 async fn drift_of(
-    a: &StackArgs,
+    a: &crate::run::StackRef,
     stack: crate::spec::Stack,
     aws: &crate::aws::Aws,
     store: &crate::state::Store,
 ) -> anyhow::Result<DriftCell> {
     let applied = crate::state::applied::read(aws, store, &stack.name, &stack.env).await?;
-    let stack = super::with_inputs(a, stack, false, aws, store).await?;
-    let stack = super::as_applied(a, stack, applied.as_ref(), false)?;
+    let stack = crate::run::load::with_inputs(a, stack, false, aws, store).await?;
+    let stack = crate::run::load::as_applied(a, stack, applied.as_ref(), false)?;
     let live = crate::live::read(aws, &stack).await?;
     let plan = crate::plan::plan(&stack, &live, None)?;
     let known = crate::plan::known_outputs(&stack, &live);
@@ -114,11 +114,11 @@ pub async fn run(args: StatusArgs, printer: &Printer) -> anyhow::Result<u8> {
             if names.is_empty() { vec![None] } else { names.into_iter().map(Some).collect() };
         let mut s = StackStatus { file: file.display().to_string(), stack: String::new(), envs: Vec::new() };
         for env in envs {
-            let a = StackArgs { stack: file.clone(), env: env.clone(), region: None, vars: Vec::new() };
+            let a = crate::run::StackRef { file: file.clone(), env: env.clone(), region: None, vars: Vec::new() };
             let read = async {
-                let stack = super::load(&a, false)?;
-                let aws = super::connect(&stack, &args.aws).await;
-                let store = super::store(&stack, args.state_dir.as_deref());
+                let stack = crate::run::load::load(&a, false)?;
+                let aws = crate::run::session::connect(&stack, &args.aws.to_run()).await;
+                let store = crate::run::session::store(&stack, args.state_dir.as_deref());
                 let last = runs::list(&aws, &store, &stack.name, &stack.env, 1).await?.into_iter().next();
                 let (name, env) = (stack.name.clone(), stack.env.clone());
                 let drift = match args.drift {
@@ -156,7 +156,7 @@ pub async fn run(args: StatusArgs, printer: &Printer) -> anyhow::Result<u8> {
     };
     match &args.out {
         Some(path) => {
-            super::write_file(path, rendered.as_bytes())?;
+            crate::run::session::write_file(path, rendered.as_bytes())?;
             printer.err(&format!("Wrote {}.", path.display()));
         }
         None => printer.out(rendered.trim_end()),

@@ -4,7 +4,7 @@ use super::StackArgs;
 use crate::printer::Printer;
 
 pub fn run(args: StackArgs, printer: &Printer) -> anyhow::Result<u8> {
-    let stack = super::load(&args, false)?;
+    let stack = crate::run::load::load(&args.to_run(), false)?;
     printer.out(&format!(
         "{}: valid ({} resources, environment {}, region {}).",
         stack.file.display(),
