@@ -1,10 +1,13 @@
-//! ECS and ECR helpers shared by their kinds: tags in each SDK's shape, and
-//! names from ARNs.
+//! ECS and ECR helpers shared by their kinds: tags in each SDK's shape,
+//! names from ARNs, and a task definition family's revisions (list,
+//! describe, deregister, prune).
 
 use std::collections::BTreeMap;
 
-use super::{Aws, AwsError};
-use crate::tags::{Tags, tag_map};
+use aws_sdk_ecs::types::{SortOrder, TaskDefinition, TaskDefinitionField, TaskDefinitionStatus};
+
+use super::{Aws, AwsError, not_found};
+use crate::tags::{TAG_KNOWN_GOOD, Tags, tag_map};
 
 pub fn ecs_tags(tags: &Tags) -> Vec<aws_sdk_ecs::types::Tag> {
     tags.iter().map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build()).collect()
@@ -109,6 +112,83 @@ pub fn services_by_cluster<'a, I: IntoIterator<Item = &'a str>>(arns: I) -> BTre
         }
     }
     out
+}
+
+/// Deregisters ACTIVE revisions of `family` beyond the newest `keep`,
+/// except `current`, `previous` and the last known good's (marked
+/// `converge:known-good`).
+pub async fn prune_task_definitions(
+    aws: &Aws,
+    family: &str,
+    keep: i32,
+    current: &str,
+    previous: Option<&str>,
+) -> Result<(), AwsError> {
+    let active = active_revisions(aws, family).await?;
+    let keep = keep.max(2) as usize;
+    let old = active.len().saturating_sub(keep);
+    for arn in &active[..old] {
+        if arn == current || Some(arn.as_str()) == previous {
+            continue;
+        }
+        let known_good =
+            describe_task_definition(aws, arn).await?.is_some_and(|(_, tags)| tags.contains_key(TAG_KNOWN_GOOD));
+        if !known_good {
+            deregister_task_definition(aws, arn).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn deregister_task_definition(aws: &Aws, arn: &str) -> Result<(), AwsError> {
+    let res = aws
+        .ecs
+        .deregister_task_definition()
+        .task_definition(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:DeregisterTaskDefinition", e));
+    not_found(res, &["ClientException"]).map(|_| ())
+}
+
+/// ACTIVE revision ARNs of `family`, oldest first.
+pub async fn active_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsError> {
+    let pages: Vec<_> = aws
+        .ecs
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(TaskDefinitionStatus::Active)
+        .sort(SortOrder::Asc)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:ListTaskDefinitions", e))?;
+    let mut arns: Vec<(i32, String)> = pages
+        .into_iter()
+        .flat_map(|p| p.task_definition_arns.unwrap_or_default())
+        .filter_map(|arn| {
+            let (f, rev) = family_revision(&arn)?;
+            (f == family).then_some((rev, arn.clone()))
+        })
+        .collect();
+    arns.sort();
+    Ok(arns.into_iter().map(|(_, arn)| arn).collect())
+}
+
+pub async fn describe_task_definition(aws: &Aws, id: &str) -> Result<Option<(TaskDefinition, Tags)>, AwsError> {
+    let res = aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(id)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:DescribeTaskDefinition", e));
+    // ECS answers an unknown family or revision with ClientException.
+    let Some(res) = not_found(res, &["ClientException"])? else { return Ok(None) };
+    let tags = from_ecs_tags(res.tags());
+    Ok(res.task_definition.map(|td| (td, tags)))
 }
 
 #[cfg(test)]

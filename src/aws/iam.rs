@@ -43,6 +43,39 @@ pub fn encode_document(doc: &Value) -> String {
     doc.to_string()
 }
 
+/// The IAM actions an inline policy document allows (`Effect: Allow`).
+pub fn allowed_actions(doc: &Value) -> Vec<String> {
+    let statements = match doc.get("Statement") {
+        Some(Value::Array(s)) => s.clone(),
+        Some(s @ Value::Object(_)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    statements
+        .iter()
+        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
+        .flat_map(|s| match s.get("Action") {
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// Whether `pattern` (an IAM action: `*` any run, `?` one character, no
+/// case) covers `action`.
+pub fn covers(pattern: &str, action: &str) -> bool {
+    fn glob(p: &[u8], a: &[u8]) -> bool {
+        match (p.first(), a.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => glob(&p[1..], a) || (!a.is_empty() && glob(p, &a[1..])),
+            (Some(b'?'), Some(_)) => glob(&p[1..], &a[1..]),
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y) && glob(&p[1..], &a[1..]),
+            _ => false,
+        }
+    }
+    glob(pattern.as_bytes(), action.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -53,5 +86,14 @@ mod tests {
                 .to_string();
         assert_eq!(super::decode_document("iam:GetRolePolicy", &encoded).unwrap(), doc);
         assert_eq!(super::path("gitlab-ha", "staging"), "/converge/gitlab-ha/staging/");
+    }
+
+    #[test]
+    fn iam_action_wildcards_match_as_iam_does() {
+        use super::covers;
+        assert!(covers("secretsmanager:*", "secretsmanager:GetSecretValue"));
+        assert!(covers("*", "ssm:GetParameters") && covers("ssm:GetParameter?", "ssm:GetParameters"));
+        assert!(covers("SecretsManager:Get*Value", "secretsmanager:GetSecretValue"));
+        assert!(!covers("secretsmanager:List*", "secretsmanager:GetSecretValue"));
     }
 }

@@ -23,15 +23,15 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode, PortMapping, Secret,
-    SortOrder, TaskDefinition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
+    TaskDefinition, TaskDefinitionStatus, TransportProtocol,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope};
-use crate::aws::ecs::{ecs_tags, family_revision, from_ecs_tags};
-use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::ecs::{ecs_tags, family_revision};
+use crate::aws::{Aws, AwsError};
 use crate::limits::Sent;
 use crate::tags::{TAG_DEPLOYED, TAG_KNOWN_GOOD, Tags};
 
@@ -280,9 +280,9 @@ impl Kind for TaskDefinitionKind {
             .props
             .get("policies")
             .and_then(Value::as_object)
-            .map(|p| p.values().flat_map(allowed_actions).collect())
+            .map(|p| p.values().flat_map(crate::aws::iam::allowed_actions).collect())
             .unwrap_or_default();
-        let can = |action: &str| allowed.iter().any(|p| covers(p, action));
+        let can = |action: &str| allowed.iter().any(|p| crate::aws::iam::covers(p, action));
         let sources = props.get("containers").and_then(Value::as_array).into_iter().flatten().flat_map(|c| {
             c.get("secrets").and_then(Value::as_object).into_iter().flatten().filter_map(|(_, v)| v.as_str())
         });
@@ -379,7 +379,7 @@ impl Kind for TaskDefinitionKind {
             let mut out = Vec::new();
             for ids in candidates {
                 for id in ids {
-                    let Some((td, tags)) = describe(aws, &id).await? else { continue };
+                    let Some((td, tags)) = crate::aws::ecs::describe_task_definition(aws, &id).await? else { continue };
                     if td.status() != Some(&TaskDefinitionStatus::Active) {
                         continue;
                     }
@@ -424,11 +424,11 @@ impl Kind for TaskDefinitionKind {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))?;
-            for arn in active_revisions(aws, family).await? {
+            for arn in crate::aws::ecs::active_revisions(aws, family).await? {
                 if arn == id {
                     continue;
                 }
-                let Some((_, tags)) = describe(aws, &arn).await? else { continue };
+                let Some((_, tags)) = crate::aws::ecs::describe_task_definition(aws, &arn).await? else { continue };
                 if tags.contains_key(TAG_KNOWN_GOOD) {
                     aws.ecs
                         .untag_resource()
@@ -451,8 +451,8 @@ impl Kind for TaskDefinitionKind {
     ) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
             let family = l.outputs.get("family").and_then(Value::as_str).unwrap_or_default();
-            for arn in active_revisions(aws, family).await? {
-                deregister(aws, &arn).await?;
+            for arn in crate::aws::ecs::active_revisions(aws, family).await? {
+                crate::aws::ecs::deregister_task_definition(aws, &arn).await?;
             }
             Ok(())
         })
@@ -483,8 +483,8 @@ async fn register(aws: &Aws, d: &Desired, previous: Option<&str>) -> Result<Live
     let mut current = None;
     // Newest first, as many as pruning leaves ACTIVE: the newest `keep`,
     // the current and previous ones, and the last known good's.
-    for arn in active_revisions(aws, family).await?.into_iter().rev().take(keep.max(2) as usize + 3) {
-        let Some((td, have)) = describe(aws, &arn).await? else { continue };
+    for arn in crate::aws::ecs::active_revisions(aws, family).await?.into_iter().rev().take(keep.max(2) as usize + 3) {
+        let Some((td, have)) = crate::aws::ecs::describe_task_definition(aws, &arn).await? else { continue };
         if crate::tags::same_owner(&have, &d.tags) && written(&super::to_value(&props_of(&td)))?.1 == want {
             crate::aws::ecs::sync_tags(aws, &arn, &tags, &have).await?;
             current = Some(td);
@@ -518,78 +518,8 @@ async fn register(aws: &Aws, d: &Desired, previous: Option<&str>) -> Result<Live
         }
     };
     let arn = td.task_definition_arn().unwrap_or_default().to_string();
-    prune(aws, family, keep, &arn, previous).await?;
+    crate::aws::ecs::prune_task_definitions(aws, family, keep, &arn, previous).await?;
     Ok(live(d.name.clone(), &td, tags))
-}
-
-/// Deregisters ACTIVE revisions of `family` beyond the newest `keep`,
-/// except `current`, `previous` and the last known good's (marked
-/// `converge:known-good`).
-async fn prune(aws: &Aws, family: &str, keep: i32, current: &str, previous: Option<&str>) -> Result<(), AwsError> {
-    let active = active_revisions(aws, family).await?;
-    let keep = keep.max(2) as usize;
-    let old = active.len().saturating_sub(keep);
-    for arn in &active[..old] {
-        if arn == current || Some(arn.as_str()) == previous {
-            continue;
-        }
-        let known_good = describe(aws, arn).await?.is_some_and(|(_, tags)| tags.contains_key(TAG_KNOWN_GOOD));
-        if !known_good {
-            deregister(aws, arn).await?;
-        }
-    }
-    Ok(())
-}
-
-async fn deregister(aws: &Aws, arn: &str) -> Result<(), AwsError> {
-    let res = aws
-        .ecs
-        .deregister_task_definition()
-        .task_definition(arn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecs:DeregisterTaskDefinition", e));
-    not_found(res, &["ClientException"]).map(|_| ())
-}
-
-/// ACTIVE revision ARNs of `family`, oldest first.
-async fn active_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsError> {
-    let pages: Vec<_> = aws
-        .ecs
-        .list_task_definitions()
-        .family_prefix(family)
-        .status(TaskDefinitionStatus::Active)
-        .sort(SortOrder::Asc)
-        .into_paginator()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecs:ListTaskDefinitions", e))?;
-    let mut arns: Vec<(i32, String)> = pages
-        .into_iter()
-        .flat_map(|p| p.task_definition_arns.unwrap_or_default())
-        .filter_map(|arn| {
-            let (f, rev) = family_revision(&arn)?;
-            (f == family).then_some((rev, arn.clone()))
-        })
-        .collect();
-    arns.sort();
-    Ok(arns.into_iter().map(|(_, arn)| arn).collect())
-}
-
-async fn describe(aws: &Aws, id: &str) -> Result<Option<(TaskDefinition, Tags)>, AwsError> {
-    let res = aws
-        .ecs
-        .describe_task_definition()
-        .task_definition(id)
-        .include(TaskDefinitionField::Tags)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecs:DescribeTaskDefinition", e));
-    // ECS answers an unknown family or revision with ClientException.
-    let Some(res) = not_found(res, &["ClientException"])? else { return Ok(None) };
-    let tags = from_ecs_tags(res.tags());
-    Ok(res.task_definition.map(|td| (td, tags)))
 }
 
 fn container(c: &Container, region: &str) -> Result<ContainerDefinition, AwsError> {
@@ -641,39 +571,6 @@ fn secret_source(from: &str) -> Option<bool> {
         _ if !from.starts_with("arn:") && !from.is_empty() && !from.contains(char::is_whitespace) => Some(false),
         _ => None,
     }
-}
-
-/// The IAM actions an inline policy document allows (`Effect: Allow`).
-fn allowed_actions(doc: &Value) -> Vec<String> {
-    let statements = match doc.get("Statement") {
-        Some(Value::Array(s)) => s.clone(),
-        Some(s @ Value::Object(_)) => vec![s.clone()],
-        _ => Vec::new(),
-    };
-    statements
-        .iter()
-        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
-        .flat_map(|s| match s.get("Action") {
-            Some(Value::String(a)) => vec![a.clone()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-            _ => Vec::new(),
-        })
-        .collect()
-}
-
-/// Whether `pattern` (an IAM action: `*` any run, `?` one character, no
-/// case) covers `action`.
-fn covers(pattern: &str, action: &str) -> bool {
-    fn glob(p: &[u8], a: &[u8]) -> bool {
-        match (p.first(), a.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => glob(&p[1..], a) || (!a.is_empty() && glob(p, &a[1..])),
-            (Some(b'?'), Some(_)) => glob(&p[1..], &a[1..]),
-            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y) && glob(&p[1..], &a[1..]),
-            _ => false,
-        }
-    }
-    glob(pattern.as_bytes(), action.as_bytes())
 }
 
 fn props_of(td: &TaskDefinition) -> TaskDefinitionProps {
@@ -766,10 +663,6 @@ mod tests {
         assert!(with(json!({"API_KEY": "/app/key"}), true).is_ok());
         assert_eq!(with(json!({"API_KEY": "/app/key"}), false).unwrap_err().path, "containers[0].secrets");
         assert_eq!(with(json!({"API_KEY": "arn:aws:s3:::b"}), true).unwrap_err().path, "containers[0].secrets.API_KEY");
-        assert!(covers("secretsmanager:*", "secretsmanager:GetSecretValue"));
-        assert!(covers("*", "ssm:GetParameters") && covers("ssm:GetParameter?", "ssm:GetParameters"));
-        assert!(covers("SecretsManager:Get*Value", "secretsmanager:GetSecretValue"));
-        assert!(!covers("secretsmanager:List*", "secretsmanager:GetSecretValue"));
     }
 
     #[test]

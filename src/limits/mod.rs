@@ -82,6 +82,22 @@ pub struct Limit {
     pub source: Source,
 }
 
+/// A row of [`models::MODELS`]: a member as botocore's model constrains
+/// it (one line a member in the generated file).
+#[allow(clippy::too_many_arguments)]
+const fn model(
+    id: &'static str,
+    shape: &'static str,
+    ty: Type,
+    required: bool,
+    min: Option<i64>,
+    max: Option<i64>,
+    pattern: Option<&'static str>,
+    values: &'static [&'static str],
+) -> Limit {
+    Limit { id, shape, ty, required, min, max, pattern, values, allowed: None, cidr: None, source: Source::Model }
+}
+
 impl Limit {
     /// Where the limit is published, for a message.
     pub fn cite(&self) -> String {

@@ -621,3 +621,26 @@ fn the_template_is_a_ci_cd_component_with_inputs() {
     );
     assert!(r.stdout.contains("stacks/webapp-ecs.yaml: valid"), "{}", r.stdout);
 }
+
+/// The plan JSON of the shipped stacks, from an empty account, byte for
+/// byte (only moto's random ids filtered): a refactor that should change
+/// no behaviour changes none of these (issue 24). An intended change is
+/// reviewed with `cargo insta review`.
+#[test]
+fn the_shipped_stacks_plan_json_is_unchanged() {
+    let moto = Moto::start();
+    let filters = vec![(r"ami-[0-9a-f]{8,17}", "ami-[ID]"), (r"certificate/[0-9a-f-]{36}", "certificate/[ID]")];
+    for (stack, env, vars) in [
+        ("stacks/gitlab-ha.yaml", "staging", &[][..]),
+        ("stacks/gitlab-ha.yaml", "production", &[][..]),
+        ("stacks/webapp-ecs.yaml", "staging", &["--var", "image_tag=c0ffee"][..]),
+    ] {
+        let mut args = vec!["plan", stack, "--env", env, "--format", "json"];
+        args.extend(vars);
+        let r = moto.run(&args).expect(0);
+        let name = format!("plan_json_{}_{env}", stack.trim_start_matches("stacks/").trim_end_matches(".yaml"));
+        insta::with_settings!({filters => filters.clone()}, {
+            insta::assert_snapshot!(name, r.stdout);
+        });
+    }
+}
