@@ -168,25 +168,19 @@ impl Kind for LogGroupKind {
             let was: LogGroupProps = super::props(self.type_name(), &l.props)?;
             let now = set_retention_and_key(aws, &d.physical_name, &p, &was).await?;
             let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default().to_string();
-            let (set, remove) = super::tag_delta(&d.tags, &l.tags);
-            if !set.is_empty() {
-                aws.logs
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(set.into_iter().collect()))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("logs:TagResource", e))?;
-            }
-            if !remove.is_empty() {
-                aws.logs
-                    .untag_resource()
-                    .resource_arn(&arn)
-                    .set_tag_keys(Some(remove))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("logs:UntagResource", e))?;
-            }
+            crate::tags::sync(
+                &d.tags,
+                &l.tags,
+                |set| async {
+                    let call = aws.logs.tag_resource().resource_arn(&arn).set_tags(Some(set.into_iter().collect()));
+                    call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("logs:TagResource", e))
+                },
+                |keys| async {
+                    let call = aws.logs.untag_resource().resource_arn(&arn).set_tag_keys(Some(keys));
+                    call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("logs:UntagResource", e))
+                },
+            )
+            .await?;
             Ok(Live { props: super::to_value(&now), tags: d.tags.clone(), ..l.clone() })
         })
     }

@@ -481,18 +481,21 @@ fn a_log_group_keeps_its_retention_and_key() {
     moto.run(&["plan", first, "--detailed-exitcode"]).expect(0);
 
     // No retention, no key: both taken off in place, nothing replaced.
-    let second = write("second.yaml", "      {}\n");
+    let second = write("second.yaml", "      {}\n    tags:\n      team: logs\n");
     let second = path_str(&second);
     let r = moto.run(&["plan", second, "--detailed-exitcode"]).expect(2);
     assert!(r.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
     let mark = moto.calls().len();
     moto.run(&["apply", second, "--auto-approve"]).expect(0);
     let ops: Vec<String> = moto.calls()[mark..].iter().map(|c| c.operation.clone()).collect();
-    for op in ["DeleteRetentionPolicy", "DisassociateKmsKey"] {
+    for op in ["DeleteRetentionPolicy", "DisassociateKmsKey", "TagResource"] {
         assert!(ops.iter().any(|o| o == op), "{op}: {ops:?}");
     }
-    assert_eq!(read().0, None);
-    assert_eq!(read().1, None);
+    let (days, kms, tags) = read();
+    assert_eq!((days, kms), (None, None));
+    // A tag added in place (TagResource), converge's own kept.
+    assert_eq!(tags.get("team").map(String::as_str), Some("logs"));
+    assert_eq!(tags.get("converge:resource").map(String::as_str), Some("app_logs"));
     moto.run(&["plan", second, "--detailed-exitcode"]).expect(0);
 
     // Left out of the spec: found by its tags (the Resource Groups Tagging
