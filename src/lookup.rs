@@ -100,6 +100,17 @@ pub struct Lookup {
 }
 
 impl Lookup {
+    /// The value given instead of the lookup: its override, when not empty.
+    pub fn given(&self) -> Option<&str> {
+        self.override_id.as_deref().filter(|o| !o.is_empty())
+    }
+
+    /// How its values were found, for the plan: `its override`, or its
+    /// [`Lookup::filter`].
+    pub fn how(&self) -> String {
+        if self.given().is_some() { "its override".to_string() } else { self.filter() }
+    }
+
     /// What it looks for, for the plan and for its errors.
     pub fn filter(&self) -> String {
         let name = self.name.as_deref().unwrap_or_default();
@@ -127,10 +138,8 @@ pub type Found = Result<BTreeMap<String, Value>, String>;
 pub async fn perform(aws: &Aws, lookups: &BTreeMap<String, Lookup>) -> Result<BTreeMap<String, Found>, AwsError> {
     let mut out = BTreeMap::new();
     for (name, l) in lookups {
-        let found = match (&l.override_id, l.kind.overrides) {
-            (Some(given), Some(output)) if !given.is_empty() => {
-                Ok(BTreeMap::from([(output.to_string(), Value::from(given.clone()))]))
-            }
+        let found = match (l.given(), l.kind.overrides) {
+            (Some(given), Some(output)) => Ok(BTreeMap::from([(output.to_string(), Value::from(given))])),
             _ => match l.kind.type_name {
                 "ec2.ami" => ami(aws, l).await?,
                 "ec2.vpc" => vpc(aws, l).await?,

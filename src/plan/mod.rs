@@ -121,8 +121,8 @@ pub fn read_of(stack: &Stack) -> Vec<ReadValue> {
     let found = stack.found.iter().map(|(name, values)| {
         let l = stack.lookups.get(name);
         let from = match l {
-            Some(l) if l.override_id.as_deref().is_some_and(|o| !o.is_empty()) => "its override".to_string(),
-            Some(l) => format!("{}: {}", l.kind.type_name, l.filter()),
+            Some(l) if l.given().is_some() => l.how(),
+            Some(l) => format!("{}: {}", l.kind.type_name, l.how()),
             None => String::new(),
         };
         ReadValue { name: format!("lookups.{name}"), from, values: values.clone() }

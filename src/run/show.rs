@@ -50,10 +50,7 @@ pub fn show_inputs(stack: &crate::spec::Stack, printer: &Printer) {
         printer.out(&printer.paint(Style::Bold, "Looked up:"));
         for (name, values) in &stack.found {
             let l = &stack.lookups[name];
-            let how = match &l.override_id {
-                Some(id) if !id.is_empty() => "its override".to_string(),
-                _ => l.filter(),
-            };
+            let how = l.how();
             let shown: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             printer.out(&format!("  lookups.{name} ({}, {how}): {}", l.kind.type_name, shown.join(", ")));
         }
