@@ -26,6 +26,12 @@ pub const TAG_DEPLOYED: &str = "converge:deployed";
 /// apply that passed `--verify` made it. Moved to the next one verified.
 pub const TAG_KNOWN_GOOD: &str = "converge:known-good";
 
+/// On an object built from a backup (an RDS instance restored from a
+/// snapshot or to a point in time): how, set by the restore call itself
+/// (`snapshot:ID`, `time:SOURCE@TIME`). Not compared as a tag: the kind
+/// reads it back as the restore settings, which are.
+pub const TAG_RESTORED_FROM: &str = "converge:restored-from";
+
 /// The most tags one object may have in most services (EC2, RDS,
 /// ElastiCache, ELB, IAM, ECS, Secrets Manager, S3 buckets: AWS's tagging
 /// best practices, "maximum number of tags per resource: 50").
@@ -36,9 +42,10 @@ pub const MAX_TAGS: usize = 50;
 /// digest and the commit (in CI, always).
 pub const OWN_TAGS: [&str; 6] = ["Name", TAG_STACK, TAG_ENV, TAG_RESOURCE, crate::digest::TAG_APPLIED, TAG_COMMIT];
 
-/// Tags converge writes that record a run, not the spec: never compared
-/// with the spec's tags, never removed.
-pub const RUN_TAGS: [&str; 4] = [crate::digest::TAG_APPLIED, TAG_COMMIT, TAG_DEPLOYED, TAG_KNOWN_GOOD];
+/// Tags converge writes that record a run or how an object was built, not
+/// the spec: never compared with the spec's tags, never removed.
+pub const RUN_TAGS: [&str; 5] =
+    [crate::digest::TAG_APPLIED, TAG_COMMIT, TAG_DEPLOYED, TAG_KNOWN_GOOD, TAG_RESTORED_FROM];
 
 pub type Tags = BTreeMap<String, String>;
 

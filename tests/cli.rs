@@ -24,7 +24,7 @@ fn filtered(dir: &Scratch, text: &str) -> String {
 #[test]
 fn validate_accepts_both_environments_of_the_shipped_stack() {
     // Production has a NAT gateway (and its address) per AZ; staging shares one.
-    for (env, n) in [("staging", 72), ("production", 74)] {
+    for (env, n) in [("staging", 78), ("production", 80)] {
         let r = converge(&["validate", "stacks/gitlab-ha.yaml", "--env", env]).expect(0);
         assert!(
             r.stdout.contains(&format!("valid ({n} resources, environment {env}, region eu-west-1)")),
@@ -133,6 +133,9 @@ fn schema_covers_every_kind_and_rejects_typos() {
             "autoscaling.group",
             "autoscaling.policy",
             "logs.log_group",
+            "backup.vault",
+            "backup.plan",
+            "backup.selection",
             "ecr.repository",
             "ecs.cluster",
             "ecs.task_definition",
@@ -748,6 +751,14 @@ fn set_at(v: &mut serde_yaml_ng::Value, path: &str, value: serde_yaml_ng::Value,
         },
         (true, Some(rest)) => match map.get_mut(&key) {
             Some(Y::Sequence(items)) if !items.is_empty() => set_at(&mut items[0], rest, value, place),
+            // A list left empty or given by a variable: one item made.
+            _ if make => {
+                map.insert(key.clone(), Y::Sequence(vec![Y::Null]));
+                match map.get_mut(&key) {
+                    Some(Y::Sequence(items)) => set_at(&mut items[0], rest, value, place),
+                    _ => false,
+                }
+            }
             _ => false,
         },
     }

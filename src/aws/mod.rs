@@ -11,6 +11,7 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_types::region::Region;
 
 pub mod autoscaling;
+pub mod backup;
 pub mod ec2;
 pub mod ecs;
 pub mod elasticache;
@@ -46,6 +47,7 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub backup: aws_sdk_backup::Client,
     /// Lookups only: SSM parameters, ACM certificates, Route 53 zones.
     pub ssm: aws_sdk_ssm::Client,
     pub acm: aws_sdk_acm::Client,
@@ -121,6 +123,7 @@ impl Aws {
             iam: client!(aws_sdk_iam),
             secretsmanager: client!(aws_sdk_secretsmanager),
             logs: client!(aws_sdk_cloudwatchlogs),
+            backup: client!(aws_sdk_backup),
             ssm: client!(aws_sdk_ssm),
             acm: client!(aws_sdk_acm),
             route53: client!(aws_sdk_route53),

@@ -43,6 +43,12 @@ pub struct VolumeProps {
     pub encrypted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+    /// Build the volume from this EBS snapshot (`snap-…`): a restore. Its
+    /// size is at least the snapshot's. Setting or changing it replaces the
+    /// volume (with `--allow-destroy` when it is protected); the plan shows
+    /// that replacement and nothing else of the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
     /// Snapshot before deleting (default true). Not compared.
     #[serde(default = "yes")]
     pub snapshot_on_delete: bool,
@@ -60,13 +66,15 @@ impl Kind for VolumeKind {
         "ec2.volume"
     }
     fn doc(&self) -> &'static str {
-        "An EBS data volume (encrypted, gp3) that survives instance replacement; snapshotted before it is deleted. Outputs: `id`, `availability_zone`."
+        "An EBS data volume (encrypted, gp3) that survives instance replacement; snapshotted before it is deleted, and restored from a snapshot with `snapshot_id`. Outputs: `id`, `availability_zone`."
     }
     fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         super::schema_of::<VolumeProps>(g)
     }
     fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
-        let p: VolumeProps = super::typed(props)?;
+        let mut p: VolumeProps = super::typed(props)?;
+        // An empty snapshot is none (a stack variable left empty).
+        p.snapshot_id.take_if(|s| s.is_empty());
         let err = |path: &str, message: String| Err(PropsError { path: path.into(), message });
         if !["gp3", "gp2", "io1", "io2", "st1", "sc1"].contains(&p.volume_type.as_str()) {
             return err("volume_type", format!("unknown volume type `{}`", p.volume_type));
@@ -86,13 +94,52 @@ impl Kind for VolumeKind {
         if p.iops.is_some() && !["gp3", "io1", "io2"].contains(&p.volume_type.as_str()) {
             return err("iops", format!("a {} volume takes no iops", p.volume_type));
         }
+        if p.volume_type == "gp3" {
+            // gp3 (EBS User Guide, "General Purpose SSD volumes"): at least
+            // the 3,000 IOPS and 125 MiB/s baseline, at most 500 IOPS a GiB
+            // and 0.25 MiB/s an IOPS.
+            let iops = p.iops.unwrap_or(3000);
+            if iops < 3000 {
+                return err("iops", format!("{iops}: a gp3 volume has at least 3000 IOPS"));
+            }
+            if i64::from(iops) > 500 * i64::from(p.size_gb) {
+                return err(
+                    "iops",
+                    format!(
+                        "{iops}: a gp3 volume of {} GiB has at most {} IOPS (500 a GiB)",
+                        p.size_gb,
+                        500 * i64::from(p.size_gb)
+                    ),
+                );
+            }
+            if let Some(t) = p.throughput {
+                if t < 125 {
+                    return err("throughput", format!("{t}: a gp3 volume has at least 125 MiB/s"));
+                }
+                if t * 4 > iops {
+                    return err(
+                        "throughput",
+                        format!(
+                            "{t} MiB/s: with {iops} IOPS a gp3 volume has at most {} MiB/s (0.25 MiB/s an IOPS)",
+                            iops / 4
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(s) = &p.snapshot_id
+            && !crate::value::is_unknown_str(s)
+            && !s.starts_with("snap-")
+        {
+            return err("snapshot_id", format!("`{s}`: an EBS snapshot id (snap-…)"));
+        }
         Ok(super::to_value(&p))
     }
     fn stateful(&self) -> bool {
         true
     }
     fn replace_on(&self) -> &'static [&'static str] {
-        &["availability_zone", "encrypted", "kms_key_id"]
+        &["availability_zone", "encrypted", "kms_key_id", "snapshot_id"]
     }
     fn sends(&self) -> &'static [Sent] {
         const SENDS: &[Sent] = &[
@@ -103,6 +150,7 @@ impl Kind for VolumeKind {
             Sent::aws("throughput", "ec2:CreateVolumeRequest.Throughput"),
             Sent::aws("encrypted", "ec2:CreateVolumeRequest.Encrypted"),
             Sent::aws("kms_key_id", "ec2:CreateVolumeRequest.KmsKeyId"),
+            Sent::aws("snapshot_id", "ec2:CreateVolumeRequest.SnapshotId"),
             Sent::not("snapshot_on_delete", "converge's own: a snapshot before the volume is deleted"),
         ];
         SENDS
@@ -159,6 +207,7 @@ impl Kind for VolumeKind {
                 .set_throughput(p.throughput)
                 .encrypted(p.encrypted)
                 .set_kms_key_id(p.kms_key_id.clone())
+                .set_snapshot_id(p.snapshot_id.clone())
                 .tag_specifications(tag_spec(ResourceType::Volume, &d.tags))
                 .send()
                 .await
@@ -281,17 +330,51 @@ fn live(name: String, v: &Volume, tags: BTreeMap<String, String>) -> Live {
         throughput: v.throughput,
         encrypted: v.encrypted.unwrap_or(false),
         kms_key_id: v.kms_key_id.clone(),
+        snapshot_id: v.snapshot_id.clone().filter(|s| !s.is_empty()),
         snapshot_on_delete: true,
     };
+    // Built empty is "no snapshot": null, so that a spec naming one differs.
+    let mut value = super::to_value(&props);
+    value.as_object_mut().map(|m| m.entry("snapshot_id").or_insert(Value::Null));
     Live {
         name,
         id: id.clone(),
-        props: super::to_value(&props),
+        props: value,
         tags,
         outputs: [
             ("id".to_string(), Value::from(id)),
             ("availability_zone".to_string(), Value::from(props.availability_zone.clone())),
         ]
         .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::VolumeKind;
+    use crate::kinds::Kind;
+
+    fn err(props: serde_json::Value) -> String {
+        VolumeKind.canonicalize(props).unwrap_err().message
+    }
+
+    #[test]
+    fn gp3_limits_and_restores_are_checked_offline() {
+        let base = json!({"availability_zone": "eu-west-1a", "size_gb": 50, "iops": 8000, "throughput": 500});
+        let ok = VolumeKind.canonicalize(base.clone()).unwrap();
+        assert!(ok.get("snapshot_id").is_none(), "no restore: not compared");
+        let with = |k: &str, v: serde_json::Value| {
+            let mut p = base.clone();
+            p[k] = v;
+            p
+        };
+        assert!(err(with("size_gb", json!(10))).contains("at most 5000 IOPS (500 a GiB)"));
+        assert!(err(with("iops", json!(2000))).contains("at least 3000"));
+        assert!(err(with("throughput", json!(2500))).contains("at most 2000 MiB/s"));
+        assert!(err(with("snapshot_id", json!("vol-1"))).contains("snap-"));
+        let empty = VolumeKind.canonicalize(with("snapshot_id", json!(""))).unwrap();
+        assert!(empty.get("snapshot_id").is_none(), "an empty variable is no snapshot");
     }
 }

@@ -18,6 +18,9 @@ use crate::aws::{Aws, AwsError};
 
 pub mod autoscaling_group;
 pub mod autoscaling_policy;
+pub mod backup_plan;
+pub mod backup_selection;
+pub mod backup_vault;
 pub mod ec2_elastic_ip;
 pub mod ec2_internet_gateway;
 pub mod ec2_launch_template;
@@ -82,6 +85,9 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &autoscaling_group::Group,
     &autoscaling_policy::Policy,
     &logs_log_group::LogGroupKind,
+    &backup_vault::VaultKind,
+    &backup_plan::PlanKind,
+    &backup_selection::SelectionKind,
     &ecr_repository::RepositoryKind,
     &ecs_cluster::ClusterKind,
     &ecs_task_definition::TaskDefinitionKind,

@@ -87,6 +87,24 @@ pub struct DbInstanceProps {
     /// `<identifier>-final-<unix time>` is taken).
     #[serde(default)]
     pub skip_final_snapshot: bool,
+    /// Build the instance from this DB snapshot (its identifier or ARN),
+    /// e.g. the final snapshot of the instance it replaces, or a copy from
+    /// AWS Backup: a restore. The master user, database and engine come
+    /// from the snapshot. Setting or changing it replaces the instance
+    /// (with `--allow-destroy` when it is protected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_identifier: Option<String>,
+    /// Build the instance as `restore_source` was at this time (RFC 3339,
+    /// `2026-12-01T09:30:00Z`, within its backup retention), or `latest`:
+    /// a point-in-time restore. Setting or changing it replaces the
+    /// instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_time: Option<String>,
+    /// The instance `restore_time` restores from (its identifier): another
+    /// instance that is still there, e.g. production's when restoring into
+    /// a fresh environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_source: Option<String>,
 }
 
 fn postgres() -> String {
@@ -118,6 +136,11 @@ impl Kind for DbInstance {
     fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
         let mut p: DbInstanceProps = super::typed(props)?;
         super::sort_ids(&mut p.vpc_security_group_ids);
+        // An empty restore setting is none (a stack variable left empty).
+        for v in [&mut p.snapshot_identifier, &mut p.restore_time, &mut p.restore_source] {
+            v.take_if(|s| s.is_empty());
+        }
+        check_restore(&p)?;
         match (&p.master_password, p.manage_master_user_password) {
             (Some(_), true) => {
                 return Err(PropsError {
@@ -186,7 +209,17 @@ impl Kind for DbInstance {
         true
     }
     fn replace_on(&self) -> &'static [&'static str] {
-        &["engine", "storage_encrypted", "kms_key_id", "db_subnet_group_name", "db_name", "master_username"]
+        &[
+            "engine",
+            "storage_encrypted",
+            "kms_key_id",
+            "db_subnet_group_name",
+            "db_name",
+            "master_username",
+            "snapshot_identifier",
+            "restore_time",
+            "restore_source",
+        ]
     }
     fn sends(&self) -> &'static [Sent] {
         const SENDS: &[Sent] = &[
@@ -207,6 +240,12 @@ impl Kind for DbInstance {
             Sent::aws("master_password", "rds:CreateDBInstanceMessage.MasterUserPassword"),
             Sent::aws("manage_master_user_password", "rds:CreateDBInstanceMessage.ManageMasterUserPassword"),
             Sent::aws("port", "rds:CreateDBInstanceMessage.Port"),
+            Sent::aws("snapshot_identifier", "rds:RestoreDBInstanceFromDBSnapshotMessage.DBSnapshotIdentifier"),
+            Sent::not(
+                "restore_time",
+                "RestoreDBInstanceToPointInTime's RestoreTime, or UseLatestRestorableTime for `latest`",
+            ),
+            Sent::aws("restore_source", "rds:RestoreDBInstanceToPointInTimeMessage.SourceDBInstanceIdentifier"),
             Sent::aws("backup_retention_period", "rds:CreateDBInstanceMessage.BackupRetentionPeriod"),
             Sent::aws("preferred_backup_window", "rds:CreateDBInstanceMessage.PreferredBackupWindow"),
             Sent::aws("preferred_maintenance_window", "rds:CreateDBInstanceMessage.PreferredMaintenanceWindow"),
@@ -279,35 +318,39 @@ impl Kind for DbInstance {
     fn create<'a>(&'a self, aws: &'a Aws, d: &'a Desired) -> BoxFuture<'a, Result<Live, AwsError>> {
         Box::pin(async move {
             let p: DbInstanceProps = parse(&d.props)?;
-            let res = aws
-                .rds
-                .create_db_instance()
-                .db_instance_identifier(&d.physical_name)
-                .engine(&p.engine)
-                .set_engine_version(p.engine_version.clone())
-                .db_instance_class(&p.instance_class)
-                .allocated_storage(p.allocated_storage)
-                .storage_type(&p.storage_type)
-                .storage_encrypted(p.storage_encrypted)
-                .set_kms_key_id(p.kms_key_id.clone())
-                .multi_az(p.multi_az)
-                .db_subnet_group_name(&p.db_subnet_group_name)
-                .set_vpc_security_group_ids(Some(p.vpc_security_group_ids.clone()))
-                .set_db_parameter_group_name(p.db_parameter_group_name.clone())
-                .set_db_name(p.db_name.clone())
-                .master_username(&p.master_username)
-                .set_master_user_password(p.master_password.clone())
-                .set_manage_master_user_password(p.manage_master_user_password.then_some(true))
-                .port(p.port)
-                .backup_retention_period(p.backup_retention_period)
-                .set_preferred_backup_window(p.preferred_backup_window.clone())
-                .set_preferred_maintenance_window(p.preferred_maintenance_window.clone())
-                .deletion_protection(p.deletion_protection)
-                .publicly_accessible(p.publicly_accessible)
-                .set_tags(Some(to_tags(&d.tags)))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("rds:CreateDBInstance", e));
+            let res = if p.snapshot_identifier.is_some() || p.restore_time.is_some() {
+                restore(aws, d, &p).await
+            } else {
+                aws.rds
+                    .create_db_instance()
+                    .db_instance_identifier(&d.physical_name)
+                    .engine(&p.engine)
+                    .set_engine_version(p.engine_version.clone())
+                    .db_instance_class(&p.instance_class)
+                    .allocated_storage(p.allocated_storage)
+                    .storage_type(&p.storage_type)
+                    .storage_encrypted(p.storage_encrypted)
+                    .set_kms_key_id(p.kms_key_id.clone())
+                    .multi_az(p.multi_az)
+                    .db_subnet_group_name(&p.db_subnet_group_name)
+                    .set_vpc_security_group_ids(Some(p.vpc_security_group_ids.clone()))
+                    .set_db_parameter_group_name(p.db_parameter_group_name.clone())
+                    .set_db_name(p.db_name.clone())
+                    .master_username(&p.master_username)
+                    .set_master_user_password(p.master_password.clone())
+                    .set_manage_master_user_password(p.manage_master_user_password.then_some(true))
+                    .port(p.port)
+                    .backup_retention_period(p.backup_retention_period)
+                    .set_preferred_backup_window(p.preferred_backup_window.clone())
+                    .set_preferred_maintenance_window(p.preferred_maintenance_window.clone())
+                    .deletion_protection(p.deletion_protection)
+                    .publicly_accessible(p.publicly_accessible)
+                    .set_tags(Some(to_tags(&d.tags)))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| AwsError::from_sdk("rds:CreateDBInstance", e))
+            };
             match res {
                 Ok(_) => {}
                 // The identifier is unique: a retried create adopts.
@@ -345,6 +388,12 @@ impl Kind for DbInstance {
             set!(deletion_protection, deletion_protection);
             set!(publicly_accessible, publicly_accessible);
             set!(port, db_port_number);
+            if p.manage_master_user_password && !was.manage_master_user_password {
+                // A restored instance has the snapshot's password: RDS makes
+                // and rotates a new one in Secrets Manager.
+                m = m.manage_master_user_password(true);
+                changed = true;
+            }
             if p.vpc_security_group_ids != was.vpc_security_group_ids {
                 m = m.set_vpc_security_group_ids(Some(p.vpc_security_group_ids.clone()));
                 changed = true;
@@ -422,9 +471,146 @@ impl Kind for DbInstance {
     }
 }
 
+/// The restore settings the spec may give: one way at most, and
+/// `restore_time` with its source.
+fn check_restore(p: &DbInstanceProps) -> Result<(), PropsError> {
+    let err = |path: &str, message: &str| Err(PropsError { path: path.into(), message: message.into() });
+    if p.snapshot_identifier.is_some() && (p.restore_time.is_some() || p.restore_source.is_some()) {
+        return err("snapshot_identifier", "restore from a snapshot or from a point in time, not both");
+    }
+    if p.restore_time.is_some() != p.restore_source.is_some() {
+        return err(
+            "restore_time",
+            "a point-in-time restore sets both `restore_time` and `restore_source` (the instance restored from)",
+        );
+    }
+    if let Some(t) = &p.restore_time
+        && t != "latest"
+        && !crate::value::is_unknown_str(t)
+        && !is_rfc3339_utc(t)
+    {
+        return err("restore_time", "a UTC time, e.g. `2026-12-01T09:30:00Z`, or `latest`");
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
+fn is_rfc3339_utc(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && t.ends_with('Z')
+}
+
+/// The `converge:restored-from` tag of a restore: how the instance was
+/// built, recorded by the restore call itself, so that a plan sees a
+/// restore that is done (and a changed one) without any local state.
+fn restored_from(p: &DbInstanceProps) -> Option<String> {
+    match (&p.snapshot_identifier, &p.restore_time, &p.restore_source) {
+        (Some(snap), _, _) => Some(format!("snapshot:{snap}")),
+        (None, Some(time), Some(source)) => Some(format!("time:{source}@{time}")),
+        _ => None,
+    }
+}
+
+/// `props` with the restore settings the tag records.
+fn with_restore(props: DbInstanceProps, tag: Option<&str>) -> DbInstanceProps {
+    match tag.and_then(|t| t.split_once(':')) {
+        Some(("snapshot", snap)) => DbInstanceProps { snapshot_identifier: Some(snap.to_string()), ..props },
+        Some(("time", rest)) => match rest.split_once('@') {
+            Some((source, time)) => DbInstanceProps {
+                restore_source: Some(source.to_string()),
+                restore_time: Some(time.to_string()),
+                ..props
+            },
+            None => props,
+        },
+        _ => props,
+    }
+}
+
+/// Restores the instance from a snapshot or to a point in time, tagged by
+/// the call (with how it was restored). What a restore cannot set (the
+/// backup settings, the managed password) the modify after it does.
+async fn restore(aws: &Aws, d: &Desired, p: &DbInstanceProps) -> Result<(), AwsError> {
+    let mut tags = d.tags.clone();
+    if let Some(from) = restored_from(p) {
+        tags.insert(crate::tags::TAG_RESTORED_FROM.into(), from);
+    }
+    if let Some(snap) = &p.snapshot_identifier {
+        aws.rds
+            .restore_db_instance_from_db_snapshot()
+            .db_instance_identifier(&d.physical_name)
+            .db_snapshot_identifier(snap)
+            .db_instance_class(&p.instance_class)
+            .storage_type(&p.storage_type)
+            .allocated_storage(p.allocated_storage)
+            .multi_az(p.multi_az)
+            .db_subnet_group_name(&p.db_subnet_group_name)
+            .set_vpc_security_group_ids(Some(p.vpc_security_group_ids.clone()))
+            .set_db_parameter_group_name(p.db_parameter_group_name.clone())
+            .port(p.port)
+            .deletion_protection(p.deletion_protection)
+            .publicly_accessible(p.publicly_accessible)
+            .set_tags(Some(to_tags(&tags)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("rds:RestoreDBInstanceFromDBSnapshot", e))
+    } else {
+        let time = p.restore_time.as_deref().unwrap_or("latest");
+        let mut call = aws
+            .rds
+            .restore_db_instance_to_point_in_time()
+            .target_db_instance_identifier(&d.physical_name)
+            .set_source_db_instance_identifier(p.restore_source.clone())
+            .db_instance_class(&p.instance_class)
+            .storage_type(&p.storage_type)
+            .allocated_storage(p.allocated_storage)
+            .multi_az(p.multi_az)
+            .db_subnet_group_name(&p.db_subnet_group_name)
+            .set_vpc_security_group_ids(Some(p.vpc_security_group_ids.clone()))
+            .set_db_parameter_group_name(p.db_parameter_group_name.clone())
+            .port(p.port)
+            .deletion_protection(p.deletion_protection)
+            .publicly_accessible(p.publicly_accessible)
+            .set_tags(Some(to_tags(&tags)));
+        call = if time == "latest" {
+            call.use_latest_restorable_time(true)
+        } else {
+            let at =
+                aws_sdk_rds::primitives::DateTime::from_str(time, aws_sdk_rds::primitives::DateTimeFormat::DateTime)
+                    .map_err(|e| {
+                        AwsError::other("rds:RestoreDBInstanceToPointInTime", format!("restore_time `{time}`: {e}"))
+                    })?;
+            call.restore_time(at)
+        };
+        call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("rds:RestoreDBInstanceToPointInTime", e))
+    }
+}
+
 /// The attributes RDS reports, for "does the new instance need a modify".
 fn comparable(p: &DbInstanceProps) -> DbInstanceProps {
-    DbInstanceProps { master_password: None, apply_immediately: true, skip_final_snapshot: false, ..p.clone() }
+    DbInstanceProps {
+        master_password: None,
+        apply_immediately: true,
+        skip_final_snapshot: false,
+        snapshot_identifier: None,
+        restore_time: None,
+        restore_source: None,
+        ..p.clone()
+    }
 }
 
 fn parse(v: &Value) -> Result<DbInstanceProps, AwsError> {
@@ -494,7 +680,16 @@ fn live(name: String, db: aws_sdk_rds::types::DbInstance, tags: BTreeMap<String,
         publicly_accessible: db.publicly_accessible.unwrap_or(false),
         apply_immediately: true,
         skip_final_snapshot: false,
+        snapshot_identifier: None,
+        restore_time: None,
+        restore_source: None,
     };
+    let props = with_restore(props, tags.get(crate::tags::TAG_RESTORED_FROM).map(String::as_str));
+    // Built empty is "no restore": null, so that a spec naming one differs.
+    let mut props = super::to_value(&props);
+    for key in ["snapshot_identifier", "restore_time", "restore_source"] {
+        props.as_object_mut().map(|m| m.entry(key).or_insert(Value::Null));
+    }
     let mut outputs: BTreeMap<String, Value> = [
         ("id".to_string(), Value::from(id.clone())),
         ("address".to_string(), Value::from(address.clone())),
@@ -504,7 +699,7 @@ fn live(name: String, db: aws_sdk_rds::types::DbInstance, tags: BTreeMap<String,
     ]
     .into();
     outputs.insert("master_user_secret_arn".into(), secret.map(Value::from).unwrap_or(Value::Null));
-    Live { name, id, props: super::to_value(&props), tags, outputs }
+    Live { name, id, props, tags, outputs }
 }
 
 /// The DB parameter group family an engine version needs (RDS: `postgres16`
@@ -531,5 +726,50 @@ mod family_tests {
         assert_eq!(super::db_family("postgres", "9.6.24").as_deref(), Some("postgres9.6"));
         assert_eq!(super::db_family("mysql", "8.0.39").as_deref(), Some("mysql8.0"));
         assert_eq!(super::db_family("oracle-ee", "19"), None);
+    }
+}
+
+#[cfg(test)]
+mod restore_tests {
+    use serde_json::json;
+
+    use crate::kinds::Kind;
+
+    fn db(extra: serde_json::Value) -> Result<serde_json::Value, String> {
+        let mut p = json!({"instance_class": "db.t4g.medium", "allocated_storage": 20, "db_subnet_group_name": "g",
+            "vpc_security_group_ids": ["sg-1"], "master_username": "gitlab", "manage_master_user_password": true});
+        for (k, v) in extra.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        super::DbInstance.canonicalize(p).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn a_restore_is_one_way_and_recorded_by_its_tag() {
+        let empty = db(json!({"snapshot_identifier": "", "restore_time": "", "restore_source": ""})).unwrap();
+        assert!(empty.get("snapshot_identifier").is_none(), "empty variables are no restore");
+        assert!(
+            db(json!({"snapshot_identifier": "s", "restore_time": "latest", "restore_source": "x"}))
+                .unwrap_err()
+                .contains("not both")
+        );
+        assert!(db(json!({"restore_time": "latest"})).unwrap_err().contains("restore_source"));
+        assert!(db(json!({"restore_time": "yesterday", "restore_source": "x"})).unwrap_err().contains("UTC time"));
+        db(json!({"restore_time": "2026-12-01T09:30:00Z", "restore_source": "x"})).unwrap();
+
+        let p: super::DbInstanceProps =
+            serde_json::from_value(db(json!({"restore_time": "latest", "restore_source": "prod"})).unwrap()).unwrap();
+        let tag = super::restored_from(&p).unwrap();
+        assert_eq!(tag, "time:prod@latest");
+        let back = super::with_restore(
+            super::DbInstanceProps { restore_time: None, restore_source: None, ..p.clone() },
+            Some(&tag),
+        );
+        assert_eq!(back, p, "the tag reads back as the settings it records");
+        let snap = super::with_restore(
+            super::DbInstanceProps { restore_time: None, restore_source: None, ..p },
+            Some("snapshot:gitlab-before"),
+        );
+        assert_eq!(snap.snapshot_identifier.as_deref(), Some("gitlab-before"));
     }
 }

@@ -442,6 +442,7 @@ fn the_stack_is_built_to_boot_on_a_real_account() {
         assert_eq!(
             names,
             [
+                "gitlab-ha-staging-backup-role",
                 "gitlab-ha-staging-gitaly-role",
                 "gitlab-ha-staging-gitlab-migrate-role",
                 "gitlab-ha-staging-gitlab-node-role",
@@ -449,6 +450,20 @@ fn the_stack_is_built_to_boot_on_a_real_account() {
             ]
         );
         for role in names {
+            if role == "gitlab-ha-staging-backup-role" {
+                // AWS Backup's own managed policies, and nothing else.
+                let attached = iam.list_attached_role_policies().role_name(role).send().await.unwrap();
+                let mut arns: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
+                arns.sort();
+                assert_eq!(
+                    arns,
+                    [
+                        "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
+                        "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores"
+                    ]
+                );
+                continue;
+            }
             let policies = iam.list_role_policies().role_name(role).send().await.unwrap();
             assert!(!policies.policy_names().is_empty(), "{role} has policies");
             for p in policies.policy_names() {
@@ -881,4 +896,163 @@ fn ignored_desired_capacity_is_left_to_scaling() {
     );
     assert!(r.stderr.contains(&format!("{}:", typo.display())), "placed: {}", r.stderr);
     assert_eq!(moto.calls().len(), mark, "a bad spec made AWS calls");
+}
+
+/// Does an ARN pattern of a backup selection (`*` any run of characters)
+/// match `arn`? AWS Backup's own matching, for the selection check.
+fn arn_matches(pattern: &str, arn: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = arn;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(p) else { return false };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else {
+            let Some(at) = rest.find(p) else { return false };
+            rest = &rest[at + p.len()..];
+        }
+    }
+    rest.is_empty()
+}
+
+#[test]
+fn backups_select_the_data_tier_and_a_restore_replaces_only_what_it_restores() {
+    let moto = Moto::start();
+    apply(&moto, STACK);
+    let volume = rt().block_on(async {
+        // The vault, the plan and its one selection, read independently.
+        let backup = moto.backup();
+        let vaults = backup.list_backup_vaults().send().await.unwrap();
+        let names: Vec<&str> = vaults.backup_vault_list().iter().filter_map(|v| v.backup_vault_name()).collect();
+        assert_eq!(names, ["gitlab-ha-staging-backup-vault"]);
+        let plans = backup.list_backup_plans().send().await.unwrap();
+        assert_eq!(plans.backup_plans_list().len(), 1);
+        let plan_id = plans.backup_plans_list()[0].backup_plan_id().unwrap();
+        let plan = backup.get_backup_plan().backup_plan_id(plan_id).send().await.unwrap();
+        let rule = &plan.backup_plan().unwrap().rules()[0];
+        assert_eq!(rule.target_backup_vault_name(), "gitlab-ha-staging-backup-vault");
+        assert_eq!(rule.schedule_expression(), Some("cron(0 5 * * ? *)"));
+        assert_eq!(rule.lifecycle().and_then(|l| l.delete_after_days()), Some(7), "staging keeps a week");
+        let tags = backup.list_tags().resource_arn(plan.backup_plan_arn().unwrap()).send().await.unwrap();
+        assert_eq!(tags.tags().and_then(|t| t.get("converge:resource")).map(String::as_str), Some("backup_plan"));
+        let sels = backup.list_backup_selections().backup_plan_id(plan_id).send().await.unwrap();
+        assert_eq!(sels.backup_selections_list().len(), 1);
+        let sel = backup
+            .get_backup_selection()
+            .backup_plan_id(plan_id)
+            .selection_id(sels.backup_selections_list()[0].selection_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let sel = sel.backup_selection().unwrap();
+        let role = moto.iam().get_role().role_name("gitlab-ha-staging-backup-role").send().await.unwrap();
+        assert_eq!(sel.iam_role_arn(), role.role().unwrap().arn());
+        let conditions: BTreeMap<String, String> = sel
+            .conditions()
+            .unwrap()
+            .string_equals()
+            .iter()
+            .map(|c| {
+                let key = c.condition_key().unwrap().strip_prefix("aws:ResourceTag/").unwrap().to_string();
+                (key, c.condition_value().unwrap().to_string())
+            })
+            .collect();
+
+        // What it selects: every tagged object of the stack whose ARN a
+        // pattern matches and whose tags meet every condition (AND, as AWS
+        // Backup joins Resources and Conditions) is the volume, the DB and
+        // EFS, and nothing else.
+        let pages: Vec<_> = moto.tagging().get_resources().into_paginator().send().collect().await;
+        let all: Vec<_> =
+            pages.into_iter().flat_map(|p| p.unwrap().resource_tag_mapping_list.unwrap_or_default()).collect();
+        let mut selected: Vec<String> = all
+            .iter()
+            .filter(|m| sel.resources().iter().any(|p| arn_matches(p, m.resource_arn().unwrap())))
+            .filter(|m| {
+                let tags: BTreeMap<&str, &str> = m.tags().iter().map(|t| (t.key(), t.value())).collect();
+                conditions.iter().all(|(k, v)| tags.get(k.as_str()) == Some(&v.as_str()))
+            })
+            .map(|m| m.resource_arn().unwrap().to_string())
+            .collect();
+        selected.sort();
+        let db = moto.rds().describe_db_instances().send().await.unwrap();
+        let db_arn = db.db_instances()[0].db_instance_arn().unwrap().to_string();
+        let fs = moto.efs().describe_file_systems().send().await.unwrap();
+        let fs_arn = fs.file_systems()[0].file_system_arn().unwrap().to_string();
+        let vols = moto.ec2().describe_volumes().set_filters(Some(tagged_filter("gitaly_data"))).send().await.unwrap();
+        let volume = vols.volumes()[0].volume_id().unwrap().to_string();
+        let mut expected = vec![db_arn, fs_arn, format!("arn:aws:ec2:eu-west-1:123456789012:volume/{volume}")];
+        expected.sort();
+        assert_eq!(selected, expected, "the selection is the database, EFS and the repositories volume");
+        // GitLab's disk guidance for Gitaly, as provisioned.
+        assert_eq!((vols.volumes()[0].iops(), vols.volumes()[0].throughput()), (Some(8000), Some(500)));
+
+        // gitlab.rb uploads gitlab-backup's archives to the backups bucket,
+        // whose lifecycle expires them with the recovery points.
+        let s3 = moto.s3();
+        let rb = s3.get_object().bucket("acme-gitlab-staging-config").key("gitlab.rb").send().await.unwrap();
+        let rb = String::from_utf8(rb.body.collect().await.unwrap().to_vec()).unwrap();
+        assert!(rb.contains("gitlab_rails['backup_upload_remote_directory'] = 'acme-gitlab-staging-backups'"), "{rb}");
+        let lc = s3.get_bucket_lifecycle_configuration().bucket("acme-gitlab-staging-backups").send().await.unwrap();
+        assert_eq!(lc.rules()[0].expiration().and_then(|e| e.days()), Some(7));
+        volume
+    });
+    moto.run(&["plan", STACK, "--env", "staging", "--detailed-exitcode"]).expect(0);
+
+    // A restore: the database from a DB snapshot, the volume from an EBS
+    // snapshot. The plan replaces those two and no other object; what
+    // follows from their new ids and secret is updated in place.
+    let snapshot = rt().block_on(async {
+        let rds = moto.rds();
+        rds.create_db_snapshot()
+            .db_snapshot_identifier("gitlab-before")
+            .db_instance_identifier("gitlab-ha-staging-db")
+            .send()
+            .await
+            .unwrap();
+        let snap = moto.ec2().create_snapshot().volume_id(&volume).send().await.unwrap();
+        snap.snapshot_id().unwrap().to_string()
+    });
+    let dir = Scratch::beside_stacks("restore");
+    let out = dir.path("plan.json");
+    let vars = ["--var", "db_snapshot=gitlab-before", "--var", &format!("gitaly_snapshot={snapshot}")];
+    let mut args = vec!["plan", STACK, "--env", "staging", "--format", "json", "--out", path_str(&out)];
+    args.extend(vars);
+    moto.run(&args).expect(0);
+    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let by_action = |action: &str| -> Vec<String> {
+        let mut v: Vec<String> = plan["plan"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == action)
+            .map(|r| r["address"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(by_action("replace"), ["ec2.volume.gitaly_data", "rds.db_instance.db"], "{plan:#}");
+    assert_eq!((by_action("create"), by_action("delete")), (vec![], vec![]), "{plan:#}");
+
+    let mut args = vec!["apply", STACK, "--env", "staging", "--auto-approve", "--allow-destroy", "db"];
+    args.extend(["--allow-destroy", "gitaly_data"]);
+    args.extend(vars);
+    moto.run(&args).expect(0);
+    rt().block_on(async {
+        let db =
+            moto.rds().describe_db_instances().db_instance_identifier("gitlab-ha-staging-db").send().await.unwrap();
+        let db = &db.db_instances()[0];
+        let from = db.tag_list().iter().find(|t| t.key() == Some("converge:restored-from")).and_then(|t| t.value());
+        assert_eq!(from, Some("snapshot:gitlab-before"), "the restore call recorded its source");
+        assert!(db.master_user_secret().is_some(), "RDS manages the restored instance's password again");
+        let vols = moto.ec2().describe_volumes().set_filters(Some(tagged_filter("gitaly_data"))).send().await.unwrap();
+        assert_eq!(vols.volumes().len(), 1);
+        assert_eq!(vols.volumes()[0].snapshot_id(), Some(snapshot.as_str()), "built from the snapshot");
+        assert_ne!(vols.volumes()[0].volume_id(), Some(volume.as_str()));
+    });
+    let mut args = vec!["plan", STACK, "--env", "staging", "--detailed-exitcode"];
+    args.extend(vars);
+    moto.run(&args).expect(0);
 }

@@ -19,22 +19,24 @@ use harness::{Moto, Scratch, path_str, repo, rt, stack_variant, wait_for_lines};
 
 const STACK: &str = "stacks/gitlab-ha.yaml";
 
-/// Resources of the staging stack (72; production adds a second NAT
+/// Resources of the staging stack (78; production adds a second NAT
 /// gateway and its address).
-const STAGING: usize = 72;
+const STAGING: usize = 78;
 
-/// Of those, what AWS cannot tag: the two mount targets and the scaling
-/// policy.
-const UNTAGGED: usize = 3;
+/// Of those, what AWS cannot tag: the two mount targets, the scaling
+/// policy and the backup selection.
+const UNTAGGED: usize = 4;
 
 /// A database password the tests pass through the environment.
 const DB_PASSWORD: &str = harness::DB_PASSWORD;
 
-const BUCKETS: [&str; 4] = [
+const BUCKETS: [&str; 6] = [
     "acme-gitlab-staging-config",
     "acme-gitlab-staging-registry",
     "acme-gitlab-staging-objects",
     "acme-gitlab-staging-runner-cache",
+    "acme-gitlab-staging-backups",
+    "acme-gitlab-staging-gitaly-backups",
 ];
 
 fn filters(env: &str) -> Vec<Filter> {
@@ -200,6 +202,15 @@ fn tagged(moto: &Moto, env: &str) -> BTreeMap<(String, String), usize> {
             if tags.contains_key("converge:stack") {
                 add("secret", tags);
             }
+        }
+        let backup = moto.backup();
+        for v in backup.list_backup_vaults().send().await.unwrap().backup_vault_list() {
+            let tags = backup.list_tags().resource_arn(v.backup_vault_arn().unwrap()).send().await.unwrap();
+            add("backup_vault", tags.tags.unwrap_or_default().into_iter().collect());
+        }
+        for p in backup.list_backup_plans().send().await.unwrap().backup_plans_list() {
+            let tags = backup.list_tags().resource_arn(p.backup_plan_arn().unwrap()).send().await.unwrap();
+            add("backup_plan", tags.tags.unwrap_or_default().into_iter().collect());
         }
         for g in ec.describe_cache_parameter_groups().send().await.unwrap().cache_parameter_groups() {
             let tags = ec.list_tags_for_resource().resource_name(g.arn().unwrap()).send().await.unwrap();

@@ -219,6 +219,8 @@ impl Moto {
         ssm: aws_sdk_ssm,
         acm: aws_sdk_acm,
         route53: aws_sdk_route53,
+        backup: aws_sdk_backup,
+        tagging: aws_sdk_resourcegroupstagging,
     }
 
     /// How the one-off tasks (RunTask) of a task definition family end
