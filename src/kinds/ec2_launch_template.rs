@@ -126,7 +126,13 @@ impl Kind for LaunchTemplate {
                 let tags = from_tags(t.tags());
                 let Some(owner) = scope.owner(&tags, None) else { continue };
                 let id = t.launch_template_id.clone().unwrap_or_default();
-                out.push(describe(aws, owner, &id, tags).await?);
+                // One deleted between the list and its own read (a destroy
+                // running beside this plan) is gone, not an error.
+                if let Some(l) =
+                    not_found(describe(aws, owner, &id, tags).await, &["InvalidLaunchTemplateId.NotFound"])?
+                {
+                    out.push(l);
+                }
             }
             Ok(out)
         })

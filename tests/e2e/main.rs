@@ -19,9 +19,11 @@ use harness::{Moto, Scratch, path_str, repo, rt, stack_variant, wait_for_lines};
 
 const STACK: &str = "stacks/gitlab-ha.yaml";
 
-/// Resources of the staging stack (78; production adds a second NAT
-/// gateway and its address).
+/// Resources of the staging stack.
 const STAGING: usize = 78;
+
+/// Of production: a second NAT gateway and its address.
+const PRODUCTION: usize = STAGING + 2;
 
 /// Of those, what AWS cannot tag: the two mount targets, the scaling
 /// policy and the backup selection.

@@ -8,13 +8,17 @@ fn environments_are_isolated_by_tags() {
     apply(&moto, STACK);
     // Production sees none of staging's objects as its own.
     let r = moto.run(&["plan", STACK, "--env", "production", "--detailed-exitcode"]).expect(2);
-    assert!(r.stdout.contains("Plan: 74 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("Plan: {PRODUCTION} to add, 0 to change, 0 to replace, 0 to destroy.")),
+        "{}",
+        r.stdout
+    );
     assert_eq!(tagged(&moto, "production").len(), 0);
 
     // JSON for tools: the same plan, machine-readable.
     let r = moto.run(&["plan", STACK, "--env", "production", "--format", "json"]).expect(0);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
-    assert_eq!(doc["summary"], serde_json::json!({"add": 74, "change": 0, "replace": 0, "destroy": 0}));
+    assert_eq!(doc["summary"], serde_json::json!({"add": PRODUCTION, "change": 0, "replace": 0, "destroy": 0}));
     let private_a = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "private_a").unwrap();
     assert_eq!(private_a["action"], "create");
     let vpc_id = private_a["changes"].as_array().unwrap().iter().find(|c| c["attr"] == "vpc_id").unwrap();
@@ -43,7 +47,7 @@ fn environments_are_isolated_by_tags() {
     moto.run(&["apply", path_str(&more), "--env", "production", "--auto-approve"]).expect(0);
     moto.run(&["plan", path_str(&more), "--env", "production", "--detailed-exitcode"]).expect(0);
     let found = tagged(&moto, "production");
-    assert_eq!(found.len(), 74 - UNTAGGED, "a NAT gateway and an address per AZ: {found:?}");
+    assert_eq!(found.len(), PRODUCTION - UNTAGGED, "a NAT gateway and an address per AZ: {found:?}");
     assert!(found.contains_key(&("nat_gateway".to_string(), "nat_b".to_string())), "{found:?}");
 
     // Production comes down only once its database's deletion protection
@@ -110,7 +114,7 @@ fn stateful_resources_are_protected_and_snapshotted() {
     refused(prod(path_str(&empty), &["--allow-destroy", "*"]), &everything, mark);
     let r = moto.run(&["destroy", STACK, "--env", "production", "--auto-approve", "--allow-destroy", "*"]);
     refused(r, &everything, mark);
-    assert_eq!(tagged(&moto, "production").len(), 74 - UNTAGGED, "all still there");
+    assert_eq!(tagged(&moto, "production").len(), PRODUCTION - UNTAGGED, "all still there");
 
     // The spec lets them go, but the command does not name them: refused.
     let unprotect = ["--var", "protect_data=false", "--var", "db_deletion_protection=false"];

@@ -248,7 +248,7 @@ fn drift_tells_changes_by_hand_from_pending_missing_and_unmanaged() {
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let envs: Vec<&str> = doc["environments"].as_array().unwrap().iter().map(|e| e["env"].as_str().unwrap()).collect();
     assert_eq!(envs, ["staging", "production"]);
-    assert_eq!(doc["environments"][1]["counts"]["pending"], 80, "{}", r.stdout);
+    assert_eq!(doc["environments"][1]["counts"]["pending"], PRODUCTION, "{}", r.stdout);
 
     // Apply repairs everything; drift is clean again.
     moto.run(&["apply", edited, "--env", "staging", "--auto-approve"]).expect(0);
