@@ -61,6 +61,13 @@ pub fn same_owner(tags: &Tags, desired: &Tags) -> bool {
     [TAG_STACK, TAG_ENV].iter().all(|k| tags.get(*k) == desired.get(*k))
 }
 
+/// True when `tags` are this very resource's: its stack, environment and
+/// resource name. An object found by its name after a create whose
+/// response was lost is taken only then.
+pub fn same_resource(tags: &Tags, desired: &Tags) -> bool {
+    same_owner(tags, desired) && tags.get(TAG_RESOURCE) == desired.get(TAG_RESOURCE)
+}
+
 /// Tag set from `(key, value)` pairs, AWS's own `aws:` tags left out.
 pub fn tag_map<I: IntoIterator<Item = (Option<String>, Option<String>)>>(tags: I) -> Tags {
     tags.into_iter()

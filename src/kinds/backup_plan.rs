@@ -6,8 +6,9 @@
 //! through the ownership index (`backup:backup-plan`). Plan names are not
 //! ids, so the create is sent once, and a create whose outcome is unknown
 //! looks the plan up by name before anything is sent again; a plan found
-//! is taken only if it carries this resource's tags. The rules change in place (`UpdateBackupPlan`, a new
-//! version); deleting a plan leaves its recovery points in their vaults.
+//! is taken only if it carries this resource's tags. The rules change in
+//! place (`UpdateBackupPlan`, a new version); deleting a plan leaves its
+//! recovery points in their vaults.
 
 use std::collections::BTreeMap;
 
@@ -195,13 +196,8 @@ impl Kind for PlanKind {
                 .ok_or_else(|| AwsError::other("backup:CreateBackupPlan", "the plan is not there after its create"))?;
             // Taken only if it carries this resource's tags.
             let tags = list_tags(aws, plan.backup_plan_arn().unwrap_or_default()).await?.unwrap_or_default();
-            let ours = crate::tags::same_owner(&tags, &d.tags)
-                && tags.get(crate::tags::TAG_RESOURCE) == d.tags.get(crate::tags::TAG_RESOURCE);
-            if !ours {
-                return Err(AwsError::other(
-                    "backup:CreateBackupPlan",
-                    format!("backup plan {} exists and is not this resource's", d.physical_name),
-                ));
+            if !crate::tags::same_resource(&tags, &d.tags) {
+                return Err(AwsError::not_ours("backup:CreateBackupPlan", "backup plan", &d.physical_name));
             }
             let found = live(d.name.clone(), &plan, tags);
             if found.props != d.props {

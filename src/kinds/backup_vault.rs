@@ -120,13 +120,8 @@ impl Kind for VaultKind {
                 AwsError::other("backup:CreateBackupVault", "the vault is not there after its create")
             })?;
             let tags = list_tags(aws, v.backup_vault_arn().unwrap_or_default()).await?.unwrap_or_default();
-            let ours = crate::tags::same_owner(&tags, &d.tags)
-                && tags.get(crate::tags::TAG_RESOURCE) == d.tags.get(crate::tags::TAG_RESOURCE);
-            if !ours {
-                return Err(AwsError::other(
-                    "backup:CreateBackupVault",
-                    format!("backup vault {} exists and is not this resource's", d.physical_name),
-                ));
+            if !crate::tags::same_resource(&tags, &d.tags) {
+                return Err(AwsError::not_ours("backup:CreateBackupVault", "backup vault", &d.physical_name));
             }
             Ok(live(d.name.clone(), &v, tags))
         })

@@ -161,13 +161,8 @@ impl Kind for RepositoryKind {
                 AwsError::other("ecr:CreateRepository", "the repository is not there after its create")
             })?;
             let tags = list_tags(aws, r.repository_arn().unwrap_or_default()).await?.unwrap_or_default();
-            let ours = crate::tags::same_owner(&tags, &d.tags)
-                && tags.get(crate::tags::TAG_RESOURCE) == d.tags.get(crate::tags::TAG_RESOURCE);
-            if !ours {
-                return Err(AwsError::other(
-                    "ecr:CreateRepository",
-                    format!("repository {} exists and is not this resource's", d.physical_name),
-                ));
+            if !crate::tags::same_resource(&tags, &d.tags) {
+                return Err(AwsError::not_ours("ecr:CreateRepository", "repository", &d.physical_name));
             }
             put_policy(aws, &d.physical_name, p.lifecycle_policy.as_ref(), None).await?;
             Ok(live(d.name.clone(), &r, tags, p.lifecycle_policy.clone()))

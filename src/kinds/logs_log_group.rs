@@ -147,13 +147,8 @@ impl Kind for LogGroupKind {
                 .await?
                 .ok_or_else(|| AwsError::other("logs:CreateLogGroup", "the log group is not there after its create"))?;
             let tags = list_tags(aws, &arn_of(&g)).await?.unwrap_or_default();
-            let ours = crate::tags::same_owner(&tags, &d.tags)
-                && tags.get(crate::tags::TAG_RESOURCE) == d.tags.get(crate::tags::TAG_RESOURCE);
-            if !ours {
-                return Err(AwsError::other(
-                    "logs:CreateLogGroup",
-                    format!("log group {} exists and is not this resource's", d.physical_name),
-                ));
+            if !crate::tags::same_resource(&tags, &d.tags) {
+                return Err(AwsError::not_ours("logs:CreateLogGroup", "log group", &d.physical_name));
             }
             let was = live(d.name.clone(), &g, tags);
             let settled =

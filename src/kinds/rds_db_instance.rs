@@ -321,31 +321,22 @@ impl Kind for DbInstance {
             let res = if p.snapshot_identifier.is_some() || p.restore_time.is_some() {
                 restore(aws, d, &p).await
             } else {
-                aws.rds
+                let call = aws
+                    .rds
                     .create_db_instance()
                     .db_instance_identifier(&d.physical_name)
                     .engine(&p.engine)
                     .set_engine_version(p.engine_version.clone())
-                    .db_instance_class(&p.instance_class)
-                    .allocated_storage(p.allocated_storage)
-                    .storage_type(&p.storage_type)
                     .storage_encrypted(p.storage_encrypted)
                     .set_kms_key_id(p.kms_key_id.clone())
-                    .multi_az(p.multi_az)
-                    .db_subnet_group_name(&p.db_subnet_group_name)
-                    .set_vpc_security_group_ids(Some(p.vpc_security_group_ids.clone()))
-                    .set_db_parameter_group_name(p.db_parameter_group_name.clone())
                     .set_db_name(p.db_name.clone())
                     .master_username(&p.master_username)
                     .set_master_user_password(p.master_password.clone())
                     .set_manage_master_user_password(p.manage_master_user_password.then_some(true))
-                    .port(p.port)
                     .backup_retention_period(p.backup_retention_period)
                     .set_preferred_backup_window(p.preferred_backup_window.clone())
-                    .set_preferred_maintenance_window(p.preferred_maintenance_window.clone())
-                    .deletion_protection(p.deletion_protection)
-                    .publicly_accessible(p.publicly_accessible)
-                    .set_tags(Some(to_tags(&d.tags)))
+                    .set_preferred_maintenance_window(p.preferred_maintenance_window.clone());
+                with_placement!(call, p, &d.tags)
                     .send()
                     .await
                     .map(|_| ())
@@ -540,6 +531,28 @@ fn with_restore(props: DbInstanceProps, tag: Option<&str>) -> DbInstanceProps {
     }
 }
 
+/// Sets what a new instance and a restored one are given alike: where it
+/// runs (class, storage, Multi-AZ, subnets, security and parameter groups,
+/// port), its protection and exposure, and its tags, on any of the three
+/// requests that make an instance (their builders are distinct types).
+macro_rules! with_placement {
+    ($call:expr, $p:expr, $tags:expr) => {
+        $call
+            .db_instance_class(&$p.instance_class)
+            .storage_type(&$p.storage_type)
+            .allocated_storage($p.allocated_storage)
+            .multi_az($p.multi_az)
+            .db_subnet_group_name(&$p.db_subnet_group_name)
+            .set_vpc_security_group_ids(Some($p.vpc_security_group_ids.clone()))
+            .set_db_parameter_group_name($p.db_parameter_group_name.clone())
+            .port($p.port)
+            .deletion_protection($p.deletion_protection)
+            .publicly_accessible($p.publicly_accessible)
+            .set_tags(Some(to_tags($tags)))
+    };
+}
+use with_placement;
+
 /// Restores the instance from a snapshot or to a point in time, tagged by
 /// the call (with how it was restored). What a restore cannot set (the
 /// backup settings, the managed password) the modify after it does.
@@ -549,43 +562,24 @@ async fn restore(aws: &Aws, d: &Desired, p: &DbInstanceProps) -> Result<(), AwsE
         tags.insert(crate::tags::TAG_RESTORED_FROM.into(), from);
     }
     if let Some(snap) = &p.snapshot_identifier {
-        aws.rds
+        let call = aws
+            .rds
             .restore_db_instance_from_db_snapshot()
             .db_instance_identifier(&d.physical_name)
-            .db_snapshot_identifier(snap)
-            .db_instance_class(&p.instance_class)
-            .storage_type(&p.storage_type)
-            .allocated_storage(p.allocated_storage)
-            .multi_az(p.multi_az)
-            .db_subnet_group_name(&p.db_subnet_group_name)
-            .set_vpc_security_group_ids(Some(p.vpc_security_group_ids.clone()))
-            .set_db_parameter_group_name(p.db_parameter_group_name.clone())
-            .port(p.port)
-            .deletion_protection(p.deletion_protection)
-            .publicly_accessible(p.publicly_accessible)
-            .set_tags(Some(to_tags(&tags)))
+            .db_snapshot_identifier(snap);
+        with_placement!(call, p, &tags)
             .send()
             .await
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk("rds:RestoreDBInstanceFromDBSnapshot", e))
     } else {
         let time = p.restore_time.as_deref().unwrap_or("latest");
-        let mut call = aws
+        let call = aws
             .rds
             .restore_db_instance_to_point_in_time()
             .target_db_instance_identifier(&d.physical_name)
-            .set_source_db_instance_identifier(p.restore_source.clone())
-            .db_instance_class(&p.instance_class)
-            .storage_type(&p.storage_type)
-            .allocated_storage(p.allocated_storage)
-            .multi_az(p.multi_az)
-            .db_subnet_group_name(&p.db_subnet_group_name)
-            .set_vpc_security_group_ids(Some(p.vpc_security_group_ids.clone()))
-            .set_db_parameter_group_name(p.db_parameter_group_name.clone())
-            .port(p.port)
-            .deletion_protection(p.deletion_protection)
-            .publicly_accessible(p.publicly_accessible)
-            .set_tags(Some(to_tags(&tags)));
+            .set_source_db_instance_identifier(p.restore_source.clone());
+        let mut call = with_placement!(call, p, &tags);
         call = if time == "latest" {
             call.use_latest_restorable_time(true)
         } else {
