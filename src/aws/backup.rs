@@ -47,9 +47,21 @@ pub fn build_err(operation: &'static str) -> impl FnOnce(aws_sdk_backup::error::
     move |e| AwsError::other(operation, format!("could not build the request: {e}"))
 }
 
-/// The name rule of vaults (`BackupVaultName`): 2 to 50 letters, digits,
-/// `-` and `_`.
+/// AWS Backup's name rule: `len` characters, letters, digits and `extra`
+/// (`BackupVaultName`: 2 to 50 of `-_`; rule and selection names: 1 to 50
+/// of `-_.`; plan names through the API: 1 to 200 of `-_.`). `what` names
+/// the thing in the message.
+pub fn check_name(name: &str, len: std::ops::RangeInclusive<usize>, extra: &str, what: &str) -> Result<(), String> {
+    if len.contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c)) {
+        return Ok(());
+    }
+    let mut chars: Vec<String> = extra.chars().map(|c| format!("`{c}`")).collect();
+    let last = chars.pop().unwrap_or_default();
+    let listed = if chars.is_empty() { last } else { format!("{} and {last}", chars.join(", ")) };
+    Err(format!("{what}'s name is {} to {} letters, digits, {listed}", len.start(), len.end()))
+}
+
+/// A vault's name (`BackupVaultName`).
 pub fn check_vault_name(name: &str) -> Result<(), String> {
-    let ok = (2..=50).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok { Ok(()) } else { Err("a backup vault's name is 2 to 50 letters, digits, `-` and `_`".into()) }
+    check_name(name, 2..=50, "-_", "a backup vault")
 }

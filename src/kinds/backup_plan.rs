@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, Live, PropsError, Scope, Target};
-use crate::aws::backup::{build_err, list_tags, no_retry, sync_tags};
+use crate::aws::backup::{build_err, check_name, list_tags, no_retry, sync_tags};
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found};
 use crate::limits::Sent;
 
@@ -129,10 +129,8 @@ impl Kind for PlanKind {
         &["version_id"]
     }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
-        // BackupPlanName: 1 to 200 letters, digits and `-_.` through the API.
-        let ok =
-            (1..=200).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if ok { Ok(()) } else { Err("a backup plan's name is 1 to 200 letters, digits, `-`, `_` and `.`".into()) }
+        // BackupPlanName: 1 to 200 through the API.
+        check_name(name, 1..=200, "-_.", "a backup plan")
     }
     fn reads(&self) -> super::Reads {
         super::Reads { once: &[], per_object: &["backup:GetBackupPlan"], per_parent: &[] }
@@ -260,13 +258,8 @@ fn check(p: &PlanProps) -> Result<(), PropsError> {
     let mut names = std::collections::BTreeSet::new();
     for (i, r) in p.rules.iter().enumerate() {
         let at = |field: &str| format!("rules[{i}].{field}");
-        let name_ok =
-            (1..=50).contains(&r.name.len()) && r.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !name_ok {
-            return err(
-                at("name"),
-                format!("`{}`: a rule's name is 1 to 50 letters, digits, `-`, `_` and `.`", r.name),
-            );
+        if let Err(why) = check_name(&r.name, 1..=50, "-_.", "a rule") {
+            return err(at("name"), format!("`{}`: {why}", r.name));
         }
         if !names.insert(r.name.as_str()) {
             return err(at("name"), format!("two rules are named `{}`", r.name));
@@ -475,6 +468,15 @@ mod tests {
             r[k] = v;
             check(r).unwrap_err()
         };
+        assert!(with("name", json!("a b")).ends_with("a rule's name is 1 to 50 letters, digits, `-`, `_` and `.`"));
+        assert_eq!(
+            PlanKind.check_physical_name("a b"),
+            Err("a backup plan's name is 1 to 200 letters, digits, `-`, `_` and `.`".into())
+        );
+        assert_eq!(
+            crate::aws::backup::check_vault_name("v"),
+            Err("a backup vault's name is 2 to 50 letters, digits, `-` and `_`".into())
+        );
         assert!(with("schedule", json!("rate(1 day)")).contains("six fields"));
         assert!(with("schedule", json!("cron(0 5 * * ?)")).contains("six fields"));
         assert!(with("vault", json!("arn:aws:backup:eu-west-1:1:backup-vault:v")).contains("not its ARN"));

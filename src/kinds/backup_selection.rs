@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{BoxFuture, Desired, Kind, LinkProblem, Live, Member, PropsError, Scope};
 use crate::aws::backup::build_err;
-use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::{Aws, AwsError, client_token, not_found};
 use crate::limits::Sent;
 
 pub struct SelectionKind;
@@ -95,8 +95,7 @@ impl Kind for SelectionKind {
         &["id"]
     }
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
-        let ok = (1..=50).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if ok { Ok(()) } else { Err("a backup selection's name is 1 to 50 letters, digits, `-`, `_` and `.`".into()) }
+        crate::aws::backup::check_name(name, 1..=50, "-_.", "a backup selection")
     }
     fn taggable(&self) -> bool {
         false
@@ -194,15 +193,14 @@ impl Kind for SelectionKind {
                 .set_conditions(conditions)
                 .build()
                 .map_err(build_err(op))?;
-            // The same token on every retry: AWS Backup returns the selection
-            // a lost response made instead of making a second.
-            let token = request_id(&d.physical_name, &p.plan_id);
+            // One token for this call, resent by the SDK's retries: AWS Backup
+            // returns the selection a lost response made instead of a second.
             let out = aws
                 .backup
                 .create_backup_selection()
                 .backup_plan_id(&p.plan_id)
                 .backup_selection(selection)
-                .creator_request_id(token)
+                .creator_request_id(client_token())
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk(op, e))?;
@@ -237,14 +235,6 @@ impl Kind for SelectionKind {
             not_found(res, &["ResourceNotFoundException"]).map(|_| ())
         })
     }
-}
-
-/// `CreatorRequestId` (1 to 50 letters, digits and `-_.`): the selection's
-/// name and plan, hashed.
-fn request_id(name: &str, plan: &str) -> String {
-    use sha2::Digest;
-    let hash = sha2::Sha256::digest(format!("{plan}/{name}").as_bytes());
-    hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 async fn get(aws: &Aws, plan: &str, id: &str) -> Result<Option<Live>, AwsError> {
