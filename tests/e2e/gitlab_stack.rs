@@ -1000,6 +1000,10 @@ fn backups_select_the_data_tier_and_a_restore_replaces_only_what_it_restores() {
         volume
     });
     moto.run(&["plan", STACK, "--env", "staging", "--detailed-exitcode"]).expect(0);
+    // And a second apply is a no-op: not one mutating call.
+    let mark = moto.calls().len();
+    apply(&moto, STACK);
+    assert!(moto.mutating_since(mark).is_empty(), "{:?}", moto.mutating_since(mark));
 
     // A restore: the database from a DB snapshot, the volume from an EBS
     // snapshot. The plan replaces those two and no other object; what
