@@ -24,7 +24,7 @@ fn filtered(dir: &Scratch, text: &str) -> String {
 #[test]
 fn validate_accepts_both_environments_of_the_shipped_stack() {
     // Production has a NAT gateway (and its address) per AZ; staging shares one.
-    for (env, n) in [("staging", 78), ("production", 80)] {
+    for (env, n) in [("staging", 88), ("production", 90)] {
         let r = converge(&["validate", "stacks/gitlab-ha.yaml", "--env", env]).expect(0);
         assert!(
             r.stdout.contains(&format!("valid ({n} resources, environment {env}, region eu-west-1)")),
@@ -133,6 +133,8 @@ fn schema_covers_every_kind_and_rejects_typos() {
             "autoscaling.group",
             "autoscaling.policy",
             "logs.log_group",
+            "sns.topic",
+            "cloudwatch.alarm",
             "backup.vault",
             "backup.plan",
             "backup.selection",

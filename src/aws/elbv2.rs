@@ -141,3 +141,23 @@ pub fn check_name(name: &str) -> Result<(), String> {
         Err("a load balancer or target group name is 1-32 letters, digits and hyphens, with no hyphen at either end (set a shorter `name:`)".into())
     }
 }
+
+/// What CloudWatch names a load balancer or target group by (its
+/// `LoadBalancer` / `TargetGroup` dimension): the ARN after
+/// `loadbalancer/` (`app/NAME/ID`, `net/NAME/ID`) or from `targetgroup/`
+/// on (`targetgroup/NAME/ID`).
+pub fn arn_suffix(arn: &str) -> &str {
+    let resource = arn.splitn(6, ':').nth(5).unwrap_or_default();
+    resource.strip_prefix("loadbalancer/").unwrap_or(resource)
+}
+
+#[cfg(test)]
+mod suffix_tests {
+    #[test]
+    fn arn_suffixes_are_cloudwatch_dimensions() {
+        let lb = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/gitlab/50dc6c495c0c9188";
+        assert_eq!(super::arn_suffix(lb), "app/gitlab/50dc6c495c0c9188");
+        let tg = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/app/73e2d6bc24d8a067";
+        assert_eq!(super::arn_suffix(tg), "targetgroup/app/73e2d6bc24d8a067");
+    }
+}

@@ -48,6 +48,8 @@ pub struct Aws {
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub backup: aws_sdk_backup::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub sns: aws_sdk_sns::Client,
     /// Lookups only: SSM parameters, ACM certificates, Route 53 zones.
     pub ssm: aws_sdk_ssm::Client,
     pub acm: aws_sdk_acm::Client,
@@ -124,6 +126,8 @@ impl Aws {
             secretsmanager: client!(aws_sdk_secretsmanager),
             logs: client!(aws_sdk_cloudwatchlogs),
             backup: client!(aws_sdk_backup),
+            cloudwatch: client!(aws_sdk_cloudwatch),
+            sns: client!(aws_sdk_sns),
             ssm: client!(aws_sdk_ssm),
             acm: client!(aws_sdk_acm),
             route53: client!(aws_sdk_route53),

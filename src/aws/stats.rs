@@ -54,10 +54,14 @@ impl Intercept for CallCounter {
     ) -> Result<(), BoxError> {
         // The service's signing name (`elasticloadbalancing`): the prefix
         // of IAM actions and of converge's error messages.
-        // The Tagging API signs as `tagging`; its IAM prefix is `tag`.
-        let service = cfg
-            .load::<aws_types::SigningName>()
-            .map(|n| if n.as_ref() == "tagging" { "tag".to_string() } else { n.as_ref().to_string() });
+        // Two sign with another name than their IAM prefix: the Tagging
+        // API (`tagging`, IAM `tag`) and CloudWatch (`monitoring`, IAM
+        // `cloudwatch`).
+        let service = cfg.load::<aws_types::SigningName>().map(|n| match n.as_ref() {
+            "tagging" => "tag".to_string(),
+            "monitoring" => "cloudwatch".to_string(),
+            other => other.to_string(),
+        });
         if let Some(m) = cfg.load::<Metadata>() {
             self.count(service.as_deref().unwrap_or(m.service()), m.name());
         }

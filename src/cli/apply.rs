@@ -16,6 +16,8 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> anyhow::Result<u8> {
         trace: args.trace,
         verify: args.verify,
         verify_timeout: args.verify_timeout,
+        verify_alarms: args.verify_alarms,
+        verify_window: args.verify_window,
     };
     crate::run::apply::run(opts, printer).await
 }

@@ -37,6 +37,9 @@ pub async fn run(args: HistoryArgs, printer: &Printer) -> anyhow::Result<u8> {
         for f in &r.failed {
             printer.out(&format!("    failed: {f}"));
         }
+        if !r.alarms.is_empty() {
+            printer.out(&format!("    verification failed: in ALARM after the deploy: {}", r.alarms.join(", ")));
+        }
         if !r.changed.is_empty() {
             const SHOWN: usize = 6;
             let mut changed = r.changed.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");

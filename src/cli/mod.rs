@@ -399,6 +399,16 @@ pub struct ApplyArgs {
     /// How long CMD may run before it counts as failed.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration_arg)]
     pub verify_timeout: std::time::Duration,
+    /// After the apply (and --verify), watch these CloudWatch alarms for
+    /// --verify-window, besides the stack's `verify: { alarms }`: one that
+    /// goes to ALARM rolls back to the last known good and exits 1; one
+    /// already in ALARM before the apply is reported, not blamed.
+    #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
+    pub verify_alarms: Vec<String>,
+    /// How long to watch the alarms (default: the stack's `verify: {
+    /// window }`, else 10m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub verify_window: Option<std::time::Duration>,
 }
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {

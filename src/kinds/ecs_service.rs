@@ -18,8 +18,8 @@
 //! keeps running the revision it ran.
 
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, DeploymentCircuitBreaker, DeploymentConfiguration,
-    LaunchType, LoadBalancer, NetworkConfiguration, Service, ServiceField, TaskOverride,
+    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, DeploymentAlarms, DeploymentCircuitBreaker,
+    DeploymentConfiguration, LaunchType, LoadBalancer, NetworkConfiguration, Service, ServiceField, TaskOverride,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,12 @@ pub struct ServiceProps {
     /// Upper bound, in percent (default 200).
     #[serde(default = "two_hundred")]
     pub maximum_percent: i32,
+    /// CloudWatch alarms ECS watches during each deployment (ECS
+    /// deployment alarms, with rollback): one in ALARM fails the deployment
+    /// and ECS goes back to the last COMPLETED one. Usually the same alarms
+    /// as the stack's `verify: { alarms }` (`${resources.errors.name}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployment_alarms: Vec<String>,
     /// A one-off task run on the new task definition before the service
     /// is created or switched to it, e.g. the app's database migrations; it
     /// must exit 0, or nothing is switched. Not compared: it runs whenever
@@ -147,6 +153,7 @@ impl Kind for ServiceKind {
         }
         super::sort_ids(&mut p.subnets);
         super::sort_ids(&mut p.security_groups);
+        super::sort_ids(&mut p.deployment_alarms);
         p.load_balancers.sort();
         if let Some(r) = &mut p.run_before {
             if r.command.is_empty() {
@@ -180,6 +187,7 @@ impl Kind for ServiceKind {
             Sent::aws("circuit_breaker", "ecs:DeploymentCircuitBreaker.enable"),
             Sent::aws("minimum_healthy_percent", "ecs:DeploymentConfiguration.minimumHealthyPercent"),
             Sent::aws("maximum_percent", "ecs:DeploymentConfiguration.maximumPercent"),
+            Sent::aws("deployment_alarms[]", "ecs:DeploymentAlarms.alarmNames[]"),
             Sent::aws("run_before.command[]", "ecs:ContainerOverride.command[]"),
             Sent::aws("run_before.container", "ecs:ContainerOverride.name"),
         ];
@@ -424,12 +432,22 @@ async fn run_before(
 }
 
 fn deployment(p: &ServiceProps) -> DeploymentConfiguration {
+    let watch = !p.deployment_alarms.is_empty();
+    // Alarm names, enable and rollback are all required: the builder fails
+    // on none of them.
+    let alarms = DeploymentAlarms::builder()
+        .set_alarm_names(Some(p.deployment_alarms.clone()))
+        .enable(watch)
+        .rollback(watch)
+        .build()
+        .ok();
     DeploymentConfiguration::builder()
         .deployment_circuit_breaker(
             DeploymentCircuitBreaker::builder().enable(p.circuit_breaker).rollback(p.circuit_breaker).build(),
         )
         .minimum_healthy_percent(p.minimum_healthy_percent)
         .maximum_percent(p.maximum_percent)
+        .set_alarms(alarms)
         .build()
 }
 
@@ -553,6 +571,12 @@ fn live(name: String, s: &Service) -> Live {
         circuit_breaker: breaker.is_some_and(|b| b.enable()),
         minimum_healthy_percent: config.and_then(|c| c.minimum_healthy_percent()).unwrap_or(100),
         maximum_percent: config.and_then(|c| c.maximum_percent()).unwrap_or(200),
+        deployment_alarms: {
+            let alarms = config.and_then(|c| c.alarms()).filter(|a| a.enable());
+            let mut names = alarms.map(|a| a.alarm_names().to_vec()).unwrap_or_default();
+            super::sort_ids(&mut names);
+            names
+        },
         run_before: None,
     };
     let mut value = super::to_value(&props);

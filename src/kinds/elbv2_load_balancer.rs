@@ -54,7 +54,7 @@ impl Kind for LoadBalancerKind {
         "elbv2.load_balancer"
     }
     fn doc(&self) -> &'static str {
-        "An Elastic Load Balancing v2 load balancer, internal by default. Outputs: `id` and `arn`, `dns_name`, `zone_id`."
+        "An Elastic Load Balancing v2 load balancer, internal by default. Outputs: `id` and `arn`, `dns_name`, `zone_id`, `arn_suffix` (`app/NAME/ID`, its CloudWatch dimension)."
     }
     fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         super::schema_of::<LoadBalancerProps>(g)
@@ -107,7 +107,7 @@ impl Kind for LoadBalancerKind {
         super::ImportBy::Name
     }
     fn outputs(&self) -> &'static [&'static str] {
-        &["id", "arn", "name", "dns_name", "zone_id"]
+        &["id", "arn", "name", "dns_name", "zone_id", "arn_suffix"]
     }
     fn physical_name_output(&self) -> Option<&'static str> {
         Some("name")
@@ -315,6 +315,7 @@ fn live(name: String, lb: LoadBalancer, tags: BTreeMap<String, String>) -> Live 
         ("name".to_string(), Value::from(lb.load_balancer_name.clone().unwrap_or_default())),
         ("dns_name".to_string(), Value::from(lb.dns_name.clone().unwrap_or_default())),
         ("zone_id".to_string(), Value::from(lb.canonical_hosted_zone_id.clone().unwrap_or_default())),
+        ("arn_suffix".to_string(), Value::from(crate::aws::elbv2::arn_suffix(&arn))),
     ]
     .into();
     Live { name, id: arn, props: super::to_value(&props), tags, outputs }

@@ -99,7 +99,7 @@ impl Kind for TargetGroupKind {
         "elbv2.target_group"
     }
     fn doc(&self) -> &'static str {
-        "A target group with its health check (default: GitLab's `/-/readiness`). Outputs: `id` and `arn`, `name`."
+        "A target group with its health check (default: GitLab's `/-/readiness`). Outputs: `id` and `arn`, `name`, `arn_suffix` (`targetgroup/NAME/ID`, its CloudWatch dimension)."
     }
     fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         super::schema_of::<TargetGroupProps>(g)
@@ -137,7 +137,7 @@ impl Kind for TargetGroupKind {
         super::ImportBy::Name
     }
     fn outputs(&self) -> &'static [&'static str] {
-        &["id", "arn", "name"]
+        &["id", "arn", "name", "arn_suffix"]
     }
     fn physical_name_output(&self) -> Option<&'static str> {
         Some("name")
@@ -295,6 +295,7 @@ fn live(name: String, g: TargetGroup, tags: BTreeMap<String, String>) -> Live {
         ("id".to_string(), Value::from(arn.clone())),
         ("arn".to_string(), Value::from(arn.clone())),
         ("name".to_string(), Value::from(g.target_group_name.clone().unwrap_or_default())),
+        ("arn_suffix".to_string(), Value::from(crate::aws::elbv2::arn_suffix(&arn))),
     ]
     .into();
     Live { name, id: arn, props: super::to_value(&props), tags, outputs }

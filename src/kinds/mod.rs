@@ -21,6 +21,7 @@ pub mod autoscaling_policy;
 pub mod backup_plan;
 pub mod backup_selection;
 pub mod backup_vault;
+pub mod cloudwatch_alarm;
 pub mod ec2_elastic_ip;
 pub mod ec2_internet_gateway;
 pub mod ec2_launch_template;
@@ -53,6 +54,7 @@ pub mod reference;
 pub mod s3_bucket;
 pub mod s3_object;
 pub mod secretsmanager_secret;
+pub mod sns_topic;
 
 /// Every kind converge knows, in the order `converge schema` documents them.
 pub static REGISTRY: &[&dyn Kind] = &[
@@ -85,6 +87,8 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &autoscaling_group::Group,
     &autoscaling_policy::Policy,
     &logs_log_group::LogGroupKind,
+    &sns_topic::TopicKind,
+    &cloudwatch_alarm::AlarmKind,
     &backup_vault::VaultKind,
     &backup_plan::PlanKind,
     &backup_selection::SelectionKind,

@@ -8,10 +8,18 @@
 //! A generated value passes through converge's memory once, from
 //! `GetRandomPassword` to `CreateSecret`, and is never printed, logged or
 //! stored: the SDK redacts both fields.
+//!
+//! `replica_regions` replicates the secret (value and tags, kept in sync by
+//! Secrets Manager) to other regions, so that what a restore needs survives
+//! the loss of this one. A replica is read-only until it is promoted
+//! (`aws secretsmanager stop-replication-to-replica`); the read of a stack
+//! in the replica's region leaves it alone until then, and a create that
+//! finds one says so. Deleting a secret removes its replicas first, as
+//! Secrets Manager requires.
 
 use std::collections::BTreeMap;
 
-use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, SecretListEntry, Tag};
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, ReplicaRegionType, SecretListEntry, Tag};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,6 +47,11 @@ pub struct SecretProps {
     /// default), or 0 to delete it at once. Not compared.
     #[serde(default = "thirty")]
     pub recovery_window_days: i64,
+    /// Regions the secret is replicated to (`[eu-central-1]`), each
+    /// encrypted with that region's `aws/secretsmanager` key. Added and
+    /// removed in place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_regions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -67,13 +80,20 @@ impl Kind for SecretKind {
         "secretsmanager.secret"
     }
     fn doc(&self) -> &'static str {
-        "A Secrets Manager secret, created empty or with a generated random value; converge never reads it. Outputs: `id` and `arn`, `name`."
+        "A Secrets Manager secret, created empty or with a generated random value, optionally replicated to other regions; converge never reads its value. Outputs: `id` and `arn`, `name`."
     }
     fn schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         super::schema_of::<SecretProps>(g)
     }
     fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
-        let p: SecretProps = super::typed(props)?;
+        let mut p: SecretProps = super::typed(props)?;
+        if let Some(bad) = p.replica_regions.iter().find(|r| !crate::value::is_unknown_str(r) && !is_region(r)) {
+            return Err(PropsError {
+                path: "replica_regions".into(),
+                message: format!("`{bad}` is not a region (e.g. eu-central-1)"),
+            });
+        }
+        super::sort_ids(&mut p.replica_regions);
         if p.recovery_window_days != 0 && !(7..=30).contains(&p.recovery_window_days) {
             return Err(PropsError {
                 path: "recovery_window_days".into(),
@@ -96,6 +116,7 @@ impl Kind for SecretKind {
             Sent::aws("kms_key_id", "secretsmanager:CreateSecretRequest.KmsKeyId"),
             Sent::aws("generate.length", "secretsmanager:GetRandomPasswordRequest.PasswordLength"),
             Sent::aws("generate.exclude_punctuation", "secretsmanager:GetRandomPasswordRequest.ExcludePunctuation"),
+            Sent::aws("replica_regions[]", "secretsmanager:ReplicaRegionType.Region"),
             Sent::not(
                 "recovery_window_days",
                 "sent as RecoveryWindowInDays (7 to 30, checked by the kind), or for 0 as ForceDeleteWithoutRecovery",
@@ -128,7 +149,12 @@ impl Kind for SecretKind {
     }
 
     fn reads(&self) -> super::Reads {
-        super::Reads { once: &["secretsmanager:ListSecrets"], per_object: &[], per_parent: &[] }
+        // ListSecrets does not report replicas.
+        super::Reads {
+            once: &["secretsmanager:ListSecrets"],
+            per_object: &["secretsmanager:DescribeSecret"],
+            per_parent: &[],
+        }
     }
 
     fn read<'a>(&'a self, aws: &'a Aws, scope: &'a Scope) -> BoxFuture<'a, Result<Vec<Live>, AwsError>> {
@@ -144,16 +170,29 @@ impl Kind for SecretKind {
                 .try_collect()
                 .await
                 .map_err(|e| AwsError::from_sdk("secretsmanager:ListSecrets", e))?;
-            Ok(pages
+            let owned: Vec<(String, SecretListEntry, BTreeMap<String, String>)> = pages
                 .into_iter()
                 .flat_map(|p| p.secret_list.unwrap_or_default())
                 .filter(|s| s.deleted_date.is_none())
+                // Another region's replica is read-only and not this
+                // region's object until it is promoted.
+                .filter(|s| s.primary_region().is_none_or(|r| r == scope.region))
                 .filter_map(|s| {
                     let tags = tags_of(s.tags());
                     let owner = scope.owner(&tags, None)?;
-                    Some(live(owner, &s, tags))
+                    Some((owner, s, tags))
                 })
-                .collect())
+                .collect();
+            use futures_util::{StreamExt, TryStreamExt};
+            futures_util::stream::iter(owned)
+                .map(|(owner, s, tags)| async move {
+                    let Some((d, _)) = describe(aws, s.arn().unwrap_or_default()).await? else { return Ok(None) };
+                    Ok(Some(Live { name: owner, tags, ..d }))
+                })
+                .buffer_unordered(super::READS)
+                .try_filter_map(|x| async move { Ok(x) })
+                .try_collect()
+                .await
         })
     }
 
@@ -183,6 +222,7 @@ impl Kind for SecretKind {
                 .set_description(p.description.clone())
                 .set_kms_key_id(p.kms_key_id.clone())
                 .set_secret_string(value)
+                .set_add_replica_regions(replicas(&p.replica_regions))
                 .set_tags(Some(d.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
                 .send()
                 .await
@@ -193,8 +233,19 @@ impl Kind for SecretKind {
                 Err(e) if e.is("ResourceExistsException") => {}
                 Err(e) => return Err(e),
             }
-            let l = describe(aws, &d.physical_name).await?;
-            let l = l.filter(|l| crate::tags::same_owner(&l.tags, &d.tags));
+            let found = describe(aws, &d.physical_name).await?;
+            if let Some((_, Some(primary))) = &found
+                && *primary != aws.region
+            {
+                return Err(AwsError::other(
+                    "secretsmanager:CreateSecret",
+                    format!(
+                        "secret {} here is a replica of {primary}'s: promote it first (aws secretsmanager stop-replication-to-replica --secret-id {} --region {})",
+                        d.physical_name, d.physical_name, aws.region
+                    ),
+                ));
+            }
+            let l = found.map(|(l, _)| l).filter(|l| crate::tags::same_owner(&l.tags, &d.tags));
             let l = l.ok_or_else(|| {
                 AwsError::other(
                     "secretsmanager:CreateSecret",
@@ -219,6 +270,7 @@ impl Kind for SecretKind {
                     .await
                     .map_err(|e| AwsError::from_sdk("secretsmanager:UpdateSecret", e))?;
             }
+            set_replicas(aws, &l.id, &p.replica_regions, &was.replica_regions).await?;
             let (set, remove) = super::tag_delta(&d.tags, &l.tags);
             if !set.is_empty() {
                 aws.secretsmanager
@@ -246,6 +298,9 @@ impl Kind for SecretKind {
         Box::pin(async move {
             // Out of the spec: the safe default, a 30-day recovery window.
             let days = spec.and_then(|s| parse(s).ok()).map_or(30, |p| p.recovery_window_days);
+            // Secrets Manager refuses to delete a secret that has replicas.
+            let had: SecretProps = parse(&l.props)?;
+            set_replicas(aws, &l.id, &[], &had.replica_regions).await?;
             let call = aws.secretsmanager.delete_secret().secret_id(&l.id);
             let call =
                 if days == 0 { call.force_delete_without_recovery(true) } else { call.recovery_window_in_days(days) };
@@ -253,6 +308,46 @@ impl Kind for SecretKind {
             not_found(res, &["ResourceNotFoundException"]).map(|_| ())
         })
     }
+}
+
+/// `eu-central-1`, `us-gov-west-1`: letters, a dash, letters and dashes,
+/// a digit.
+fn is_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn replicas(regions: &[String]) -> Option<Vec<ReplicaRegionType>> {
+    (!regions.is_empty()).then(|| regions.iter().map(|r| ReplicaRegionType::builder().region(r).build()).collect())
+}
+
+/// Brings the secret's replicas from `had` to `want`.
+async fn set_replicas(aws: &Aws, id: &str, want: &[String], had: &[String]) -> Result<(), AwsError> {
+    let add: Vec<String> = want.iter().filter(|r| !had.contains(r)).cloned().collect();
+    let remove: Vec<String> = had.iter().filter(|r| !want.contains(r)).cloned().collect();
+    if !add.is_empty() {
+        aws.secretsmanager
+            .replicate_secret_to_regions()
+            .secret_id(id)
+            .set_add_replica_regions(replicas(&add))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("secretsmanager:ReplicateSecretToRegions", e))?;
+    }
+    if !remove.is_empty() {
+        let res = aws
+            .secretsmanager
+            .remove_regions_from_replication()
+            .secret_id(id)
+            .set_remove_replica_regions(Some(remove))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("secretsmanager:RemoveRegionsFromReplication", e));
+        not_found(res, &["ResourceNotFoundException"])?;
+    }
+    Ok(())
 }
 
 fn parse(v: &Value) -> Result<SecretProps, AwsError> {
@@ -269,7 +364,9 @@ fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
     super::tag_map(tags.iter().map(|t| (t.key.clone(), t.value.clone())))
 }
 
-async fn describe(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+/// The secret as `DescribeSecret` has it, and its primary region (another
+/// than this one for a replica).
+async fn describe(aws: &Aws, name: &str) -> Result<Option<(Live, Option<String>)>, AwsError> {
     let res = aws
         .secretsmanager
         .describe_secret()
@@ -278,6 +375,10 @@ async fn describe(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
         .await
         .map_err(|e| AwsError::from_sdk("secretsmanager:DescribeSecret", e));
     let Some(s) = not_found(res, &["ResourceNotFoundException"])? else { return Ok(None) };
+    let mut regions: Vec<String> =
+        s.replication_status().iter().filter_map(|r| r.region().map(str::to_string)).collect();
+    super::sort_ids(&mut regions);
+    let primary = s.primary_region().map(str::to_string);
     let entry = SecretListEntry::builder()
         .set_arn(s.arn)
         .set_name(s.name)
@@ -286,16 +387,17 @@ async fn describe(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
         .set_tags(s.tags)
         .build();
     let tags = tags_of(entry.tags());
-    Ok(Some(live(String::new(), &entry, tags)))
+    Ok(Some((live(String::new(), &entry, tags, regions), primary)))
 }
 
-fn live(name: String, s: &SecretListEntry, tags: BTreeMap<String, String>) -> Live {
+fn live(name: String, s: &SecretListEntry, tags: BTreeMap<String, String>, replica_regions: Vec<String>) -> Live {
     let arn = s.arn.clone().unwrap_or_default();
     let props = SecretProps {
         description: s.description.clone().filter(|d| !d.is_empty()),
         kms_key_id: s.kms_key_id.clone(),
         generate: None,
         recovery_window_days: 30,
+        replica_regions,
     };
     Live {
         name,
@@ -308,5 +410,23 @@ fn live(name: String, s: &SecretListEntry, tags: BTreeMap<String, String>) -> Li
             ("name".to_string(), Value::from(s.name.clone().unwrap_or_default())),
         ]
         .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn replica_regions_are_a_set_of_regions() {
+        let c =
+            SecretKind.canonicalize(json!({"replica_regions": ["us-east-1", "eu-central-1", "us-east-1"]})).unwrap();
+        assert_eq!(c["replica_regions"], json!(["eu-central-1", "us-east-1"]));
+        // None: the canonical form of every secret written before them.
+        assert!(SecretKind.canonicalize(json!({})).unwrap().get("replica_regions").is_none());
+        let e = SecretKind.canonicalize(json!({"replica_regions": ["frankfurt"]})).unwrap_err();
+        assert_eq!(e.path, "replica_regions");
+        assert!(is_region("us-gov-west-1") && !is_region("eu-central") && !is_region("EU-WEST-1"));
     }
 }

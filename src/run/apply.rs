@@ -6,9 +6,10 @@ use crate::aws::Aws;
 use crate::plan::render;
 use crate::plan::saved::{self, SavedPlan};
 use crate::printer::Printer;
+use crate::run::alarms::{Before, Gate};
 use crate::run::execute::{ExecOptions, execute_plan};
 use crate::run::record::Ran;
-use crate::run::verify::verify;
+use crate::run::verify::{Checks, verify};
 use crate::spec::Stack;
 use crate::state::known_good::KnownGood;
 
@@ -25,6 +26,56 @@ pub struct Options {
     pub trace: Option<std::path::PathBuf>,
     pub verify: Option<String>,
     pub verify_timeout: std::time::Duration,
+    /// CloudWatch alarms to watch after the apply, besides the stack's
+    /// `verify: { alarms }`.
+    pub verify_alarms: Vec<String>,
+    /// How long to watch them (default: the stack's `verify: { window }`).
+    pub verify_window: Option<std::time::Duration>,
+}
+
+impl Options {
+    /// The alarm gate of this apply of `stack`: the stack's alarms and
+    /// `--verify-alarms`, watched for `--verify-window`, else the stack's
+    /// window; `None` when there are none.
+    pub fn gate(&self, stack: &Stack) -> Option<Gate> {
+        let mut alarms: Vec<String> =
+            stack.verify.iter().flat_map(|v| v.alarms.iter().map(|(_, name)| name.clone())).collect();
+        for a in &self.verify_alarms {
+            if !alarms.contains(a) {
+                alarms.push(a.clone());
+            }
+        }
+        let window = self
+            .verify_window
+            .or(stack.verify.as_ref().map(|v| v.window))
+            .unwrap_or(crate::spec::DEFAULT_VERIFY_WINDOW);
+        (!alarms.is_empty()).then_some(Gate { alarms, window })
+    }
+}
+
+/// The alarms' states before the change, under the lock; on an error the
+/// lock is released and nothing was changed.
+async fn alarms_before(
+    aws: &Aws,
+    stack: &Stack,
+    gate: Option<&Gate>,
+    held: crate::state::lock::HeldLock,
+    printer: &Printer,
+) -> anyhow::Result<(Option<Before>, crate::state::lock::HeldLock)> {
+    let Some(gate) = gate else { return Ok((None, held)) };
+    let declared: Vec<String> = stack
+        .resources
+        .values()
+        .filter(|r| r.kind.type_name() == "cloudwatch.alarm")
+        .map(|r| r.physical_name.clone())
+        .collect();
+    match crate::run::alarms::before(aws, gate, &declared, printer).await {
+        Ok(b) => Ok((Some(b), held)),
+        Err(e) => {
+            crate::run::session::unlock_after(held, printer).await?;
+            Err(e)
+        }
+    }
 }
 
 pub async fn run(args: Options, printer: &Printer) -> anyhow::Result<u8> {
@@ -49,18 +100,21 @@ pub async fn run(args: Options, printer: &Printer) -> anyhow::Result<u8> {
     crate::run::show::show_inputs(&stack, printer);
     // What a passed verification keeps as the last known good: the inputs
     // as this run read them.
-    let inputs = match &args.verify {
-        Some(_) => Some(KnownGood::capture(&stack, "", crate::state::lock::commit())?),
-        None => None,
+    let gate = args.gate(&stack);
+    let inputs = match args.verify.is_some() || gate.is_some() {
+        true => Some(KnownGood::capture(&stack, "", crate::state::lock::commit())?),
+        false => None,
     };
+    let (before, held) = alarms_before(&aws, &stack, gate.as_ref(), held, printer).await?;
     let store = crate::run::session::store(&stack, args.lock.state_dir.as_deref());
     let result = locked(&aws, stack, targets, &args, &stop, &mut timer, printer).await;
-    let result = match (&args.verify, inputs) {
-        (Some(cmd), Some(inputs)) => {
+    let result = match inputs {
+        Some(inputs) => {
             let region = args.stack.region.clone();
-            verify(&aws, &store, inputs, result, cmd, &args, region, &stop, printer).await
+            let checks = Checks { cmd: args.verify.as_deref(), alarms: gate.as_ref().zip(before.as_ref()) };
+            verify(&aws, &store, inputs, result, &checks, &args, region, &stop, printer).await
         }
-        _ => result,
+        None => result,
     };
     crate::run::session::unlock_after(held, printer).await?;
     if args.stats {
@@ -193,9 +247,10 @@ async fn run_saved(saved: SavedPlan, args: &Options, printer: &Printer) -> anyho
     };
     // With --verify, what a passed check keeps as the last known good: the
     // inputs the plan was made from (checked unchanged just below).
-    let inputs = match &args.verify {
-        Some(_) => Some(KnownGood::capture(&stack, "", crate::state::lock::commit())?),
-        None => None,
+    let gate = args.gate(&stack);
+    let inputs = match args.verify.is_some() || gate.is_some() {
+        true => Some(KnownGood::capture(&stack, "", crate::state::lock::commit())?),
+        false => None,
     };
     let stale = |what: &str, mut problems: Vec<String>| {
         const SHOWN: usize = 20;
@@ -243,6 +298,7 @@ async fn run_saved(saved: SavedPlan, args: &Options, printer: &Printer) -> anyho
     let targets = crate::run::load::targets(&stack, &saved.targets)?;
     let stop = crate::apply::Stop::from_signals()?;
     let held = crate::run::session::lock(&aws, &stack, &args.lock, "apply", printer).await?;
+    let (before, held) = alarms_before(&aws, &stack, gate.as_ref(), held, printer).await?;
     let store = crate::run::session::store(&stack, args.lock.state_dir.as_deref());
     let result = async {
         let (live, plan) = crate::run::session::before_changes(&stop, async {
@@ -262,12 +318,13 @@ async fn run_saved(saved: SavedPlan, args: &Options, printer: &Printer) -> anyho
         show_and_execute(&aws, stack, &live, plan, args, &stop, ask, &mut timer, printer).await
     }
     .await;
-    let result = match (&args.verify, inputs) {
-        (Some(cmd), Some(inputs)) => {
+    let result = match inputs {
+        Some(inputs) => {
             let region = Some(saved.region.clone());
-            verify(&aws, &store, inputs, result, cmd, args, region, &stop, printer).await
+            let checks = Checks { cmd: args.verify.as_deref(), alarms: gate.as_ref().zip(before.as_ref()) };
+            verify(&aws, &store, inputs, result, &checks, args, region, &stop, printer).await
         }
-        _ => result,
+        None => result,
     };
     crate::run::session::unlock_after(held, printer).await?;
     if args.stats {

@@ -11,10 +11,11 @@
 //!   session::connect              one SdkConfig, one client per service
 //!   load::with_inputs             lookups, other stacks' outputs
 //!   session::lock                 the stack/env's leased lock
+//!   alarms::before                the gate's alarms as they are before any change
 //!   live::read, plan::plan        under session::before_changes (a signal stops it)
 //!   execute::execute_plan         session::check_protected, session::confirm,
 //!                                 apply::execute, record::record_applied
-//!   verify::verify                verify::check; known good, or verify::roll_back
+//!   verify::verify                verify::check, alarms::watch; known good, or verify::roll_back
 //!                                 (→ execute::execute_plan of the known good)
 //!   session::unlock_after
 //! ```
@@ -26,6 +27,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod alarms;
 pub mod apply;
 pub mod destroy;
 pub mod execute;

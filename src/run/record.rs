@@ -125,5 +125,6 @@ fn run_record(stack: &Stack, ran: &Ran<'_>) -> crate::state::runs::Run {
         failed,
         verified: None,
         rolled_back_to: None,
+        alarms: Vec::new(),
     }
 }

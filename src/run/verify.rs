@@ -1,28 +1,40 @@
-//! `--verify`: the check after an apply, the last known good it makes,
-//! and the rollback to it when the check or the apply fails.
+//! `--verify` and the alarm gate: the checks after an apply, the last
+//! known good they make, and the rollback to it when a check or the apply
+//! fails.
 
 use crate::aws::Aws;
 use crate::plan::render;
 use crate::printer::{Printer, Style};
+use crate::run::alarms::{Before, Gate};
 use crate::run::execute::{ExecOptions, execute_plan};
 use crate::run::record::Ran;
 use crate::state::known_good::{self, KnownGood};
 use crate::state::lock::commit_label;
 use crate::state::runs;
 
-/// `apply --verify CMD` (of a stack or of a saved plan), under the
-/// apply's lock: runs CMD after an apply that succeeded; if it passes,
-/// this apply's inputs become the last known good; if it fails, or the
-/// apply failed, the last known good is applied again (in `region`) and
-/// the exit status is 1. A plan that failed before any change (a stale
-/// saved plan among them), or a run a signal stopped, is left as it is.
+/// What an apply is checked by: `--verify CMD`, then the alarm gate
+/// (`--verify-alarms`, the stack's `verify:`) with the alarms' states
+/// before the change.
+pub struct Checks<'a> {
+    pub cmd: Option<&'a str>,
+    pub alarms: Option<(&'a Gate, &'a Before)>,
+}
+
+/// `apply --verify CMD` and the alarm gate (of a stack or of a saved
+/// plan), under the apply's lock: after an apply that succeeded, runs CMD,
+/// then watches the alarms for the window; if both pass, this apply's
+/// inputs become the last known good; if either fails, or the apply
+/// failed, the last known good is applied again (in `region`), the run
+/// record names the alarms that fired, and the exit status is 1. A plan
+/// that failed before any change (a stale saved plan among them), or a run
+/// a signal stopped (during the window too), is left as it is.
 #[allow(clippy::too_many_arguments)]
 pub async fn verify(
     aws: &Aws,
     store: &crate::state::Store,
     mut inputs: KnownGood,
     applied: anyhow::Result<u8>,
-    cmd: &str,
+    checks: &Checks<'_>,
     args: &crate::run::apply::Options,
     region: Option<String>,
     stop: &crate::apply::Stop,
@@ -34,16 +46,36 @@ pub async fn verify(
     }
     // This apply's record, written under the lock we hold.
     let run = runs::list(aws, store, &inputs.stack, &inputs.env, 1).await?.into_iter().next();
+    let mut fired = Vec::new();
     let passed = if code == 0 {
-        printer.out("");
-        printer.out(&format!("Verifying: {cmd}"));
-        match check(cmd, &inputs, args.verify_timeout).await {
-            Ok(()) => true,
-            Err(why) => {
+        let mut passed = true;
+        if let Some(cmd) = checks.cmd {
+            printer.out("");
+            printer.out(&format!("Verifying: {cmd}"));
+            if let Err(why) = check(cmd, &inputs, args.verify_timeout).await {
                 printer.out(&printer.paint(Style::Error, &format!("Verification failed: {why}.")));
-                false
+                passed = false;
             }
         }
+        if passed && let Some((gate, before)) = checks.alarms {
+            printer.out("");
+            match crate::run::alarms::watch(aws, gate, before, stop, printer).await {
+                Ok(Some(())) => {}
+                Ok(None) => {
+                    printer.out(&printer.paint(
+                        Style::Error,
+                        "Stopped while watching the alarms: not verified, not rolled back (left as applied).",
+                    ));
+                    return Ok(stop.requests().exit_code());
+                }
+                Err(failed) => {
+                    printer.out(&printer.paint(Style::Error, &format!("Verification failed: {}.", failed.why)));
+                    fired = failed.alarms;
+                    passed = false;
+                }
+            }
+        }
+        passed
     } else {
         printer.out(&printer.paint(Style::Error, "The apply failed: not verified."));
         false
@@ -51,6 +83,7 @@ pub async fn verify(
     if let Some(mut run) = run {
         inputs.run_id = run.id.clone();
         run.verified = Some(passed);
+        run.alarms = fired;
         if let Err(e) = runs::write(aws, store, &run).await {
             printer.err(&format!("warning: could not record the verification in run {}: {e}", run.id));
         }
@@ -166,9 +199,12 @@ pub async fn roll_back(
     let started = runs::now_ms();
     let dir = std::env::temp_dir().join(format!("converge-rollback-{}-{}", std::process::id(), good.run_id));
     let file = good.materialize(&dir)?;
+    // A stack without environments is applied without --env (its env is
+    // `default`).
+    let envs = crate::spec::environment_names(&file).unwrap_or_default();
     let a = super::StackRef {
         file: file.clone(),
-        env: Some(good.env.clone()),
+        env: (!envs.is_empty()).then(|| good.env.clone()),
         region,
         vars: good.vars.clone().into_iter().collect(),
     };

@@ -49,7 +49,21 @@ pub struct Stack {
     pub lookups: BTreeMap<String, crate::lookup::Lookup>,
     /// What each lookup found, when they were made (empty offline).
     pub found: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// `verify:`: the alarms an apply watches, and for how long.
+    pub verify: Option<Verify>,
 }
+
+/// A stack's deploy gate (`verify:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verify {
+    /// `(resource, alarm name)` of the stack's `cloudwatch.alarm`s watched.
+    pub alarms: Vec<(String, String)>,
+    /// How long they are watched after an apply.
+    pub window: std::time::Duration,
+}
+
+/// How long an apply watches its alarms unless told otherwise.
+pub const DEFAULT_VERIFY_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A resolved output: its value may reference resources' outputs.
 #[derive(Debug, Clone)]

@@ -50,6 +50,26 @@ pub struct RawStack {
     /// and `ec2.subnets` (by tags).
     #[serde(default, deserialize_with = "strict::map")]
     pub lookups: BTreeMap<String, RawLookup>,
+    /// What `converge apply` watches after a deploy before it makes the
+    /// deploy the last known good (`--verify-alarms` adds to it).
+    #[serde(default)]
+    pub verify: Option<RawVerify>,
+}
+
+/// `verify:`: the stack's deploy gate. Both fields may use variables
+/// (`${var.verify_alarms}`), so that an environment can set its own.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerify {
+    /// The stack's own `cloudwatch.alarm` resources, by resource name: any
+    /// that goes to ALARM during the window rolls the deploy back to the
+    /// last known good. Empty: no alarm gate.
+    #[serde(default)]
+    pub alarms: Option<Value>,
+    /// How long to watch them after the apply (`10m`, the default;
+    /// `--verify-window` overrides it).
+    #[serde(default)]
+    pub window: Option<Value>,
 }
 
 /// One of `lookups:`.

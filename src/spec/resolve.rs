@@ -350,7 +350,8 @@ impl Cx<'_> {
     }
 
     fn resolve(&mut self, raw: RawStack, opts: &LoadOptions) -> Option<Stack> {
-        let RawStack { stack, region, tags, variables, mut environments, resources, state, outputs, lookups } = raw;
+        let RawStack { stack, region, tags, variables, mut environments, resources, state, outputs, lookups, verify } =
+            raw;
         let state = state.map(|s| {
             if let Err(why) = kinds::lookup("s3.bucket").map_or(Ok(()), |k| k.check_physical_name(&s.bucket)) {
                 self.at_value("state.bucket", format!("state bucket `{}`: {why}", s.bucket), None);
@@ -570,6 +571,7 @@ impl Cx<'_> {
                 Some("remove one of these references or depends_on entries".into()),
             );
         }
+        let verify = verify.map(|v| self.verify(v, &out, &env));
         Some(Stack {
             file: self.file.clone(),
             name: stack,
@@ -585,7 +587,81 @@ impl Cx<'_> {
             inputs: BTreeMap::new(),
             lookups,
             found,
+            verify,
         })
+    }
+
+    /// `verify:`: each alarm a `cloudwatch.alarm` resource of the stack,
+    /// the window a duration; variables only.
+    fn verify(
+        &mut self,
+        v: super::raw::RawVerify,
+        resources: &BTreeMap<String, Resource>,
+        env: &Env<'_>,
+    ) -> super::Verify {
+        let value = |cx: &mut Self, raw: Value, field: &str| -> Option<Value> {
+            let at = join_key("verify", field);
+            let mut walk = Walk::default();
+            let t = cx.template(raw, &at, "verify", env, &mut walk);
+            match t.has_references() || !walk.sensitive.is_empty() {
+                false => t.resolve(&|_, _| None).ok(),
+                true => {
+                    cx.at_value(&at, format!("`{at}` may use variables only"), None);
+                    None
+                }
+            }
+        };
+        let alarms_at = join_key("verify", "alarms");
+        let names: Vec<String> = match v.alarms.map(|a| value(self, a, "alarms")) {
+            None | Some(None) | Some(Some(Value::Null)) => Vec::new(),
+            Some(Some(Value::Array(items))) if items.iter().all(Value::is_string) => {
+                items.into_iter().filter_map(|i| i.as_str().map(str::to_string)).collect()
+            }
+            Some(Some(_)) => {
+                self.at_value(&alarms_at, "`verify.alarms` is a list of cloudwatch.alarm resource names".into(), None);
+                Vec::new()
+            }
+        };
+        let mut alarms = Vec::new();
+        let hint =
+            "verify.alarms names the stack's cloudwatch.alarm resources; alarms of other stacks go to --verify-alarms";
+        for (i, name) in names.iter().enumerate() {
+            let path = join_index(&alarms_at, i);
+            let path = if self.index().value(&path).is_some() { path } else { alarms_at.clone() };
+            match resources.get(name) {
+                Some(r) if r.kind.type_name() == "cloudwatch.alarm" => {
+                    alarms.push((name.clone(), r.physical_name.clone()));
+                }
+                Some(r) => self.at_value(
+                    &path,
+                    format!("`{name}` is of kind {}, not cloudwatch.alarm", r.kind.type_name()),
+                    Some(hint.into()),
+                ),
+                None => {
+                    let of_stack = resources
+                        .values()
+                        .filter(|r| r.kind.type_name() == "cloudwatch.alarm")
+                        .map(|r| r.name.as_str());
+                    let help = help_for(name, of_stack).or_else(|| Some(hint.into()));
+                    self.at_value(&path, format!("no cloudwatch.alarm resource `{name}` in this stack"), help);
+                }
+            }
+        }
+        let window = match v.window.map(|w| value(self, w, "window")) {
+            None | Some(None) => super::DEFAULT_VERIFY_WINDOW,
+            Some(Some(w)) => {
+                let text = w.as_str().map(str::to_string).unwrap_or_else(|| w.to_string());
+                super::parse_duration(&text).unwrap_or_else(|| {
+                    self.at_value(
+                        &join_key("verify", "window"),
+                        format!("`{text}` is not a duration (e.g. 10m, 90s)"),
+                        None,
+                    );
+                    super::DEFAULT_VERIFY_WINDOW
+                })
+            }
+        };
+        super::Verify { alarms, window }
     }
 }
 

@@ -54,6 +54,10 @@ pub struct Run {
     /// For a rollback: the run whose inputs it applied again.
     #[serde(default)]
     pub rolled_back_to: Option<String>,
+    /// The alarms that went to ALARM while the apply was watched (the
+    /// alarm gate): why it failed verification and was rolled back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

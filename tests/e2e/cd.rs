@@ -502,8 +502,13 @@ fn a_failed_migration_leaves_the_service_on_its_revision_and_logs_go_to_the_stac
     let moto = Moto::start();
     let dir = Scratch::beside_stacks("migrate");
     let stack = std::fs::read_to_string(repo().join("stacks/webapp-ecs.yaml")).unwrap();
-    assert!(stack.ends_with("      maximum_percent: 200\n"));
-    let stack = format!("{stack}      run_before:\n        command: [bin/migrate, up]\n");
+    let service_end = "      maximum_percent: 200\n";
+    assert_eq!(stack.matches(service_end).count(), 1);
+    let stack = stack.replacen(
+        service_end,
+        &format!("{service_end}      run_before:\n        command: [bin/migrate, up]\n"),
+        1,
+    );
     let stack = dir.write("webapp.yaml", &stack);
     let stack = path_str(&stack);
     let (cluster, service, family, group) = (
@@ -602,4 +607,113 @@ fn a_failed_migration_leaves_the_service_on_its_revision_and_logs_go_to_the_stac
     deploy("v2").expect(0);
     let after = rt().block_on(logs.describe_log_groups().log_group_name_prefix(group).send()).unwrap();
     assert_eq!(after.log_groups()[0].retention_in_days(), Some(30));
+}
+
+/// Issue 23 (deploys gated by alarms): the webapp stack in production, whose
+/// `verify:` watches app_5xx and app_unhealthy after each apply (the window
+/// shortened with --verify-window). An alarm name that does not exist is
+/// refused before any change. A passes its window and becomes the last
+/// known good; during B's window an independent CloudWatch client sets
+/// app_5xx to ALARM: B is rolled back to A's revision (read back from ECS),
+/// the run record names the alarm, exit 1. The alarm is still in ALARM when
+/// C deploys: reported, not blamed, and C becomes the last known good. ECS's
+/// deployment alarms on the service are the same two alarms.
+#[test]
+fn an_alarm_in_the_window_rolls_back_and_one_from_before_is_not_blamed() {
+    let moto = Moto::start();
+    let webapp = "stacks/webapp-ecs.yaml";
+    let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+    let (cluster, service) = ("webapp-ecs-production-cluster", "webapp-ecs-production-service");
+    let (errors, unhealthy) = ("webapp-ecs-production-app-5xx", "webapp-ecs-production-app-unhealthy");
+    let deploy = |commit: &str, window: &str, extra: &[&str]| {
+        let mut cmd = moto.converge();
+        cmd.env("CI_COMMIT_SHA", commit)
+            .args(["apply", webapp, "--env", "production", "--auto-approve", "--verify-window", window])
+            .arg("--var")
+            .arg(format!("image_tag={}", &commit[..8]))
+            .args(extra);
+        cmd
+    };
+    let ecs = moto.ecs();
+    let cw = moto.cloudwatch();
+    // The service's revision; `None` before the cluster exists.
+    let running = || {
+        let out = rt().block_on(ecs.describe_services().cluster(cluster).services(service).send()).ok()?;
+        out.services().first().and_then(|s| s.task_definition()).map(str::to_string)
+    };
+
+    // Validated before any change: no such alarm, nothing created.
+    let r = harness::Run::from(deploy(&a, "3s", &["--verify-alarms", "no-such-alarm"]).output().unwrap()).expect(1);
+    assert!(
+        r.stderr.contains("no CloudWatch alarm named no-such-alarm in eu-west-1: nothing was changed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(running(), None, "nothing was deployed");
+
+    let r = harness::Run::from(deploy(&a, "3s", &[]).output().unwrap()).expect(0);
+    assert!(r.stdout.contains(&format!("Watching 2 alarms for 3s: {errors}, {unhealthy}.")), "{}", r.stdout);
+    assert!(r.stdout.contains("is the last known good of webapp-ecs / production"), "{}", r.stdout);
+    let a_revision = running().unwrap();
+
+    // ECS watches the same alarms during its own deployments.
+    let out = rt().block_on(ecs.describe_services().cluster(cluster).services(service).send()).unwrap();
+    let alarms = out.services()[0].deployment_configuration().and_then(|c| c.alarms()).expect("deployment alarms");
+    assert_eq!(alarms.alarm_names(), [errors, unhealthy]);
+    assert!(alarms.enable() && alarms.rollback());
+    // Both notify the stack's topic.
+    let topic = rt().block_on(moto.sns().list_topics().send()).unwrap().topics()[0].topic_arn().unwrap().to_string();
+    let described = rt().block_on(cw.describe_alarms().alarm_names(errors).send()).unwrap();
+    assert_eq!(described.metric_alarms()[0].alarm_actions(), [topic.as_str()]);
+
+    // B: the alarm goes off while B is watched.
+    let mut child = deploy(&b, "20s", &[]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut out = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.starts_with("Watching ") {
+            rt().block_on(
+                cw.set_alarm_state()
+                    .alarm_name(errors)
+                    .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+                    .state_reason(
+                        "Threshold Crossed: 2 out of the last 3 datapoints were greater than the threshold (5.0)",
+                    )
+                    .send(),
+            )
+            .unwrap();
+        }
+        out.push(line);
+    }
+    let out = out.join("\n");
+    assert_eq!(child.wait().unwrap().code(), Some(1), "{out}");
+    assert!(out.contains(&format!("Verification failed: {errors} went to ALARM: Threshold Crossed")), "{out}");
+    assert!(out.contains(&format!("(commit {}); the run that failed (commit {})", &a[..12], &b[..12])), "{out}");
+    assert_eq!(running().unwrap(), a_revision, "the service runs A's revision again");
+
+    let history = moto.run(&["history", webapp, "--env", "production", "--format", "json"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["command"], "rollback");
+    assert_eq!(runs[1]["commit"], b.as_str());
+    assert_eq!(runs[1]["verified"], false);
+    assert_eq!(runs[1]["alarms"], serde_json::json!([errors]), "B's record names the alarm");
+    let text = moto.run(&["history", webapp, "--env", "production"]).expect(0);
+    assert!(
+        text.stdout.contains(&format!("verification failed: in ALARM after the deploy: {errors}")),
+        "{}",
+        text.stdout
+    );
+
+    // C: app_5xx is still in ALARM from before the deploy: reported, not
+    // blamed.
+    let r = harness::Run::from(deploy(&c, "3s", &[]).output().unwrap()).expect(0);
+    assert!(
+        r.stdout.contains(&format!("Alarm {errors} is in ALARM before this deploy: reported, not blamed")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("since before the deploy: not blamed on it"), "{}", r.stdout);
+    assert!(r.stdout.contains("is the last known good of webapp-ecs / production"), "{}", r.stdout);
+    assert_ne!(running().unwrap(), a_revision, "C is live");
 }

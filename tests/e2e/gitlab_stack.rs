@@ -1060,3 +1060,62 @@ fn backups_select_the_data_tier_and_a_restore_replaces_only_what_it_restores() {
     args.extend(vars);
     moto.run(&args).expect(0);
 }
+
+/// Issue 23 (secrets restorable after losing the region): a secret with
+/// `replica_regions` is replicated by its create, a replica added and one
+/// removed in place, each plan after clean; an independent Secrets Manager
+/// client in each region reads the replicas (and their tags); a destroy
+/// removes the replicas first, as Secrets Manager requires.
+#[test]
+fn secrets_are_replicated_to_the_backup_region_and_back() {
+    let moto = Moto::start();
+    let dir = Scratch::beside_stacks("replicas");
+    let stack = |regions: &str| {
+        let text = format!(
+            "stack: replicas\nregion: eu-west-1\nresources:\n  keys:\n    type: secretsmanager.secret\n    properties:\n      description: host keys\n      recovery_window_days: 0\n      replica_regions: {regions}\n"
+        );
+        dir.write("replicas.yaml", &text)
+    };
+    let in_region = |region: &str| {
+        let conf = moto
+            .secretsmanager()
+            .config()
+            .to_builder()
+            .region(aws_sdk_secretsmanager::config::Region::new(region.to_string()))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(conf)
+    };
+    let replicas = || {
+        let d =
+            rt().block_on(moto.secretsmanager().describe_secret().secret_id("replicas-default-keys").send()).unwrap();
+        let mut r: Vec<String> = d.replication_status().iter().map(|s| s.region().unwrap().to_string()).collect();
+        r.sort();
+        r
+    };
+    let file = stack("[eu-central-1]");
+    moto.run(&["apply", path_str(&file), "--auto-approve"]).expect(0);
+    assert_eq!(replicas(), ["eu-central-1"]);
+    let replica =
+        rt().block_on(in_region("eu-central-1").describe_secret().secret_id("replicas-default-keys").send()).unwrap();
+    assert_eq!(replica.primary_region(), Some("eu-west-1"));
+    assert!(replica.tags().iter().any(|t| t.key() == Some("converge:stack") && t.value() == Some("replicas")));
+    moto.run(&["plan", path_str(&file), "--detailed-exitcode"]).expect(0);
+
+    let file = stack("[us-east-1, eu-central-1]");
+    let r = moto.run(&["plan", path_str(&file), "--detailed-exitcode"]).expect(2);
+    assert!(r.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", r.stdout);
+    moto.run(&["apply", path_str(&file), "--auto-approve"]).expect(0);
+    assert_eq!(replicas(), ["eu-central-1", "us-east-1"]);
+    let file = stack("[us-east-1]");
+    moto.run(&["apply", path_str(&file), "--auto-approve"]).expect(0);
+    assert_eq!(replicas(), ["us-east-1"]);
+    moto.run(&["plan", path_str(&file), "--detailed-exitcode"]).expect(0);
+
+    moto.run(&["destroy", path_str(&file), "--auto-approve"]).expect(0);
+    let calls: Vec<String> = moto.calls().into_iter().map(|c| c.operation).collect();
+    let removed = calls.iter().rposition(|c| c == "RemoveRegionsFromReplication").expect("replicas removed");
+    let deleted = calls.iter().rposition(|c| c == "DeleteSecret").expect("secret deleted");
+    assert!(removed < deleted, "the replicas go first: {calls:?}");
+    let gone = rt().block_on(moto.secretsmanager().describe_secret().secret_id("replicas-default-keys").send());
+    assert!(gone.is_err(), "deleted");
+}

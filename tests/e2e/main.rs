@@ -12,6 +12,7 @@ mod review;
 mod spec;
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use aws_sdk_ec2::types::Filter;
@@ -20,7 +21,7 @@ use harness::{Moto, Scratch, path_str, repo, rt, stack_variant, wait_for_lines};
 const STACK: &str = "stacks/gitlab-ha.yaml";
 
 /// Resources of the staging stack.
-const STAGING: usize = 78;
+const STAGING: usize = 88;
 
 /// Of production: a second NAT gateway and its address.
 const PRODUCTION: usize = STAGING + 2;
@@ -213,6 +214,19 @@ fn tagged(moto: &Moto, env: &str) -> BTreeMap<(String, String), usize> {
         for p in backup.list_backup_plans().send().await.unwrap().backup_plans_list() {
             let tags = backup.list_tags().resource_arn(p.backup_plan_arn().unwrap()).send().await.unwrap();
             add("backup_plan", tags.tags.unwrap_or_default().into_iter().collect());
+        }
+        let sns = moto.sns();
+        for t in sns.list_topics().send().await.unwrap().topics() {
+            let tags = sns.list_tags_for_resource().resource_arn(t.topic_arn().unwrap()).send().await.unwrap();
+            add("topic", tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect());
+        }
+        let cw = moto.cloudwatch();
+        for a in cw.describe_alarms().send().await.unwrap().metric_alarms() {
+            let tags = cw.list_tags_for_resource().resource_arn(a.alarm_arn().unwrap()).send().await.unwrap();
+            add(
+                "alarm",
+                tags.tags().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())).collect(),
+            );
         }
         for g in ec.describe_cache_parameter_groups().send().await.unwrap().cache_parameter_groups() {
             let tags = ec.list_tags_for_resource().resource_name(g.arn().unwrap()).send().await.unwrap();

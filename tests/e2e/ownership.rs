@@ -107,7 +107,8 @@ fn stateful_resources_are_protected_and_snapshotted() {
     // An empty spec (every resource removed) and destroy: refused without
     // both opt-ins, even when the command names them all.
     let text = std::fs::read_to_string(harness::repo().join(STACK)).unwrap();
-    let empty = dir.write("empty.yaml", &format!("{}resources: {{}}\n", &text[..text.find("resources:\n").unwrap()]));
+    // (Its `verify:` goes too: it names alarms of the stack.)
+    let empty = dir.write("empty.yaml", &format!("{}\nresources: {{}}\n", &text[..text.find("\nverify:\n").unwrap()]));
     let mark = moto.calls().len();
     let everything = ["db", "redis", "efs", "gitaly_data", "config_bucket", "objects_bucket"];
     refused(prod(path_str(&empty), &[]), &everything, mark);

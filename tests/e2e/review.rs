@@ -342,12 +342,12 @@ fn the_pipeline_runs_under_gitlab_ci_local() {
     }
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(project.join("plan-staging.report.json")).unwrap()).unwrap();
-    assert_eq!(report["create"], 16, "{report}");
+    assert_eq!(report["create"], 19, "{report}");
     assert!(std::fs::read_to_string(project.join("plan-staging.md")).unwrap().contains("webapp-ecs"));
     for env in ["staging", "production"] {
         let notes = gitlab.notes_marked(&format!("<!-- converge plan: webapp-ecs / {env} -->"));
         assert_eq!(notes.len(), 1, "{env}: {notes:?}\n{}", r.stdout);
-        assert!(notes[0].body.contains("Plan: 16 to add"), "{}", notes[0].body);
+        assert!(notes[0].body.contains("Plan: 19 to add"), "{}", notes[0].body);
     }
     assert_eq!(gitlab.violations(), Vec::<String>::new());
     // GitLab failing: the plan job passes, and says the note failed.

@@ -193,6 +193,10 @@ impl Moto {
             .env("NO_COLOR", "1")
             .env("GITLAB_DB_PASSWORD", DB_PASSWORD)
             .env("CONVERGE_VAR_certificate_arn", &self.certificate_arn)
+            // The shipped stacks watch production's alarms for 10 minutes
+            // after each apply; a test that is about that window sets its
+            // own (--verify-window).
+            .env("CONVERGE_VAR_verify_window", "1s")
             // Locks of this server's stacks, apart from other tests'.
             .env("CONVERGE_STATE_DIR", self.dir.path("state"))
             .stdin(Stdio::null());
@@ -220,6 +224,8 @@ impl Moto {
         acm: aws_sdk_acm,
         route53: aws_sdk_route53,
         backup: aws_sdk_backup,
+        cloudwatch: aws_sdk_cloudwatch,
+        sns: aws_sdk_sns,
         tagging: aws_sdk_resourcegroupstagging,
     }
 

@@ -160,6 +160,14 @@ errors are sent as each service's wire protocol sends them: EC2's
 EFS's REST-JSON body with x-amzn-ErrorType, Secrets Manager's JSON
 __type. Each fault is logged (`fault` in the request's log line).
 
+CloudWatch speaks Smithy RPC v2 CBOR to the AWS SDKs (aws-sdk-cloudwatch,
+botocore 1.44), which moto 5.2.5 cannot parse: cbor_bridge.py (beside this
+file) translates each CBOR request to the AWS JSON 1.0 moto answers, and
+the answer back to CBOR, typed by botocore's model of the service (its
+docstring says how). CloudWatch DeleteAlarms removes the alarms' tags, as
+CloudWatch does: moto keeps them, and an alarm made again under the name
+came back with the deleted one's tags (and so its owner).
+
 It binds 127.0.0.1 on a free port and writes the port to --port-file. With
 --watch-stdin it exits when its stdin closes, so a test process that dies
 cannot leave a server behind.
@@ -184,6 +192,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import make_server
+
+from cbor_bridge import Bridge
 
 READ_PREFIXES = ("Describe", "Get", "List", "Head")
 
@@ -981,6 +991,21 @@ def fix_ecs_deployments():
     EC2ContainerServiceResponse.create_service = create_service_response
 
 
+def fix_cloudwatch_delete_alarms():
+    """DeleteAlarms takes the alarms' tags with them (moto keeps them)."""
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    delete = CloudWatchBackend.delete_alarms
+
+    def delete_alarms(self, alarm_names):
+        arns = [self.alarms[n].alarm_arn for n in alarm_names if n in self.alarms]
+        delete(self, alarm_names)
+        for arn in arns:
+            self.tagger.delete_all_tags_for_resource(arn)
+
+    CloudWatchBackend.delete_alarms = delete_alarms
+
+
 def add_logs_kms_calls():
     """CloudWatch Logs AssociateKmsKey / DisassociateKmsKey (moto 5.2.5
     answers NotImplemented): the log group's KMS key, as DescribeLogGroups
@@ -1350,6 +1375,10 @@ def error_reply(start_response, service, status, code, message):
     elif service == "secretsmanager":
         body = json.dumps({"__type": code, "message": message})
         ctype = "application/x-amz-json-1.1"
+    elif service == "monitoring":
+        # CloudWatch: JSON 1.0 here; cbor_bridge makes it the CBOR envelope.
+        body = json.dumps({"__type": code, "message": message})
+        ctype = "application/x-amz-json-1.0"
     elif service == "backup":
         # REST-JSON: the code in x-amzn-ErrorType, the message in the body.
         body = json.dumps({"message": message})
@@ -1535,6 +1564,7 @@ def main():
     fix_ecr_scan_on_push()
     add_logs_kms_calls()
     add_backup_calls()
+    fix_cloudwatch_delete_alarms()
     fix_ecs_run_task()
     if args.acm_certificate_file:
         from moto.acm.models import acm_backends
@@ -1548,6 +1578,7 @@ def main():
     seed_amis(args.region)
     faults = Faults(args.faults, args.fault_seed, args.fault_key) if args.faults else None
     app = Observer(DomainDispatcherApplication(create_backend_app), args.log, args.delay_mutations_ms, faults)
+    app = Bridge(app)
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=SocketRequestHandler)
     port = server.server_address[1]
     if args.port_file:

@@ -408,3 +408,35 @@ fn each_lookup_kind_takes_its_own_fields() {
     let s = load(&with("    type: ssm.parameter\n    name: /p\n    override: ami-9\n")).unwrap();
     assert_eq!(s.lookups["it"].kind.overrides, Some("value"));
 }
+
+/// `verify:`: the stack's alarms by resource name (to their AWS names),
+/// variables allowed, every mistake refused offline.
+#[test]
+fn verify_names_the_stacks_alarms_and_a_window() {
+    let alarm = "  errors:\n    type: cloudwatch.alarm\n    properties:\n      namespace: AWS/ApplicationELB\n      metric_name: HTTPCode_Target_5XX_Count\n      statistic: Sum\n      period: 60\n      evaluation_periods: 1\n      threshold: 1\n      comparison_operator: GreaterThanThreshold\n";
+    let with = |verify: &str, vars: &str| {
+        format!(
+            "stack: demo\nregion: eu-west-1\nvariables:\n  cidr: 10.0.0.0/16\n{vars}verify:\n{verify}resources:\n  vpc:\n    type: ec2.vpc\n    properties:\n      cidr_block: ${{var.cidr}}\n{alarm}"
+        )
+    };
+    let s = load(&with("  alarms: [errors]\n  window: 90s\n", "")).unwrap();
+    let v = s.verify.unwrap();
+    assert_eq!(v.alarms, [("errors".to_string(), "demo-default-errors".to_string())]);
+    assert_eq!(v.window, std::time::Duration::from_secs(90));
+    // Variables, and the default window.
+    let s = load(&with("  alarms: ${var.gate}\n", "  gate: [errors]\n")).unwrap();
+    assert_eq!(s.verify.as_ref().unwrap().alarms.len(), 1);
+    assert_eq!(s.verify.unwrap().window, crate::spec::DEFAULT_VERIFY_WINDOW);
+    let s = load(&with("  alarms: ${var.gate}\n", "  gate: []\n")).unwrap();
+    assert!(s.verify.unwrap().alarms.is_empty());
+
+    let e = one_error(&with("  alarms: [eror]\n", ""));
+    assert_eq!(e.message, "no cloudwatch.alarm resource `eror` in this stack");
+    assert!(e.help.unwrap().contains("errors"));
+    let e = one_error(&with("  alarms: [vpc]\n", ""));
+    assert_eq!(e.message, "`vpc` is of kind ec2.vpc, not cloudwatch.alarm");
+    let e = one_error(&with("  alarms: [errors]\n  window: soon\n", ""));
+    assert_eq!(e.message, "`soon` is not a duration (e.g. 10m, 90s)");
+    let e = one_error(&with("  alarms: [\"${resources.errors.name}\"]\n", ""));
+    assert!(e.message.contains("may use variables only"), "{}", e.message);
+}
