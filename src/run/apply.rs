@@ -193,6 +193,7 @@ async fn show_and_execute(
         command: "apply",
         commit: crate::state::lock::commit(),
         started_ms: None,
+        destroy: false,
     };
     let code = execute_plan(aws, stack, live, plan, &args.lock.allow_destroy, &opts, printer).await;
     timer.lap("apply");

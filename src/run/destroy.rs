@@ -1,12 +1,10 @@
 //! `converge destroy`: delete everything tagged for the stack/env, users
 //! before what they use.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use crate::aws::Aws;
 use crate::plan::render;
 use crate::printer::Printer;
+use crate::run::execute::{ExecOptions, execute_plan};
 use crate::spec::Stack;
 
 /// What `converge destroy` was asked.
@@ -42,39 +40,18 @@ async fn locked(
     if !plan.has_changes() {
         return Ok(0);
     }
-    crate::run::session::check_protected(&plan, &stack, &args.lock.allow_destroy)?;
     printer.out("");
-    let what = format!("destroy every resource of stack {} in environment {}", stack.name, stack.env);
-    if !crate::run::session::before_changes(stop, crate::run::session::confirm(args.auto_approve, &what, printer))
-        .await?
-    {
-        printer.out("Destroy cancelled.");
-        return Ok(1);
-    }
-    let stack = Arc::new(stack);
-    let graph = crate::apply::operations(&stack, &plan);
-    printer.out("");
-    let report = crate::apply::execute(
-        aws,
-        stack.clone(),
-        graph,
-        BTreeMap::new(),
-        args.parallelism.into(),
-        stop.clone(),
-        crate::state::lock::commit(),
-        printer,
-    )
-    .await;
     let store = crate::run::session::store(&stack, args.lock.state_dir.as_deref());
-    let ran = crate::run::record::Ran {
+    let opts = ExecOptions {
+        auto_approve: args.auto_approve,
+        parallelism: args.parallelism.into(),
+        stop,
+        store: &store,
+        trace: None,
         command: "destroy",
-        started_ms: None,
         commit: crate::state::lock::commit(),
-        live: &live,
-        plan: &plan,
-        report: Some(&report),
+        started_ms: None,
         destroy: true,
     };
-    crate::run::record::record_applied(aws, &store, &stack, ran, printer).await;
-    Ok(crate::run::session::exit_status("Destroy", &report, printer))
+    execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
 }

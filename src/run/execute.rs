@@ -26,11 +26,14 @@ pub struct ExecOptions<'a> {
     pub commit: Option<String>,
     /// When the run started (ms), if not when the process did.
     pub started_ms: Option<u128>,
+    /// A destroy (`converge destroy`): asked and summarized as one, and
+    /// recorded as deleting the stack.
+    pub destroy: bool,
 }
 
 /// Checks protection, asks, and executes a plan already printed: the
-/// shared end of `apply` and `import`. Exit status: 0 done, 1 failed,
-/// 128 + signal when interrupted.
+/// shared end of `apply`, `import`, `rollback` and `destroy`. Exit status:
+/// 0 done, 1 failed, 128 + signal when interrupted.
 pub async fn execute_plan(
     aws: &Aws,
     stack: Stack,
@@ -41,9 +44,13 @@ pub async fn execute_plan(
     printer: &Printer,
 ) -> anyhow::Result<u8> {
     crate::run::session::check_protected(&plan, &stack, allow_destroy)?;
-    let asked = crate::run::session::confirm(opts.auto_approve, "apply these changes", printer);
+    let (verb, what) = match opts.destroy {
+        true => ("Destroy", format!("destroy every resource of stack {} in environment {}", stack.name, stack.env)),
+        false => ("Apply", "apply these changes".to_string()),
+    };
+    let asked = crate::run::session::confirm(opts.auto_approve, &what, printer);
     if !crate::run::session::before_changes(opts.stop, asked).await? {
-        printer.out("Apply cancelled.");
+        printer.out(&format!("{verb} cancelled."));
         return Ok(1);
     }
     // Outputs known before any operation: objects that exist and are kept.
@@ -82,11 +89,11 @@ pub async fn execute_plan(
         live,
         plan: &plan,
         report: Some(&report),
-        destroy: false,
+        destroy: opts.destroy,
     };
     crate::run::record::record_applied(aws, opts.store, &stack, ran, printer).await;
     if let Some(path) = opts.trace {
         crate::run::session::write_file(path, crate::apply::trace(&report).as_bytes())?;
     }
-    Ok(crate::run::session::exit_status("Apply", &report, printer))
+    Ok(crate::run::session::exit_status(verb, &report, printer))
 }

@@ -148,6 +148,7 @@ async fn locked(
         command: "import",
         commit: crate::state::lock::commit(),
         started_ms: None,
+        destroy: false,
     };
     crate::run::execute::execute_plan(aws, stack, &live, plan, &args.lock.allow_destroy, &opts, printer).await
 }

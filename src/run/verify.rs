@@ -242,6 +242,7 @@ pub async fn roll_back(
             command: "rollback",
             commit: good.commit.clone(),
             started_ms: Some(started),
+            destroy: false,
         };
         printer.out("");
         execute_plan(aws, stack, &live, plan, &[], &opts, printer).await
