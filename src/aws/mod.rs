@@ -12,6 +12,7 @@ use aws_types::region::Region;
 
 pub mod autoscaling;
 pub mod backup;
+pub mod cloudwatch;
 pub mod ec2;
 pub mod ecs;
 pub mod elasticache;

@@ -25,9 +25,6 @@ use crate::limits::Sent;
 
 pub struct AlarmKind;
 
-/// DescribeAlarms takes at most 100 names.
-const NAMES_PER_CALL: usize = 100;
-
 /// Properties of `cloudwatch.alarm`. Its name is the physical name.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -354,26 +351,9 @@ async fn put(aws: &Aws, name: &str, p: &AlarmProps, tags: Option<&BTreeMap<Strin
 }
 
 /// The metric alarms of these names that exist, by name.
-pub async fn describe(aws: &Aws, names: &[String]) -> Result<BTreeMap<String, MetricAlarm>, AwsError> {
-    let mut out = BTreeMap::new();
-    for chunk in names.chunks(NAMES_PER_CALL) {
-        let mut pages = aws
-            .cloudwatch
-            .describe_alarms()
-            .set_alarm_names(Some(chunk.to_vec()))
-            .alarm_types(AlarmType::MetricAlarm)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("cloudwatch:DescribeAlarms", e))?;
-            for a in page.metric_alarms() {
-                if let Some(name) = a.alarm_name() {
-                    out.insert(name.to_string(), a.clone());
-                }
-            }
-        }
-    }
-    Ok(out)
+async fn describe(aws: &Aws, names: &[String]) -> Result<BTreeMap<String, MetricAlarm>, AwsError> {
+    let (metric, _) = crate::aws::cloudwatch::describe_alarms(aws, names, &[AlarmType::MetricAlarm]).await?;
+    Ok(metric.into_iter().filter_map(|a| Some((a.alarm_name()?.to_string(), a))).collect())
 }
 
 async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {

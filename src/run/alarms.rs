@@ -162,41 +162,22 @@ pub fn blame(before: &Before, now: &BTreeMap<String, Seen>) -> Vec<String> {
 
 /// The alarms of these names that exist (metric and composite alike).
 async fn read(aws: &Aws, names: &[String]) -> Result<BTreeMap<String, Seen>, AwsError> {
-    let mut out = BTreeMap::new();
-    for chunk in names.chunks(100) {
-        let mut pages = aws
-            .cloudwatch
-            .describe_alarms()
-            .set_alarm_names(Some(chunk.to_vec()))
-            .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
-            .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("cloudwatch:DescribeAlarms", e))?;
-            for a in page.metric_alarms() {
-                if let (Some(n), Some(s)) = (a.alarm_name(), a.state_value()) {
-                    let seen = Seen {
-                        state: s.as_str().to_string(),
-                        since: a.state_updated_timestamp().copied(),
-                        reason: a.state_reason().map(str::to_string),
-                    };
-                    out.insert(n.to_string(), seen);
-                }
-            }
-            for a in page.composite_alarms() {
-                if let (Some(n), Some(s)) = (a.alarm_name(), a.state_value()) {
-                    let seen = Seen {
-                        state: s.as_str().to_string(),
-                        since: a.state_updated_timestamp().copied(),
-                        reason: a.state_reason().map(str::to_string),
-                    };
-                    out.insert(n.to_string(), seen);
-                }
-            }
-        }
-    }
-    Ok(out)
+    use aws_sdk_cloudwatch::types::AlarmType;
+    let (metric, composite) =
+        crate::aws::cloudwatch::describe_alarms(aws, names, &[AlarmType::MetricAlarm, AlarmType::CompositeAlarm])
+            .await?;
+    let metric =
+        metric.iter().map(|a| (a.alarm_name(), a.state_value(), a.state_updated_timestamp(), a.state_reason()));
+    let composite =
+        composite.iter().map(|a| (a.alarm_name(), a.state_value(), a.state_updated_timestamp(), a.state_reason()));
+    Ok(metric
+        .chain(composite)
+        .filter_map(|(name, state, since, reason)| {
+            let seen =
+                Seen { state: state?.as_str().to_string(), since: since.copied(), reason: reason.map(str::to_string) };
+            Some((name?.to_string(), seen))
+        })
+        .collect())
 }
 
 #[cfg(test)]
