@@ -87,7 +87,9 @@ impl Kind for SecretKind {
     }
     fn canonicalize(&self, props: Value) -> Result<Value, PropsError> {
         let mut p: SecretProps = super::typed(props)?;
-        if let Some(bad) = p.replica_regions.iter().find(|r| !crate::value::is_unknown_str(r) && !is_region(r)) {
+        if let Some(bad) =
+            p.replica_regions.iter().find(|r| !crate::value::is_unknown_str(r) && !crate::limits::valid_region(r))
+        {
             return Err(PropsError {
                 path: "replica_regions".into(),
                 message: format!("`{bad}` is not a region (e.g. eu-central-1)"),
@@ -310,15 +312,6 @@ impl Kind for SecretKind {
     }
 }
 
-/// `eu-central-1`, `us-gov-west-1`: letters, a dash, letters and dashes,
-/// a digit.
-fn is_region(r: &str) -> bool {
-    let parts: Vec<&str> = r.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
-}
-
 fn replicas(regions: &[String]) -> Option<Vec<ReplicaRegionType>> {
     (!regions.is_empty()).then(|| regions.iter().map(|r| ReplicaRegionType::builder().region(r).build()).collect())
 }
@@ -427,6 +420,7 @@ mod tests {
         assert!(SecretKind.canonicalize(json!({})).unwrap().get("replica_regions").is_none());
         let e = SecretKind.canonicalize(json!({"replica_regions": ["frankfurt"]})).unwrap_err();
         assert_eq!(e.path, "replica_regions");
-        assert!(is_region("us-gov-west-1") && !is_region("eu-central") && !is_region("EU-WEST-1"));
+        let valid = crate::limits::valid_region;
+        assert!(valid("us-gov-west-1") && !valid("eu-central") && !valid("EU-WEST-1"));
     }
 }

@@ -135,6 +135,28 @@ impl Sent {
     }
 }
 
+/// An AWS region name: `<area>[-<partition>]-<direction>-<n>`, e.g.
+/// `eu-west-1`, `us-gov-west-1`, `ap-southeast-5`, `cn-north-1`,
+/// `us-isob-east-1`, from the areas and directions AWS names regions with.
+/// Checked offline so that a typo makes no AWS call (the SDK would send
+/// every request to a host that does not exist).
+pub fn valid_region(r: &str) -> bool {
+    const AREAS: [&str; 10] = ["af", "ap", "ca", "cn", "eu", "il", "me", "mx", "sa", "us"];
+    const PARTITIONS: [&str; 5] = ["gov", "iso", "isob", "isoe", "isof"];
+    const DIRECTIONS: [&str; 9] =
+        ["central", "east", "west", "north", "south", "northeast", "northwest", "southeast", "southwest"];
+    let parts: Vec<&str> = r.split('-').collect();
+    let (area, middle, n) = match parts.as_slice() {
+        [a, d, n] => (*a, vec![*d], *n),
+        [a, p, d, n] if PARTITIONS.contains(p) => (*a, vec![*d], *n),
+        _ => return false,
+    };
+    AREAS.contains(&area)
+        && middle.iter().all(|d| DIRECTIONS.contains(d))
+        && (1..=2).contains(&n.len())
+        && n.chars().all(|c| c.is_ascii_digit())
+}
+
 /// The limits of an API member, from both sources.
 pub fn of(member: &str) -> impl Iterator<Item = &'static Limit> + '_ {
     let model = models::MODELS.binary_search_by(|l| l.id.cmp(member)).ok().map(|i| &models::MODELS[i]);

@@ -454,7 +454,7 @@ impl Cx<'_> {
                 );
                 String::new()
             });
-        if !region.is_empty() && !valid_region(&region) {
+        if !region.is_empty() && !crate::limits::valid_region(&region) {
             let key = if opts.region.is_some() { "stack" } else { "region" };
             self.at_key(
                 key,
@@ -680,28 +680,6 @@ fn is_ident(s: &str) -> bool {
 
 fn is_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-/// An AWS region name: `<area>[-<partition>]-<direction>-<n>`, e.g.
-/// `eu-west-1`, `us-gov-west-1`, `ap-southeast-5`, `cn-north-1`,
-/// `us-isob-east-1`, from the areas and directions AWS names regions with.
-/// Checked offline so that a typo makes no AWS call (the SDK would send
-/// every request to a host that does not exist).
-pub fn valid_region(r: &str) -> bool {
-    const AREAS: [&str; 10] = ["af", "ap", "ca", "cn", "eu", "il", "me", "mx", "sa", "us"];
-    const PARTITIONS: [&str; 5] = ["gov", "iso", "isob", "isoe", "isof"];
-    const DIRECTIONS: [&str; 9] =
-        ["central", "east", "west", "north", "south", "northeast", "northwest", "southeast", "southwest"];
-    let parts: Vec<&str> = r.split('-').collect();
-    let (area, middle, n) = match parts.as_slice() {
-        [a, d, n] => (*a, vec![*d], *n),
-        [a, p, d, n] if PARTITIONS.contains(p) => (*a, vec![*d], *n),
-        _ => return false,
-    };
-    AREAS.contains(&area)
-        && middle.iter().all(|d| DIRECTIONS.contains(d))
-        && (1..=2).contains(&n.len())
-        && n.chars().all(|c| c.is_ascii_digit())
 }
 
 mod lookups;

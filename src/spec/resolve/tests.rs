@@ -207,12 +207,12 @@ fn region_names_are_checked_offline() {
         "il-central-1",
         "mx-central-1",
     ] {
-        assert!(super::valid_region(ok), "{ok}");
+        assert!(crate::limits::valid_region(ok), "{ok}");
     }
     for bad in
         ["eu-wset-1", "eu-west", "euwest1", "EU-WEST-1", "eu-west-1a", "xx-west-1", "us-gov-1", "", "eu-west-123"]
     {
-        assert!(!super::valid_region(bad), "{bad}");
+        assert!(!crate::limits::valid_region(bad), "{bad}");
     }
 }
 
