@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::aws::{Aws, AwsError};
-use crate::kinds::{Kind, Live, REGISTRY};
+use crate::kinds::{DynKind, Live, REGISTRY};
 use crate::spec::Stack;
 
 /// Live objects of one stack/env, by kind and resource name. A name with
@@ -23,12 +23,12 @@ pub struct LiveState {
 }
 
 impl LiveState {
-    pub fn get(&self, kind: &dyn Kind, name: &str) -> Option<&Live> {
+    pub fn get(&self, kind: &dyn DynKind, name: &str) -> Option<&Live> {
         self.objects.get(&(kind.type_name(), name.to_string())).and_then(|v| v.first()).map(|l| &**l)
     }
 
     /// The unnamed object of `kind` with the natural key of `props`.
-    pub fn by_key(&self, kind: &dyn Kind, props: &serde_json::Value) -> Option<&Arc<Live>> {
+    pub fn by_key(&self, kind: &dyn DynKind, props: &serde_json::Value) -> Option<&Arc<Live>> {
         let key = kind.natural_key(props)?;
         self.objects
             .get(&(kind.type_name(), String::new()))?

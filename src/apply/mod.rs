@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::aws::{Aws, AwsError};
 use crate::digest::{self, TAG_APPLIED};
-use crate::kinds::{Desired, Kind, Live, ReplaceOrder};
+use crate::kinds::{Desired, DynKind, Live, ReplaceOrder};
 use crate::plan::{self, Action, Plan};
 use crate::printer::{Printer, Style};
 use crate::progress;
@@ -57,7 +57,7 @@ impl OpKind {
 #[derive(Debug, Clone)]
 pub struct Op {
     pub name: String,
-    pub kind: &'static dyn Kind,
+    pub kind: &'static dyn DynKind,
     pub op: OpKind,
     /// The object to update or delete.
     pub live: Option<Arc<Live>>,
@@ -68,7 +68,7 @@ pub struct Op {
     pub physical_name: Option<String>,
 }
 
-impl std::fmt::Debug for dyn Kind {
+impl std::fmt::Debug for dyn DynKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.type_name())
     }
@@ -165,7 +165,7 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
     }
     // Users of an object are deleted first: by live state (its id in their
     // properties) or by the spec's graph.
-    let objects: Vec<((&str, &dyn Kind), &Live)> = deletes
+    let objects: Vec<((&str, &dyn DynKind), &Live)> = deletes
         .iter()
         .map(|&d| ((ops[d].name.as_str(), ops[d].kind), &**ops[d].live.as_ref().expect("delete has a live object")))
         .collect();

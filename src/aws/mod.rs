@@ -10,16 +10,8 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_types::region::Region;
 
-pub mod autoscaling;
-pub mod backup;
 pub mod cloudwatch;
-pub mod ec2;
-pub mod ecs;
-pub mod elasticache;
-pub mod elbv2;
-pub mod iam;
 pub mod owned;
-pub mod rds;
 pub mod shared;
 pub mod stats;
 

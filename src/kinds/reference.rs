@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use serde_json::{Map, Value};
 
-use super::{Kind, REGISTRY};
+use super::{DynKind, REGISTRY};
 
 /// The whole page, one section per kind in registry order.
 pub fn markdown() -> String {
@@ -33,7 +33,7 @@ pub fn markdown() -> String {
     out
 }
 
-fn section(out: &mut String, k: &dyn Kind) {
+fn section(out: &mut String, k: &dyn DynKind) {
     let _ = writeln!(out, "## `{}`\n\n{}\n", k.type_name(), k.doc());
     let mut g = schemars::generate::SchemaSettings::draft07().into_generator();
     let root = k.schema(&mut g).to_value();

@@ -7,7 +7,7 @@ use crate::kinds::REGISTRY;
 
 /// The property paths of a kind's schema down to its leaves, as
 /// [`Sent::prop`] writes them (`ingress[].cidr_blocks[]`).
-fn leaves(kind: &dyn crate::kinds::Kind) -> BTreeSet<String> {
+fn leaves(kind: &dyn crate::kinds::DynKind) -> BTreeSet<String> {
     let mut g = schemars::generate::SchemaSettings::draft07().into_generator();
     let root = kind.schema(&mut g).to_value();
     let defs = g.definitions().clone();

@@ -37,7 +37,13 @@ pub fn uses(a: &Live, b: &Live) -> bool {
 /// `b`: its live properties name `b`'s id, or the spec has resource `a`
 /// depend on resource `b`. The second covers references an API does not
 /// report back (a Redis group's subnet group).
-pub fn deleted_before(stack: &Stack, a: (&str, &dyn Kind), a_live: &Live, b: (&str, &dyn Kind), b_live: &Live) -> bool {
+pub fn deleted_before(
+    stack: &Stack,
+    a: (&str, &dyn DynKind),
+    a_live: &Live,
+    b: (&str, &dyn DynKind),
+    b_live: &Live,
+) -> bool {
     let spec_edge = match (in_spec(stack, a), in_spec(stack, b)) {
         (Some(ra), Some(_)) => ra.deps.contains(b.0),
         _ => false,
@@ -46,7 +52,7 @@ pub fn deleted_before(stack: &Stack, a: (&str, &dyn Kind), a_live: &Live, b: (&s
 }
 
 /// The spec's resource `name` if it has kind `kind`.
-pub(super) fn in_spec<'s>(stack: &'s Stack, (name, kind): (&str, &dyn Kind)) -> Option<&'s Resource> {
+pub(super) fn in_spec<'s>(stack: &'s Stack, (name, kind): (&str, &dyn DynKind)) -> Option<&'s Resource> {
     stack.resources.get(name).filter(|r| r.kind.type_name() == kind.type_name())
 }
 
@@ -54,7 +60,7 @@ pub(super) fn in_spec<'s>(stack: &'s Stack, (name, kind): (&str, &dyn Kind)) -> 
 /// object) where `j` goes before `i` ([`deleted_before`]), found through an
 /// index of ids and resource names: linear in the objects' properties and
 /// the pairs found, never a comparison of every pair.
-pub fn delete_edges(stack: &Stack, objects: &[((&str, &dyn Kind), &Live)]) -> BTreeSet<(usize, usize)> {
+pub fn delete_edges(stack: &Stack, objects: &[((&str, &dyn DynKind), &Live)]) -> BTreeSet<(usize, usize)> {
     pub(super) fn strings<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
         match v {
             Value::String(s) => out.push(s),
@@ -101,7 +107,7 @@ pub fn delete_edges(stack: &Stack, objects: &[((&str, &dyn Kind), &Live)]) -> BT
 pub(super) fn order_deletes(stack: &Stack, mut deletes: Vec<ResourceChange>) -> Vec<ResourceChange> {
     use std::cmp::Reverse;
     deletes.sort_by(|a, b| (a.kind, &a.name, &a.id).cmp(&(b.kind, &b.name, &b.id)));
-    let objects: Vec<((&str, &dyn Kind), &Live)> = deletes
+    let objects: Vec<((&str, &dyn DynKind), &Live)> = deletes
         .iter()
         .map(|r| {
             let kind = crate::kinds::lookup(r.kind).expect("registered kind");

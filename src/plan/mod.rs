@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::graph::Graph;
-use crate::kinds::{Kind, Live, ReplaceOrder};
+use crate::kinds::{DynKind, Live, ReplaceOrder};
 use crate::live::LiveState;
 use crate::spec::{Resource, Stack};
 use crate::value::{self, SENSITIVE};
@@ -283,7 +283,7 @@ fn moved<'a>(r: &Resource, live: &'a LiveState) -> Option<&'a Vec<Arc<Live>>> {
 /// spec sets are compared (the canonical form fills in defaults, so an
 /// omitted optional setting is still managed), and none the resource's
 /// `ignore_changes` names.
-pub fn diff_attrs(kind: &dyn Kind, r: &Resource, desired: &Value, live: &Live) -> Vec<AttrChange> {
+pub fn diff_attrs(kind: &dyn DynKind, r: &Resource, desired: &Value, live: &Live) -> Vec<AttrChange> {
     let mut out = Vec::new();
     let empty = serde_json::Map::new();
     let want = desired.as_object().unwrap_or(&empty);
@@ -413,7 +413,7 @@ fn create_attrs(r: &Resource, desired: &Value) -> Vec<AttrChange> {
 /// Whether deleting or replacing resource `name`'s object needs both
 /// opt-ins: its kind holds data, or the spec says `protect: true`. An
 /// object whose resource left the spec keeps its kind's protection.
-pub fn guarded(stack: &Stack, name: &str, kind: &dyn Kind) -> bool {
+pub fn guarded(stack: &Stack, name: &str, kind: &dyn DynKind) -> bool {
     match stack.resources.get(name).filter(|r| r.kind.type_name() == kind.type_name()) {
         Some(r) => r.protect || kind.stateful(),
         None => kind.stateful(),

@@ -468,7 +468,7 @@ fn delete_edges_are_the_pairwise_relation() {
             (r.kind.type_name(), l)
         })
         .collect();
-    let objects: Vec<((&str, &dyn Kind), &Live)> =
+    let objects: Vec<((&str, &dyn DynKind), &Live)> =
         lives.iter().map(|(k, l)| ((l.name.as_str(), crate::kinds::lookup(k).unwrap()), l)).collect();
     let mut pairwise = BTreeSet::new();
     for (j, (a, al)) in objects.iter().enumerate() {

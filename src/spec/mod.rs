@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::kinds::{self, Kind};
+use crate::kinds::{self, DynKind};
 
 pub mod expr;
 pub mod location;
@@ -94,7 +94,7 @@ pub struct StateBucket {
 #[derive(Clone)]
 pub struct Resource {
     pub name: String,
-    pub kind: &'static dyn Kind,
+    pub kind: &'static dyn DynKind,
     pub physical_name: String,
     pub props: Template,
     /// Resources this one needs first: references and `depends_on`.
@@ -299,7 +299,7 @@ impl Stack {
     /// The scope a kind's read runs in.
     pub fn scope(
         &self,
-        kind: &dyn Kind,
+        kind: &dyn DynKind,
         shared: std::sync::Arc<crate::aws::shared::SharedReads>,
         conflicts: std::sync::Arc<std::sync::Mutex<Vec<kinds::Conflict>>>,
     ) -> kinds::Scope {

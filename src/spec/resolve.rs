@@ -13,7 +13,7 @@ use super::location::{Pos, SpanIndex, join_index, join_key, push_index, push_key
 use super::raw::{RawEnvironment, RawResource, RawStack};
 use super::{Diagnostic, Resource, SpecError, Stack, Template, default_physical_name, help_for};
 use crate::graph::Graph;
-use crate::kinds::{self, Kind, TAG_ENV, TAG_RESOURCE, TAG_STACK};
+use crate::kinds::{self, DynKind, TAG_ENV, TAG_RESOURCE, TAG_STACK};
 
 /// What the command line adds to a stack file.
 #[derive(Debug, Clone, Default)]
@@ -285,7 +285,7 @@ struct Env<'a> {
     env: &'a str,
     region: &'a str,
     vars: &'a BTreeMap<String, Value>,
-    kinds: &'a BTreeMap<String, &'static dyn Kind>,
+    kinds: &'a BTreeMap<String, &'static dyn DynKind>,
     /// Resources `enabled: false` in this environment.
     disabled: &'a BTreeSet<String>,
     require_secrets: bool,
@@ -465,7 +465,7 @@ impl Cx<'_> {
 
         // First pass: kinds, so references can be checked against outputs.
         // Each resource's kind, in name order (`None`: unknown).
-        let mut kind_of: Vec<Option<&'static dyn Kind>> = Vec::with_capacity(resources.len());
+        let mut kind_of: Vec<Option<&'static dyn DynKind>> = Vec::with_capacity(resources.len());
         for (name, r) in &resources {
             if !is_ident(name) {
                 let rp = join_key("resources", name);
@@ -480,7 +480,7 @@ impl Cx<'_> {
             kind_of.push(kind);
         }
         // In name order: collected, not inserted one by one.
-        let kinds_by_name: BTreeMap<String, &'static dyn Kind> =
+        let kinds_by_name: BTreeMap<String, &'static dyn DynKind> =
             resources.keys().zip(&kind_of).filter_map(|(name, k)| Some((name.clone(), (*k)?))).collect();
 
         for key in tags.keys().chain(env_tags.keys()) {
@@ -517,7 +517,7 @@ impl Cx<'_> {
         let env = Env { lookups: &lookups, ..env };
         let tags = self.tag_values(tags, "tags", &env);
         let env_tags = self.tag_values(env_tags, &join_key(&join_key("environments", &env_name), "tags"), &env);
-        let todo: Vec<(String, RawResource, &'static dyn Kind)> = resources
+        let todo: Vec<(String, RawResource, &'static dyn DynKind)> = resources
             .into_iter()
             .zip(kind_of)
             .filter(|((name, _), _)| !disabled.contains(name))

@@ -39,7 +39,7 @@ impl Cx<'_> {
     /// and no key starting `aws:` (AWS's own). Converge adds
     /// [`crate::tags::OWN_TAGS`] (six, `Name` among them unless the spec
     /// sets it), so a spec may set 44 tags, or 4 on an S3 object.
-    pub(super) fn check_tags(&mut self, kind: &dyn Kind, tags: &BTreeMap<String, String>, path: &str) {
+    pub(super) fn check_tags(&mut self, kind: &dyn DynKind, tags: &BTreeMap<String, String>, path: &str) {
         let max = kind.max_tags();
         let total = tags.len() + crate::tags::OWN_TAGS.iter().filter(|k| !tags.contains_key(**k)).count();
         if total > max {
@@ -78,7 +78,7 @@ impl Cx<'_> {
     /// same as on one thread.
     pub(super) fn resources(
         &mut self,
-        todo: Vec<(String, RawResource, &'static dyn Kind)>,
+        todo: Vec<(String, RawResource, &'static dyn DynKind)>,
         env: &Env<'_>,
         stack_tags: &BTreeMap<String, String>,
         env_tags: &BTreeMap<String, String>,
@@ -102,7 +102,7 @@ impl Cx<'_> {
         &mut self,
         name: &str,
         raw: RawResource,
-        kind: &'static dyn Kind,
+        kind: &'static dyn DynKind,
         env: &Env<'_>,
         stack_tags: &BTreeMap<String, String>,
         env_tags: &BTreeMap<String, String>,
@@ -322,7 +322,7 @@ impl Cx<'_> {
     /// Every kind's [`Kind::check_links`], reported at this resource's
     /// property with the linked resource's line in the help.
     pub(super) fn check_links(&mut self, resources: &BTreeMap<String, Resource>) {
-        let mut by_kind: BTreeMap<&'static str, (&'static dyn Kind, Vec<kinds::Member<'_>>)> = BTreeMap::new();
+        let mut by_kind: BTreeMap<&'static str, (&'static dyn DynKind, Vec<kinds::Member<'_>>)> = BTreeMap::new();
         let mut problems = Vec::new();
         for r in resources.values() {
             let Some(props) = r.canonical.as_deref() else { continue };

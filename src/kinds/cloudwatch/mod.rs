@@ -1,0 +1,3 @@
+//! CloudWatch: its kinds.
+
+pub mod alarm;

@@ -1,0 +1,3 @@
+//! ECR: its kinds.
+
+pub mod repository;

@@ -1,0 +1,4 @@
+//! EFS: its kinds.
+
+pub mod file_system;
+pub mod mount_target;

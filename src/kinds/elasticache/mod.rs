@@ -1,0 +1,64 @@
+//! ElastiCache helpers shared by the ElastiCache kinds.
+
+pub mod parameter_group;
+pub mod replication_group;
+pub mod subnet_group;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticache::types::Tag;
+
+use crate::aws::{Aws, AwsError};
+
+pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+/// Tags by ARN; `None` if the resource is gone.
+pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+    let res = aws
+        .elasticache
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticache:ListTagsForResource", e));
+    match res {
+        Ok(out) => Ok(Some(crate::tags::tag_map(out.tag_list().iter().map(|t| (t.key.clone(), t.value.clone()))))),
+        Err(e) if e.code.contains("NotFound") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn sync_tags(
+    aws: &Aws,
+    arn: &str,
+    desired: &BTreeMap<String, String>,
+    live: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    let (set, remove) = crate::tags::tag_delta(desired, live);
+    if !set.is_empty() {
+        aws.elasticache
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(to_tags(&set)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elasticache:AddTagsToResource", e))?;
+    }
+    if !remove.is_empty() {
+        aws.elasticache
+            .remove_tags_from_resource()
+            .resource_name(arn)
+            .set_tag_keys(Some(remove))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elasticache:RemoveTagsFromResource", e))?;
+    }
+    Ok(())
+}
+
+/// Replication group ids and subnet group names.
+pub fn check_id(name: &str) -> Result<(), String> {
+    crate::aws::check_lowercase_id(name, 40, "an ElastiCache id")
+}

@@ -1,0 +1,207 @@
+//! `iam.instance_profile`: the instance profile an EC2 launch template
+//! names, holding one role, under the stack's IAM path.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_iam::types::InstanceProfile;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::aws::{Aws, AwsError, not_found};
+use crate::kinds::iam::role::{check_iam_name, owner_scope};
+use crate::kinds::iam::{from_tags, path, path_of, to_tags};
+use crate::kinds::{Desired, Facts, Kind, Live, Scope};
+use crate::limits::Sent;
+
+pub struct InstanceProfileKind;
+
+/// Properties of `iam.instance_profile`. Its name is the physical name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceProfileProps {
+    /// The role's name (`${resources.NAME.name}`).
+    pub role: String,
+}
+
+impl Kind for InstanceProfileKind {
+    type Props = InstanceProfileProps;
+    const FACTS: &'static Facts = &Facts {
+        type_name: "iam.instance_profile",
+        doc: "An IAM instance profile holding one role, for launch templates. Outputs: `id` and `name`, `arn`.",
+        replace_on: &[],
+        sends: &[Sent::aws("role", "iam:AddRoleToInstanceProfileRequest.RoleName")],
+        outputs: &["id", "name", "arn"],
+        physical_name_output: Some("name"),
+        reads: crate::kinds::Reads {
+            once: &["iam:ListInstanceProfiles"],
+            per_object: &["iam:GetInstanceProfile"],
+            per_parent: &[],
+        },
+        ..Facts::DEFAULT
+    };
+    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+        check_iam_name(name, 128, "an instance profile name")
+    }
+
+    async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
+        let profiles: Vec<InstanceProfile> = aws
+            .iam
+            .list_instance_profiles()
+            .path_prefix(path(&scope.stack, &scope.env))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsError::from_sdk("iam:ListInstanceProfiles", e))?;
+        // ListInstanceProfiles returns no tags; GetInstanceProfile does.
+        let reads = profiles.iter().map(|p| describe(aws, p.instance_profile_name(), scope));
+        Ok(futures_util::future::try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
+        let res = aws
+            .iam
+            .create_instance_profile()
+            .instance_profile_name(&d.physical_name)
+            .path(path_of(&d.tags))
+            .set_tags(Some(to_tags(&d.tags)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("iam:CreateInstanceProfile", e));
+        match res {
+            Ok(_) => {}
+            // A lost response to a create that happened: read back.
+            Err(e) if e.is("EntityAlreadyExists") => {}
+            Err(e) => return Err(e),
+        }
+        let l = describe(aws, &d.physical_name, &owner_scope(d)).await?.ok_or_else(|| {
+            AwsError::other(
+                "iam:CreateInstanceProfile",
+                format!("instance profile {} exists and is not this stack's", d.physical_name),
+            )
+        })?;
+        self.update(aws, d, &l).await
+    }
+
+    async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
+        let p: InstanceProfileProps = parse(&d.props)?;
+        let was: InstanceProfileProps = parse(&l.props)?;
+        if p.role != was.role {
+            if !was.role.is_empty() {
+                remove_role(aws, &l.id, &was.role).await?;
+            }
+            let res = aws
+                .iam
+                .add_role_to_instance_profile()
+                .instance_profile_name(&l.id)
+                .role_name(&p.role)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam:AddRoleToInstanceProfile", e));
+            match res {
+                Ok(_) => {}
+                // A profile holds one role: after a lost response to an
+                // add that happened, the retry is refused. Read back.
+                Err(e) if e.is("LimitExceeded") => {
+                    let now = aws
+                        .iam
+                        .get_instance_profile()
+                        .instance_profile_name(&l.id)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("iam:GetInstanceProfile", e))?;
+                    let roles = now.instance_profile.map(|ip| ip.roles).unwrap_or_default();
+                    if !roles.iter().any(|r| r.role_name == p.role) {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (set, remove) = crate::kinds::tag_delta(&d.tags, &l.tags);
+        if !set.is_empty() {
+            aws.iam
+                .tag_instance_profile()
+                .instance_profile_name(&l.id)
+                .set_tags(Some(to_tags(&set)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam:TagInstanceProfile", e))?;
+        }
+        if !remove.is_empty() {
+            aws.iam
+                .untag_instance_profile()
+                .instance_profile_name(&l.id)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam:UntagInstanceProfile", e))?;
+        }
+        Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+    }
+
+    async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
+        let was: InstanceProfileProps = parse(&l.props)?;
+        if !was.role.is_empty() {
+            remove_role(aws, &l.id, &was.role).await?;
+        }
+        let res = aws
+            .iam
+            .delete_instance_profile()
+            .instance_profile_name(&l.id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("iam:DeleteInstanceProfile", e));
+        not_found(res, &["NoSuchEntity"]).map(|_| ())
+    }
+}
+
+fn parse(v: &Value) -> Result<InstanceProfileProps, AwsError> {
+    crate::kinds::props("iam.instance_profile", v)
+}
+
+async fn remove_role(aws: &Aws, profile: &str, role: &str) -> Result<(), AwsError> {
+    let res = aws
+        .iam
+        .remove_role_from_instance_profile()
+        .instance_profile_name(profile)
+        .role_name(role)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("iam:RemoveRoleFromInstanceProfile", e));
+    not_found(res, &["NoSuchEntity"]).map(|_| ())
+}
+
+async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, AwsError> {
+    let res = aws
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("iam:GetInstanceProfile", e));
+    let Some(p) = not_found(res, &["NoSuchEntity"])?.and_then(|o| o.instance_profile) else {
+        return Ok(None);
+    };
+    let tags = from_tags(p.tags());
+    Ok(scope.owner(&tags, None).map(|owner| live(owner, &p, tags)))
+}
+
+fn live(name: String, p: &InstanceProfile, tags: BTreeMap<String, String>) -> Live {
+    let id = p.instance_profile_name().to_string();
+    let props = InstanceProfileProps { role: p.roles().first().map(|r| r.role_name().to_string()).unwrap_or_default() };
+    Live {
+        name,
+        id: id.clone(),
+        props: crate::kinds::to_value(&props),
+        tags,
+        outputs: [
+            ("id".to_string(), Value::from(id.clone())),
+            ("name".to_string(), Value::from(id)),
+            ("arn".to_string(), Value::from(p.arn().to_string())),
+        ]
+        .into(),
+    }
+}

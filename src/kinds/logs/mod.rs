@@ -1,0 +1,3 @@
+//! CloudWatch Logs: its kinds.
+
+pub mod log_group;

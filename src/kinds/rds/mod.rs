@@ -1,0 +1,70 @@
+//! RDS helpers shared by the RDS kinds.
+
+pub mod db_instance;
+pub mod db_parameter_group;
+pub mod db_subnet_group;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_rds::types::Tag;
+
+use crate::aws::{Aws, AwsError};
+
+pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+pub fn from_tags(tags: &[Tag]) -> BTreeMap<String, String> {
+    crate::tags::tag_map(tags.iter().map(|t| (t.key.clone(), t.value.clone())))
+}
+
+/// Tags of an RDS resource by ARN (subnet and parameter groups do not carry
+/// them in their describe output). `None` if it is gone.
+pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+    let res = aws
+        .rds
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("rds:ListTagsForResource", e));
+    match res {
+        Ok(out) => Ok(Some(from_tags(out.tag_list()))),
+        Err(e) if e.code.ends_with("NotFound") || e.code.ends_with("NotFoundFault") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets changed tags and removes unwanted ones (never the `converge:` ones).
+pub async fn sync_tags(
+    aws: &Aws,
+    arn: &str,
+    desired: &BTreeMap<String, String>,
+    live: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    let (set, remove) = crate::tags::tag_delta(desired, live);
+    if !set.is_empty() {
+        aws.rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(to_tags(&set)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("rds:AddTagsToResource", e))?;
+    }
+    if !remove.is_empty() {
+        aws.rds
+            .remove_tags_from_resource()
+            .resource_name(arn)
+            .set_tag_keys(Some(remove))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("rds:RemoveTagsFromResource", e))?;
+    }
+    Ok(())
+}
+
+/// RDS identifiers (instances, subnet and parameter groups).
+pub fn check_identifier(name: &str) -> Result<(), String> {
+    crate::aws::check_lowercase_id(name, 63, "an RDS identifier")
+}

@@ -1,0 +1,4 @@
+//! S3: its kinds.
+
+pub mod bucket;
+pub mod object;

@@ -1,0 +1,3 @@
+//! Secrets Manager: its kinds.
+
+pub mod secret;

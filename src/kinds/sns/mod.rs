@@ -1,0 +1,3 @@
+//! SNS: its kinds.
+
+pub mod topic;
