@@ -2,8 +2,11 @@
 //!
 //! The module tree reads as the pipeline: [`spec`] (YAML → validated model)
 //! → [`graph`] → [`live`] (read AWS) → [`plan`] (diff, render) → [`apply`]
-//! (execute along the graph). [`kinds`] holds one module per resource kind,
-//! [`aws`] the SDK clients and error mapping, [`cli`] one file per command.
+//! (execute along the graph), with [`run`] the workflow around them (lock,
+//! record, verify, roll back) and [`cli`] one file per command calling it.
+//! [`kinds`] holds the resource kinds, a folder per AWS service; [`aws`] is
+//! the transport under them (the SDK clients, retries, error mapping), and
+//! [`tags`] the identity rule both use.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod apply;

@@ -1,7 +1,7 @@
 //! `converge plan`: read AWS, diff, print. Never changes anything.
 
 use super::{PlanArgs, PlanFormat};
-use crate::plan::{json, markdown, render, saved::SavedPlan};
+use crate::plan::{json, markdown, saved::SavedPlan, text};
 use crate::printer::Printer;
 
 pub async fn run(args: PlanArgs, printer: &Printer) -> anyhow::Result<u8> {
@@ -20,7 +20,7 @@ pub async fn run(args: PlanArgs, printer: &Printer) -> anyhow::Result<u8> {
     let plan = crate::plan::plan(&stack, &live, targets.as_ref())?;
     timer.lap("diff");
     let out = match args.format {
-        PlanFormat::Text => render::text(&plan, printer).trim_end().to_string(),
+        PlanFormat::Text => text::render(&plan, printer).trim_end().to_string(),
         PlanFormat::Json => json::render(&plan),
         PlanFormat::Markdown => markdown::render(&plan).trim_end().to_string(),
     };

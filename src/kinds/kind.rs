@@ -54,7 +54,7 @@ pub struct Facts {
     /// volumes, buckets): protected by default, so that a plan never
     /// deletes or replaces one unless the spec says `protect: false` and
     /// the command says `--allow-destroy NAME`.
-    pub stateful: bool,
+    pub protected: bool,
     /// How an untagged object of this kind is taken over.
     pub import_by: ImportBy,
     /// The AWS calls a read of this kind makes, by how many times: what
@@ -92,7 +92,7 @@ impl Facts {
         outputs: &[],
         physical_name_output: None,
         outputs_changed_by_update: &[],
-        stateful: false,
+        protected: false,
         import_by: ImportBy::Never("converge finds objects of this kind by their tags only"),
         reads: Reads { once: &[], per_object: &[], per_parent: &[] },
         tagging_type: None,
@@ -112,7 +112,7 @@ impl Facts {
     /// the change. Kinds that hold data, and kinds AWS cannot tag (their
     /// name is their identity), are deleted first.
     pub fn replace_order(&self, forcing: &[&str]) -> ReplaceOrder {
-        if self.stateful {
+        if self.protected {
             ReplaceOrder::DeleteFirst("it holds data, which its replacement does not get either way")
         } else if !self.taggable {
             ReplaceOrder::DeleteFirst("AWS cannot tag it, so its name is its identity: two cannot exist at once")
@@ -323,8 +323,8 @@ impl dyn DynKind {
     pub fn outputs_changed_by_update(&self) -> &'static [&'static str] {
         self.facts().outputs_changed_by_update
     }
-    pub fn stateful(&self) -> bool {
-        self.facts().stateful
+    pub fn protected(&self) -> bool {
+        self.facts().protected
     }
     pub fn import_by(&self) -> ImportBy {
         self.facts().import_by

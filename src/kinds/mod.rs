@@ -7,6 +7,7 @@
 //! kinds as [`DynKind`], which every [`Kind`] is; docs/architecture.md
 //! walks through adding one.
 
+pub mod db_groups;
 mod kind;
 mod props;
 pub mod reference;

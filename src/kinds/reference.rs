@@ -63,7 +63,7 @@ fn section(out: &mut String, k: &dyn DynKind) {
     });
     let outputs: Vec<String> = k.outputs().iter().map(|o| format!("`{o}`")).collect();
     facts.push(format!("Outputs: {}.", outputs.join(", ")));
-    if k.stateful() {
+    if k.protected() {
         facts.push(
             "Holds data: protected by default (never deleted or replaced unless `protect: false` and `--allow-destroy`)."
                 .to_string(),

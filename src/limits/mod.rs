@@ -9,7 +9,7 @@
 //!   text (character sets, ranges), each row citing its page.
 //!
 //! A kind declares where each of its properties goes in its
-//! [`crate::kinds::Kind::sends`] table ([`Sent`]); a new kind then gets its
+//! [`crate::kinds::Facts::sends`] table ([`Sent`]); a new kind then gets its
 //! checks by naming its members and running `scripts/gen-limits`.
 //!
 //! # Guarantees

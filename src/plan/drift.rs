@@ -291,7 +291,7 @@ pub fn text(doc: &DriftDoc, plans: &BTreeMap<String, Plan>, p: &crate::printer::
                 .and_then(|pl| pl.resources.iter().find(|r| r.name == f.name && r.kind == f.kind && r.id == f.id))
                 && !matches!(f.class, Class::Missing | Class::Unmanaged)
             {
-                for line in super::render::resource_text(rc, p).lines().skip(1) {
+                for line in super::text::resource_text(rc, p).lines().skip(1) {
                     s.push_str("    ");
                     s.push_str(line);
                     s.push('\n');

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::render::{resource_text, summary_line};
+use super::text::{resource_text, summary_line};
 use super::{Action, Plan, ResourceChange};
 use crate::printer::Printer;
 

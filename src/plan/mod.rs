@@ -21,8 +21,8 @@ mod deletes;
 pub mod drift;
 pub mod json;
 pub mod markdown;
-pub mod render;
 pub mod saved;
+pub mod text;
 
 use deletes::order_deletes;
 pub use deletes::{delete_edges, deleted_before, destroy, uses};
@@ -413,10 +413,10 @@ fn create_attrs(r: &Resource, desired: &Value) -> Vec<AttrChange> {
 /// Whether deleting or replacing resource `name`'s object needs both
 /// opt-ins: its kind holds data, or the spec says `protect: true`. An
 /// object whose resource left the spec keeps its kind's protection.
-pub fn guarded(stack: &Stack, name: &str, kind: &dyn DynKind) -> bool {
+pub fn is_protected(stack: &Stack, name: &str, kind: &dyn DynKind) -> bool {
     match stack.resources.get(name).filter(|r| r.kind.type_name() == kind.type_name()) {
-        Some(r) => r.protect || kind.stateful(),
-        None => kind.stateful(),
+        Some(r) => r.protect || kind.protected(),
+        None => kind.protected(),
     }
 }
 
@@ -448,7 +448,7 @@ fn delete_change(stack: &Stack, kind: &'static str, live: &Arc<Live>, reason: &s
         id: Some(live.id.clone()),
         reason: Some(reason.into()),
         changes: Vec::new(),
-        protected: crate::kinds::lookup(kind).is_some_and(|k| guarded(stack, &live.name, k)),
+        protected: crate::kinds::lookup(kind).is_some_and(|k| is_protected(stack, &live.name, k)),
         replace_order: None,
         replacement_name: None,
         moved_from: None,
@@ -473,7 +473,7 @@ struct Planned<'a> {
 
 /// Plans resource `r`, its dependencies' outputs in `known` (and `prior`,
 /// see [`plan`]).
-fn plan_one<'a>(
+fn plan_resource<'a>(
     stack: &Stack,
     r: &'a Resource,
     live: &'a LiveState,
@@ -533,7 +533,7 @@ fn plan_one<'a>(
         id: Some(l.id.clone()),
         reason: None,
         changes,
-        protected: action == Action::Replace && guarded(stack, name, r.kind),
+        protected: action == Action::Replace && is_protected(stack, name, r.kind),
         replace_order,
         replacement_name,
         moved_from: r.renamed_from.clone().filter(|old| *old == l.name),
@@ -548,12 +548,12 @@ fn plan_one<'a>(
 /// # Errors
 /// A resolved property the kind rejects (e.g. an output of the wrong type).
 pub fn plan(stack: &Stack, live: &LiveState, targets: Option<&BTreeSet<String>>) -> Result<Plan, PlanError> {
-    plan_on(stack, live, targets, RESOURCES_PER_THREAD)
+    plan_threaded(stack, live, targets, RESOURCES_PER_THREAD)
 }
 
 /// [`plan`], a level of the graph shared among threads when each gets at
 /// least `per_thread` of its resources.
-fn plan_on(
+fn plan_threaded(
     stack: &Stack,
     live: &LiveState,
     targets: Option<&BTreeSet<String>>,
@@ -596,7 +596,7 @@ fn plan_on(
             || (),
             |_, i| {
                 let r = all[i];
-                (i, plan_one(stack, r, live, &known, &prior, in_scope(&r.name)))
+                (i, plan_resource(stack, r, live, &known, &prior, in_scope(&r.name)))
             },
         );
         for (i, mut p) in done {

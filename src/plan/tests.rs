@@ -136,7 +136,7 @@ fn sensitive_values_are_masked_in_the_plan_itself() {
     let s = stack(&src);
     let p = plan(&s, &LiveState::default(), None).unwrap();
     let json = crate::plan::json::render(&p);
-    let text = crate::plan::render::text(&p, &crate::printer::Printer::plain());
+    let text = crate::plan::text::render(&p, &crate::printer::Printer::plain());
     let markdown = crate::plan::markdown::render(&p);
     let saved = crate::plan::saved::SavedPlan::new(&s, &LiveState::default(), &p, None, &[]).to_json();
     for out in [&json, &text, &markdown, &saved] {
@@ -229,7 +229,7 @@ fn an_in_use_group_is_replaced_create_first_under_its_other_name() {
     assert_eq!(app.replacement_name.as_deref(), Some("demo-default-app-sg-2"));
     let name = &app.changes[0];
     assert_eq!((name.attr.as_str(), name.new.clone()), ("name", Some(json!("demo-default-app-sg-2"))));
-    let text = crate::plan::render::text(&p, &crate::printer::Printer::plain());
+    let text = crate::plan::text::render(&p, &crate::printer::Printer::plain());
     assert!(text.contains("+/- app_sg (ec2.security_group, sg-app) must be replaced (description forces"), "{text}");
     assert!(text.contains("create before destroy: the old object is deleted once what uses it"), "{text}");
 
@@ -289,7 +289,7 @@ fn a_subnet_in_the_same_vpc_is_replaced_delete_first_and_says_why() {
     let p = plan(&s, &groups_live(&before, "demo-default-app-sg"), None).unwrap();
     let subnet = p.resources.iter().find(|r| r.name == "subnet").unwrap();
     assert!(matches!(subnet.replace_order, Some(ReplaceOrder::DeleteFirst(why)) if why.contains("overlap")));
-    let text = crate::plan::render::text(&p, &crate::printer::Printer::plain());
+    let text = crate::plan::text::render(&p, &crate::printer::Printer::plain());
     assert!(text.contains("-/+ subnet (ec2.subnet, subnet-1)"), "{text}");
     assert!(text.contains("destroy before create: a subnet's CIDR block may not overlap"), "{text}");
     let g = operations(&s, &p);
@@ -342,7 +342,7 @@ fn review_plan() -> Plan {
 #[test]
 fn plans_render_for_review_as_text_markdown_and_json() {
     let p = review_plan();
-    let text = crate::plan::render::text(&p, &crate::printer::Printer::plain());
+    let text = crate::plan::text::render(&p, &crate::printer::Printer::plain());
     insta::assert_snapshot!("review_text", text);
     let md = crate::plan::markdown::render(&p);
     insta::assert_snapshot!("review_markdown", md);
@@ -523,8 +523,8 @@ fn a_plan_on_several_threads_is_the_plan_on_one() {
         let l = Live { name: name.clone(), id: format!("id-{name}"), props, tags, outputs: known[name].clone() };
         live.objects.entry((r.kind.type_name(), name.clone())).or_default().push(l.into());
     }
-    let one = plan_on(&s, &live, None, usize::MAX).unwrap();
-    let several = plan_on(&s, &live, None, 1).unwrap();
+    let one = plan_threaded(&s, &live, None, usize::MAX).unwrap();
+    let several = plan_threaded(&s, &live, None, 1).unwrap();
     let counts = one.summary();
     assert!(counts.add > 5 && counts.replace > 5 && counts.change > 5, "{counts:?}");
     assert_eq!(format!("{one:?}"), format!("{several:?}"));
@@ -534,8 +534,8 @@ fn a_plan_on_several_threads_is_the_plan_on_one() {
     assert_eq!(names, crate::graph::Graph::new(s.resources.values().map(|r| (r.name.as_str(), &r.deps))).order());
     // Targets: the same.
     let targets: BTreeSet<String> = ["sg3_7".to_string(), "bucket5_1".to_string()].into();
-    let one = plan_on(&s, &live, Some(&targets), usize::MAX).unwrap();
-    assert_eq!(format!("{one:?}"), format!("{:?}", plan_on(&s, &live, Some(&targets), 1).unwrap()));
+    let one = plan_threaded(&s, &live, Some(&targets), usize::MAX).unwrap();
+    assert_eq!(format!("{one:?}"), format!("{:?}", plan_threaded(&s, &live, Some(&targets), 1).unwrap()));
     // Two VPCs whose id is a number: the first error in the graph's order
     // is the one reported, as one thread walking that order would.
     let vpcs: Vec<usize> = (0..8).filter(|b| live.objects.contains_key(&("ec2.vpc", format!("vpc{b}")))).collect();
@@ -543,8 +543,8 @@ fn a_plan_on_several_threads_is_the_plan_on_one() {
         let l = &mut live.objects.get_mut(&("ec2.vpc", format!("vpc{b}"))).unwrap()[0];
         Arc::make_mut(l).outputs.insert("id".into(), json!(7));
     }
-    let e1 = plan_on(&s, &live, None, usize::MAX).unwrap_err();
-    let e2 = plan_on(&s, &live, None, 1).unwrap_err();
+    let e1 = plan_threaded(&s, &live, None, usize::MAX).unwrap_err();
+    let e2 = plan_threaded(&s, &live, None, 1).unwrap_err();
     assert_eq!(e1.to_string(), e2.to_string());
     assert!(e1.to_string().contains(&format!("sg{}_0", vpcs[1])), "{e1}");
 }

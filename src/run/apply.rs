@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::aws::Aws;
-use crate::plan::render;
 use crate::plan::saved::{self, SavedPlan};
+use crate::plan::text;
 use crate::printer::Printer;
 use crate::run::alarms::{Before, Gate};
 use crate::run::execute::{ExecOptions, execute_plan};
@@ -164,7 +164,7 @@ async fn show_and_execute(
     timer: &mut crate::run::session::Timer,
     printer: &Printer,
 ) -> anyhow::Result<u8> {
-    printer.out(render::text(&plan, printer).trim_end());
+    printer.out(text::render(&plan, printer).trim_end());
     timer.lap("render");
     let store = crate::run::session::store(&stack, args.lock.state_dir.as_deref());
     if !plan.has_changes() {

@@ -2,7 +2,7 @@
 //! before what they use.
 
 use crate::aws::Aws;
-use crate::plan::render;
+use crate::plan::text;
 use crate::printer::Printer;
 use crate::run::execute::{ExecOptions, execute_plan};
 use crate::spec::Stack;
@@ -36,7 +36,7 @@ async fn locked(
 ) -> anyhow::Result<u8> {
     let live = crate::run::session::before_changes(stop, async { Ok(crate::live::read(aws, &stack).await?) }).await?;
     let plan = crate::plan::destroy(&stack, &live);
-    printer.out(render::text(&plan, printer).trim_end());
+    printer.out(text::render(&plan, printer).trim_end());
     if !plan.has_changes() {
         return Ok(0);
     }

@@ -17,7 +17,7 @@ use aws_sdk_ec2::types::{Filter, Tag};
 
 use crate::aws::{Aws, AwsError};
 use crate::kinds::{ImportBy, TAG_ENV, TAG_RESOURCE, TAG_STACK};
-use crate::plan::{Action, render};
+use crate::plan::{Action, text};
 use crate::printer::Printer;
 use crate::spec::Stack;
 
@@ -132,7 +132,7 @@ async fn locked(
         ),
         _ => {}
     }
-    printer.out(render::text(&plan, printer).trim_end());
+    printer.out(text::render(&plan, printer).trim_end());
     if !plan.has_changes() {
         printer.out(&format!("Imported: `{name}` is this stack's."));
         return Ok(0);

@@ -3,7 +3,7 @@
 //! fails.
 
 use crate::aws::Aws;
-use crate::plan::render;
+use crate::plan::text;
 use crate::printer::{Printer, Style};
 use crate::run::alarms::{Before, Gate};
 use crate::run::execute::{ExecOptions, execute_plan};
@@ -217,7 +217,7 @@ pub async fn roll_back(
             Ok((live, plan))
         })
         .await?;
-        printer.out(render::text(&plan, printer).trim_end());
+        printer.out(text::render(&plan, printer).trim_end());
         if !plan.has_changes() {
             let ran = Ran {
                 command: "rollback",

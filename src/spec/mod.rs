@@ -106,7 +106,7 @@ pub struct Resource {
     pub sensitive: BTreeSet<String>,
     /// `wait_timeout`, or the kind's default.
     pub timeout: std::time::Duration,
-    /// `protect`, or the kind's default (stateful kinds are protected).
+    /// `protect`, or the kind's default (kinds that hold data are protected).
     pub protect: bool,
     /// `adopt: true`: an untagged object with this physical name is taken
     /// over (tagged) instead of reported as a conflict.

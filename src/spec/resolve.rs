@@ -117,7 +117,7 @@ pub fn load_str(path: &Path, src: &str, opts: &LoadOptions) -> Result<Stack, Spe
 /// [`load_str`] on at most `threads` threads.
 fn load_str_on(path: &Path, src: &str, opts: &LoadOptions, threads: usize) -> Result<Stack, SpecError> {
     let invalid = |diagnostics: Vec<Diagnostic>| SpecError::Invalid { file: path.to_path_buf(), diagnostics };
-    let mut cx = Cx::new(path.to_path_buf(), src, threads);
+    let mut resolver = Resolver::new(path.to_path_buf(), src, threads);
     // A stack without merge keys is read straight from the YAML events
     // into the raw structs, which refuse a key given twice themselves
     // (see `strict`); a large one in pieces, on every core (see `pieces`).
@@ -128,30 +128,30 @@ fn load_str_on(path: &Path, src: &str, opts: &LoadOptions, threads: usize) -> Re
     let straight = || super::pieces::read(src, threads).or_else(|| serde_yaml_ng::from_str::<RawStack>(src).ok());
     let raw = match (!src.contains("<<")).then(straight).flatten() {
         Some(raw) => raw,
-        None => match cx.read_through_value() {
+        None => match resolver.read_through_value() {
             Ok(raw) => raw,
-            Err(()) => return Err(invalid(cx.diags)),
+            Err(()) => return Err(invalid(resolver.diags)),
         },
     };
-    let stack = cx.resolve(raw, opts);
+    let stack = resolver.resolve(raw, opts);
     match stack {
-        Some(mut s) if cx.diags.is_empty() => {
+        Some(mut s) if resolver.diags.is_empty() => {
             s.source_digest = crate::digest::sha256_hex(src.as_bytes());
-            s.secret_refs = cx.secret_refs;
-            s.overrides = cx.overrides;
-            s.inputs = cx.inputs;
+            s.secret_refs = resolver.secret_refs;
+            s.overrides = resolver.overrides;
+            s.inputs = resolver.inputs;
             Ok(s)
         }
         _ => {
-            cx.diags.sort_by_key(|d| (d.line, d.col));
-            Err(invalid(cx.diags))
+            resolver.diags.sort_by_key(|d| (d.line, d.col));
+            Err(invalid(resolver.diags))
         }
     }
 }
 
-impl<'s> Cx<'s> {
-    fn new(file: PathBuf, src: &'s str, threads: usize) -> Cx<'s> {
-        Cx {
+impl<'s> Resolver<'s> {
+    fn new(file: PathBuf, src: &'s str, threads: usize) -> Resolver<'s> {
+        Resolver {
             file,
             src,
             index: OnceCell::new(),
@@ -247,9 +247,11 @@ fn backticked(s: &str) -> Vec<&str> {
     s.split('`').skip(1).step_by(2).collect()
 }
 
-struct Cx<'s> {
+/// One resolution of a stack file: its text, the diagnostics found so far,
+/// the overrides given, and what it read of the environment.
+struct Resolver<'s> {
     file: PathBuf,
-    /// The stack file's text, for [`Cx::index`].
+    /// The stack file's text, for [`Resolver::index`].
     src: &'s str,
     /// Positions by path, built on the first diagnostic.
     index: OnceCell<SpanIndex>,
@@ -275,7 +277,9 @@ struct Walk {
     sensitive: BTreeSet<String>,
 }
 
-struct Env<'a> {
+/// What an expression of one environment resolves against: its variables,
+/// lookups, other stacks' outputs, and the kinds of its resources.
+struct Bindings<'a> {
     /// `lookups:`, and what they found when they were made.
     lookups: &'a BTreeMap<String, crate::lookup::Lookup>,
     found: Option<&'a BTreeMap<String, crate::lookup::Found>>,
@@ -291,7 +295,7 @@ struct Env<'a> {
     require_secrets: bool,
 }
 
-impl Cx<'_> {
+impl Resolver<'_> {
     /// The span index of the source, built on first use (a stack without
     /// problems never needs one). A source the indexer cannot scan has no
     /// positions: its diagnostics point at line 1.
@@ -501,7 +505,7 @@ impl Cx<'_> {
             }
         }
         let no_lookups = BTreeMap::new();
-        let env = Env {
+        let env = Bindings {
             lookups: &no_lookups,
             found: opts.lookups.as_ref(),
             stack_outputs: opts.stack_outputs.as_ref(),
@@ -514,7 +518,7 @@ impl Cx<'_> {
             require_secrets: opts.require_secrets,
         };
         let (lookups, found) = self.lookups(lookups, &env);
-        let env = Env { lookups: &lookups, ..env };
+        let env = Bindings { lookups: &lookups, ..env };
         let tags = self.tag_values(tags, "tags", &env);
         let env_tags = self.tag_values(env_tags, &join_key(&join_key("environments", &env_name), "tags"), &env);
         let todo: Vec<(String, RawResource, &'static dyn DynKind)> = resources
@@ -597,7 +601,7 @@ impl Cx<'_> {
         &mut self,
         v: super::raw::RawVerify,
         resources: &BTreeMap<String, Resource>,
-        env: &Env<'_>,
+        env: &Bindings<'_>,
     ) -> super::Verify {
         let value = |cx: &mut Self, raw: Value, field: &str| -> Option<Value> {
             let at = join_key("verify", field);

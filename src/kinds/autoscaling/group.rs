@@ -476,26 +476,21 @@ async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let (set, remove) = crate::kinds::tag_delta(desired, live);
-    if !set.is_empty() {
-        aws.autoscaling
-            .create_or_update_tags()
-            .set_tags(Some(to_tags(group, &set)))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("autoscaling:CreateOrUpdateTags", e))?;
-    }
-    // DeleteTags takes whole tags; the values are the live ones.
-    let remove: BTreeMap<String, String> = remove.into_iter().map(|k| (k.clone(), live[&k].clone())).collect();
-    if !remove.is_empty() {
-        aws.autoscaling
-            .delete_tags()
-            .set_tags(Some(to_tags(group, &remove)))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("autoscaling:DeleteTags", e))?;
-    }
-    Ok(())
+    crate::tags::sync(
+        desired,
+        live,
+        |set| async move {
+            let call = aws.autoscaling.create_or_update_tags().set_tags(Some(to_tags(group, &set)));
+            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("autoscaling:CreateOrUpdateTags", e))
+        },
+        |keys| async move {
+            // DeleteTags takes whole tags; the values are the live ones.
+            let remove: BTreeMap<String, String> = keys.into_iter().map(|k| (k.clone(), live[&k].clone())).collect();
+            let call = aws.autoscaling.delete_tags().set_tags(Some(to_tags(group, &remove)));
+            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("autoscaling:DeleteTags", e))
+        },
+    )
+    .await
 }
 
 async fn describe(aws: &Aws, name: String, group: &str) -> Result<Live, AwsError> {

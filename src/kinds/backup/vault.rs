@@ -40,7 +40,7 @@ impl Kind for VaultKind {
         sends: &[Sent::aws("encryption_key_arn", "backup:CreateBackupVaultInput.EncryptionKeyArn")],
         outputs: &["id", "name", "arn"],
         physical_name_output: Some("name"),
-        stateful: true,
+        protected: true,
         import_by: crate::kinds::ImportBy::Name,
         reads: crate::kinds::Reads { once: &[], per_object: &["backup:DescribeBackupVault"], per_parent: &[] },
         tagging_type: Some("backup:backup-vault"),

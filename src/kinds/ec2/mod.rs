@@ -63,25 +63,18 @@ pub async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let (set, remove) = crate::tags::tag_delta(desired, live);
-    let remove: Vec<Tag> = remove.iter().map(|k| Tag::builder().key(k).build()).collect();
-    if !set.is_empty() {
-        aws.ec2
-            .create_tags()
-            .resources(id)
-            .set_tags(Some(to_tags(&set)))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ec2:CreateTags", e))?;
-    }
-    if !remove.is_empty() {
-        aws.ec2
-            .delete_tags()
-            .resources(id)
-            .set_tags(Some(remove))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ec2:DeleteTags", e))?;
-    }
-    Ok(())
+    crate::tags::sync(
+        desired,
+        live,
+        |set| async move {
+            let call = aws.ec2.create_tags().resources(id).set_tags(Some(to_tags(&set)));
+            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("ec2:CreateTags", e))
+        },
+        |keys| async move {
+            let remove = keys.iter().map(|k| Tag::builder().key(k).build()).collect();
+            let call = aws.ec2.delete_tags().resources(id).set_tags(Some(remove));
+            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("ec2:DeleteTags", e))
+        },
+    )
+    .await
 }

@@ -79,7 +79,7 @@ impl Kind for VolumeKind {
             Sent::not("snapshot_on_delete", "converge's own: a snapshot before the volume is deleted"),
         ],
         outputs: &["id", "availability_zone"],
-        stateful: true,
+        protected: true,
         import_by: crate::kinds::ImportBy::Ec2Id,
         reads: crate::kinds::Reads { once: &["ec2:DescribeVolumes"], per_object: &[], per_parent: &[] },
         write_only: &["snapshot_on_delete"],

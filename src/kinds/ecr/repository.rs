@@ -62,7 +62,7 @@ impl Kind for RepositoryKind {
         ],
         outputs: &["id", "arn", "name", "uri"],
         physical_name_output: Some("name"),
-        stateful: true,
+        protected: true,
         import_by: crate::kinds::ImportBy::Name,
         reads: crate::kinds::Reads {
             once: &[],

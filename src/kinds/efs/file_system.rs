@@ -59,7 +59,7 @@ impl Kind for FileSystemKind {
         ],
         outputs: &["id", "arn", "dns_name", "creation_token"],
         physical_name_output: Some("creation_token"),
-        stateful: true,
+        protected: true,
         import_by: crate::kinds::ImportBy::Name,
         reads: crate::kinds::Reads {
             once: &[],
@@ -139,26 +139,21 @@ impl Kind for FileSystemKind {
                 .map_err(|e| AwsError::from_sdk("efs:UpdateFileSystem", e))?;
         }
         let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or(&l.id).to_string();
-        let (set, remove) = crate::kinds::tag_delta(&d.tags, &l.tags);
-        let set: Vec<Tag> = set.iter().filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok()).collect();
-        if !set.is_empty() {
-            aws.efs
-                .tag_resource()
-                .resource_id(&arn)
-                .set_tags(Some(set))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("efs:TagResource", e))?;
-        }
-        if !remove.is_empty() {
-            aws.efs
-                .untag_resource()
-                .resource_id(&arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("efs:UntagResource", e))?;
-        }
+        let arn = arn.as_str();
+        crate::tags::sync(
+            &d.tags,
+            &l.tags,
+            |set| async move {
+                let set = set.iter().filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok()).collect();
+                let call = aws.efs.tag_resource().resource_id(arn).set_tags(Some(set));
+                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("efs:TagResource", e))
+            },
+            |keys| async move {
+                let call = aws.efs.untag_resource().resource_id(arn).set_tag_keys(Some(keys));
+                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("efs:UntagResource", e))
+            },
+        )
+        .await?;
         Ok(Live {
             props: crate::kinds::to_value(&FileSystemProps { kms_key_id: was.kms_key_id, ..p }),
             tags: d.tags.clone(),

@@ -30,32 +30,26 @@ pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, S
     }
 }
 
+/// Sets tags on a resource by ARN.
+pub async fn tag(aws: &Aws, arn: &str, set: BTreeMap<String, String>) -> Result<(), AwsError> {
+    let call = aws.elasticache.add_tags_to_resource().resource_name(arn).set_tags(Some(to_tags(&set)));
+    call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("elasticache:AddTagsToResource", e))
+}
+
+/// Removes tags from a resource by ARN.
+pub async fn untag(aws: &Aws, arn: &str, keys: Vec<String>) -> Result<(), AwsError> {
+    let call = aws.elasticache.remove_tags_from_resource().resource_name(arn).set_tag_keys(Some(keys));
+    call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("elasticache:RemoveTagsFromResource", e))
+}
+
+/// Sets changed tags and removes unwanted ones (never the `converge:` ones).
 pub async fn sync_tags(
     aws: &Aws,
     arn: &str,
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let (set, remove) = crate::tags::tag_delta(desired, live);
-    if !set.is_empty() {
-        aws.elasticache
-            .add_tags_to_resource()
-            .resource_name(arn)
-            .set_tags(Some(to_tags(&set)))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("elasticache:AddTagsToResource", e))?;
-    }
-    if !remove.is_empty() {
-        aws.elasticache
-            .remove_tags_from_resource()
-            .resource_name(arn)
-            .set_tag_keys(Some(remove))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("elasticache:RemoveTagsFromResource", e))?;
-    }
-    Ok(())
+    crate::tags::sync(desired, live, |set| tag(aws, arn, set), |keys| untag(aws, arn, keys)).await
 }
 
 /// Replication group ids and subnet group names.

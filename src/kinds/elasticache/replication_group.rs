@@ -120,7 +120,7 @@ impl Kind for ReplicationGroupKind {
         ],
         outputs: &["id", "primary_endpoint", "reader_endpoint", "port", "arn"],
         physical_name_output: Some("id"),
-        stateful: true,
+        protected: true,
         import_by: crate::kinds::ImportBy::Name,
         reads: crate::kinds::Reads {
             once: &[],

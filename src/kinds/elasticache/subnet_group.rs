@@ -1,33 +1,22 @@
-//! `elasticache.subnet_group`: the subnets a Redis replication group uses.
+//! `elasticache.subnet_group`: the subnets a Redis replication group uses,
+//! the shared subnet group kind ([`crate::kinds::db_groups`]) over
+//! ElastiCache's calls.
 
-use std::collections::BTreeMap;
-
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use aws_sdk_elasticache::types::CacheSubnetGroup;
 
 use crate::aws::{Aws, AwsError, not_found};
-use crate::kinds::elasticache::{check_id, list_tags, sync_tags, to_tags};
-use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
+use crate::kinds::db_groups::{Group, GroupApi, SubnetApi, SubnetGroup, SubnetGroupProps};
+use crate::kinds::elasticache::{check_id, to_tags};
+use crate::kinds::{Facts, ImportBy, Reads};
 use crate::limits::Sent;
+use crate::tags::Tags;
 
-pub struct SubnetGroupKind;
+/// ElastiCache's subnet group calls.
+pub struct CacheSubnetGroups;
 
-/// Properties of `elasticache.subnet_group`. Its name is the physical name.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubnetGroupProps {
-    #[serde(default = "default_description")]
-    pub description: String,
-    pub subnet_ids: Vec<String>,
-}
+pub type SubnetGroupKind = SubnetGroup<CacheSubnetGroups>;
 
-fn default_description() -> String {
-    "Managed by converge".into()
-}
-
-impl Kind for SubnetGroupKind {
-    type Props = SubnetGroupProps;
+impl GroupApi for CacheSubnetGroups {
     const FACTS: &'static Facts = &Facts {
         type_name: "elasticache.subnet_group",
         doc: "An ElastiCache cache subnet group. Outputs: `id` and `name` (the group name), `arn`.",
@@ -39,89 +28,45 @@ impl Kind for SubnetGroupKind {
         ],
         outputs: &["id", "name", "arn"],
         physical_name_output: Some("name"),
-        import_by: crate::kinds::ImportBy::Name,
-        reads: crate::kinds::Reads {
-            once: &[],
-            per_object: &["elasticache:DescribeCacheSubnetGroups"],
-            per_parent: &[],
-        },
+        import_by: ImportBy::Name,
+        reads: Reads { once: &[], per_object: &["elasticache:DescribeCacheSubnetGroups"], per_parent: &[] },
         tagging_type: Some("elasticache:subnetgroup"),
         ..Facts::DEFAULT
     };
-    fn canonical(&self, mut p: SubnetGroupProps) -> Result<SubnetGroupProps, PropsError> {
-        crate::kinds::sort_ids(&mut p.subnet_ids);
-        if p.subnet_ids.is_empty() {
-            return Err(PropsError { path: "subnet_ids".into(), message: "at least one subnet".into() });
-        }
-        Ok(p)
-    }
 
-    fn check_physical_name(&self, name: &str) -> Result<(), String> {
+    fn check_name(name: &str) -> Result<(), String> {
         check_id(name)
     }
 
-    async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        crate::kinds::read_each(scope.targets(aws).await?, |t| async move {
-            let Some(g) = describe(aws, &t.id).await? else { return Ok(None) };
-            let Some(tags) = t.tags_or(list_tags(aws, g.arn().unwrap_or_default())).await? else {
-                return Ok(None);
-            };
-            Ok(scope.owner(&tags, Some(&t.id)).map(|owner| live(owner, g, tags)))
-        })
-        .await
-    }
-
-    async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: SubnetGroupProps = parse(&d.props)?;
+    async fn describe(aws: &Aws, name: &str) -> Result<Option<Group>, AwsError> {
         let res = aws
             .elasticache
-            .create_cache_subnet_group()
-            .cache_subnet_group_name(&d.physical_name)
-            .cache_subnet_group_description(&p.description)
-            .set_subnet_ids(Some(p.subnet_ids.clone()))
-            .set_tags(Some(to_tags(&d.tags)))
+            .describe_cache_subnet_groups()
+            .cache_subnet_group_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticache:CreateCacheSubnetGroup", e));
-        match res {
-            Ok(out) => {
-                let g = out
-                    .cache_subnet_group
-                    .ok_or_else(|| AwsError::other("elasticache:CreateCacheSubnetGroup", "no group"))?;
-                Ok(live(d.name.clone(), g, d.tags.clone()))
-            }
-            Err(e) if e.code.starts_with("CacheSubnetGroupAlreadyExists") => {
-                let g = describe(aws, &d.physical_name).await?.ok_or(e)?;
-                let tags = list_tags(aws, g.arn().unwrap_or_default()).await?.unwrap_or_default();
-                let l = live(d.name.clone(), g, tags);
-                self.update(aws, d, &l).await
-            }
-            Err(e) => Err(e),
-        }
+            .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheSubnetGroups", e));
+        let found = not_found(res, &["CacheSubnetGroupNotFoundFault"])?;
+        Ok(found.and_then(|out| out.cache_subnet_groups?.into_iter().next()).map(group))
     }
 
-    async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: SubnetGroupProps = parse(&d.props)?;
-        if d.props != l.props {
-            aws.elasticache
-                .modify_cache_subnet_group()
-                .cache_subnet_group_name(&l.id)
-                .cache_subnet_group_description(&p.description)
-                .set_subnet_ids(Some(p.subnet_ids.clone()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("elasticache:ModifyCacheSubnetGroup", e))?;
-        }
-        let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default();
-        sync_tags(aws, arn, &d.tags, &l.tags).await?;
-        Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
+    async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<Tags>, AwsError> {
+        crate::kinds::elasticache::list_tags(aws, arn).await
     }
 
-    async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
+    async fn tag(aws: &Aws, arn: &str, set: Tags) -> Result<(), AwsError> {
+        crate::kinds::elasticache::tag(aws, arn, set).await
+    }
+
+    async fn untag(aws: &Aws, arn: &str, remove: Vec<String>) -> Result<(), AwsError> {
+        crate::kinds::elasticache::untag(aws, arn, remove).await
+    }
+
+    async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
         let res = aws
             .elasticache
             .delete_cache_subnet_group()
-            .cache_subnet_group_name(&l.id)
+            .cache_subnet_group_name(name)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("elasticache:DeleteCacheSubnetGroup", e));
@@ -129,33 +74,40 @@ impl Kind for SubnetGroupKind {
     }
 }
 
-fn parse(v: &Value) -> Result<SubnetGroupProps, AwsError> {
-    crate::kinds::props("elasticache.subnet_group", v)
+impl SubnetApi for CacheSubnetGroups {
+    const MIN_SUBNETS: (usize, &'static str) = (1, "at least one subnet");
+
+    async fn create(aws: &Aws, name: &str, p: &SubnetGroupProps, tags: &Tags) -> Result<Option<Group>, AwsError> {
+        let out = aws
+            .elasticache
+            .create_cache_subnet_group()
+            .cache_subnet_group_name(name)
+            .cache_subnet_group_description(&p.description)
+            .set_subnet_ids(Some(p.subnet_ids.clone()))
+            .set_tags(Some(to_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elasticache:CreateCacheSubnetGroup", e))?;
+        Ok(out.cache_subnet_group.map(group))
+    }
+
+    async fn modify(aws: &Aws, name: &str, p: &SubnetGroupProps) -> Result<(), AwsError> {
+        let call = aws.elasticache.modify_cache_subnet_group().cache_subnet_group_name(name);
+        call.cache_subnet_group_description(&p.description)
+            .set_subnet_ids(Some(p.subnet_ids.clone()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("elasticache:ModifyCacheSubnetGroup", e))
+    }
 }
 
-fn live(name: String, g: aws_sdk_elasticache::types::CacheSubnetGroup, tags: BTreeMap<String, String>) -> Live {
-    let id = g.cache_subnet_group_name.clone().unwrap_or_default();
-    let mut subnet_ids: Vec<String> = g.subnets().iter().filter_map(|s| s.subnet_identifier.clone()).collect();
-    subnet_ids.sort();
-    let props =
-        SubnetGroupProps { description: g.cache_subnet_group_description.clone().unwrap_or_default(), subnet_ids };
-    let outputs = [
-        ("id".to_string(), Value::from(id.clone())),
-        ("name".to_string(), Value::from(id.clone())),
-        ("arn".to_string(), Value::from(g.arn.clone().unwrap_or_default())),
-    ]
-    .into();
-    Live { name, id, props: crate::kinds::to_value(&props), tags, outputs }
-}
-
-/// One group by name; `None` if there is none.
-async fn describe(aws: &Aws, name: &str) -> Result<Option<aws_sdk_elasticache::types::CacheSubnetGroup>, AwsError> {
-    let res = aws
-        .elasticache
-        .describe_cache_subnet_groups()
-        .cache_subnet_group_name(name)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheSubnetGroups", e));
-    Ok(not_found(res, &["CacheSubnetGroupNotFoundFault"])?.and_then(|out| out.cache_subnet_groups?.into_iter().next()))
+fn group(g: CacheSubnetGroup) -> Group {
+    Group {
+        subnet_ids: g.subnets().iter().filter_map(|s| s.subnet_identifier.clone()).collect(),
+        name: g.cache_subnet_group_name.unwrap_or_default(),
+        arn: g.arn.unwrap_or_default(),
+        description: g.cache_subnet_group_description.unwrap_or_default(),
+        family: String::new(),
+    }
 }

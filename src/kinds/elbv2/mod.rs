@@ -109,26 +109,19 @@ pub async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let (set, remove) = crate::tags::tag_delta(desired, live);
-    if !set.is_empty() {
-        aws.elbv2
-            .add_tags()
-            .resource_arns(arn)
-            .set_tags(Some(to_tags(&set)))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:AddTags", e))?;
-    }
-    if !remove.is_empty() {
-        aws.elbv2
-            .remove_tags()
-            .resource_arns(arn)
-            .set_tag_keys(Some(remove))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:RemoveTags", e))?;
-    }
-    Ok(())
+    crate::tags::sync(
+        desired,
+        live,
+        |set| async move {
+            let call = aws.elbv2.add_tags().resource_arns(arn).set_tags(Some(to_tags(&set)));
+            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("elasticloadbalancing:AddTags", e))
+        },
+        |keys| async move {
+            let call = aws.elbv2.remove_tags().resource_arns(arn).set_tag_keys(Some(keys));
+            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("elasticloadbalancing:RemoveTags", e))
+        },
+    )
+    .await
 }
 
 /// Load balancer and target group names: 1-32 letters, digits and

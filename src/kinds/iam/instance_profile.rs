@@ -120,25 +120,19 @@ impl Kind for InstanceProfileKind {
                 Err(e) => return Err(e),
             }
         }
-        let (set, remove) = crate::kinds::tag_delta(&d.tags, &l.tags);
-        if !set.is_empty() {
-            aws.iam
-                .tag_instance_profile()
-                .instance_profile_name(&l.id)
-                .set_tags(Some(to_tags(&set)))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam:TagInstanceProfile", e))?;
-        }
-        if !remove.is_empty() {
-            aws.iam
-                .untag_instance_profile()
-                .instance_profile_name(&l.id)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam:UntagInstanceProfile", e))?;
-        }
+        crate::tags::sync(
+            &d.tags,
+            &l.tags,
+            |set| async move {
+                let call = aws.iam.tag_instance_profile().instance_profile_name(&l.id).set_tags(Some(to_tags(&set)));
+                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("iam:TagInstanceProfile", e))
+            },
+            |keys| async move {
+                let call = aws.iam.untag_instance_profile().instance_profile_name(&l.id).set_tag_keys(Some(keys));
+                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("iam:UntagInstanceProfile", e))
+            },
+        )
+        .await?;
         Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
     }
 

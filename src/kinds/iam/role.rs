@@ -282,26 +282,19 @@ async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let (set, remove) = crate::kinds::tag_delta(desired, live);
-    if !set.is_empty() {
-        aws.iam
-            .tag_role()
-            .role_name(role)
-            .set_tags(Some(to_tags(&set)))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("iam:TagRole", e))?;
-    }
-    if !remove.is_empty() {
-        aws.iam
-            .untag_role()
-            .role_name(role)
-            .set_tag_keys(Some(remove))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("iam:UntagRole", e))?;
-    }
-    Ok(())
+    crate::tags::sync(
+        desired,
+        live,
+        |set| async move {
+            let call = aws.iam.tag_role().role_name(role).set_tags(Some(to_tags(&set)));
+            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("iam:TagRole", e))
+        },
+        |keys| async move {
+            let call = aws.iam.untag_role().role_name(role).set_tag_keys(Some(keys));
+            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("iam:UntagRole", e))
+        },
+    )
+    .await
 }
 
 /// Reads one role whole (GetRole carries its tags and trust policy; inline

@@ -173,7 +173,7 @@ impl Kind for DbInstanceKind {
         ],
         outputs: &["id", "address", "port", "endpoint", "arn", "master_user_secret_arn"],
         physical_name_output: Some("id"),
-        stateful: true,
+        protected: true,
         import_by: crate::kinds::ImportBy::Name,
         reads: crate::kinds::Reads { once: &["rds:DescribeDBInstances"], per_object: &[], per_parent: &[] },
         tagging_type: Some("rds:db"),

@@ -35,6 +35,18 @@ pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, S
     }
 }
 
+/// Sets tags on a resource by ARN.
+pub async fn tag(aws: &Aws, arn: &str, set: BTreeMap<String, String>) -> Result<(), AwsError> {
+    let call = aws.rds.add_tags_to_resource().resource_name(arn).set_tags(Some(to_tags(&set)));
+    call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("rds:AddTagsToResource", e))
+}
+
+/// Removes tags from a resource by ARN.
+pub async fn untag(aws: &Aws, arn: &str, keys: Vec<String>) -> Result<(), AwsError> {
+    let call = aws.rds.remove_tags_from_resource().resource_name(arn).set_tag_keys(Some(keys));
+    call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("rds:RemoveTagsFromResource", e))
+}
+
 /// Sets changed tags and removes unwanted ones (never the `converge:` ones).
 pub async fn sync_tags(
     aws: &Aws,
@@ -42,26 +54,7 @@ pub async fn sync_tags(
     desired: &BTreeMap<String, String>,
     live: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let (set, remove) = crate::tags::tag_delta(desired, live);
-    if !set.is_empty() {
-        aws.rds
-            .add_tags_to_resource()
-            .resource_name(arn)
-            .set_tags(Some(to_tags(&set)))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("rds:AddTagsToResource", e))?;
-    }
-    if !remove.is_empty() {
-        aws.rds
-            .remove_tags_from_resource()
-            .resource_name(arn)
-            .set_tag_keys(Some(remove))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("rds:RemoveTagsFromResource", e))?;
-    }
-    Ok(())
+    crate::tags::sync(desired, live, |set| tag(aws, arn, set), |keys| untag(aws, arn, keys)).await
 }
 
 /// RDS identifiers (instances, subnet and parameter groups).

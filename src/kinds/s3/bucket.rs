@@ -158,7 +158,7 @@ impl Kind for BucketKind {
         ],
         outputs: &["id", "name", "arn", "region"],
         physical_name_output: Some("name"),
-        stateful: true,
+        protected: true,
         import_by: crate::kinds::ImportBy::Name,
         reads: crate::kinds::Reads {
             once: &[],

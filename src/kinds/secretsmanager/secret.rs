@@ -251,25 +251,20 @@ impl Kind for SecretKind {
                 .map_err(|e| AwsError::from_sdk("secretsmanager:UpdateSecret", e))?;
         }
         set_replicas(aws, &l.id, &p.replica_regions, &was.replica_regions).await?;
-        let (set, remove) = crate::kinds::tag_delta(&d.tags, &l.tags);
-        if !set.is_empty() {
-            aws.secretsmanager
-                .tag_resource()
-                .secret_id(&l.id)
-                .set_tags(Some(set.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("secretsmanager:TagResource", e))?;
-        }
-        if !remove.is_empty() {
-            aws.secretsmanager
-                .untag_resource()
-                .secret_id(&l.id)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("secretsmanager:UntagResource", e))?;
-        }
+        crate::tags::sync(
+            &d.tags,
+            &l.tags,
+            |set| async move {
+                let set = set.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+                let call = aws.secretsmanager.tag_resource().secret_id(&l.id).set_tags(Some(set));
+                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("secretsmanager:TagResource", e))
+            },
+            |keys| async move {
+                let call = aws.secretsmanager.untag_resource().secret_id(&l.id).set_tag_keys(Some(keys));
+                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("secretsmanager:UntagResource", e))
+            },
+        )
+        .await?;
         Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
     }
 

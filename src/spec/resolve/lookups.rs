@@ -3,13 +3,13 @@
 
 use super::*;
 
-impl Cx<'_> {
+impl Resolver<'_> {
     /// `lookups:`: each one's fields (variables only), and, when they were
     /// made, what each found; one that found nothing is an error here.
     pub(super) fn lookups(
         &mut self,
         raw: BTreeMap<String, crate::spec::raw::RawLookup>,
-        env: &Env<'_>,
+        env: &Bindings<'_>,
     ) -> (BTreeMap<String, crate::lookup::Lookup>, BTreeMap<String, BTreeMap<String, Value>>) {
         let mut out = BTreeMap::new();
         let mut found = BTreeMap::new();
@@ -111,7 +111,7 @@ impl Cx<'_> {
     pub(super) fn outputs(
         &mut self,
         raw: BTreeMap<String, crate::spec::raw::RawOutput>,
-        env: &Env<'_>,
+        env: &Bindings<'_>,
     ) -> BTreeMap<String, crate::spec::Output> {
         let mut out = BTreeMap::new();
         for (name, o) in raw {

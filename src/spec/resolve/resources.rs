@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Cx<'_> {
+impl Resolver<'_> {
     /// Tag values with their `${…}` resolved: variables, `${stack}`,
     /// `${environment}`, `${region}`; not outputs or secrets, since tags
     /// are shown everywhere.
@@ -11,7 +11,7 @@ impl Cx<'_> {
         &mut self,
         tags: BTreeMap<String, String>,
         path: &str,
-        env: &Env<'_>,
+        env: &Bindings<'_>,
     ) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for (key, value) in tags {
@@ -72,20 +72,20 @@ impl Cx<'_> {
         }
     }
 
-    /// [`Cx::resource`] of each, in order. A large stack is split among
+    /// [`Resolver::resource`] of each, in order. A large stack is split among
     /// threads, each with a context of its own: their problems and the
     /// secrets they read are then merged in order, so the result is the
     /// same as on one thread.
     pub(super) fn resources(
         &mut self,
         todo: Vec<(String, RawResource, &'static dyn DynKind)>,
-        env: &Env<'_>,
+        env: &Bindings<'_>,
         stack_tags: &BTreeMap<String, String>,
         env_tags: &BTreeMap<String, String>,
     ) -> Vec<(String, Option<Resource>)> {
         let threads = self.threads.min(todo.len() / RESOURCES_PER_THREAD).max(1);
         let (file, src) = (self.file.clone(), self.src);
-        let helper = || Cx::new(file.clone(), src, 1);
+        let helper = || Resolver::new(file.clone(), src, 1);
         let (helpers, done) = crate::par::map_chunks(todo, threads, self, helper, |cx, (name, r, kind)| {
             let res = cx.resource(&name, r, kind, env, stack_tags, env_tags);
             (name, res)
@@ -103,7 +103,7 @@ impl Cx<'_> {
         name: &str,
         raw: RawResource,
         kind: &'static dyn DynKind,
-        env: &Env<'_>,
+        env: &Bindings<'_>,
         stack_tags: &BTreeMap<String, String>,
         env_tags: &BTreeMap<String, String>,
     ) -> Option<Resource> {
@@ -122,7 +122,7 @@ impl Cx<'_> {
         } = raw;
         let protect = match protect {
             Some(v) => self.flag(&v, &join_key(&join_key("resources", name), "protect"), env.vars, "protect"),
-            None => kind.stateful(),
+            None => kind.protected(),
         };
         let rp = join_key("resources", name);
         let refusal = match kind.import_by() {

@@ -2,10 +2,17 @@
 
 use super::*;
 
-impl Cx<'_> {
+impl Resolver<'_> {
     /// Substitutes everything known offline in `v`; keeps resource
     /// references. `top` is the top-level property this value is under.
-    pub(super) fn template(&mut self, v: Value, path: &str, top: &str, env: &Env<'_>, walk: &mut Walk) -> Template {
+    pub(super) fn template(
+        &mut self,
+        v: Value,
+        path: &str,
+        top: &str,
+        env: &Bindings<'_>,
+        walk: &mut Walk,
+    ) -> Template {
         match v {
             Value::String(s) => self.string(&s, path, top, env, walk),
             // One path buffer for all the children: paths are only read
@@ -50,7 +57,7 @@ impl Cx<'_> {
         m: serde_json::Map<String, Value>,
         path: &str,
         top: &str,
-        env: &Env<'_>,
+        env: &Bindings<'_>,
         walk: &mut Walk,
     ) -> Template {
         let tpath = join_key(path, "$template");
@@ -89,7 +96,7 @@ impl Cx<'_> {
         Template::Render { path: file.clone(), source: source.into(), vars: Box::new(vars) }
     }
 
-    pub(super) fn string(&mut self, s: &str, path: &str, top: &str, env: &Env<'_>, walk: &mut Walk) -> Template {
+    pub(super) fn string(&mut self, s: &str, path: &str, top: &str, env: &Bindings<'_>, walk: &mut Walk) -> Template {
         let parts = match expr::parse(s) {
             Ok(p) => p,
             Err(e) => {
@@ -142,7 +149,7 @@ impl Cx<'_> {
 
     /// A conditional reference reduced to the branch its variable chooses;
     /// any other reference as it is.
-    pub(super) fn decide(&mut self, r: Reference, path: &str, env: &Env<'_>) -> Reference {
+    pub(super) fn decide(&mut self, r: Reference, path: &str, env: &Bindings<'_>) -> Reference {
         let Reference::Cond { var, then, otherwise } = r else { return r };
         match env.vars.get(&var) {
             Some(Value::Bool(true)) => *then,
@@ -166,7 +173,7 @@ impl Cx<'_> {
         r: &Reference,
         path: &str,
         top: &str,
-        env: &Env<'_>,
+        env: &Bindings<'_>,
         walk: &mut Walk,
     ) -> Option<Value> {
         match r {

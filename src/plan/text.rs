@@ -1,4 +1,6 @@
-//! Plan renderers: text for humans and merge requests, JSON for tools.
+//! The plan as text, for a terminal and the plan job's log: Terraform's
+//! symbols, one block per resource, each attribute's change (JSON and
+//! Markdown live in `json` and `markdown`).
 
 use std::fmt::Write;
 
@@ -63,7 +65,7 @@ impl Out<'_> {
 }
 
 /// The whole plan as text.
-pub fn text(plan: &Plan, p: &Printer) -> String {
+pub fn render(plan: &Plan, p: &Printer) -> String {
     let mut o = Out { p, s: String::new() };
     o.line(
         0,
