@@ -692,16 +692,3 @@ mod values;
 
 #[cfg(test)]
 mod tests;
-
-/// A lookup kind's fields, for errors: "`owners` and `name`".
-fn fields_of(kind: &crate::lookup::LookupKind) -> String {
-    let mut parts: Vec<String> = kind
-        .fields
-        .iter()
-        .map(|(f, required)| if *required { format!("`{f}`") } else { format!("`{f}` (optional)") })
-        .collect();
-    if kind.overrides.is_some() {
-        parts.push("`override` (optional)".into());
-    }
-    parts.join(", ")
-}

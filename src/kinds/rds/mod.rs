@@ -3,6 +3,7 @@
 pub mod db_instance;
 pub mod db_parameter_group;
 pub mod db_subnet_group;
+pub mod restore;
 
 use std::collections::BTreeMap;
 
