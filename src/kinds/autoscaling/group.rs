@@ -253,7 +253,7 @@ impl Kind for GroupKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: GroupProps = parse(&d.props)?;
+        let p: GroupProps = GroupKind::props(&d.props)?;
         let res = aws
             .autoscaling
             .create_auto_scaling_group()
@@ -288,8 +288,8 @@ impl Kind for GroupKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: GroupProps = parse(&d.props)?;
-        let was: GroupProps = parse(&l.props)?;
+        let p: GroupProps = GroupKind::props(&d.props)?;
+        let was: GroupProps = GroupKind::props(&l.props)?;
         let template_changed = p.launch_template != was.launch_template || p.mixed_instances != was.mixed_instances;
         let settings = GroupProps {
             target_group_arns: Vec::new(),
@@ -433,10 +433,6 @@ impl Kind for GroupKind {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     }
-}
-
-fn parse(v: &Value) -> Result<GroupProps, AwsError> {
-    crate::kinds::props("autoscaling.group", v)
 }
 
 fn spec(t: &TemplateRef) -> LaunchTemplateSpecification {

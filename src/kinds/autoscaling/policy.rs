@@ -106,7 +106,7 @@ impl Kind for PolicyKind {
     }
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
-        let p: PolicyProps = parse(&l.props)?;
+        let p: PolicyProps = PolicyKind::props(&l.props)?;
         let res = aws
             .autoscaling
             .delete_policy()
@@ -124,12 +124,8 @@ impl Kind for PolicyKind {
     }
 }
 
-fn parse(v: &Value) -> Result<PolicyProps, AwsError> {
-    crate::kinds::props("autoscaling.policy", v)
-}
-
 async fn put(aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-    let p: PolicyProps = parse(&d.props)?;
+    let p: PolicyProps = PolicyKind::props(&d.props)?;
     aws.autoscaling
         .put_scaling_policy()
         .auto_scaling_group_name(&p.autoscaling_group_name)

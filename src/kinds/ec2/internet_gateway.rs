@@ -62,7 +62,7 @@ impl Kind for InternetGatewayKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: InternetGatewayProps = parse(&d.props)?;
+        let p: InternetGatewayProps = InternetGatewayKind::props(&d.props)?;
         // CreateInternetGateway takes no idempotency token: a lost
         // response is resolved by looking for the tagged gateway.
         let gw = create_or_adopt(
@@ -94,8 +94,8 @@ impl Kind for InternetGatewayKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: InternetGatewayProps = parse(&d.props)?;
-        let was: InternetGatewayProps = parse(&l.props)?;
+        let p: InternetGatewayProps = InternetGatewayKind::props(&d.props)?;
+        let was: InternetGatewayProps = InternetGatewayKind::props(&l.props)?;
         if was.vpc_id != p.vpc_id {
             if !was.vpc_id.is_empty() {
                 detach(aws, &l.id, &was.vpc_id).await?;
@@ -107,7 +107,7 @@ impl Kind for InternetGatewayKind {
     }
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
-        let p: InternetGatewayProps = parse(&l.props)?;
+        let p: InternetGatewayProps = InternetGatewayKind::props(&l.props)?;
         if !p.vpc_id.is_empty() {
             detach(aws, &l.id, &p.vpc_id).await?;
         }
@@ -155,10 +155,6 @@ async fn detach(aws: &Aws, id: &str, vpc: &str) -> Result<(), AwsError> {
     })
     .await;
     not_found(res, &["Gateway.NotAttached", "InvalidInternetGatewayID.NotFound"]).map(|_| ())
-}
-
-fn parse(v: &Value) -> Result<InternetGatewayProps, AwsError> {
-    crate::kinds::props("ec2.internet_gateway", v)
 }
 
 async fn find(aws: &Aws, d: &Desired) -> Result<Option<InternetGateway>, AwsError> {

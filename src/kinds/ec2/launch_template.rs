@@ -116,7 +116,7 @@ impl Kind for LaunchTemplateKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: LaunchTemplateProps = parse(&d.props)?;
+        let p: LaunchTemplateProps = LaunchTemplateKind::props(&d.props)?;
         let res = aws
             .ec2
             .create_launch_template()
@@ -149,7 +149,7 @@ impl Kind for LaunchTemplateKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: LaunchTemplateProps = parse(&d.props)?;
+        let p: LaunchTemplateProps = LaunchTemplateKind::props(&d.props)?;
         if d.props != l.props {
             let v = aws
                 .ec2
@@ -182,10 +182,6 @@ impl Kind for LaunchTemplateKind {
             .map_err(|e| AwsError::from_sdk("ec2:DeleteLaunchTemplate", e));
         not_found(res, &["InvalidLaunchTemplateId.NotFound"]).map(|_| ())
     }
-}
-
-fn parse(v: &Value) -> Result<LaunchTemplateProps, AwsError> {
-    crate::kinds::props("ec2.launch_template", v)
 }
 
 fn data(p: &LaunchTemplateProps) -> RequestLaunchTemplateData {

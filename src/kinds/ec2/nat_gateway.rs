@@ -80,7 +80,7 @@ impl Kind for NatGatewayKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: NatGatewayProps = parse(&d.props)?;
+        let p: NatGatewayProps = NatGatewayKind::props(&d.props)?;
         // The client token makes the SDK's own retries idempotent.
         let out = aws
             .ec2
@@ -132,10 +132,6 @@ impl Kind for NatGatewayKind {
             .map_err(|e| waiter_error("ec2:DescribeNatGateways (wait deleted)", e))?;
         Ok(())
     }
-}
-
-fn parse(v: &Value) -> Result<NatGatewayProps, AwsError> {
-    crate::kinds::props("ec2.nat_gateway", v)
 }
 
 fn live(name: String, g: &NatGateway, tags: BTreeMap<String, String>) -> Live {

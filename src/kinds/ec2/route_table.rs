@@ -111,7 +111,7 @@ impl Kind for RouteTableKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: RouteTableProps = parse(&d.props)?;
+        let p: RouteTableProps = RouteTableKind::props(&d.props)?;
         let out = aws
             .ec2
             .create_route_table()
@@ -127,8 +127,8 @@ impl Kind for RouteTableKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: RouteTableProps = parse(&d.props)?;
-        let was: RouteTableProps = parse(&l.props)?;
+        let p: RouteTableProps = RouteTableKind::props(&d.props)?;
+        let was: RouteTableProps = RouteTableKind::props(&l.props)?;
         let have: BTreeMap<&str, &Route> = was.routes.iter().map(|r| (r.destination.as_str(), r)).collect();
         for r in &p.routes {
             match have.get(r.destination.as_str()) {
@@ -178,10 +178,6 @@ impl Kind for RouteTableKind {
         .await;
         not_found(res, &["InvalidRouteTableID.NotFound"]).map(|_| ())
     }
-}
-
-fn parse(v: &Value) -> Result<RouteTableProps, AwsError> {
-    crate::kinds::props("ec2.route_table", v)
 }
 
 async fn create_route(aws: &Aws, table: &str, r: &Route) -> Result<(), AwsError> {

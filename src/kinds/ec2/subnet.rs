@@ -133,7 +133,7 @@ impl Kind for SubnetKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: SubnetProps = parse(&d.props)?;
+        let p: SubnetProps = SubnetKind::props(&d.props)?;
         let subnet = create_or_adopt(
             CREATE_ATTEMPTS,
             || async {
@@ -166,8 +166,8 @@ impl Kind for SubnetKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: SubnetProps = parse(&d.props)?;
-        let was: SubnetProps = parse(&l.props)?;
+        let p: SubnetProps = SubnetKind::props(&d.props)?;
+        let was: SubnetProps = SubnetKind::props(&l.props)?;
         if p.map_public_ip_on_launch != was.map_public_ip_on_launch {
             aws.ec2
                 .modify_subnet_attribute()
@@ -191,10 +191,6 @@ impl Kind for SubnetKind {
             .map_err(|e| AwsError::from_sdk("ec2:DeleteSubnet", e));
         not_found(res, &["InvalidSubnetID.NotFound"]).map(|_| ())
     }
-}
-
-fn parse(v: &Value) -> Result<SubnetProps, AwsError> {
-    crate::kinds::props("ec2.subnet", v)
 }
 
 async fn find(aws: &Aws, d: &Desired) -> Result<Option<aws_sdk_ec2::types::Subnet>, AwsError> {

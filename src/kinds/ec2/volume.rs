@@ -172,7 +172,7 @@ impl Kind for VolumeKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: VolumeProps = parse(&d.props)?;
+        let p: VolumeProps = VolumeKind::props(&d.props)?;
         let out = aws
             .ec2
             .create_volume()
@@ -212,8 +212,8 @@ impl Kind for VolumeKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: VolumeProps = parse(&d.props)?;
-        let was: VolumeProps = parse(&l.props)?;
+        let p: VolumeProps = VolumeKind::props(&d.props)?;
+        let was: VolumeProps = VolumeKind::props(&l.props)?;
         if p.size_gb < was.size_gb {
             return Err(AwsError::other(
                 "ec2:ModifyVolume",
@@ -242,7 +242,7 @@ impl Kind for VolumeKind {
 
     async fn delete(&self, aws: &Aws, l: &Live, spec: Option<&Value>) -> Result<(), AwsError> {
         // Out of the spec: the safe default, a snapshot.
-        let snapshot = spec.and_then(|s| parse(s).ok()).is_none_or(|p| p.snapshot_on_delete);
+        let snapshot = spec.and_then(|s| VolumeKind::props(s).ok()).is_none_or(|p| p.snapshot_on_delete);
         if snapshot {
             // The snapshot is not the stack's (no identity tags: nothing
             // plans to delete it); it says what it was taken of.
@@ -281,10 +281,6 @@ impl Kind for VolumeKind {
         .await;
         not_found(res, &["InvalidVolume.NotFound"]).map(|_| ())
     }
-}
-
-fn parse(v: &Value) -> Result<VolumeProps, AwsError> {
-    crate::kinds::props("ec2.volume", v)
 }
 
 fn live(name: String, v: &Volume, tags: BTreeMap<String, String>) -> Live {

@@ -81,7 +81,7 @@ impl Kind for VpcKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: VpcProps = parse(&d.props)?;
+        let p: VpcProps = VpcKind::props(&d.props)?;
         let id = create_or_adopt(
             CREATE_ATTEMPTS,
             || async {
@@ -111,8 +111,8 @@ impl Kind for VpcKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: VpcProps = parse(&d.props)?;
-        let was: VpcProps = parse(&l.props)?;
+        let p: VpcProps = VpcKind::props(&d.props)?;
+        let was: VpcProps = VpcKind::props(&l.props)?;
         // ModifyVpcAttribute takes one attribute per call.
         if p.enable_dns_support != was.enable_dns_support {
             aws.ec2
@@ -143,10 +143,6 @@ impl Kind for VpcKind {
         .await;
         not_found(res, &["InvalidVpcID.NotFound"]).map(|_| ())
     }
-}
-
-fn parse(v: &Value) -> Result<VpcProps, AwsError> {
-    crate::kinds::props("ec2.vpc", v)
 }
 
 /// The VPC a create call tagged for `d`, if any.

@@ -86,7 +86,7 @@ impl Kind for VpcEndpointKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: VpcEndpointProps = parse(&d.props)?;
+        let p: VpcEndpointProps = VpcEndpointKind::props(&d.props)?;
         let out = aws
             .ec2
             .create_vpc_endpoint()
@@ -106,8 +106,8 @@ impl Kind for VpcEndpointKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: VpcEndpointProps = parse(&d.props)?;
-        let was: VpcEndpointProps = parse(&l.props)?;
+        let p: VpcEndpointProps = VpcEndpointKind::props(&d.props)?;
+        let was: VpcEndpointProps = VpcEndpointKind::props(&l.props)?;
         let add: Vec<String> = p.route_table_ids.iter().filter(|t| !was.route_table_ids.contains(t)).cloned().collect();
         let remove: Vec<String> =
             was.route_table_ids.iter().filter(|t| !p.route_table_ids.contains(t)).cloned().collect();
@@ -147,10 +147,6 @@ impl Kind for VpcEndpointKind {
             _ => Ok(()),
         }
     }
-}
-
-fn parse(v: &Value) -> Result<VpcEndpointProps, AwsError> {
-    crate::kinds::props("ec2.vpc_endpoint", v)
 }
 
 fn live(name: String, e: &VpcEndpoint, tags: BTreeMap<String, String>) -> Live {

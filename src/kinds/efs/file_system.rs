@@ -104,7 +104,7 @@ impl Kind for FileSystemKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: FileSystemProps = parse(&d.props)?;
+        let p: FileSystemProps = FileSystemKind::props(&d.props)?;
         let res = aws
             .efs
             .create_file_system()
@@ -127,8 +127,8 @@ impl Kind for FileSystemKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: FileSystemProps = parse(&d.props)?;
-        let was: FileSystemProps = parse(&l.props)?;
+        let p: FileSystemProps = FileSystemKind::props(&d.props)?;
+        let was: FileSystemProps = FileSystemKind::props(&l.props)?;
         if p.throughput_mode != was.throughput_mode {
             aws.efs
                 .update_file_system()
@@ -175,10 +175,6 @@ impl Kind for FileSystemKind {
         .await;
         not_found(res, &["FileSystemNotFound"]).map(|_| ())
     }
-}
-
-fn parse(v: &Value) -> Result<FileSystemProps, AwsError> {
-    crate::kinds::props("efs.file_system", v)
 }
 
 fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {

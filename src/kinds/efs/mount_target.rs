@@ -107,7 +107,7 @@ impl Kind for MountTargetKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: MountTargetProps = parse(&d.props)?;
+        let p: MountTargetProps = MountTargetKind::props(&d.props)?;
         let res = aws
             .efs
             .create_mount_target()
@@ -155,8 +155,8 @@ impl Kind for MountTargetKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: MountTargetProps = parse(&d.props)?;
-        let was: MountTargetProps = parse(&l.props)?;
+        let p: MountTargetProps = MountTargetKind::props(&d.props)?;
+        let was: MountTargetProps = MountTargetKind::props(&l.props)?;
         if p.security_groups != was.security_groups {
             aws.efs
                 .modify_mount_target_security_groups()
@@ -200,10 +200,6 @@ impl Kind for MountTargetKind {
             }
         }
     }
-}
-
-fn parse(v: &Value) -> Result<MountTargetProps, AwsError> {
-    crate::kinds::props("efs.mount_target", v)
 }
 
 /// Polls until the mount target for `p`'s file system and subnet is

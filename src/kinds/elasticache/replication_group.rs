@@ -213,7 +213,7 @@ impl Kind for ReplicationGroupKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: ReplicationGroupProps = parse(&d.props)?;
+        let p: ReplicationGroupProps = ReplicationGroupKind::props(&d.props)?;
         let res = aws
             .elasticache
             .create_replication_group()
@@ -254,8 +254,8 @@ impl Kind for ReplicationGroupKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: ReplicationGroupProps = parse(&d.props)?;
-        let was: ReplicationGroupProps = parse(&l.props)?;
+        let p: ReplicationGroupProps = ReplicationGroupKind::props(&d.props)?;
+        let was: ReplicationGroupProps = ReplicationGroupKind::props(&l.props)?;
         let mut m = aws.elasticache.modify_replication_group().replication_group_id(&l.id).apply_immediately(true);
         let mut changed = false;
         if p.description != was.description {
@@ -354,10 +354,6 @@ impl Kind for ReplicationGroupKind {
             .map_err(|e| waiter_error("elasticache:DescribeReplicationGroups (wait deleted)", e))?;
         Ok(())
     }
-}
-
-fn parse(v: &Value) -> Result<ReplicationGroupProps, AwsError> {
-    crate::kinds::props("elasticache.replication_group", v)
 }
 
 async fn wait_available(aws: &Aws, id: &str, timeout: Duration) -> Result<ReplicationGroup, AwsError> {

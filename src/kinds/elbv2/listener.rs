@@ -138,7 +138,7 @@ impl Kind for ListenerKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: ListenerProps = parse(&d.props)?;
+        let p: ListenerProps = ListenerKind::props(&d.props)?;
         let res = aws
             .elbv2
             .create_listener()
@@ -178,7 +178,7 @@ impl Kind for ListenerKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: ListenerProps = parse(&d.props)?;
+        let p: ListenerProps = ListenerKind::props(&d.props)?;
         let mut want = d.props.clone();
         let mut have = l.props.clone();
         for v in [&mut want, &mut have] {
@@ -214,10 +214,6 @@ impl Kind for ListenerKind {
             .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteListener", e));
         not_found(res, &["ListenerNotFound"]).map(|_| ())
     }
-}
-
-fn parse(v: &Value) -> Result<ListenerProps, AwsError> {
-    crate::kinds::props("elbv2.listener", v)
 }
 
 fn certificates(p: &ListenerProps) -> Option<Vec<Certificate>> {

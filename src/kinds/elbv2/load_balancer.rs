@@ -127,7 +127,7 @@ impl Kind for LoadBalancerKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: LoadBalancerProps = parse(&d.props)?;
+        let p: LoadBalancerProps = LoadBalancerKind::props(&d.props)?;
         // CreateLoadBalancer is idempotent by name: a retry returns the
         // load balancer the first attempt made.
         let out = aws
@@ -159,8 +159,8 @@ impl Kind for LoadBalancerKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: LoadBalancerProps = parse(&d.props)?;
-        let was: LoadBalancerProps = parse(&l.props)?;
+        let p: LoadBalancerProps = LoadBalancerKind::props(&d.props)?;
+        let was: LoadBalancerProps = LoadBalancerKind::props(&l.props)?;
         if p.subnets != was.subnets {
             aws.elbv2
                 .set_subnets()
@@ -254,10 +254,6 @@ async fn with_attributes(aws: &Aws, mut l: Live) -> Result<Live, AwsError> {
         obj.insert("idle_timeout_seconds".into(), Value::from(t));
     }
     Ok(l)
-}
-
-fn parse(v: &Value) -> Result<LoadBalancerProps, AwsError> {
-    crate::kinds::props("elbv2.load_balancer", v)
 }
 
 fn live(name: String, lb: LoadBalancer, tags: BTreeMap<String, String>) -> Live {

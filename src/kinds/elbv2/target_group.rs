@@ -154,7 +154,7 @@ impl Kind for TargetGroupKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: TargetGroupProps = parse(&d.props)?;
+        let p: TargetGroupProps = TargetGroupKind::props(&d.props)?;
         let h = &p.health_check;
         // Idempotent by name: a retry with the same settings returns the
         // target group the first attempt made.
@@ -183,8 +183,8 @@ impl Kind for TargetGroupKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: TargetGroupProps = parse(&d.props)?;
-        let was: TargetGroupProps = parse(&l.props)?;
+        let p: TargetGroupProps = TargetGroupKind::props(&d.props)?;
+        let was: TargetGroupProps = TargetGroupKind::props(&l.props)?;
         if p.health_check != was.health_check {
             let h = &p.health_check;
             aws.elbv2
@@ -218,10 +218,6 @@ impl Kind for TargetGroupKind {
         .await;
         not_found(res, &["TargetGroupNotFound"]).map(|_| ())
     }
-}
-
-fn parse(v: &Value) -> Result<TargetGroupProps, AwsError> {
-    crate::kinds::props("elbv2.target_group", v)
 }
 
 /// Target groups by ARNs or by name.

@@ -86,8 +86,8 @@ impl Kind for InstanceProfileKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: InstanceProfileProps = parse(&d.props)?;
-        let was: InstanceProfileProps = parse(&l.props)?;
+        let p: InstanceProfileProps = InstanceProfileKind::props(&d.props)?;
+        let was: InstanceProfileProps = InstanceProfileKind::props(&l.props)?;
         if p.role != was.role {
             if !was.role.is_empty() {
                 remove_role(aws, &l.id, &was.role).await?;
@@ -137,7 +137,7 @@ impl Kind for InstanceProfileKind {
     }
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
-        let was: InstanceProfileProps = parse(&l.props)?;
+        let was: InstanceProfileProps = InstanceProfileKind::props(&l.props)?;
         if !was.role.is_empty() {
             remove_role(aws, &l.id, &was.role).await?;
         }
@@ -150,10 +150,6 @@ impl Kind for InstanceProfileKind {
             .map_err(|e| AwsError::from_sdk("iam:DeleteInstanceProfile", e));
         not_found(res, &["NoSuchEntity"]).map(|_| ())
     }
-}
-
-fn parse(v: &Value) -> Result<InstanceProfileProps, AwsError> {
-    crate::kinds::props("iam.instance_profile", v)
 }
 
 async fn remove_role(aws: &Aws, profile: &str, role: &str) -> Result<(), AwsError> {

@@ -93,7 +93,7 @@ impl Kind for RoleKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: RoleProps = parse(&d.props)?;
+        let p: RoleProps = RoleKind::props(&d.props)?;
         let res = aws
             .iam
             .create_role()
@@ -120,8 +120,8 @@ impl Kind for RoleKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: RoleProps = parse(&d.props)?;
-        let was: RoleProps = parse(&l.props)?;
+        let p: RoleProps = RoleKind::props(&d.props)?;
+        let was: RoleProps = RoleKind::props(&l.props)?;
         if p.assume_role_policy != was.assume_role_policy {
             aws.iam
                 .update_assume_role_policy()
@@ -182,7 +182,7 @@ impl Kind for RoleKind {
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
         // IAM refuses to delete a role with policies or profiles.
-        let was: RoleProps = parse(&l.props)?;
+        let was: RoleProps = RoleKind::props(&l.props)?;
         for name in was.policies.keys() {
             let res = aws
                 .iam
@@ -219,10 +219,6 @@ impl Kind for RoleKind {
             aws.iam.delete_role().role_name(&l.id).send().await.map_err(|e| AwsError::from_sdk("iam:DeleteRole", e));
         not_found(res, &["NoSuchEntity"]).map(|_| ())
     }
-}
-
-fn parse(v: &Value) -> Result<RoleProps, AwsError> {
-    crate::kinds::props("iam.role", v)
 }
 
 /// IAM's naming rule for roles and instance profiles.

@@ -289,7 +289,7 @@ impl Kind for DbInstanceKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: DbInstanceProps = parse(&d.props)?;
+        let p: DbInstanceProps = DbInstanceKind::props(&d.props)?;
         let res = if p.snapshot_identifier.is_some() || p.restore_time.is_some() {
             restore(aws, d, &p).await
         } else {
@@ -321,15 +321,17 @@ impl Kind for DbInstanceKind {
             Err(e) => return Err(e),
         }
         let l = wait_available(aws, &d.physical_name, d.timeout, d.name.clone()).await?;
-        if parse(&l.props).map(|was| comparable(&was) != comparable(&p)).unwrap_or(true) || l.tags != d.tags {
+        if DbInstanceKind::props(&l.props).map(|was| comparable(&was) != comparable(&p)).unwrap_or(true)
+            || l.tags != d.tags
+        {
             return self.update(aws, d, &l).await;
         }
         Ok(l)
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: DbInstanceProps = parse(&d.props)?;
-        let was: DbInstanceProps = parse(&l.props)?;
+        let p: DbInstanceProps = DbInstanceKind::props(&d.props)?;
+        let was: DbInstanceProps = DbInstanceKind::props(&l.props)?;
         let mut m = aws.rds.modify_db_instance().db_instance_identifier(&l.id).apply_immediately(p.apply_immediately);
         let mut changed = false;
         macro_rules! set {
@@ -500,10 +502,6 @@ fn comparable(p: &DbInstanceProps) -> DbInstanceProps {
         restore_source: None,
         ..p.clone()
     }
-}
-
-fn parse(v: &Value) -> Result<DbInstanceProps, AwsError> {
-    crate::kinds::props("rds.db_instance", v)
 }
 
 async fn wait_available(aws: &Aws, id: &str, timeout: Duration, name: String) -> Result<Live, AwsError> {

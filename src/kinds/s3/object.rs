@@ -182,7 +182,7 @@ impl Kind for ObjectKind {
     /// delete only adds a delete marker, and the bucket could never be
     /// deleted); nothing else in the bucket is touched.
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
-        let p: ObjectProps = parse(&l.props)?;
+        let p: ObjectProps = ObjectKind::props(&l.props)?;
         let res = aws
             .s3
             .list_object_versions()
@@ -216,10 +216,6 @@ impl Kind for ObjectKind {
     }
 }
 
-fn parse(v: &Value) -> Result<ObjectProps, AwsError> {
-    crate::kinds::props("s3.object", v)
-}
-
 /// `Tagging` header: URL-encoded `key=value&…`.
 fn tagging(tags: &BTreeMap<String, String>) -> String {
     fn enc(s: &str) -> String {
@@ -234,7 +230,7 @@ fn tagging(tags: &BTreeMap<String, String>) -> String {
 }
 
 async fn put(aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-    let p: ObjectProps = parse(&d.props)?;
+    let p: ObjectProps = ObjectKind::props(&d.props)?;
     let out = aws
         .s3
         .put_object()

@@ -180,7 +180,7 @@ impl Kind for SecretKind {
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
-        let p: SecretProps = parse(&d.props)?;
+        let p: SecretProps = SecretKind::props(&d.props)?;
         let value = match &p.generate {
             None => None,
             Some(g) => {
@@ -238,8 +238,8 @@ impl Kind for SecretKind {
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {
-        let p: SecretProps = parse(&d.props)?;
-        let was: SecretProps = parse(&l.props)?;
+        let p: SecretProps = SecretKind::props(&d.props)?;
+        let was: SecretProps = SecretKind::props(&l.props)?;
         if p.description != was.description || p.kms_key_id != was.kms_key_id {
             aws.secretsmanager
                 .update_secret()
@@ -270,9 +270,9 @@ impl Kind for SecretKind {
 
     async fn delete(&self, aws: &Aws, l: &Live, spec: Option<&Value>) -> Result<(), AwsError> {
         // Out of the spec: the safe default, a 30-day recovery window.
-        let days = spec.and_then(|s| parse(s).ok()).map_or(30, |p| p.recovery_window_days);
+        let days = spec.and_then(|s| SecretKind::props(s).ok()).map_or(30, |p| p.recovery_window_days);
         // Secrets Manager refuses to delete a secret that has replicas.
-        let had: SecretProps = parse(&l.props)?;
+        let had: SecretProps = SecretKind::props(&l.props)?;
         set_replicas(aws, &l.id, &[], &had.replica_regions).await?;
         let call = aws.secretsmanager.delete_secret().secret_id(&l.id);
         let call =
@@ -311,10 +311,6 @@ async fn set_replicas(aws: &Aws, id: &str, want: &[String], had: &[String]) -> R
         not_found(res, &["ResourceNotFoundException"])?;
     }
     Ok(())
-}
-
-fn parse(v: &Value) -> Result<SecretProps, AwsError> {
-    crate::kinds::props("secretsmanager.secret", v)
 }
 
 /// Secrets Manager wants a 32-to-64-character token; a UUID's shape is
