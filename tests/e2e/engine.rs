@@ -796,7 +796,7 @@ fn a_plan_makes_as_many_calls_in_an_account_of_25_environments_as_in_one_of_its_
 }
 
 /// Issue 11: a full-stack plan makes no call but those the kinds declare
-/// ([`Kind::reads`], listed in docs/safety.md): at most one list or batch call
+/// (each kind's `Facts::reads`, listed in docs/safety.md): at most one list or batch call
 /// per kind, the ownership index's pages, and the declared per-object reads
 /// for the objects the stack owns.
 #[test]
