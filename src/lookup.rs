@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::Filter;
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
 
 /// A kind of lookup: its `type:` and what it gives.
@@ -162,14 +163,7 @@ async fn parameter(aws: &Aws, l: &Lookup) -> Result<Found, AwsError> {
     use aws_sdk_ssm::types::ParameterType;
     let name = l.name.clone().unwrap_or_default();
     // Never decrypted: a SecureString is refused below, unread.
-    let res = aws
-        .ssm
-        .get_parameter()
-        .name(&name)
-        .with_decryption(false)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ssm:GetParameter", e));
+    let res = aws.ssm.get_parameter().name(&name).with_decryption(false).send().await.map_err(sdk("ssm:GetParameter"));
     let Some(out) = crate::aws::not_found(res, &["ParameterNotFound"])? else {
         return Ok(Err(format!("no SSM parameter is named `{name}` in this account and region")));
     };
@@ -208,7 +202,7 @@ async fn certificate(aws: &Aws, l: &Lookup) -> Result<Found, AwsError> {
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| AwsError::from_sdk("acm:ListCertificates", e))?;
+        let page = page.map_err(sdk("acm:ListCertificates"))?;
         for c in page.certificate_summary_list() {
             if c.domain_name() == Some(domain.as_str())
                 && let Some(arn) = c.certificate_arn()
@@ -237,7 +231,7 @@ async fn certificate(aws: &Aws, l: &Lookup) -> Result<Found, AwsError> {
             .certificate_arn(&arn)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("acm:DescribeCertificate", e))?;
+            .map_err(sdk("acm:DescribeCertificate"))?;
         let c = c.certificate();
         let when = c
             .and_then(|c| c.issued_at().or(c.imported_at()))
@@ -265,7 +259,7 @@ async fn zone(aws: &Aws, l: &Lookup) -> Result<Found, AwsError> {
         .dns_name(&fqdn)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("route53:ListHostedZonesByName", e))?;
+        .map_err(sdk("route53:ListHostedZonesByName"))?;
     let found: Vec<_> = out
         .hosted_zones()
         .iter()
@@ -304,7 +298,7 @@ async fn ami(aws: &Aws, l: &Lookup) -> Result<Found, AwsError> {
         .filters(Filter::builder().name("state").values("available").build())
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeImages", e))?;
+        .map_err(sdk("ec2:DescribeImages"))?;
     // ISO 8601 dates order as text; the id breaks a tie the same way each time.
     let newest =
         out.images().iter().max_by(|a, b| (a.creation_date(), a.image_id()).cmp(&(b.creation_date(), b.image_id())));
@@ -328,7 +322,7 @@ async fn vpc(aws: &Aws, l: &Lookup) -> Result<Found, AwsError> {
         .set_filters(Some(tag_filters(&l.tags)))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeVpcs", e))?;
+        .map_err(sdk("ec2:DescribeVpcs"))?;
     Ok(match out.vpcs() {
         [] => Err(format!("no VPC has the tags {}", describe_tags(&l.tags))),
         [v] => Ok(BTreeMap::from([
@@ -348,7 +342,7 @@ async fn subnets(aws: &Aws, l: &Lookup) -> Result<Found, AwsError> {
     let mut found = Vec::new();
     let mut pages = aws.ec2.describe_subnets().set_filters(Some(tag_filters(&l.tags))).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| AwsError::from_sdk("ec2:DescribeSubnets", e))?;
+        let page = page.map_err(sdk("ec2:DescribeSubnets"))?;
         for s in page.subnets() {
             found.push((
                 s.availability_zone().unwrap_or_default().to_string(),

@@ -1,6 +1,7 @@
 //! CloudWatch calls that the `cloudwatch.alarm` kind and the alarm gate
 //! (`run::alarms`) share.
 
+use crate::aws::sdk;
 use aws_sdk_cloudwatch::types::{AlarmType, CompositeAlarm, MetricAlarm};
 
 use super::{Aws, AwsError};
@@ -25,7 +26,7 @@ pub async fn describe_alarms(
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("cloudwatch:DescribeAlarms", e))?;
+            let page = page.map_err(sdk("cloudwatch:DescribeAlarms"))?;
             metric.extend(page.metric_alarms().iter().cloned());
             composite.extend(page.composite_alarms().iter().cloned());
         }

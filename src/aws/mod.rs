@@ -161,6 +161,15 @@ const RETRYABLE_CODES: [&str; 7] = [
     "RequestTimeout",
 ];
 
+/// An SDK error of the call `operation` as an [`AwsError`], for
+/// `.map_err(sdk("ec2:CreateVpc"))`.
+pub fn sdk<E>(operation: &'static str) -> impl FnOnce(SdkError<E, aws_sdk_ec2::config::http::HttpResponse>) -> AwsError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    move |err| AwsError::from_sdk(operation, err)
+}
+
 impl AwsError {
     fn line(&self) -> String {
         let message = self.message.replace(['\n', '\r'], " ");

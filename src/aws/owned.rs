@@ -17,6 +17,7 @@
 //!   "what to describe": kinds still describe each object and skip one
 //!   that is gone, and look up the spec's names the index does not hold.
 
+use crate::aws::sdk;
 use std::collections::BTreeMap;
 
 use aws_sdk_resourcegroupstagging::types::TagFilter;
@@ -85,7 +86,7 @@ impl OwnedIndex {
             .into_paginator()
             .send();
         let mut pages = std::pin::pin!(pages);
-        while let Some(page) = pages.try_next().await.map_err(|e| AwsError::from_sdk("tag:GetResources", e))? {
+        while let Some(page) = pages.try_next().await.map_err(sdk("tag:GetResources"))? {
             for m in page.resource_tag_mapping_list.unwrap_or_default() {
                 let Some(arn) = m.resource_arn else { continue };
                 let tags = tag_map(m.tags.unwrap_or_default().into_iter().map(|t| (Some(t.key), Some(t.value))));

@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::{Filter, Tag};
 
-use crate::aws::{Aws, AwsError};
+use crate::aws::Aws;
+use crate::aws::sdk;
 use crate::kinds::{ImportBy, TAG_ENV, TAG_RESOURCE, TAG_STACK};
 use crate::plan::{Action, text};
 use crate::printer::Printer;
@@ -162,7 +163,7 @@ async fn tag_ec2(aws: &Aws, stack: &Stack, name: &str, id: &str) -> anyhow::Resu
         .filters(Filter::builder().name("resource-id").values(id).build())
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeTags", e))?;
+        .map_err(sdk("ec2:DescribeTags"))?;
     let tags: BTreeMap<&str, &str> =
         out.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))).collect();
     if let (Some(s), Some(e)) = (tags.get(TAG_STACK), tags.get(TAG_ENV)) {
@@ -178,7 +179,7 @@ async fn tag_ec2(aws: &Aws, stack: &Stack, name: &str, id: &str) -> anyhow::Resu
         .set_tags(Some(identity.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:CreateTags", e))?;
+        .map_err(sdk("ec2:CreateTags"))?;
     Ok(())
 }
 
@@ -190,6 +191,6 @@ async fn untag_ec2(aws: &Aws, id: &str) -> anyhow::Result<()> {
         .set_tags(Some([TAG_STACK, TAG_ENV, TAG_RESOURCE].iter().map(|k| Tag::builder().key(*k).build()).collect()))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DeleteTags", e))?;
+        .map_err(sdk("ec2:DeleteTags"))?;
     Ok(())
 }

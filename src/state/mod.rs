@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use aws_sdk_s3::primitives::ByteStream;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 
 pub mod applied;
@@ -96,7 +97,7 @@ impl Store {
                     .key(format!("{prefix}{key}"))
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("s3:GetObject", e));
+                    .map_err(sdk("s3:GetObject"));
                 let Some(out) = not_found(res, &["NoSuchKey"])? else { return Ok(None) };
                 let etag = out.e_tag.clone().unwrap_or_default();
                 let body = out
@@ -133,7 +134,7 @@ impl Store {
                     .body(ByteStream::from(body.to_vec()))
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
+                    .map_err(sdk("s3:PutObject"))?;
                 Ok(())
             }
             Store::Dir(dir) => {
@@ -198,7 +199,7 @@ impl Store {
                     .await;
                 let mut keys = Vec::new();
                 for page in pages {
-                    let page = page.map_err(|e| AwsError::from_sdk("s3:ListObjectsV2", e))?;
+                    let page = page.map_err(sdk("s3:ListObjectsV2"))?;
                     keys.extend(
                         page.contents
                             .unwrap_or_default()
@@ -255,7 +256,7 @@ impl Store {
                     .if_match(etag)
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("s3:DeleteObject", e));
+                    .map_err(sdk("s3:DeleteObject"));
                 match s3_conditional(res.map(|_| ())) {
                     Err(StoreError::Aws(e)) if e.is("NoSuchKey") => Ok(Ok(())),
                     other => other,
@@ -277,7 +278,7 @@ async fn s3_put(aws: &Aws, bucket: &str, key: &str, body: &[u8], if_match: Optio
         None => put.if_none_match("*"),
         Some(etag) => put.if_match(etag),
     };
-    let res = put.body(ByteStream::from(body.to_vec())).send().await.map_err(|e| AwsError::from_sdk("s3:PutObject", e));
+    let res = put.body(ByteStream::from(body.to_vec())).send().await.map_err(sdk("s3:PutObject"));
     s3_conditional(res.map(|o| o.e_tag.unwrap_or_default()))
 }
 

@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
 use crate::kinds::autoscaling::to_tags;
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope, TAG_ENV, TAG_STACK};
@@ -240,7 +241,7 @@ impl Kind for GroupKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("autoscaling:DescribeAutoScalingGroups", e))?;
+            .map_err(sdk("autoscaling:DescribeAutoScalingGroups"))?;
         Ok(groups
             .into_iter()
             .filter(|g| g.status().is_none_or(|s| !s.starts_with("Delete")))
@@ -271,7 +272,7 @@ impl Kind for GroupKind {
             .set_tags(Some(to_tags(&d.physical_name, &d.tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("autoscaling:CreateAutoScalingGroup", e));
+            .map_err(sdk("autoscaling:CreateAutoScalingGroup"));
         match res {
             Ok(_) => {
                 let fresh = describe(aws, d.name.clone(), &d.physical_name).await?;
@@ -323,7 +324,7 @@ impl Kind for GroupKind {
                 .new_instances_protected_from_scale_in(p.new_instances_protected_from_scale_in)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("autoscaling:UpdateAutoScalingGroup", e))?;
+                .map_err(sdk("autoscaling:UpdateAutoScalingGroup"))?;
         }
         let suspend: Vec<String> =
             p.suspended_processes.iter().filter(|s| !was.suspended_processes.contains(s)).cloned().collect();
@@ -336,7 +337,7 @@ impl Kind for GroupKind {
                 .set_scaling_processes(Some(suspend))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("autoscaling:SuspendProcesses", e))?;
+                .map_err(sdk("autoscaling:SuspendProcesses"))?;
         }
         if !resume.is_empty() {
             aws.autoscaling
@@ -345,7 +346,7 @@ impl Kind for GroupKind {
                 .set_scaling_processes(Some(resume))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("autoscaling:ResumeProcesses", e))?;
+                .map_err(sdk("autoscaling:ResumeProcesses"))?;
         }
         let attach: Vec<String> =
             p.target_group_arns.iter().filter(|a| !was.target_group_arns.contains(a)).cloned().collect();
@@ -358,7 +359,7 @@ impl Kind for GroupKind {
                 .set_target_group_arns(Some(attach))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("autoscaling:AttachLoadBalancerTargetGroups", e))?;
+                .map_err(sdk("autoscaling:AttachLoadBalancerTargetGroups"))?;
         }
         if !detach.is_empty() {
             aws.autoscaling
@@ -367,7 +368,7 @@ impl Kind for GroupKind {
                 .set_target_group_arns(Some(detach))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("autoscaling:DetachLoadBalancerTargetGroups", e))?;
+                .map_err(sdk("autoscaling:DetachLoadBalancerTargetGroups"))?;
         }
         sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
         let mut refresh = None;
@@ -386,7 +387,7 @@ impl Kind for GroupKind {
                 )
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("autoscaling:StartInstanceRefresh", e))?;
+                .map_err(sdk("autoscaling:StartInstanceRefresh"))?;
             tracing::info!(group = %l.id, refresh = ?out.instance_refresh_id, "instance refresh started");
             refresh = out.instance_refresh_id;
         }
@@ -409,7 +410,7 @@ impl Kind for GroupKind {
             .force_delete(true)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("autoscaling:DeleteAutoScalingGroup", e));
+            .map_err(sdk("autoscaling:DeleteAutoScalingGroup"));
         match res {
             Ok(_) => {}
             Err(e) if e.message.contains("not found") => return Ok(()),
@@ -423,7 +424,7 @@ impl Kind for GroupKind {
                 .auto_scaling_group_names(&l.id)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("autoscaling:DescribeAutoScalingGroups", e))?;
+                .map_err(sdk("autoscaling:DescribeAutoScalingGroups"))?;
             if out.auto_scaling_groups().is_empty() {
                 return Ok(());
             }
@@ -477,13 +478,13 @@ async fn sync_tags(
         live,
         |set| async move {
             let call = aws.autoscaling.create_or_update_tags().set_tags(Some(to_tags(group, &set)));
-            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("autoscaling:CreateOrUpdateTags", e))
+            call.send().await.map(|_| ()).map_err(sdk("autoscaling:CreateOrUpdateTags"))
         },
         |keys| async move {
             // DeleteTags takes whole tags; the values are the live ones.
             let remove: BTreeMap<String, String> = keys.into_iter().map(|k| (k.clone(), live[&k].clone())).collect();
             let call = aws.autoscaling.delete_tags().set_tags(Some(to_tags(group, &remove)));
-            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("autoscaling:DeleteTags", e))
+            call.send().await.map(|_| ()).map_err(sdk("autoscaling:DeleteTags"))
         },
     )
     .await
@@ -496,7 +497,7 @@ async fn describe(aws: &Aws, name: String, group: &str) -> Result<Live, AwsError
         .auto_scaling_group_names(group)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("autoscaling:DescribeAutoScalingGroups", e))?;
+        .map_err(sdk("autoscaling:DescribeAutoScalingGroups"))?;
     let g = out.auto_scaling_groups.unwrap_or_default().into_iter().next();
     let g = g.ok_or_else(|| AwsError::other("autoscaling:DescribeAutoScalingGroups", format!("{group} not found")))?;
     let tags = tags_of(&g);

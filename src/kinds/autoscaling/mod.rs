@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_autoscaling::types::Tag;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
 
 /// The waits below poll after 1 s, then less and less often, up to this.
@@ -107,7 +108,7 @@ pub async fn wait_for_capacity(aws: &Aws, group: &str, deadline: Instant) -> Res
                 .target_group_arn(tg)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetHealth", e))?;
+                .map_err(sdk("elasticloadbalancing:DescribeTargetHealth"))?;
             let ok = serving
                 .iter()
                 .filter(|id| {

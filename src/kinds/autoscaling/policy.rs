@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -86,7 +87,7 @@ impl Kind for PolicyKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("autoscaling:DescribePolicies", e))?;
+            .map_err(sdk("autoscaling:DescribePolicies"))?;
         Ok(policies
             .into_iter()
             .filter_map(|p| {
@@ -114,7 +115,7 @@ impl Kind for PolicyKind {
             .policy_name(&l.id)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("autoscaling:DeletePolicy", e));
+            .map_err(sdk("autoscaling:DeletePolicy"));
         match res {
             Ok(_) => Ok(()),
             // The group went first: its policies went with it.
@@ -144,7 +145,7 @@ async fn put(aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
         )
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("autoscaling:PutScalingPolicy", e))?;
+        .map_err(sdk("autoscaling:PutScalingPolicy"))?;
     // Target tracking responses may omit the ARN: read the policy back.
     let out = aws
         .autoscaling
@@ -153,7 +154,7 @@ async fn put(aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
         .policy_names(&d.physical_name)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("autoscaling:DescribePolicies", e))?;
+        .map_err(sdk("autoscaling:DescribePolicies"))?;
     let policy = out.scaling_policies.unwrap_or_default().into_iter().next();
     let policy = policy.ok_or_else(|| {
         AwsError::other("autoscaling:DescribePolicies", format!("{} not found after put", d.physical_name))

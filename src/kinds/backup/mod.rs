@@ -7,12 +7,12 @@ pub mod vault;
 
 use std::collections::BTreeMap;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 
 /// Tags of a vault or plan by ARN; `None` if it is gone.
 pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
-    let res =
-        aws.backup.list_tags().resource_arn(arn).send().await.map_err(|e| AwsError::from_sdk("backup:ListTags", e));
+    let res = aws.backup.list_tags().resource_arn(arn).send().await.map_err(sdk("backup:ListTags"));
     Ok(not_found(res, &["ResourceNotFoundException"])?
         .map(|out| crate::tags::tag_map(out.tags.unwrap_or_default().into_iter().map(|(k, v)| (Some(k), Some(v))))))
 }
@@ -30,11 +30,11 @@ pub async fn sync_tags(
         live,
         |set| async {
             let call = aws.backup.tag_resource().resource_arn(arn).set_tags(Some(set.into_iter().collect()));
-            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("backup:TagResource", e))
+            call.send().await.map(|_| ()).map_err(sdk("backup:TagResource"))
         },
         |keys| async {
             let call = aws.backup.untag_resource().resource_arn(arn).set_tag_key_list(Some(keys));
-            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("backup:UntagResource", e))
+            call.send().await.map(|_| ()).map_err(sdk("backup:UntagResource"))
         },
     )
     .await

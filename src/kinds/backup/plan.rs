@@ -18,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found};
 use crate::kinds::backup::{build_err, check_name, list_tags, no_retry, sync_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope, Target};
@@ -161,7 +162,7 @@ impl Kind for PlanKind {
                 .config_override(no_retry())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("backup:CreateBackupPlan", e));
+                .map_err(sdk("backup:CreateBackupPlan"));
             match res {
                 Ok(out) => Ok(out.backup_plan_id().unwrap_or_default().to_string()),
                 // A lost response to a create that happened.
@@ -197,7 +198,7 @@ impl Kind for PlanKind {
                 .backup_plan(input(&d.physical_name, &p)?)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("backup:UpdateBackupPlan", e))?;
+                .map_err(sdk("backup:UpdateBackupPlan"))?;
             now.props = d.props.clone();
             now.outputs.insert("version_id".into(), Value::from(out.version_id().unwrap_or_default()));
         }
@@ -209,13 +210,8 @@ impl Kind for PlanKind {
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
         // Its selections go first (the graph deletes them before it).
-        let res = aws
-            .backup
-            .delete_backup_plan()
-            .backup_plan_id(&l.id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("backup:DeleteBackupPlan", e));
+        let res =
+            aws.backup.delete_backup_plan().backup_plan_id(&l.id).send().await.map_err(sdk("backup:DeleteBackupPlan"));
         not_found(res, &["ResourceNotFoundException"]).map(|_| ())
     }
 }
@@ -349,7 +345,7 @@ fn input(name: &str, p: &PlanProps) -> Result<BackupPlanInput, AwsError> {
 async fn by_name(aws: &Aws, name: &str) -> Result<Option<String>, AwsError> {
     let mut pages = aws.backup.list_backup_plans().into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| AwsError::from_sdk("backup:ListBackupPlans", e))?;
+        let page = page.map_err(sdk("backup:ListBackupPlans"))?;
         let found =
             page.backup_plans_list().iter().find(|p| p.backup_plan_name() == Some(name) && p.deletion_date().is_none());
         if let Some(p) = found {
@@ -362,13 +358,7 @@ async fn by_name(aws: &Aws, name: &str) -> Result<Option<String>, AwsError> {
 /// The plan of this id, unless gone or deleted (AWS keeps answering for a
 /// deleted plan, with its deletion date).
 async fn get(aws: &Aws, id: &str) -> Result<Option<GetBackupPlanOutput>, AwsError> {
-    let res = aws
-        .backup
-        .get_backup_plan()
-        .backup_plan_id(id)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("backup:GetBackupPlan", e));
+    let res = aws.backup.get_backup_plan().backup_plan_id(id).send().await.map_err(sdk("backup:GetBackupPlan"));
     Ok(not_found(res, &["ResourceNotFoundException"])?.filter(|p| p.deletion_date().is_none()))
 }
 

@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found};
 use crate::kinds::backup::build_err;
 use crate::kinds::{Desired, Facts, Kind, LinkProblem, Live, Member, PropsError, Scope};
@@ -141,7 +142,7 @@ impl Kind for SelectionKind {
                 .send()
                 .try_collect()
                 .await
-                .map_err(|e| AwsError::from_sdk("backup:ListBackupSelections", e));
+                .map_err(sdk("backup:ListBackupSelections"));
             // The index lags deletes: a plan gone is skipped.
             for s in not_found(res, &["ResourceNotFoundException"])?.unwrap_or_default() {
                 found.push((plan.clone(), s.selection_id().unwrap_or_default().to_string()));
@@ -209,7 +210,7 @@ impl Kind for SelectionKind {
             .selection_id(&l.id)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("backup:DeleteBackupSelection", e));
+            .map_err(sdk("backup:DeleteBackupSelection"));
         not_found(res, &["ResourceNotFoundException"]).map(|_| ())
     }
 }
@@ -222,7 +223,7 @@ async fn get(aws: &Aws, plan: &str, id: &str) -> Result<Option<Live>, AwsError> 
         .selection_id(id)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("backup:GetBackupSelection", e));
+        .map_err(sdk("backup:GetBackupSelection"));
     let Some(out) = not_found(res, &["ResourceNotFoundException"])? else { return Ok(None) };
     let Some(s) = out.backup_selection() else { return Ok(None) };
     let mut resources = s.resources().to_vec();

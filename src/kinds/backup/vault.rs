@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::backup::{check_vault_name, list_tags, sync_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope, Target};
@@ -85,7 +86,7 @@ impl Kind for VaultKind {
             .set_backup_vault_tags(Some(d.tags.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("backup:CreateBackupVault", e));
+            .map_err(sdk("backup:CreateBackupVault"));
         match res {
             Ok(_) => {}
             // A lost response to a create that happened: read back, and
@@ -117,7 +118,7 @@ impl Kind for VaultKind {
             .backup_vault_name(&l.id)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("backup:DeleteBackupVault", e));
+            .map_err(sdk("backup:DeleteBackupVault"));
         match not_found(res, &["ResourceNotFoundException"]) {
             Ok(_) => Ok(()),
             Err(e) if e.is("InvalidRequestException") => Err(AwsError {
@@ -139,7 +140,7 @@ async fn describe(aws: &Aws, name: &str) -> Result<Option<DescribeBackupVaultOut
         .backup_vault_name(name)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("backup:DescribeBackupVault", e));
+        .map_err(sdk("backup:DescribeBackupVault"));
     not_found(res, &["ResourceNotFoundException"])
 }
 

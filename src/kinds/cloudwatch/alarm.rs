@@ -19,6 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -264,11 +265,11 @@ impl Kind for AlarmKind {
             |set| async {
                 let tags = set.into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
                 let call = aws.cloudwatch.tag_resource().resource_arn(&arn).set_tags(Some(tags));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("cloudwatch:TagResource", e))
+                call.send().await.map(|_| ()).map_err(sdk("cloudwatch:TagResource"))
             },
             |keys| async {
                 let call = aws.cloudwatch.untag_resource().resource_arn(&arn).set_tag_keys(Some(keys));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("cloudwatch:UntagResource", e))
+                call.send().await.map(|_| ()).map_err(sdk("cloudwatch:UntagResource"))
             },
         )
         .await?;
@@ -276,13 +277,8 @@ impl Kind for AlarmKind {
     }
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
-        let res = aws
-            .cloudwatch
-            .delete_alarms()
-            .alarm_names(&l.id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("cloudwatch:DeleteAlarms", e));
+        let res =
+            aws.cloudwatch.delete_alarms().alarm_names(&l.id).send().await.map_err(sdk("cloudwatch:DeleteAlarms"));
         not_found(res, &["ResourceNotFound"]).map(|_| ())
     }
 }
@@ -316,7 +312,7 @@ async fn put(aws: &Aws, name: &str, p: &AlarmProps, tags: Option<&BTreeMap<Strin
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| AwsError::from_sdk("cloudwatch:PutMetricAlarm", e))
+        .map_err(sdk("cloudwatch:PutMetricAlarm"))
 }
 
 /// The metric alarms of these names that exist, by name.
@@ -332,7 +328,7 @@ async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, Strin
         .resource_arn(arn)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("cloudwatch:ListTagsForResource", e));
+        .map_err(sdk("cloudwatch:ListTagsForResource"));
     Ok(not_found(res, &["ResourceNotFound", "ResourceNotFoundException"])?.map(|r| {
         crate::kinds::tag_map(r.tags().iter().map(|t| (t.key().map(str::to_string), t.value().map(str::to_string))))
     }))

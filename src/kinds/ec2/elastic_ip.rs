@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, retry_while_in_use};
 use crate::kinds::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, Scope};
@@ -38,7 +39,7 @@ impl Kind for ElasticIpKind {
             .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DescribeAddresses", e))?;
+            .map_err(sdk("ec2:DescribeAddresses"))?;
         Ok(out
             .addresses
             .unwrap_or_default()
@@ -66,7 +67,7 @@ impl Kind for ElasticIpKind {
                     .config_override(no_retry())
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2:AllocateAddress", e))?;
+                    .map_err(sdk("ec2:AllocateAddress"))?;
                 Ok(Address::builder().set_allocation_id(out.allocation_id).set_public_ip(out.public_ip).build())
             },
             || find(aws, d),
@@ -83,12 +84,7 @@ impl Kind for ElasticIpKind {
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
         // A NAT gateway being deleted holds its address for a while.
         let res = retry_while_in_use(&["InvalidIPAddress.InUse", "DependencyViolation"], || async {
-            aws.ec2
-                .release_address()
-                .allocation_id(&l.id)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ec2:ReleaseAddress", e))
+            aws.ec2.release_address().allocation_id(&l.id).send().await.map_err(sdk("ec2:ReleaseAddress"))
         })
         .await;
         not_found(res, &["InvalidAllocationID.NotFound"]).map(|_| ())
@@ -102,7 +98,7 @@ async fn find(aws: &Aws, d: &Desired) -> Result<Option<Address>, AwsError> {
         .set_filters(Some(resource_filters(&d.tags)))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeAddresses", e))?;
+        .map_err(sdk("ec2:DescribeAddresses"))?;
     Ok(out.addresses.unwrap_or_default().into_iter().next())
 }
 

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, retry_dependency_violation};
 use crate::kinds::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, Scope};
@@ -50,7 +51,7 @@ impl Kind for InternetGatewayKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DescribeInternetGateways", e))?;
+            .map_err(sdk("ec2:DescribeInternetGateways"))?;
         Ok(gws
             .into_iter()
             .filter_map(|g| {
@@ -76,7 +77,7 @@ impl Kind for InternetGatewayKind {
                     .config_override(no_retry())
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2:CreateInternetGateway", e))?;
+                    .map_err(sdk("ec2:CreateInternetGateway"))?;
                 out.internet_gateway
                     .ok_or_else(|| AwsError::other("ec2:CreateInternetGateway", "response has no gateway"))
             },
@@ -117,7 +118,7 @@ impl Kind for InternetGatewayKind {
                 .internet_gateway_id(&l.id)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ec2:DeleteInternetGateway", e))
+                .map_err(sdk("ec2:DeleteInternetGateway"))
         })
         .await;
         not_found(res, &["InvalidInternetGatewayID.NotFound"]).map(|_| ())
@@ -134,7 +135,7 @@ async fn attach(aws: &Aws, id: &str, vpc: &str) -> Result<(), AwsError> {
         .vpc_id(vpc)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:AttachInternetGateway", e));
+        .map_err(sdk("ec2:AttachInternetGateway"));
     match res {
         Err(e) if !e.is("Resource.AlreadyAssociated") => Err(e),
         _ => Ok(()),
@@ -151,7 +152,7 @@ async fn detach(aws: &Aws, id: &str, vpc: &str) -> Result<(), AwsError> {
             .vpc_id(vpc)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DetachInternetGateway", e))
+            .map_err(sdk("ec2:DetachInternetGateway"))
     })
     .await;
     not_found(res, &["Gateway.NotAttached", "InvalidInternetGatewayID.NotFound"]).map(|_| ())
@@ -164,7 +165,7 @@ async fn find(aws: &Aws, d: &Desired) -> Result<Option<InternetGateway>, AwsErro
         .set_filters(Some(resource_filters(&d.tags)))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeInternetGateways", e))?;
+        .map_err(sdk("ec2:DescribeInternetGateways"))?;
     Ok(out.internet_gateways.unwrap_or_default().into_iter().next())
 }
 

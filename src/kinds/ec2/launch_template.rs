@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -100,7 +101,7 @@ impl Kind for LaunchTemplateKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DescribeLaunchTemplates", e))?;
+            .map_err(sdk("ec2:DescribeLaunchTemplates"))?;
         let mut out = Vec::new();
         for t in templates {
             let tags = from_tags(t.tags());
@@ -125,7 +126,7 @@ impl Kind for LaunchTemplateKind {
             .tag_specifications(tag_spec(ResourceType::LaunchTemplate, &d.tags))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:CreateLaunchTemplate", e));
+            .map_err(sdk("ec2:CreateLaunchTemplate"));
         let id = match res {
             Ok(out) => out.launch_template.and_then(|t| t.launch_template_id).unwrap_or_default(),
             // The name is unique: a retried create finds the first one
@@ -137,7 +138,7 @@ impl Kind for LaunchTemplateKind {
                     .launch_template_names(&d.physical_name)
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2:DescribeLaunchTemplates", e))?;
+                    .map_err(sdk("ec2:DescribeLaunchTemplates"))?;
                 let t = found.launch_templates.unwrap_or_default().into_iter().next().ok_or(e)?;
                 let l = describe(aws, d.name.clone(), t.launch_template_id().unwrap_or_default(), from_tags(t.tags()))
                     .await?;
@@ -158,7 +159,7 @@ impl Kind for LaunchTemplateKind {
                 .launch_template_data(data(&p))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ec2:CreateLaunchTemplateVersion", e))?;
+                .map_err(sdk("ec2:CreateLaunchTemplateVersion"))?;
             let number = v.launch_template_version.and_then(|v| v.version_number).unwrap_or_default();
             aws.ec2
                 .modify_launch_template()
@@ -166,7 +167,7 @@ impl Kind for LaunchTemplateKind {
                 .default_version(number.to_string())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ec2:ModifyLaunchTemplate", e))?;
+                .map_err(sdk("ec2:ModifyLaunchTemplate"))?;
         }
         sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
         describe(aws, l.name.clone(), &l.id, d.tags.clone()).await
@@ -179,7 +180,7 @@ impl Kind for LaunchTemplateKind {
             .launch_template_id(&l.id)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DeleteLaunchTemplate", e));
+            .map_err(sdk("ec2:DeleteLaunchTemplate"));
         not_found(res, &["InvalidLaunchTemplateId.NotFound"]).map(|_| ())
     }
 }
@@ -213,7 +214,7 @@ async fn describe(aws: &Aws, name: String, id: &str, tags: BTreeMap<String, Stri
         .versions("$Default")
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeLaunchTemplateVersions", e))?;
+        .map_err(sdk("ec2:DescribeLaunchTemplateVersions"))?;
     let v = out.launch_template_versions.unwrap_or_default().into_iter().next();
     let v =
         v.ok_or_else(|| AwsError::other("ec2:DescribeLaunchTemplateVersions", format!("{id} has no default version")))?;

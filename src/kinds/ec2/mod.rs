@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
 use crate::tags::{TAG_ENV, TAG_RESOURCE, TAG_STACK};
 
@@ -68,12 +69,12 @@ pub async fn sync_tags(
         live,
         |set| async move {
             let call = aws.ec2.create_tags().resources(id).set_tags(Some(to_tags(&set)));
-            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("ec2:CreateTags", e))
+            call.send().await.map(|_| ()).map_err(sdk("ec2:CreateTags"))
         },
         |keys| async move {
             let remove = keys.iter().map(|k| Tag::builder().key(k).build()).collect();
             let call = aws.ec2.delete_tags().resources(id).set_tags(Some(remove));
-            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("ec2:DeleteTags", e))
+            call.send().await.map(|_| ()).map_err(sdk("ec2:DeleteTags"))
         },
     )
     .await

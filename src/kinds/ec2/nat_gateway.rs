@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found, waiter_error};
 use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, Scope};
@@ -65,7 +66,7 @@ impl Kind for NatGatewayKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DescribeNatGateways", e))?;
+            .map_err(sdk("ec2:DescribeNatGateways"))?;
         Ok(gws
             .into_iter()
             // Deleted and failed gateways stay listed for a while; they
@@ -91,7 +92,7 @@ impl Kind for NatGatewayKind {
             .tag_specifications(tag_spec(ResourceType::Natgateway, &d.tags))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:CreateNatGateway", e))?;
+            .map_err(sdk("ec2:CreateNatGateway"))?;
         let gw = out.nat_gateway.ok_or_else(|| AwsError::other("ec2:CreateNatGateway", "response has no gateway"))?;
         let id = gw.nat_gateway_id.clone().unwrap_or_default();
         crate::progress::note(Some(format!("waiting for {id} to be available (pending)")));
@@ -112,13 +113,7 @@ impl Kind for NatGatewayKind {
     }
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
-        let res = aws
-            .ec2
-            .delete_nat_gateway()
-            .nat_gateway_id(&l.id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ec2:DeleteNatGateway", e));
+        let res = aws.ec2.delete_nat_gateway().nat_gateway_id(&l.id).send().await.map_err(sdk("ec2:DeleteNatGateway"));
         if not_found(res, &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"])?.is_none() {
             return Ok(());
         }

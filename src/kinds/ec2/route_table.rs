@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found, retry_dependency_violation};
 use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -99,7 +100,7 @@ impl Kind for RouteTableKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DescribeRouteTables", e))?;
+            .map_err(sdk("ec2:DescribeRouteTables"))?;
         Ok(tables
             .into_iter()
             .filter_map(|t| {
@@ -120,7 +121,7 @@ impl Kind for RouteTableKind {
             .tag_specifications(tag_spec(ResourceType::RouteTable, &d.tags))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:CreateRouteTable", e))?;
+            .map_err(sdk("ec2:CreateRouteTable"))?;
         let t = out.route_table.ok_or_else(|| AwsError::other("ec2:CreateRouteTable", "response has no table"))?;
         let fresh = live(d.name.clone(), &t, d.tags.clone());
         self.update(aws, d, &fresh).await
@@ -146,7 +147,7 @@ impl Kind for RouteTableKind {
                     .destination_cidr_block(&old.destination)
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2:DeleteRoute", e));
+                    .map_err(sdk("ec2:DeleteRoute"));
                 not_found(res, &["InvalidRoute.NotFound"])?;
             }
         }
@@ -168,12 +169,7 @@ impl Kind for RouteTableKind {
             disassociate(aws, &association).await?;
         }
         let res = retry_dependency_violation(|| async {
-            aws.ec2
-                .delete_route_table()
-                .route_table_id(&l.id)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ec2:DeleteRouteTable", e))
+            aws.ec2.delete_route_table().route_table_id(&l.id).send().await.map_err(sdk("ec2:DeleteRouteTable"))
         })
         .await;
         not_found(res, &["InvalidRouteTableID.NotFound"]).map(|_| ())
@@ -190,7 +186,7 @@ async fn create_route(aws: &Aws, table: &str, r: &Route) -> Result<(), AwsError>
         .set_nat_gateway_id(r.nat_gateway_id.clone())
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:CreateRoute", e));
+        .map_err(sdk("ec2:CreateRoute"));
     match res {
         Ok(_) => Ok(()),
         // A lost response to a create that happened, or a route made by
@@ -209,20 +205,14 @@ async fn replace_route(aws: &Aws, table: &str, r: &Route) -> Result<(), AwsError
         .set_nat_gateway_id(r.nat_gateway_id.clone())
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:ReplaceRoute", e))?;
+        .map_err(sdk("ec2:ReplaceRoute"))?;
     Ok(())
 }
 
 /// `(route table, association id)` of the non-main subnet associations
 /// `filter` selects.
 async fn associations(aws: &Aws, filter: Filter) -> Result<Vec<(String, String)>, AwsError> {
-    let out = aws
-        .ec2
-        .describe_route_tables()
-        .filters(filter)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeRouteTables", e))?;
+    let out = aws.ec2.describe_route_tables().filters(filter).send().await.map_err(sdk("ec2:DescribeRouteTables"))?;
     Ok(out
         .route_tables()
         .iter()
@@ -239,7 +229,7 @@ async fn disassociate(aws: &Aws, association: &str) -> Result<(), AwsError> {
         .association_id(association)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DisassociateRouteTable", e));
+        .map_err(sdk("ec2:DisassociateRouteTable"));
     not_found(res, &["InvalidAssociationID.NotFound"]).map(|_| ())
 }
 
@@ -258,7 +248,7 @@ async fn associate(aws: &Aws, table: &str, want: &[String], had: &[String]) -> R
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("ec2:ReplaceRouteTableAssociation", e)),
+                .map_err(sdk("ec2:ReplaceRouteTableAssociation")),
             None => aws
                 .ec2
                 .associate_route_table()
@@ -267,7 +257,7 @@ async fn associate(aws: &Aws, table: &str, want: &[String], had: &[String]) -> R
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("ec2:AssociateRouteTable", e)),
+                .map_err(sdk("ec2:AssociateRouteTable")),
         };
         res?;
     }

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found, retry_dependency_violation};
 use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -219,7 +220,7 @@ impl Kind for SecurityGroupKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DescribeSecurityGroups", e))?;
+            .map_err(sdk("ec2:DescribeSecurityGroups"))?;
         Ok(groups
             .into_iter()
             .filter_map(|g| {
@@ -243,7 +244,7 @@ impl Kind for SecurityGroupKind {
             .tag_specifications(tag_spec(ResourceType::SecurityGroup, &d.tags))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:CreateSecurityGroup", e));
+            .map_err(sdk("ec2:CreateSecurityGroup"));
         let fresh = match res {
             Ok(out) => describe(aws, "group-id", out.group_id().unwrap_or_default()).await?,
             Err(e) if e.is("InvalidGroup.Duplicate") => {
@@ -254,7 +255,7 @@ impl Kind for SecurityGroupKind {
                     .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values(&d.physical_name).build())
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2:DescribeSecurityGroups", e))?;
+                    .map_err(sdk("ec2:DescribeSecurityGroups"))?;
                 found.security_groups.unwrap_or_default().into_iter().next()
             }
             Err(e) => return Err(e),
@@ -285,12 +286,7 @@ impl Kind for SecurityGroupKind {
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
         let res = retry_dependency_violation(|| async {
-            aws.ec2
-                .delete_security_group()
-                .group_id(&l.id)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ec2:DeleteSecurityGroup", e))
+            aws.ec2.delete_security_group().group_id(&l.id).send().await.map_err(sdk("ec2:DeleteSecurityGroup"))
         })
         .await;
         not_found(res, &["InvalidGroup.NotFound"]).map(|_| ())
@@ -331,13 +327,8 @@ async fn change_rules(aws: &Aws, id: &str, dir: Direction, change: Change, rules
         other => return other,
     }
     tracing::info!(group = id, op, "some rules were already as wanted; reading the group back");
-    let out = aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(id)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeSecurityGroups", e))?;
+    let out =
+        aws.ec2.describe_security_groups().group_ids(id).send().await.map_err(sdk("ec2:DescribeSecurityGroups"))?;
     let Some(g) = out.security_groups.unwrap_or_default().into_iter().next() else {
         return Err(AwsError::other(op, format!("{id} not found when reading its rules back")));
     };
@@ -466,7 +457,7 @@ async fn describe(aws: &Aws, filter: &str, value: &str) -> Result<Option<AwsGrou
         .filters(aws_sdk_ec2::types::Filter::builder().name(filter).values(value).build())
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeSecurityGroups", e))?;
+        .map_err(sdk("ec2:DescribeSecurityGroups"))?;
     Ok(out.security_groups.unwrap_or_default().into_iter().next())
 }
 

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, waiter_error};
 use crate::kinds::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -121,7 +122,7 @@ impl Kind for SubnetKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DescribeSubnets", e))?;
+            .map_err(sdk("ec2:DescribeSubnets"))?;
         Ok(subnets
             .into_iter()
             .filter_map(|s| {
@@ -148,7 +149,7 @@ impl Kind for SubnetKind {
                     .config_override(no_retry())
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2:CreateSubnet", e))?;
+                    .map_err(sdk("ec2:CreateSubnet"))?;
                 out.subnet.ok_or_else(|| AwsError::other("ec2:CreateSubnet", "response has no subnet"))
             },
             || find(aws, d),
@@ -175,20 +176,14 @@ impl Kind for SubnetKind {
                 .map_public_ip_on_launch(AttributeBooleanValue::builder().value(p.map_public_ip_on_launch).build())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ec2:ModifySubnetAttribute", e))?;
+                .map_err(sdk("ec2:ModifySubnetAttribute"))?;
         }
         sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
         Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
     }
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
-        let res = aws
-            .ec2
-            .delete_subnet()
-            .subnet_id(&l.id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ec2:DeleteSubnet", e));
+        let res = aws.ec2.delete_subnet().subnet_id(&l.id).send().await.map_err(sdk("ec2:DeleteSubnet"));
         not_found(res, &["InvalidSubnetID.NotFound"]).map(|_| ())
     }
 }
@@ -200,7 +195,7 @@ async fn find(aws: &Aws, d: &Desired) -> Result<Option<aws_sdk_ec2::types::Subne
         .set_filters(Some(resource_filters(&d.tags)))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeSubnets", e))?;
+        .map_err(sdk("ec2:DescribeSubnets"))?;
     Ok(out.subnets.unwrap_or_default().into_iter().next())
 }
 

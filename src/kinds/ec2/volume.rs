@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found, retry_while_in_use, waiter_error};
 use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope, TAG_ENV, TAG_RESOURCE, TAG_STACK};
@@ -159,7 +160,7 @@ impl Kind for VolumeKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DescribeVolumes", e))?;
+            .map_err(sdk("ec2:DescribeVolumes"))?;
         Ok(volumes
             .into_iter()
             .filter(|v| !matches!(v.state(), Some(VolumeState::Deleted | VolumeState::Deleting)))
@@ -188,7 +189,7 @@ impl Kind for VolumeKind {
             .tag_specifications(tag_spec(ResourceType::Volume, &d.tags))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:CreateVolume", e))?;
+            .map_err(sdk("ec2:CreateVolume"))?;
         let id = out.volume_id.clone().unwrap_or_default();
         aws.ec2
             .wait_until_volume_available()
@@ -234,7 +235,7 @@ impl Kind for VolumeKind {
                 .set_throughput(p.throughput)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ec2:ModifyVolume", e))?;
+                .map_err(sdk("ec2:ModifyVolume"))?;
         }
         sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
         Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
@@ -262,7 +263,7 @@ impl Kind for VolumeKind {
                 .tag_specifications(tag_spec(ResourceType::Snapshot, &tags))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ec2:CreateSnapshot", e));
+                .map_err(sdk("ec2:CreateSnapshot"));
             let Some(snap) = not_found(res, &["InvalidVolume.NotFound"])? else { return Ok(()) };
             let id = snap.snapshot_id.unwrap_or_default();
             crate::progress::note(Some(format!("waiting for the final snapshot {id} to complete")));
@@ -276,7 +277,7 @@ impl Kind for VolumeKind {
         }
         // An instance being terminated releases the volume shortly.
         let res = retry_while_in_use(&["VolumeInUse"], || async {
-            aws.ec2.delete_volume().volume_id(&l.id).send().await.map_err(|e| AwsError::from_sdk("ec2:DeleteVolume", e))
+            aws.ec2.delete_volume().volume_id(&l.id).send().await.map_err(sdk("ec2:DeleteVolume"))
         })
         .await;
         not_found(res, &["InvalidVolume.NotFound"]).map(|_| ())

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, waiter_error};
 use crate::kinds::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -68,7 +69,7 @@ impl Kind for VpcKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DescribeVpcs", e))?;
+            .map_err(sdk("ec2:DescribeVpcs"))?;
         let mut out = Vec::new();
         for v in vpcs {
             let tags = from_tags(v.tags());
@@ -94,7 +95,7 @@ impl Kind for VpcKind {
                     .config_override(no_retry())
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2:CreateVpc", e))?;
+                    .map_err(sdk("ec2:CreateVpc"))?;
                 Ok(out.vpc.and_then(|v| v.vpc_id).unwrap_or_default())
             },
             || find(aws, d),
@@ -121,7 +122,7 @@ impl Kind for VpcKind {
                 .enable_dns_support(AttributeBooleanValue::builder().value(p.enable_dns_support).build())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ec2:ModifyVpcAttribute", e))?;
+                .map_err(sdk("ec2:ModifyVpcAttribute"))?;
         }
         if p.enable_dns_hostnames != was.enable_dns_hostnames {
             aws.ec2
@@ -130,7 +131,7 @@ impl Kind for VpcKind {
                 .enable_dns_hostnames(AttributeBooleanValue::builder().value(p.enable_dns_hostnames).build())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ec2:ModifyVpcAttribute", e))?;
+                .map_err(sdk("ec2:ModifyVpcAttribute"))?;
         }
         sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
         Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
@@ -138,7 +139,7 @@ impl Kind for VpcKind {
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
         let res = crate::aws::retry_dependency_violation(|| async {
-            aws.ec2.delete_vpc().vpc_id(&l.id).send().await.map_err(|e| AwsError::from_sdk("ec2:DeleteVpc", e))
+            aws.ec2.delete_vpc().vpc_id(&l.id).send().await.map_err(sdk("ec2:DeleteVpc"))
         })
         .await;
         not_found(res, &["InvalidVpcID.NotFound"]).map(|_| ())
@@ -153,7 +154,7 @@ async fn find(aws: &Aws, d: &Desired) -> Result<Option<String>, AwsError> {
         .set_filters(Some(resource_filters(&d.tags)))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeVpcs", e))?;
+        .map_err(sdk("ec2:DescribeVpcs"))?;
     Ok(out.vpcs().iter().find_map(|v| v.vpc_id.clone()))
 }
 
@@ -165,7 +166,7 @@ async fn attribute(aws: &Aws, id: &str, attr: VpcAttributeName) -> Result<bool, 
         .attribute(attr)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeVpcAttribute", e))?;
+        .map_err(sdk("ec2:DescribeVpcAttribute"))?;
     let v = out.enable_dns_support.or(out.enable_dns_hostnames);
     Ok(v.and_then(|b| b.value).unwrap_or(false))
 }

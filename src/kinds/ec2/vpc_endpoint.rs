@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found};
 use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -67,7 +68,7 @@ impl Kind for VpcEndpointKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:DescribeVpcEndpoints", e))?;
+            .map_err(sdk("ec2:DescribeVpcEndpoints"))?;
         Ok(eps
             .into_iter()
             // The API documents `Deleted`, answers `deleted`: compare
@@ -98,7 +99,7 @@ impl Kind for VpcEndpointKind {
             .tag_specifications(tag_spec(ResourceType::VpcEndpoint, &d.tags))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2:CreateVpcEndpoint", e))?;
+            .map_err(sdk("ec2:CreateVpcEndpoint"))?;
         let ep = out.vpc_endpoint.ok_or_else(|| AwsError::other("ec2:CreateVpcEndpoint", "no endpoint"))?;
         let mut l = live(d.name.clone(), &ep, d.tags.clone());
         l.props = crate::kinds::to_value(&p);
@@ -119,20 +120,15 @@ impl Kind for VpcEndpointKind {
                 .set_remove_route_table_ids((!remove.is_empty()).then_some(remove))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ec2:ModifyVpcEndpoint", e))?;
+                .map_err(sdk("ec2:ModifyVpcEndpoint"))?;
         }
         sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
         Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
     }
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
-        let res = aws
-            .ec2
-            .delete_vpc_endpoints()
-            .vpc_endpoint_ids(&l.id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ec2:DeleteVpcEndpoints", e));
+        let res =
+            aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&l.id).send().await.map_err(sdk("ec2:DeleteVpcEndpoints"));
         let Some(out) = not_found(res, &["InvalidVpcEndpointId.NotFound"])? else {
             return Ok(());
         };

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::ecs::{ecr_tags, from_ecr_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope, Target};
@@ -126,7 +127,7 @@ impl Kind for RepositoryKind {
             .set_tags(Some(ecr_tags(&d.tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ecr:CreateRepository", e));
+            .map_err(sdk("ecr:CreateRepository"));
         match res {
             Ok(_) => {}
             // A lost response to a create that happened: read back, and
@@ -156,7 +157,7 @@ impl Kind for RepositoryKind {
                 .image_tag_mutability(ImageTagMutability::from(p.image_tag_mutability.as_str()))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ecr:PutImageTagMutability", e))?;
+                .map_err(sdk("ecr:PutImageTagMutability"))?;
         }
         if p.scan_on_push != was.scan_on_push {
             aws.ecr
@@ -167,7 +168,7 @@ impl Kind for RepositoryKind {
                 )
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ecr:PutImageScanningConfiguration", e))?;
+                .map_err(sdk("ecr:PutImageScanningConfiguration"))?;
         }
         put_policy(aws, name, p.lifecycle_policy.as_ref(), was.lifecycle_policy.as_ref()).await?;
         crate::kinds::ecs::sync_ecr_tags(aws, &l.id, &d.tags, &l.tags).await?;
@@ -188,7 +189,7 @@ impl Kind for RepositoryKind {
             .force(force)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ecr:DeleteRepository", e));
+            .map_err(sdk("ecr:DeleteRepository"));
         match not_found(res, &["RepositoryNotFoundException"]) {
             Err(e) if e.is("RepositoryNotEmptyException") => Err(AwsError::other(
                 "ecr:DeleteRepository",
@@ -200,36 +201,19 @@ impl Kind for RepositoryKind {
 }
 
 async fn describe(aws: &Aws, name: &str) -> Result<Option<Repository>, AwsError> {
-    let res = aws
-        .ecr
-        .describe_repositories()
-        .repository_names(name)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecr:DescribeRepositories", e));
+    let res =
+        aws.ecr.describe_repositories().repository_names(name).send().await.map_err(sdk("ecr:DescribeRepositories"));
     Ok(not_found(res, &["RepositoryNotFoundException"])?
         .and_then(|r| r.repositories.unwrap_or_default().into_iter().next()))
 }
 
 async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<crate::tags::Tags>, AwsError> {
-    let res = aws
-        .ecr
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecr:ListTagsForResource", e));
+    let res = aws.ecr.list_tags_for_resource().resource_arn(arn).send().await.map_err(sdk("ecr:ListTagsForResource"));
     Ok(not_found(res, &["RepositoryNotFoundException"])?.map(|r| from_ecr_tags(r.tags())))
 }
 
 async fn lifecycle_policy(aws: &Aws, name: &str) -> Result<Option<Value>, AwsError> {
-    let res = aws
-        .ecr
-        .get_lifecycle_policy()
-        .repository_name(name)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecr:GetLifecyclePolicy", e));
+    let res = aws.ecr.get_lifecycle_policy().repository_name(name).send().await.map_err(sdk("ecr:GetLifecyclePolicy"));
     let text = not_found(res, &["LifecyclePolicyNotFoundException", "RepositoryNotFoundException"])?
         .and_then(|r| r.lifecycle_policy_text);
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
@@ -248,7 +232,7 @@ async fn put_policy(aws: &Aws, name: &str, want: Option<&Value>, was: Option<&Va
                 .lifecycle_policy_text(policy.to_string())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ecr:PutLifecyclePolicy", e))?;
+                .map_err(sdk("ecr:PutLifecyclePolicy"))?;
         }
         None => {
             let res = aws
@@ -257,7 +241,7 @@ async fn put_policy(aws: &Aws, name: &str, want: Option<&Value>, was: Option<&Va
                 .repository_name(name)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ecr:DeleteLifecyclePolicy", e));
+                .map_err(sdk("ecr:DeleteLifecyclePolicy"));
             not_found(res, &["LifecyclePolicyNotFoundException"])?;
         }
     }

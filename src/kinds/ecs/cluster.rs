@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found, retry_while_in_use};
 use crate::kinds::ecs::{ecs_tags, from_ecs_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -93,7 +94,7 @@ impl Kind for ClusterKind {
             .set_tags(Some(ecs_tags(&d.tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ecs:CreateCluster", e))?;
+            .map_err(sdk("ecs:CreateCluster"))?;
         let found = describe(aws, vec![d.physical_name.clone()]).await?;
         let c = found.into_iter().find(|c| crate::tags::same_owner(&from_ecs_tags(c.tags()), &d.tags)).ok_or_else(
             || {
@@ -116,7 +117,7 @@ impl Kind for ClusterKind {
                 .settings(insights(p.container_insights))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ecs:UpdateClusterSettings", e))?;
+                .map_err(sdk("ecs:UpdateClusterSettings"))?;
         }
         if p.capacity_providers != was.capacity_providers {
             aws.ecs
@@ -126,7 +127,7 @@ impl Kind for ClusterKind {
                 .set_default_capacity_provider_strategy(Some(Vec::new()))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ecs:PutClusterCapacityProviders", e))?;
+                .map_err(sdk("ecs:PutClusterCapacityProviders"))?;
         }
         crate::kinds::ecs::sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
         Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
@@ -137,12 +138,7 @@ impl Kind for ClusterKind {
         // after their delete returns.
         let res =
             retry_while_in_use(&["ClusterContainsServicesException", "ClusterContainsTasksException"], || async {
-                aws.ecs
-                    .delete_cluster()
-                    .cluster(&l.id)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("ecs:DeleteCluster", e))
+                aws.ecs.delete_cluster().cluster(&l.id).send().await.map_err(sdk("ecs:DeleteCluster"))
             })
             .await;
         not_found(res, &["ClusterNotFoundException"]).map(|_| ())
@@ -167,7 +163,7 @@ async fn describe(aws: &Aws, names: Vec<String>) -> Result<Vec<Cluster>, AwsErro
         .include(ClusterField::Settings)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ecs:DescribeClusters", e))?;
+        .map_err(sdk("ecs:DescribeClusters"))?;
     Ok(res.clusters.unwrap_or_default().into_iter().filter(|c| c.status() == Some("ACTIVE")).collect())
 }
 

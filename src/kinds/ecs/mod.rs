@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::{SortOrder, TaskDefinition, TaskDefinitionField, TaskDefinitionStatus};
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::tags::{TAG_KNOWN_GOOD, Tags, tag_map};
 
@@ -42,7 +43,7 @@ pub async fn sync_tags(aws: &Aws, arn: &str, desired: &Tags, live: &Tags) -> Res
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))
+                .map_err(sdk("ecs:TagResource"))
         },
         |keys| async move {
             aws.ecs
@@ -52,7 +53,7 @@ pub async fn sync_tags(aws: &Aws, arn: &str, desired: &Tags, live: &Tags) -> Res
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("ecs:UntagResource", e))
+                .map_err(sdk("ecs:UntagResource"))
         },
     )
     .await
@@ -71,7 +72,7 @@ pub async fn sync_ecr_tags(aws: &Aws, arn: &str, desired: &Tags, live: &Tags) ->
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("ecr:TagResource", e))
+                .map_err(sdk("ecr:TagResource"))
         },
         |keys| async move {
             aws.ecr
@@ -81,7 +82,7 @@ pub async fn sync_ecr_tags(aws: &Aws, arn: &str, desired: &Tags, live: &Tags) ->
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("ecr:UntagResource", e))
+                .map_err(sdk("ecr:UntagResource"))
         },
     )
     .await
@@ -151,7 +152,7 @@ pub async fn deregister_task_definition(aws: &Aws, arn: &str) -> Result<(), AwsE
         .task_definition(arn)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ecs:DeregisterTaskDefinition", e));
+        .map_err(sdk("ecs:DeregisterTaskDefinition"));
     not_found(res, &["ClientException"]).map(|_| ())
 }
 
@@ -167,7 +168,7 @@ pub async fn active_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, Aw
         .send()
         .try_collect()
         .await
-        .map_err(|e| AwsError::from_sdk("ecs:ListTaskDefinitions", e))?;
+        .map_err(sdk("ecs:ListTaskDefinitions"))?;
     let mut arns: Vec<(i32, String)> = pages
         .into_iter()
         .flat_map(|p| p.task_definition_arns.unwrap_or_default())
@@ -188,7 +189,7 @@ pub async fn describe_task_definition(aws: &Aws, id: &str) -> Result<Option<(Tas
         .include(TaskDefinitionField::Tags)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ecs:DescribeTaskDefinition", e));
+        .map_err(sdk("ecs:DescribeTaskDefinition"));
     // ECS answers an unknown family or revision with ClientException.
     let Some(res) = not_found(res, &["ClientException"])? else { return Ok(None) };
     let tags = from_ecs_tags(res.tags());

@@ -25,6 +25,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, Polled, client_token, not_found, poll_until};
 use crate::kinds::ecs::{ecs_tags, from_ecs_tags, name_of, services_by_cluster};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -243,7 +244,7 @@ impl Kind for ServiceKind {
         if let Some(r) = &p.run_before {
             run_before(aws, &p, r, d, None).await?;
         }
-        call.send().await.map_err(|e| AwsError::from_sdk("ecs:CreateService", e))?;
+        call.send().await.map_err(sdk("ecs:CreateService"))?;
         let s = settle(aws, &p.cluster, &d.physical_name, &p.task_definition, d.timeout).await?;
         Ok(live(d.name.clone(), &s))
     }
@@ -281,7 +282,7 @@ impl Kind for ServiceKind {
             if !p.subnets.is_empty() && net(&p) != net(&was) {
                 call = call.network_configuration(network(&p)?);
             }
-            call.send().await.map_err(|e| AwsError::from_sdk("ecs:UpdateService", e))?;
+            call.send().await.map_err(sdk("ecs:UpdateService"))?;
         }
         crate::kinds::ecs::sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
         let s = settle(aws, &p.cluster, &d.physical_name, &p.task_definition, d.timeout).await?;
@@ -300,7 +301,7 @@ impl Kind for ServiceKind {
             .force(true)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ecs:DeleteService", e));
+            .map_err(sdk("ecs:DeleteService"));
         if not_found(res, &["ServiceNotFoundException", "ClusterNotFoundException"])?.is_none() {
             return Ok(());
         }
@@ -349,7 +350,7 @@ async fn run_before(
     if !p.subnets.is_empty() {
         call = call.network_configuration(network(p)?);
     }
-    let out = call.send().await.map_err(|e| AwsError::from_sdk("ecs:RunTask", e))?;
+    let out = call.send().await.map_err(sdk("ecs:RunTask"))?;
     let unchanged = match running {
         Some(td) => format!("the service still runs {td}; nothing was switched"),
         None => "the service was not created".to_string(),
@@ -366,14 +367,8 @@ async fn run_before(
         ));
     };
     let task = poll_until("ecs:DescribeTasks", "run_before's task to stop", d.timeout, || async {
-        let out = aws
-            .ecs
-            .describe_tasks()
-            .cluster(&p.cluster)
-            .tasks(&arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ecs:DescribeTasks", e))?;
+        let out =
+            aws.ecs.describe_tasks().cluster(&p.cluster).tasks(&arn).send().await.map_err(sdk("ecs:DescribeTasks"))?;
         Ok(match out.tasks().first() {
             Some(t) if t.last_status() == Some("STOPPED") => Polled::Ready(t.clone()),
             Some(t) => Polled::Waiting(t.last_status().unwrap_or("PROVISIONING").to_lowercase()),
@@ -455,7 +450,7 @@ async fn describe(aws: &Aws, cluster: &str, names: Vec<String>) -> Result<Vec<Se
         .include(ServiceField::Tags)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ecs:DescribeServices", e));
+        .map_err(sdk("ecs:DescribeServices"));
     let Some(res) = not_found(res, &["ClusterNotFoundException"])? else { return Ok(Vec::new()) };
     Ok(res.services.unwrap_or_default().into_iter().filter(|s| s.status() != Some("INACTIVE")).collect())
 }

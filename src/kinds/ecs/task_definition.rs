@@ -29,6 +29,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
 use crate::kinds::ecs::{ecs_tags, family_revision};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -401,7 +402,7 @@ impl Kind for TaskDefinitionKind {
             .tags(aws_sdk_ecs::types::Tag::builder().key(TAG_KNOWN_GOOD).value("true").build())
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))?;
+            .map_err(sdk("ecs:TagResource"))?;
         for arn in crate::kinds::ecs::active_revisions(aws, family).await? {
             if arn == id {
                 continue;
@@ -414,7 +415,7 @@ impl Kind for TaskDefinitionKind {
                     .tag_keys(TAG_KNOWN_GOOD)
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ecs:UntagResource", e))?;
+                    .map_err(sdk("ecs:UntagResource"))?;
             }
         }
         Ok(())
@@ -483,7 +484,7 @@ async fn register(aws: &Aws, d: &Desired, previous: Option<&str>) -> Result<Live
                 .set_tags(Some(ecs_tags(&tags)))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ecs:RegisterTaskDefinition", e))?;
+                .map_err(sdk("ecs:RegisterTaskDefinition"))?;
             res.task_definition
                 .ok_or_else(|| AwsError::other("ecs:RegisterTaskDefinition", "no task definition in the answer"))?
         }

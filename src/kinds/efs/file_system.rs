@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, Polled, not_found};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -88,7 +89,7 @@ impl Kind for FileSystemKind {
         crate::kinds::read_each(scope.targets(aws).await?, |t| async move {
             let req = aws.efs.describe_file_systems();
             let req = if t.indexed() { req.file_system_id(&t.id) } else { req.creation_token(&t.id) };
-            let res = req.send().await.map_err(|e| AwsError::from_sdk("efs:DescribeFileSystems", e));
+            let res = req.send().await.map_err(sdk("efs:DescribeFileSystems"));
             let Some(f) = not_found(res, &["FileSystemNotFound"])?.and_then(|o| o.file_systems?.into_iter().next())
             else {
                 return Ok(None);
@@ -116,7 +117,7 @@ impl Kind for FileSystemKind {
             .set_tags(Some(d.tags.iter().filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok()).collect()))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("efs:CreateFileSystem", e));
+            .map_err(sdk("efs:CreateFileSystem"));
         match res {
             Ok(_) => {}
             Err(e) if e.is("FileSystemAlreadyExists") => {}
@@ -136,7 +137,7 @@ impl Kind for FileSystemKind {
                 .throughput_mode(ThroughputMode::from(p.throughput_mode.as_str()))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("efs:UpdateFileSystem", e))?;
+                .map_err(sdk("efs:UpdateFileSystem"))?;
         }
         let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or(&l.id).to_string();
         let arn = arn.as_str();
@@ -146,11 +147,11 @@ impl Kind for FileSystemKind {
             |set| async move {
                 let set = set.iter().filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok()).collect();
                 let call = aws.efs.tag_resource().resource_id(arn).set_tags(Some(set));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("efs:TagResource", e))
+                call.send().await.map(|_| ()).map_err(sdk("efs:TagResource"))
             },
             |keys| async move {
                 let call = aws.efs.untag_resource().resource_id(arn).set_tag_keys(Some(keys));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("efs:UntagResource", e))
+                call.send().await.map(|_| ()).map_err(sdk("efs:UntagResource"))
             },
         )
         .await?;
@@ -165,12 +166,7 @@ impl Kind for FileSystemKind {
         // Mount targets go first (they depend on the file system), but
         // EFS reports them gone a little after DeleteMountTarget returns.
         let res = crate::aws::retry_while_in_use(&["FileSystemInUse"], || async {
-            aws.efs
-                .delete_file_system()
-                .file_system_id(&l.id)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("efs:DeleteFileSystem", e))
+            aws.efs.delete_file_system().file_system_id(&l.id).send().await.map_err(sdk("efs:DeleteFileSystem"))
         })
         .await;
         not_found(res, &["FileSystemNotFound"]).map(|_| ())
@@ -191,7 +187,7 @@ async fn wait_for(aws: &Aws, token: &str, timeout: Duration, name: String) -> Re
             .creation_token(token)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("efs:DescribeFileSystems", e))?;
+            .map_err(sdk("efs:DescribeFileSystems"))?;
         match out.file_systems.unwrap_or_default().into_iter().next() {
             Some(f) if f.life_cycle_state == LifeCycleState::Available => Ok(Polled::Ready(f)),
             Some(f) if f.life_cycle_state == LifeCycleState::Error => {

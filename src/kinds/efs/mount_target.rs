@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, Polled, not_found};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -91,7 +92,7 @@ impl Kind for MountTargetKind {
                 .send()
                 .try_collect()
                 .await
-                .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e));
+                .map_err(sdk("efs:DescribeMountTargets"));
             // The index lags deletes on AWS: a file system gone is skipped.
             let mts = not_found(res, &["FileSystemNotFound"])?.unwrap_or_default();
             targets.extend(mts.into_iter().filter(|m| m.life_cycle_state != LifeCycleState::Deleting));
@@ -116,7 +117,7 @@ impl Kind for MountTargetKind {
             .set_security_groups(Some(p.security_groups.clone()))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("efs:CreateMountTarget", e));
+            .map_err(sdk("efs:CreateMountTarget"));
         match res {
             Ok(_) => {}
             // EFS allows one mount target per availability zone: ours
@@ -164,19 +165,14 @@ impl Kind for MountTargetKind {
                 .set_security_groups(Some(p.security_groups.clone()))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("efs:ModifyMountTargetSecurityGroups", e))?;
+                .map_err(sdk("efs:ModifyMountTargetSecurityGroups"))?;
         }
         Ok(Live { props: crate::kinds::to_value(&p), ..l.clone() })
     }
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
-        let res = aws
-            .efs
-            .delete_mount_target()
-            .mount_target_id(&l.id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("efs:DeleteMountTarget", e));
+        let res =
+            aws.efs.delete_mount_target().mount_target_id(&l.id).send().await.map_err(sdk("efs:DeleteMountTarget"));
         if not_found(res, &["MountTargetNotFound"])?.is_none() {
             return Ok(());
         }
@@ -189,7 +185,7 @@ impl Kind for MountTargetKind {
                 .mount_target_id(&l.id)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e));
+                .map_err(sdk("efs:DescribeMountTargets"));
             match not_found(res, &["MountTargetNotFound"])? {
                 None => return Ok(()),
                 Some(out) if out.mount_targets().is_empty() => return Ok(()),
@@ -206,13 +202,8 @@ impl Kind for MountTargetKind {
 /// available.
 /// The mount targets of file system `fs`.
 async fn targets_of(aws: &Aws, fs: &str) -> Result<Vec<aws_sdk_efs::types::MountTargetDescription>, AwsError> {
-    let out = aws
-        .efs
-        .describe_mount_targets()
-        .file_system_id(fs)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargets", e))?;
+    let out =
+        aws.efs.describe_mount_targets().file_system_id(fs).send().await.map_err(sdk("efs:DescribeMountTargets"))?;
     Ok(out.mount_targets.unwrap_or_default())
 }
 
@@ -241,7 +232,7 @@ async fn live(aws: &Aws, m: aws_sdk_efs::types::MountTargetDescription) -> Resul
         .mount_target_id(&m.mount_target_id)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("efs:DescribeMountTargetSecurityGroups", e))?;
+        .map_err(sdk("efs:DescribeMountTargetSecurityGroups"))?;
     let mut security_groups = sgs.security_groups;
     security_groups.sort();
     let props =

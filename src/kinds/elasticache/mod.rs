@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_elasticache::types::Tag;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
 
 pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
@@ -22,7 +23,7 @@ pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, S
         .resource_name(arn)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("elasticache:ListTagsForResource", e));
+        .map_err(sdk("elasticache:ListTagsForResource"));
     match res {
         Ok(out) => Ok(Some(crate::tags::tag_map(out.tag_list().iter().map(|t| (t.key.clone(), t.value.clone()))))),
         Err(e) if e.code.contains("NotFound") => Ok(None),
@@ -33,13 +34,13 @@ pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, S
 /// Sets tags on a resource by ARN.
 pub async fn tag(aws: &Aws, arn: &str, set: BTreeMap<String, String>) -> Result<(), AwsError> {
     let call = aws.elasticache.add_tags_to_resource().resource_name(arn).set_tags(Some(to_tags(&set)));
-    call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("elasticache:AddTagsToResource", e))
+    call.send().await.map(|_| ()).map_err(sdk("elasticache:AddTagsToResource"))
 }
 
 /// Removes tags from a resource by ARN.
 pub async fn untag(aws: &Aws, arn: &str, keys: Vec<String>) -> Result<(), AwsError> {
     let call = aws.elasticache.remove_tags_from_resource().resource_name(arn).set_tag_keys(Some(keys));
-    call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("elasticache:RemoveTagsFromResource", e))
+    call.send().await.map(|_| ()).map_err(sdk("elasticache:RemoveTagsFromResource"))
 }
 
 /// Sets changed tags and removes unwanted ones (never the `converge:` ones).

@@ -4,6 +4,7 @@
 
 use aws_sdk_elasticache::types::{CacheParameterGroup, ParameterNameValue};
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::db_groups::{Group, GroupApi, ParameterApi, ParameterGroup, ParameterGroupProps};
 use crate::kinds::elasticache::to_tags;
@@ -53,7 +54,7 @@ impl GroupApi for CacheParameterGroups {
             .cache_parameter_group_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheParameterGroups", e));
+            .map_err(sdk("elasticache:DescribeCacheParameterGroups"));
         let found = not_found(res, NOT_FOUND)?;
         Ok(found.and_then(|out| out.cache_parameter_groups?.into_iter().next()).map(group))
     }
@@ -77,7 +78,7 @@ impl GroupApi for CacheParameterGroups {
             .cache_parameter_group_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticache:DeleteCacheParameterGroup", e));
+            .map_err(sdk("elasticache:DeleteCacheParameterGroup"));
         not_found(res, NOT_FOUND).map(|_| ())
     }
 }
@@ -93,7 +94,7 @@ impl ParameterApi for CacheParameterGroups {
             .set_tags(Some(to_tags(tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticache:CreateCacheParameterGroup", e))?;
+            .map_err(sdk("elasticache:CreateCacheParameterGroup"))?;
         Ok(out.cache_parameter_group.map(group))
     }
 
@@ -108,7 +109,7 @@ impl ParameterApi for CacheParameterGroups {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheParameters", e))?;
+            .map_err(sdk("elasticache:DescribeCacheParameters"))?;
         Ok(params
             .into_iter()
             .filter_map(|p| Some((p.parameter_name?, p.parameter_value.unwrap_or_default())))
@@ -123,7 +124,7 @@ impl ParameterApi for CacheParameterGroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("elasticache:ModifyCacheParameterGroup", e))
+            .map_err(sdk("elasticache:ModifyCacheParameterGroup"))
     }
 
     async fn reset(aws: &Aws, name: &str, keys: &[String]) -> Result<(), AwsError> {
@@ -133,7 +134,7 @@ impl ParameterApi for CacheParameterGroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("elasticache:ResetCacheParameterGroup", e))
+            .map_err(sdk("elasticache:ResetCacheParameterGroup"))
     }
 }
 

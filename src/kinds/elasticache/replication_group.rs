@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, Polled, not_found};
 use crate::kinds::elasticache::{check_id, list_tags, sync_tags, to_tags};
@@ -236,7 +237,7 @@ impl Kind for ReplicationGroupKind {
             .set_tags(Some(to_tags(&d.tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticache:CreateReplicationGroup", e));
+            .map_err(sdk("elasticache:CreateReplicationGroup"));
         match res {
             Ok(_) => {}
             // The id is unique: a retried create adopts.
@@ -297,7 +298,7 @@ impl Kind for ReplicationGroupKind {
             changed = true;
         }
         if changed {
-            m.send().await.map_err(|e| AwsError::from_sdk("elasticache:ModifyReplicationGroup", e))?;
+            m.send().await.map_err(sdk("elasticache:ModifyReplicationGroup"))?;
             wait_available(aws, &l.id, d.timeout).await?;
         }
         // Replicas: one call each way, the group stays online.
@@ -310,7 +311,7 @@ impl Kind for ReplicationGroupKind {
                 .apply_immediately(true)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("elasticache:IncreaseReplicaCount", e))?;
+                .map_err(sdk("elasticache:IncreaseReplicaCount"))?;
             wait_available(aws, &l.id, d.timeout).await?;
         } else if p.num_cache_clusters < was.num_cache_clusters {
             aws.elasticache
@@ -320,7 +321,7 @@ impl Kind for ReplicationGroupKind {
                 .apply_immediately(true)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("elasticache:DecreaseReplicaCount", e))?;
+                .map_err(sdk("elasticache:DecreaseReplicaCount"))?;
             wait_available(aws, &l.id, d.timeout).await?;
         }
         let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default();
@@ -342,7 +343,7 @@ impl Kind for ReplicationGroupKind {
             .set_final_snapshot_identifier((!skip).then(|| format!("{}-final-{stamp}", l.id)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticache:DeleteReplicationGroup", e));
+            .map_err(sdk("elasticache:DeleteReplicationGroup"));
         if not_found(res, &["ReplicationGroupNotFoundFault"])?.is_none() {
             return Ok(());
         }
@@ -365,7 +366,7 @@ async fn wait_available(aws: &Aws, id: &str, timeout: Duration) -> Result<Replic
             .replication_group_id(id)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticache:DescribeReplicationGroups", e))?;
+            .map_err(sdk("elasticache:DescribeReplicationGroups"))?;
         let g = out.replication_groups.unwrap_or_default().into_iter().next();
         let g = g.ok_or_else(|| AwsError::other(OP, format!("{id} vanished while waiting")))?;
         let status = g.status.clone().unwrap_or_default();
@@ -394,7 +395,7 @@ async fn describe(aws: &Aws, id: &str) -> Result<Option<ReplicationGroup>, AwsEr
         .replication_group_id(id)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("elasticache:DescribeReplicationGroups", e));
+        .map_err(sdk("elasticache:DescribeReplicationGroups"));
     Ok(not_found(res, &["ReplicationGroupNotFoundFault"])?.and_then(|out| out.replication_groups?.into_iter().next()))
 }
 
@@ -406,7 +407,7 @@ async fn member(aws: &Aws, cluster_id: &str) -> Result<Option<Member>, AwsError>
         .cache_cluster_id(cluster_id)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheClusters", e));
+        .map_err(sdk("elasticache:DescribeCacheClusters"));
     let Some(c) = not_found(res, &["CacheClusterNotFound", "CacheClusterNotFoundFault"])?
         .and_then(|out| out.cache_clusters?.into_iter().next())
     else {

@@ -4,6 +4,7 @@
 
 use aws_sdk_elasticache::types::CacheSubnetGroup;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::db_groups::{Group, GroupApi, SubnetApi, SubnetGroup, SubnetGroupProps};
 use crate::kinds::elasticache::{check_id, to_tags};
@@ -45,7 +46,7 @@ impl GroupApi for CacheSubnetGroups {
             .cache_subnet_group_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticache:DescribeCacheSubnetGroups", e));
+            .map_err(sdk("elasticache:DescribeCacheSubnetGroups"));
         let found = not_found(res, &["CacheSubnetGroupNotFoundFault"])?;
         Ok(found.and_then(|out| out.cache_subnet_groups?.into_iter().next()).map(group))
     }
@@ -69,7 +70,7 @@ impl GroupApi for CacheSubnetGroups {
             .cache_subnet_group_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticache:DeleteCacheSubnetGroup", e));
+            .map_err(sdk("elasticache:DeleteCacheSubnetGroup"));
         not_found(res, &["CacheSubnetGroupNotFoundFault"]).map(|_| ())
     }
 }
@@ -87,7 +88,7 @@ impl SubnetApi for CacheSubnetGroups {
             .set_tags(Some(to_tags(tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticache:CreateCacheSubnetGroup", e))?;
+            .map_err(sdk("elasticache:CreateCacheSubnetGroup"))?;
         Ok(out.cache_subnet_group.map(group))
     }
 
@@ -98,7 +99,7 @@ impl SubnetApi for CacheSubnetGroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("elasticache:ModifyCacheSubnetGroup", e))
+            .map_err(sdk("elasticache:ModifyCacheSubnetGroup"))
     }
 }
 

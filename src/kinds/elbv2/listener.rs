@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::elbv2::{sync_tags, tags_of, to_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -122,7 +123,7 @@ impl Kind for ListenerKind {
                 .send()
                 .try_collect()
                 .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeListeners", e));
+                .map_err(sdk("elasticloadbalancing:DescribeListeners"));
             listeners.extend(not_found(res, &["LoadBalancerNotFound"])?.unwrap_or_default());
         }
         let arns: Vec<String> = listeners.iter().filter_map(|l| l.listener_arn.clone()).collect();
@@ -151,7 +152,7 @@ impl Kind for ListenerKind {
             .set_tags(Some(to_tags(&d.tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:CreateListener", e));
+            .map_err(sdk("elasticloadbalancing:CreateListener"));
         match res {
             Ok(out) => {
                 let l = out.listeners.unwrap_or_default().into_iter().next();
@@ -166,7 +167,7 @@ impl Kind for ListenerKind {
                     .load_balancer_arn(&p.load_balancer_arn)
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeListeners", e))?;
+                    .map_err(sdk("elasticloadbalancing:DescribeListeners"))?;
                 let l = found.listeners.unwrap_or_default().into_iter().find(|l| l.port == Some(p.port)).ok_or(e)?;
                 let arn = l.listener_arn.clone().unwrap_or_default();
                 let tags = tags_of(aws, std::slice::from_ref(&arn)).await?.remove(&arn).unwrap_or_default();
@@ -198,7 +199,7 @@ impl Kind for ListenerKind {
                 .default_actions(action(&p.default_action))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:ModifyListener", e))?;
+                .map_err(sdk("elasticloadbalancing:ModifyListener"))?;
         }
         sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
         Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
@@ -211,7 +212,7 @@ impl Kind for ListenerKind {
             .listener_arn(&l.id)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteListener", e));
+            .map_err(sdk("elasticloadbalancing:DeleteListener"));
         not_found(res, &["ListenerNotFound"]).map(|_| ())
     }
 }

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::elbv2::{check_name, find, sync_tags, to_tags};
@@ -141,7 +142,7 @@ impl Kind for LoadBalancerKind {
             .set_tags(Some(to_tags(&d.tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:CreateLoadBalancer", e))?;
+            .map_err(sdk("elasticloadbalancing:CreateLoadBalancer"))?;
         let arn = out.load_balancers().first().and_then(|l| l.load_balancer_arn()).unwrap_or_default().to_string();
         crate::progress::note(Some(format!("waiting for {} to be active (provisioning)", d.physical_name)));
         let done = aws
@@ -168,7 +169,7 @@ impl Kind for LoadBalancerKind {
                 .set_subnets(Some(p.subnets.clone()))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:SetSubnets", e))?;
+                .map_err(sdk("elasticloadbalancing:SetSubnets"))?;
         }
         if p.security_groups != was.security_groups {
             aws.elbv2
@@ -177,7 +178,7 @@ impl Kind for LoadBalancerKind {
                 .set_security_groups(Some(p.security_groups.clone()))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:SetSecurityGroups", e))?;
+                .map_err(sdk("elasticloadbalancing:SetSecurityGroups"))?;
         }
         if p.idle_timeout_seconds.is_some() && p.idle_timeout_seconds != was.idle_timeout_seconds {
             aws.elbv2
@@ -191,7 +192,7 @@ impl Kind for LoadBalancerKind {
                 )
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:ModifyLoadBalancerAttributes", e))?;
+                .map_err(sdk("elasticloadbalancing:ModifyLoadBalancerAttributes"))?;
         }
         sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
         Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
@@ -204,7 +205,7 @@ impl Kind for LoadBalancerKind {
             .load_balancer_arn(&l.id)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteLoadBalancer", e));
+            .map_err(sdk("elasticloadbalancing:DeleteLoadBalancer"));
         if not_found(res, &["LoadBalancerNotFound"])?.is_none() {
             return Ok(());
         }
@@ -233,7 +234,7 @@ async fn describe(aws: &Aws, arns: Option<Vec<String>>, name: Option<String>) ->
         .set_names(name.map(|n| vec![n]))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e))?;
+        .map_err(sdk("elasticloadbalancing:DescribeLoadBalancers"))?;
     Ok(out.load_balancers.unwrap_or_default())
 }
 
@@ -247,7 +248,7 @@ async fn with_attributes(aws: &Aws, mut l: Live) -> Result<Live, AwsError> {
         .load_balancer_arn(&l.id)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancerAttributes", e))?;
+        .map_err(sdk("elasticloadbalancing:DescribeLoadBalancerAttributes"))?;
     let idle =
         out.attributes().iter().find(|a| a.key() == Some(IDLE_TIMEOUT)).and_then(|a| a.value()?.parse::<i32>().ok());
     if let (Some(t), Some(obj)) = (idle, l.props.as_object_mut()) {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
 
 pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
@@ -24,7 +25,7 @@ pub async fn tags_of(aws: &Aws, arns: &[String]) -> Result<BTreeMap<String, BTre
             .set_resource_arns(Some(chunk.to_vec()))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTags", e))?;
+            .map_err(sdk("elasticloadbalancing:DescribeTags"))?;
         for d in res.tag_descriptions() {
             let tags = crate::tags::tag_map(d.tags().iter().map(|t| (t.key.clone(), t.value.clone())));
             out.insert(d.resource_arn().unwrap_or_default().to_string(), tags);
@@ -114,11 +115,11 @@ pub async fn sync_tags(
         live,
         |set| async move {
             let call = aws.elbv2.add_tags().resource_arns(arn).set_tags(Some(to_tags(&set)));
-            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("elasticloadbalancing:AddTags", e))
+            call.send().await.map(|_| ()).map_err(sdk("elasticloadbalancing:AddTags"))
         },
         |keys| async move {
             let call = aws.elbv2.remove_tags().resource_arns(arn).set_tag_keys(Some(keys));
-            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("elasticloadbalancing:RemoveTags", e))
+            call.send().await.map(|_| ()).map_err(sdk("elasticloadbalancing:RemoveTags"))
         },
     )
     .await

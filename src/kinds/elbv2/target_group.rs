@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::elbv2::{check_name, find, sync_tags, to_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -176,7 +177,7 @@ impl Kind for TargetGroupKind {
             .set_tags(Some(to_tags(&d.tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:CreateTargetGroup", e))?;
+            .map_err(sdk("elasticloadbalancing:CreateTargetGroup"))?;
         let g = out.target_groups.unwrap_or_default().into_iter().next();
         let g = g.ok_or_else(|| AwsError::other("elasticloadbalancing:CreateTargetGroup", "no target group"))?;
         Ok(live(d.name.clone(), g, d.tags.clone()))
@@ -199,7 +200,7 @@ impl Kind for TargetGroupKind {
                 .unhealthy_threshold_count(h.unhealthy_threshold)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:ModifyTargetGroup", e))?;
+                .map_err(sdk("elasticloadbalancing:ModifyTargetGroup"))?;
         }
         sync_tags(aws, &l.id, &d.tags, &l.tags).await?;
         Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
@@ -213,7 +214,7 @@ impl Kind for TargetGroupKind {
                 .target_group_arn(&l.id)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteTargetGroup", e))
+                .map_err(sdk("elasticloadbalancing:DeleteTargetGroup"))
         })
         .await;
         not_found(res, &["TargetGroupNotFound"]).map(|_| ())
@@ -229,7 +230,7 @@ async fn describe(aws: &Aws, arns: Option<Vec<String>>, name: Option<String>) ->
         .set_names(name.map(|n| vec![n]))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetGroups", e))?;
+        .map_err(sdk("elasticloadbalancing:DescribeTargetGroups"))?;
     Ok(out.target_groups.unwrap_or_default())
 }
 

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::iam::role::{check_iam_name, owner_scope};
 use crate::kinds::iam::{from_tags, path, path_of, to_tags};
@@ -54,7 +55,7 @@ impl Kind for InstanceProfileKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("iam:ListInstanceProfiles", e))?;
+            .map_err(sdk("iam:ListInstanceProfiles"))?;
         // ListInstanceProfiles returns no tags; GetInstanceProfile does.
         let reads = profiles.iter().map(|p| describe(aws, p.instance_profile_name(), scope));
         Ok(futures_util::future::try_join_all(reads).await?.into_iter().flatten().collect())
@@ -69,7 +70,7 @@ impl Kind for InstanceProfileKind {
             .set_tags(Some(to_tags(&d.tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("iam:CreateInstanceProfile", e));
+            .map_err(sdk("iam:CreateInstanceProfile"));
         match res {
             Ok(_) => {}
             // A lost response to a create that happened: read back.
@@ -99,7 +100,7 @@ impl Kind for InstanceProfileKind {
                 .role_name(&p.role)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("iam:AddRoleToInstanceProfile", e));
+                .map_err(sdk("iam:AddRoleToInstanceProfile"));
             match res {
                 Ok(_) => {}
                 // A profile holds one role: after a lost response to an
@@ -111,7 +112,7 @@ impl Kind for InstanceProfileKind {
                         .instance_profile_name(&l.id)
                         .send()
                         .await
-                        .map_err(|e| AwsError::from_sdk("iam:GetInstanceProfile", e))?;
+                        .map_err(sdk("iam:GetInstanceProfile"))?;
                     let roles = now.instance_profile.map(|ip| ip.roles).unwrap_or_default();
                     if !roles.iter().any(|r| r.role_name == p.role) {
                         return Err(e);
@@ -125,11 +126,11 @@ impl Kind for InstanceProfileKind {
             &l.tags,
             |set| async move {
                 let call = aws.iam.tag_instance_profile().instance_profile_name(&l.id).set_tags(Some(to_tags(&set)));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("iam:TagInstanceProfile", e))
+                call.send().await.map(|_| ()).map_err(sdk("iam:TagInstanceProfile"))
             },
             |keys| async move {
                 let call = aws.iam.untag_instance_profile().instance_profile_name(&l.id).set_tag_keys(Some(keys));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("iam:UntagInstanceProfile", e))
+                call.send().await.map(|_| ()).map_err(sdk("iam:UntagInstanceProfile"))
             },
         )
         .await?;
@@ -147,7 +148,7 @@ impl Kind for InstanceProfileKind {
             .instance_profile_name(&l.id)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("iam:DeleteInstanceProfile", e));
+            .map_err(sdk("iam:DeleteInstanceProfile"));
         not_found(res, &["NoSuchEntity"]).map(|_| ())
     }
 }
@@ -160,18 +161,13 @@ async fn remove_role(aws: &Aws, profile: &str, role: &str) -> Result<(), AwsErro
         .role_name(role)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("iam:RemoveRoleFromInstanceProfile", e));
+        .map_err(sdk("iam:RemoveRoleFromInstanceProfile"));
     not_found(res, &["NoSuchEntity"]).map(|_| ())
 }
 
 async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, AwsError> {
-    let res = aws
-        .iam
-        .get_instance_profile()
-        .instance_profile_name(name)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("iam:GetInstanceProfile", e));
+    let res =
+        aws.iam.get_instance_profile().instance_profile_name(name).send().await.map_err(sdk("iam:GetInstanceProfile"));
     let Some(p) = not_found(res, &["NoSuchEntity"])?.and_then(|o| o.instance_profile) else {
         return Ok(None);
     };

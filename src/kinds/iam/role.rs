@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::iam::{decode_document, encode_document, from_tags, path, path_of, to_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -87,7 +88,7 @@ impl Kind for RoleKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("iam:ListRoles", e))?;
+            .map_err(sdk("iam:ListRoles"))?;
         let reads = roles.iter().map(|r| describe(aws, r.role_name(), scope));
         Ok(futures_util::future::try_join_all(reads).await?.into_iter().flatten().collect())
     }
@@ -104,7 +105,7 @@ impl Kind for RoleKind {
             .set_tags(Some(to_tags(&d.tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("iam:CreateRole", e));
+            .map_err(sdk("iam:CreateRole"));
         match res {
             Ok(_) => {}
             // Names are unique: a lost response to a create that
@@ -129,7 +130,7 @@ impl Kind for RoleKind {
                 .policy_document(encode_document(&p.assume_role_policy))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("iam:UpdateAssumeRolePolicy", e))?;
+                .map_err(sdk("iam:UpdateAssumeRolePolicy"))?;
         }
         if p.description != was.description {
             aws.iam
@@ -138,7 +139,7 @@ impl Kind for RoleKind {
                 .description(p.description.clone().unwrap_or_default())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("iam:UpdateRole", e))?;
+                .map_err(sdk("iam:UpdateRole"))?;
         }
         // PutRolePolicy replaces a policy of that name: idempotent.
         for (name, doc) in &p.policies {
@@ -150,7 +151,7 @@ impl Kind for RoleKind {
                     .policy_document(encode_document(doc))
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("iam:PutRolePolicy", e))?;
+                    .map_err(sdk("iam:PutRolePolicy"))?;
             }
         }
         for name in was.policies.keys().filter(|n| !p.policies.contains_key(*n)) {
@@ -161,7 +162,7 @@ impl Kind for RoleKind {
                 .policy_name(name)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("iam:DeleteRolePolicy", e));
+                .map_err(sdk("iam:DeleteRolePolicy"));
             not_found(res, &["NoSuchEntity"])?;
         }
         for arn in p.managed_policy_arns.iter().filter(|a| !was.managed_policy_arns.contains(a)) {
@@ -171,7 +172,7 @@ impl Kind for RoleKind {
                 .policy_arn(arn)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("iam:AttachRolePolicy", e))?;
+                .map_err(sdk("iam:AttachRolePolicy"))?;
         }
         for arn in was.managed_policy_arns.iter().filter(|a| !p.managed_policy_arns.contains(a)) {
             detach(aws, &l.id, arn).await?;
@@ -191,7 +192,7 @@ impl Kind for RoleKind {
                 .policy_name(name)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("iam:DeleteRolePolicy", e));
+                .map_err(sdk("iam:DeleteRolePolicy"));
             not_found(res, &["NoSuchEntity"])?;
         }
         for arn in &was.managed_policy_arns {
@@ -203,7 +204,7 @@ impl Kind for RoleKind {
             .role_name(&l.id)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("iam:ListInstanceProfilesForRole", e));
+            .map_err(sdk("iam:ListInstanceProfilesForRole"));
         for profile in not_found(profiles, &["NoSuchEntity"])?.iter().flat_map(|o| o.instance_profiles()) {
             let res = aws
                 .iam
@@ -212,11 +213,10 @@ impl Kind for RoleKind {
                 .role_name(&l.id)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("iam:RemoveRoleFromInstanceProfile", e));
+                .map_err(sdk("iam:RemoveRoleFromInstanceProfile"));
             not_found(res, &["NoSuchEntity"])?;
         }
-        let res =
-            aws.iam.delete_role().role_name(&l.id).send().await.map_err(|e| AwsError::from_sdk("iam:DeleteRole", e));
+        let res = aws.iam.delete_role().role_name(&l.id).send().await.map_err(sdk("iam:DeleteRole"));
         not_found(res, &["NoSuchEntity"]).map(|_| ())
     }
 }
@@ -261,14 +261,8 @@ pub fn owner_scope(d: &Desired) -> Scope {
 }
 
 async fn detach(aws: &Aws, role: &str, arn: &str) -> Result<(), AwsError> {
-    let res = aws
-        .iam
-        .detach_role_policy()
-        .role_name(role)
-        .policy_arn(arn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("iam:DetachRolePolicy", e));
+    let res =
+        aws.iam.detach_role_policy().role_name(role).policy_arn(arn).send().await.map_err(sdk("iam:DetachRolePolicy"));
     not_found(res, &["NoSuchEntity"]).map(|_| ())
 }
 
@@ -283,11 +277,11 @@ async fn sync_tags(
         live,
         |set| async move {
             let call = aws.iam.tag_role().role_name(role).set_tags(Some(to_tags(&set)));
-            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("iam:TagRole", e))
+            call.send().await.map(|_| ()).map_err(sdk("iam:TagRole"))
         },
         |keys| async move {
             let call = aws.iam.untag_role().role_name(role).set_tag_keys(Some(keys));
-            call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("iam:UntagRole", e))
+            call.send().await.map(|_| ()).map_err(sdk("iam:UntagRole"))
         },
     )
     .await
@@ -297,7 +291,7 @@ async fn sync_tags(
 /// and attached policies need their own calls). `None` when it is gone or
 /// not `scope`'s.
 async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, AwsError> {
-    let res = aws.iam.get_role().role_name(name).send().await.map_err(|e| AwsError::from_sdk("iam:GetRole", e));
+    let res = aws.iam.get_role().role_name(name).send().await.map_err(sdk("iam:GetRole"));
     let Some(role) = not_found(res, &["NoSuchEntity"])?.and_then(|o| o.role) else {
         return Ok(None);
     };
@@ -314,7 +308,7 @@ async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, 
         .send()
         .try_collect()
         .await
-        .map_err(|e| AwsError::from_sdk("iam:ListRolePolicies", e))?;
+        .map_err(sdk("iam:ListRolePolicies"))?;
     let mut policies = BTreeMap::new();
     for policy in names {
         let out = aws
@@ -324,7 +318,7 @@ async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, 
             .policy_name(&policy)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("iam:GetRolePolicy", e))?;
+            .map_err(sdk("iam:GetRolePolicy"))?;
         policies.insert(policy, decode_document("iam:GetRolePolicy", out.policy_document())?);
     }
     let attached: Vec<_> = aws
@@ -336,7 +330,7 @@ async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, 
         .send()
         .try_collect()
         .await
-        .map_err(|e| AwsError::from_sdk("iam:ListAttachedRolePolicies", e))?;
+        .map_err(sdk("iam:ListAttachedRolePolicies"))?;
     let mut managed_policy_arns: Vec<String> = attached.into_iter().filter_map(|p| p.policy_arn).collect();
     managed_policy_arns.sort();
     let assume = role.assume_role_policy_document().unwrap_or("{}");

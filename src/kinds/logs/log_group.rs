@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope, Target};
 use crate::limits::Sent;
@@ -114,7 +115,7 @@ impl Kind for LogGroupKind {
             .set_tags(Some(d.tags.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("logs:CreateLogGroup", e));
+            .map_err(sdk("logs:CreateLogGroup"));
         match res {
             Ok(_) => {}
             // A lost response to a create that happened: read back, and
@@ -144,11 +145,11 @@ impl Kind for LogGroupKind {
             &l.tags,
             |set| async {
                 let call = aws.logs.tag_resource().resource_arn(&arn).set_tags(Some(set.into_iter().collect()));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("logs:TagResource", e))
+                call.send().await.map(|_| ()).map_err(sdk("logs:TagResource"))
             },
             |keys| async {
                 let call = aws.logs.untag_resource().resource_arn(&arn).set_tag_keys(Some(keys));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("logs:UntagResource", e))
+                call.send().await.map(|_| ()).map_err(sdk("logs:UntagResource"))
             },
         )
         .await?;
@@ -156,13 +157,7 @@ impl Kind for LogGroupKind {
     }
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
-        let res = aws
-            .logs
-            .delete_log_group()
-            .log_group_name(&l.id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("logs:DeleteLogGroup", e));
+        let res = aws.logs.delete_log_group().log_group_name(&l.id).send().await.map_err(sdk("logs:DeleteLogGroup"));
         not_found(res, &["ResourceNotFoundException"]).map(|_| ())
     }
 }
@@ -184,7 +179,7 @@ async fn set_retention_and_key(
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("logs:PutRetentionPolicy", e))?,
+                .map_err(sdk("logs:PutRetentionPolicy"))?,
             None => aws
                 .logs
                 .delete_retention_policy()
@@ -192,7 +187,7 @@ async fn set_retention_and_key(
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("logs:DeleteRetentionPolicy", e))?,
+                .map_err(sdk("logs:DeleteRetentionPolicy"))?,
         }
     }
     if p.kms_key_id != was.kms_key_id {
@@ -205,7 +200,7 @@ async fn set_retention_and_key(
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("logs:AssociateKmsKey", e))?,
+                .map_err(sdk("logs:AssociateKmsKey"))?,
             None => aws
                 .logs
                 .disassociate_kms_key()
@@ -213,7 +208,7 @@ async fn set_retention_and_key(
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("logs:DisassociateKmsKey", e))?,
+                .map_err(sdk("logs:DisassociateKmsKey"))?,
         }
     }
     Ok(p.clone())
@@ -223,7 +218,7 @@ async fn set_retention_and_key(
 async fn describe(aws: &Aws, name: &str) -> Result<Option<LogGroup>, AwsError> {
     let mut pages = aws.logs.describe_log_groups().log_group_name_prefix(name).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| AwsError::from_sdk("logs:DescribeLogGroups", e))?;
+        let page = page.map_err(sdk("logs:DescribeLogGroups"))?;
         if let Some(g) = page.log_groups().iter().find(|g| g.log_group_name() == Some(name)) {
             return Ok(Some(g.clone()));
         }
@@ -241,13 +236,7 @@ fn arn_of(g: &LogGroup) -> String {
 }
 
 async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
-    let res = aws
-        .logs
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("logs:ListTagsForResource", e));
+    let res = aws.logs.list_tags_for_resource().resource_arn(arn).send().await.map_err(sdk("logs:ListTagsForResource"));
     Ok(not_found(res, &["ResourceNotFoundException"])?
         .map(|r| crate::kinds::tag_map(r.tags.unwrap_or_default().into_iter().map(|(k, v)| (Some(k), Some(v))))))
 }

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, Polled, not_found};
 use crate::kinds::rds::restore::{check_restore, restored_from, with_restore};
@@ -274,7 +275,7 @@ impl Kind for DbInstanceKind {
                 .send()
                 .try_collect()
                 .await
-                .map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", e))?;
+                .map_err(sdk("rds:DescribeDBInstances"))?;
             found.extend(dbs);
         }
         Ok(found
@@ -308,11 +309,7 @@ impl Kind for DbInstanceKind {
                 .backup_retention_period(p.backup_retention_period)
                 .set_preferred_backup_window(p.preferred_backup_window.clone())
                 .set_preferred_maintenance_window(p.preferred_maintenance_window.clone());
-            with_placement!(call, p, &d.tags)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("rds:CreateDBInstance", e))
+            with_placement!(call, p, &d.tags).send().await.map(|_| ()).map_err(sdk("rds:CreateDBInstance"))
         };
         match res {
             Ok(_) => {}
@@ -383,7 +380,7 @@ impl Kind for DbInstanceKind {
             changed = true;
         }
         if changed {
-            m.send().await.map_err(|e| AwsError::from_sdk("rds:ModifyDBInstance", e))?;
+            m.send().await.map_err(sdk("rds:ModifyDBInstance"))?;
         }
         let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default().to_string();
         sync_tags(aws, &arn, &d.tags, &l.tags).await?;
@@ -403,7 +400,7 @@ impl Kind for DbInstanceKind {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             call = call.final_db_snapshot_identifier(format!("{}-final-{now}", l.id));
         }
-        let res = call.send().await.map_err(|e| AwsError::from_sdk("rds:DeleteDBInstance", e));
+        let res = call.send().await.map_err(sdk("rds:DeleteDBInstance"));
         match not_found(res, &["DBInstanceNotFound", "DBInstanceNotFoundFault"]) {
             Ok(None) => return Ok(()),
             Ok(Some(_)) => {}
@@ -464,11 +461,7 @@ async fn restore(aws: &Aws, d: &Desired, p: &DbInstanceProps) -> Result<(), AwsE
             .restore_db_instance_from_db_snapshot()
             .db_instance_identifier(&d.physical_name)
             .db_snapshot_identifier(snap);
-        with_placement!(call, p, &tags)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("rds:RestoreDBInstanceFromDBSnapshot", e))
+        with_placement!(call, p, &tags).send().await.map(|_| ()).map_err(sdk("rds:RestoreDBInstanceFromDBSnapshot"))
     } else {
         let time = p.restore_time.as_deref().unwrap_or("latest");
         let call = aws
@@ -487,7 +480,7 @@ async fn restore(aws: &Aws, d: &Desired, p: &DbInstanceProps) -> Result<(), AwsE
                     })?;
             call.restore_time(at)
         };
-        call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("rds:RestoreDBInstanceToPointInTime", e))
+        call.send().await.map(|_| ()).map_err(sdk("rds:RestoreDBInstanceToPointInTime"))
     }
 }
 
@@ -513,7 +506,7 @@ async fn wait_available(aws: &Aws, id: &str, timeout: Duration, name: String) ->
             .db_instance_identifier(id)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", e))?;
+            .map_err(sdk("rds:DescribeDBInstances"))?;
         let db = out.db_instances.unwrap_or_default().into_iter().next();
         let db = db.ok_or_else(|| AwsError::other(OP, format!("{id} vanished while waiting")))?;
         let status = db.db_instance_status.clone().unwrap_or_default();

@@ -4,6 +4,7 @@
 
 use aws_sdk_rds::types::{ApplyMethod, DbParameterGroup, Parameter};
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::db_groups::{Group, GroupApi, ParameterApi, ParameterGroup, ParameterGroupProps};
 use crate::kinds::rds::{check_identifier, to_tags};
@@ -52,7 +53,7 @@ impl GroupApi for RdsParameterGroups {
             .db_parameter_group_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("rds:DescribeDBParameterGroups", e));
+            .map_err(sdk("rds:DescribeDBParameterGroups"));
         let found = not_found(res, &["DBParameterGroupNotFound"])?;
         Ok(found.and_then(|out| out.db_parameter_groups?.into_iter().next()).map(group))
     }
@@ -76,7 +77,7 @@ impl GroupApi for RdsParameterGroups {
             .db_parameter_group_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("rds:DeleteDBParameterGroup", e));
+            .map_err(sdk("rds:DeleteDBParameterGroup"));
         not_found(res, &["DBParameterGroupNotFound", "DBParameterGroupNotFoundFault"]).map(|_| ())
     }
 }
@@ -92,7 +93,7 @@ impl ParameterApi for RdsParameterGroups {
             .set_tags(Some(to_tags(tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("rds:CreateDBParameterGroup", e))?;
+            .map_err(sdk("rds:CreateDBParameterGroup"))?;
         Ok(out.db_parameter_group.map(group))
     }
 
@@ -107,7 +108,7 @@ impl ParameterApi for RdsParameterGroups {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("rds:DescribeDBParameters", e))?;
+            .map_err(sdk("rds:DescribeDBParameters"))?;
         Ok(params
             .into_iter()
             .filter_map(|p| Some((p.parameter_name?, p.parameter_value.unwrap_or_default())))
@@ -123,7 +124,7 @@ impl ParameterApi for RdsParameterGroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("rds:ModifyDBParameterGroup", e))
+            .map_err(sdk("rds:ModifyDBParameterGroup"))
     }
 
     async fn reset(aws: &Aws, name: &str, keys: &[String]) -> Result<(), AwsError> {
@@ -135,7 +136,7 @@ impl ParameterApi for RdsParameterGroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("rds:ResetDBParameterGroup", e))
+            .map_err(sdk("rds:ResetDBParameterGroup"))
     }
 }
 

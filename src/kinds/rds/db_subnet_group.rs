@@ -3,6 +3,7 @@
 
 use aws_sdk_rds::types::DbSubnetGroup;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::db_groups::{Group, GroupApi, SubnetApi, SubnetGroup, SubnetGroupProps};
 use crate::kinds::rds::{check_identifier, to_tags};
@@ -44,7 +45,7 @@ impl GroupApi for RdsSubnetGroups {
             .db_subnet_group_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("rds:DescribeDBSubnetGroups", e));
+            .map_err(sdk("rds:DescribeDBSubnetGroups"));
         let found = not_found(res, &["DBSubnetGroupNotFoundFault"])?;
         Ok(found.and_then(|out| out.db_subnet_groups?.into_iter().next()).map(group))
     }
@@ -68,7 +69,7 @@ impl GroupApi for RdsSubnetGroups {
             .db_subnet_group_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("rds:DeleteDBSubnetGroup", e));
+            .map_err(sdk("rds:DeleteDBSubnetGroup"));
         not_found(res, &["DBSubnetGroupNotFoundFault"]).map(|_| ())
     }
 }
@@ -86,7 +87,7 @@ impl SubnetApi for RdsSubnetGroups {
             .set_tags(Some(to_tags(tags)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("rds:CreateDBSubnetGroup", e))?;
+            .map_err(sdk("rds:CreateDBSubnetGroup"))?;
         Ok(out.db_subnet_group.map(group))
     }
 
@@ -97,7 +98,7 @@ impl SubnetApi for RdsSubnetGroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("rds:ModifyDBSubnetGroup", e))
+            .map_err(sdk("rds:ModifyDBSubnetGroup"))
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_rds::types::Tag;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
 
 pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
@@ -22,13 +23,7 @@ pub fn from_tags(tags: &[Tag]) -> BTreeMap<String, String> {
 /// Tags of an RDS resource by ARN (subnet and parameter groups do not carry
 /// them in their describe output). `None` if it is gone.
 pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
-    let res = aws
-        .rds
-        .list_tags_for_resource()
-        .resource_name(arn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("rds:ListTagsForResource", e));
+    let res = aws.rds.list_tags_for_resource().resource_name(arn).send().await.map_err(sdk("rds:ListTagsForResource"));
     match res {
         Ok(out) => Ok(Some(from_tags(out.tag_list()))),
         Err(e) if e.code.ends_with("NotFound") || e.code.ends_with("NotFoundFault") => Ok(None),
@@ -39,13 +34,13 @@ pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, S
 /// Sets tags on a resource by ARN.
 pub async fn tag(aws: &Aws, arn: &str, set: BTreeMap<String, String>) -> Result<(), AwsError> {
     let call = aws.rds.add_tags_to_resource().resource_name(arn).set_tags(Some(to_tags(&set)));
-    call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("rds:AddTagsToResource", e))
+    call.send().await.map(|_| ()).map_err(sdk("rds:AddTagsToResource"))
 }
 
 /// Removes tags from a resource by ARN.
 pub async fn untag(aws: &Aws, arn: &str, keys: Vec<String>) -> Result<(), AwsError> {
     let call = aws.rds.remove_tags_from_resource().resource_name(arn).set_tag_keys(Some(keys));
-    call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("rds:RemoveTagsFromResource", e))
+    call.send().await.map(|_| ()).map_err(sdk("rds:RemoveTagsFromResource"))
 }
 
 /// Sets changed tags and removes unwanted ones (never the `converge:` ones).

@@ -19,6 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -261,7 +262,7 @@ impl Kind for BucketKind {
             .create_bucket_configuration(conf.build())
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("s3:CreateBucket", e));
+            .map_err(sdk("s3:CreateBucket"));
         match res {
             Ok(_) => {}
             // A retried create whose first attempt succeeded: ours.
@@ -308,7 +309,7 @@ impl Kind for BucketKind {
                 .tagging(Tagging::builder().set_tag_set(Some(s3_tags(&d.tags))).build().map_err(build_err)?)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("s3:PutBucketTagging", e))?;
+                .map_err(sdk("s3:PutBucketTagging"))?;
         }
         if was.as_ref().is_none_or(|w| w.public_access_block != p.public_access_block) {
             let pab = &p.public_access_block;
@@ -325,7 +326,7 @@ impl Kind for BucketKind {
                 )
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("s3:PutPublicAccessBlock", e))?;
+                .map_err(sdk("s3:PutPublicAccessBlock"))?;
         }
         if was.as_ref().is_none_or(|w| w.encryption != p.encryption) {
             let sse = ServerSideEncryptionByDefault::builder()
@@ -346,7 +347,7 @@ impl Kind for BucketKind {
                 .server_side_encryption_configuration(conf)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("s3:PutBucketEncryption", e))?;
+                .map_err(sdk("s3:PutBucketEncryption"))?;
         }
         // A new bucket is unversioned: only write `true`.
         let versioning_changed = match &was {
@@ -361,19 +362,14 @@ impl Kind for BucketKind {
                 .versioning_configuration(VersioningConfiguration::builder().status(status).build())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("s3:PutBucketVersioning", e))?;
+                .map_err(sdk("s3:PutBucketVersioning"))?;
         }
         let rules_changed = match &was {
             Some(w) => w.lifecycle_rules != p.lifecycle_rules,
             None => !p.lifecycle_rules.is_empty(),
         };
         if rules_changed && p.lifecycle_rules.is_empty() {
-            aws.s3
-                .delete_bucket_lifecycle()
-                .bucket(b)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("s3:DeleteBucketLifecycle", e))?;
+            aws.s3.delete_bucket_lifecycle().bucket(b).send().await.map_err(sdk("s3:DeleteBucketLifecycle"))?;
         } else if rules_changed {
             let rules = p.lifecycle_rules.iter().map(aws_rule).collect::<Result<Vec<_>, _>>()?;
             aws.s3
@@ -384,14 +380,13 @@ impl Kind for BucketKind {
                 )
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("s3:PutBucketLifecycleConfiguration", e))?;
+                .map_err(sdk("s3:PutBucketLifecycleConfiguration"))?;
         }
         Ok(Live { props: crate::kinds::to_value(&p), tags: d.tags.clone(), ..l.clone() })
     }
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
-        let res =
-            aws.s3.delete_bucket().bucket(&l.id).send().await.map_err(|e| AwsError::from_sdk("s3:DeleteBucket", e));
+        let res = aws.s3.delete_bucket().bucket(&l.id).send().await.map_err(sdk("s3:DeleteBucket"));
         match not_found(res, &["NoSuchBucket"]) {
             Err(e) if e.is("BucketNotEmpty") => Err(AwsError {
                 message: format!(
@@ -444,8 +439,7 @@ fn aws_rule(r: &LifecycleRule) -> Result<AwsRule, AwsError> {
 /// Reads one bucket's settings: four independent calls, concurrently.
 /// A bucket's tags; `None` if there is no such bucket.
 async fn bucket_tags(aws: &Aws, name: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
-    let res =
-        aws.s3.get_bucket_tagging().bucket(name).send().await.map_err(|e| AwsError::from_sdk("s3:GetBucketTagging", e));
+    let res = aws.s3.get_bucket_tagging().bucket(name).send().await.map_err(sdk("s3:GetBucketTagging"));
     match res {
         Ok(out) => Ok(Some(crate::kinds::tag_map(out.tag_set.into_iter().map(|t| (Some(t.key), Some(t.value)))))),
         Err(e) if e.code.starts_with("NoSuchTagSet") => Ok(Some(BTreeMap::new())),
@@ -457,23 +451,11 @@ async fn bucket_tags(aws: &Aws, name: &str) -> Result<Option<BTreeMap<String, St
 async fn read_one(aws: &Aws, owner: String, name: String, tags: BTreeMap<String, String>) -> Result<Live, AwsError> {
     let b = name.as_str();
     let versioning = async {
-        let out = aws
-            .s3
-            .get_bucket_versioning()
-            .bucket(b)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("s3:GetBucketVersioning", e))?;
+        let out = aws.s3.get_bucket_versioning().bucket(b).send().await.map_err(sdk("s3:GetBucketVersioning"))?;
         Ok::<_, AwsError>(out.status == Some(BucketVersioningStatus::Enabled))
     };
     let encryption = async {
-        let res = aws
-            .s3
-            .get_bucket_encryption()
-            .bucket(b)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("s3:GetBucketEncryption", e));
+        let res = aws.s3.get_bucket_encryption().bucket(b).send().await.map_err(sdk("s3:GetBucketEncryption"));
         let out = not_found(res, &["ServerSideEncryptionConfigurationNotFoundError"])?;
         let rule = out
             .and_then(|o| o.server_side_encryption_configuration)
@@ -491,13 +473,7 @@ async fn read_one(aws: &Aws, owner: String, name: String, tags: BTreeMap<String,
         })
     };
     let pab = async {
-        let res = aws
-            .s3
-            .get_public_access_block()
-            .bucket(b)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("s3:GetPublicAccessBlock", e));
+        let res = aws.s3.get_public_access_block().bucket(b).send().await.map_err(sdk("s3:GetPublicAccessBlock"));
         let out = not_found(res, &["NoSuchPublicAccessBlockConfiguration"])?;
         let c = out.and_then(|o| o.public_access_block_configuration);
         Ok::<_, AwsError>(match c {
@@ -522,7 +498,7 @@ async fn read_one(aws: &Aws, owner: String, name: String, tags: BTreeMap<String,
             .bucket(b)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("s3:GetBucketLifecycleConfiguration", e));
+            .map_err(sdk("s3:GetBucketLifecycleConfiguration"));
         let out = not_found(res, &["NoSuchLifecycleConfiguration"])?;
         let mut rules: Vec<LifecycleRule> =
             out.map(|o| o.rules.unwrap_or_default()).unwrap_or_default().into_iter().map(from_aws_rule).collect();

@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -139,7 +140,7 @@ impl Kind for ObjectKind {
                 .send()
                 .try_collect()
                 .await
-                .map_err(|e| AwsError::from_sdk("s3:ListObjectsV2", e));
+                .map_err(sdk("s3:ListObjectsV2"));
             // The index lags deletes on AWS: a bucket gone is skipped.
             let pages: Vec<_> = not_found(res, &["NoSuchBucket"])?.unwrap_or_default();
             let objects = pages.into_iter().flat_map(|p| p.contents.unwrap_or_default());
@@ -154,7 +155,7 @@ impl Kind for ObjectKind {
                     .key(&key)
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("s3:GetObjectTagging", e));
+                    .map_err(sdk("s3:GetObjectTagging"));
                 let Some(out) = not_found(res, &["NoSuchKey"])? else { return Ok(None) };
                 let tags = crate::kinds::tag_map(out.tag_set.into_iter().map(|t| (Some(t.key), Some(t.value))));
                 let Some(owner) = scope.owner(&tags, None) else { return Ok(None) };
@@ -190,7 +191,7 @@ impl Kind for ObjectKind {
             .prefix(&p.key)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("s3:ListObjectVersions", e));
+            .map_err(sdk("s3:ListObjectVersions"));
         let Some(out) = not_found(res, &["NoSuchBucket"])? else { return Ok(()) };
         let versions =
             out.versions().iter().filter(|v| v.key() == Some(&p.key)).map(|v| v.version_id().map(str::to_string));
@@ -209,7 +210,7 @@ impl Kind for ObjectKind {
                 .set_version_id(id.filter(|v| v != "null"))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("s3:DeleteObject", e));
+                .map_err(sdk("s3:DeleteObject"));
             not_found(res, &["NoSuchKey", "NoSuchBucket", "NoSuchVersion"])?;
         }
         Ok(())
@@ -241,7 +242,7 @@ async fn put(aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
         .body(ByteStream::from(p.content.clone().into_bytes()))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
+        .map_err(sdk("s3:PutObject"))?;
     let etag = out.e_tag.unwrap_or_default();
     Ok(live(d.name.clone(), p, d.tags.clone(), etag))
 }
@@ -253,8 +254,7 @@ async fn fetch(
     key: &str,
     tags: BTreeMap<String, String>,
 ) -> Result<Option<Live>, AwsError> {
-    let res =
-        aws.s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| AwsError::from_sdk("s3:GetObject", e));
+    let res = aws.s3.get_object().bucket(bucket).key(key).send().await.map_err(sdk("s3:GetObject"));
     let Some(out) = not_found(res, &["NoSuchKey"])? else { return Ok(None) };
     let content_type = out.content_type.clone().unwrap_or_else(text_plain);
     let etag = out.e_tag.clone().unwrap_or_default();

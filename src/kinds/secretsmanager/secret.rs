@@ -24,6 +24,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope, TAG_STACK};
 use crate::limits::Sent;
@@ -153,7 +154,7 @@ impl Kind for SecretKind {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("secretsmanager:ListSecrets", e))?;
+            .map_err(sdk("secretsmanager:ListSecrets"))?;
         let owned: Vec<(String, SecretListEntry, BTreeMap<String, String>)> = pages
             .into_iter()
             .flat_map(|p| p.secret_list.unwrap_or_default())
@@ -190,7 +191,7 @@ impl Kind for SecretKind {
                     .exclude_punctuation(g.exclude_punctuation)
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("secretsmanager:GetRandomPassword", e))?
+                    .map_err(sdk("secretsmanager:GetRandomPassword"))?
                     .random_password
             }
         };
@@ -208,7 +209,7 @@ impl Kind for SecretKind {
             .set_tags(Some(d.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("secretsmanager:CreateSecret", e));
+            .map_err(sdk("secretsmanager:CreateSecret"));
         match res {
             Ok(_) => {}
             // A lost response to a create that happened: read back.
@@ -248,7 +249,7 @@ impl Kind for SecretKind {
                 .set_kms_key_id(p.kms_key_id.clone())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("secretsmanager:UpdateSecret", e))?;
+                .map_err(sdk("secretsmanager:UpdateSecret"))?;
         }
         set_replicas(aws, &l.id, &p.replica_regions, &was.replica_regions).await?;
         crate::tags::sync(
@@ -257,11 +258,11 @@ impl Kind for SecretKind {
             |set| async move {
                 let set = set.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
                 let call = aws.secretsmanager.tag_resource().secret_id(&l.id).set_tags(Some(set));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("secretsmanager:TagResource", e))
+                call.send().await.map(|_| ()).map_err(sdk("secretsmanager:TagResource"))
             },
             |keys| async move {
                 let call = aws.secretsmanager.untag_resource().secret_id(&l.id).set_tag_keys(Some(keys));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("secretsmanager:UntagResource", e))
+                call.send().await.map(|_| ()).map_err(sdk("secretsmanager:UntagResource"))
             },
         )
         .await?;
@@ -277,7 +278,7 @@ impl Kind for SecretKind {
         let call = aws.secretsmanager.delete_secret().secret_id(&l.id);
         let call =
             if days == 0 { call.force_delete_without_recovery(true) } else { call.recovery_window_in_days(days) };
-        let res = call.send().await.map_err(|e| AwsError::from_sdk("secretsmanager:DeleteSecret", e));
+        let res = call.send().await.map_err(sdk("secretsmanager:DeleteSecret"));
         not_found(res, &["ResourceNotFoundException"]).map(|_| ())
     }
 }
@@ -297,7 +298,7 @@ async fn set_replicas(aws: &Aws, id: &str, want: &[String], had: &[String]) -> R
             .set_add_replica_regions(replicas(&add))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("secretsmanager:ReplicateSecretToRegions", e))?;
+            .map_err(sdk("secretsmanager:ReplicateSecretToRegions"))?;
     }
     if !remove.is_empty() {
         let res = aws
@@ -307,7 +308,7 @@ async fn set_replicas(aws: &Aws, id: &str, want: &[String], had: &[String]) -> R
             .set_remove_replica_regions(Some(remove))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("secretsmanager:RemoveRegionsFromReplication", e));
+            .map_err(sdk("secretsmanager:RemoveRegionsFromReplication"));
         not_found(res, &["ResourceNotFoundException"])?;
     }
     Ok(())
@@ -326,13 +327,8 @@ fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
 /// The secret as `DescribeSecret` has it, and its primary region (another
 /// than this one for a replica).
 async fn describe(aws: &Aws, name: &str) -> Result<Option<(Live, Option<String>)>, AwsError> {
-    let res = aws
-        .secretsmanager
-        .describe_secret()
-        .secret_id(name)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("secretsmanager:DescribeSecret", e));
+    let res =
+        aws.secretsmanager.describe_secret().secret_id(name).send().await.map_err(sdk("secretsmanager:DescribeSecret"));
     let Some(s) = not_found(res, &["ResourceNotFoundException"])? else { return Ok(None) };
     let mut regions: Vec<String> =
         s.replication_status().iter().filter_map(|r| r.region().map(str::to_string)).collect();

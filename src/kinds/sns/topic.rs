@@ -24,6 +24,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope, Target};
 use crate::limits::Sent;
@@ -175,7 +176,7 @@ impl Kind for TopicKind {
             .set_tags(Some(sns_tags(&d.tags)?))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("sns:CreateTopic", e));
+            .map_err(sdk("sns:CreateTopic"));
         let arn = match res {
             Ok(out) => out.topic_arn().unwrap_or_default().to_string(),
             // SNS: "Topic already exists with different tags".
@@ -216,7 +217,7 @@ impl Kind for TopicKind {
                     .attribute_value(want.clone().unwrap_or_default())
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("sns:SetTopicAttributes", e))?;
+                    .map_err(sdk("sns:SetTopicAttributes"))?;
             }
         }
         if p.subscriptions != was.subscriptions {
@@ -229,11 +230,11 @@ impl Kind for TopicKind {
             &l.tags,
             |set| async move {
                 let call = aws.sns.tag_resource().resource_arn(topic).set_tags(Some(sns_tags(&set)?));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("sns:TagResource", e))
+                call.send().await.map(|_| ()).map_err(sdk("sns:TagResource"))
             },
             |keys| async move {
                 let call = aws.sns.untag_resource().resource_arn(topic).set_tag_keys(Some(keys));
-                call.send().await.map(|_| ()).map_err(|e| AwsError::from_sdk("sns:UntagResource", e))
+                call.send().await.map(|_| ()).map_err(sdk("sns:UntagResource"))
             },
         )
         .await?;
@@ -244,8 +245,7 @@ impl Kind for TopicKind {
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
         // Deleting a topic deletes its subscriptions.
-        let res =
-            aws.sns.delete_topic().topic_arn(&l.id).send().await.map_err(|e| AwsError::from_sdk("sns:DeleteTopic", e));
+        let res = aws.sns.delete_topic().topic_arn(&l.id).send().await.map_err(sdk("sns:DeleteTopic"));
         not_found(res, &["NotFound"]).map(|_| ())
     }
 }
@@ -278,19 +278,13 @@ async fn set_subscriptions(
             .return_subscription_arn(true)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("sns:Subscribe", e))?;
+            .map_err(sdk("sns:Subscribe"))?;
     }
     for (h, sub_arn) in have {
         if want.contains(h) || sub_arn == PENDING {
             continue;
         }
-        let res = aws
-            .sns
-            .unsubscribe()
-            .subscription_arn(sub_arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("sns:Unsubscribe", e));
+        let res = aws.sns.unsubscribe().subscription_arn(sub_arn).send().await.map_err(sdk("sns:Unsubscribe"));
         not_found(res, &["NotFound"])?;
     }
     Ok(())
@@ -298,13 +292,7 @@ async fn set_subscriptions(
 
 /// The topic's attributes; `None`: no such topic.
 async fn attributes(aws: &Aws, arn: &str) -> Result<Option<HashMap<String, String>>, AwsError> {
-    let res = aws
-        .sns
-        .get_topic_attributes()
-        .topic_arn(arn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("sns:GetTopicAttributes", e));
+    let res = aws.sns.get_topic_attributes().topic_arn(arn).send().await.map_err(sdk("sns:GetTopicAttributes"));
     Ok(not_found(res, &["NotFound"])?.map(|r| r.attributes.unwrap_or_default()))
 }
 
@@ -314,7 +302,7 @@ async fn subscriptions(aws: &Aws, arn: &str) -> Result<Vec<(Subscription, String
     let mut out = Vec::new();
     let mut pages = aws.sns.list_subscriptions_by_topic().topic_arn(arn).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = match page.map_err(|e| AwsError::from_sdk("sns:ListSubscriptionsByTopic", e)) {
+        let page = match page.map_err(sdk("sns:ListSubscriptionsByTopic")) {
             Err(e) if e.is("NotFound") => break,
             other => other?,
         };
@@ -334,7 +322,7 @@ async fn list_topics(aws: &Aws) -> Result<BTreeMap<String, String>, AwsError> {
     let mut out = BTreeMap::new();
     let mut pages = aws.sns.list_topics().into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| AwsError::from_sdk("sns:ListTopics", e))?;
+        let page = page.map_err(sdk("sns:ListTopics"))?;
         for t in page.topics() {
             if let Some(arn) = t.topic_arn() {
                 out.insert(arn.rsplit(':').next().unwrap_or_default().to_string(), arn.to_string());
@@ -345,13 +333,7 @@ async fn list_topics(aws: &Aws) -> Result<BTreeMap<String, String>, AwsError> {
 }
 
 async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
-    let res = aws
-        .sns
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("sns:ListTagsForResource", e));
+    let res = aws.sns.list_tags_for_resource().resource_arn(arn).send().await.map_err(sdk("sns:ListTagsForResource"));
     Ok(not_found(res, &["NotFound", "ResourceNotFound"])?.map(|r| {
         crate::kinds::tag_map(r.tags().iter().map(|t| (Some(t.key().to_string()), Some(t.value().to_string()))))
     }))
