@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, retry_while_in_use};
-use crate::kinds::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
+use crate::kinds::ec2::{claimed, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, Scope};
 
 pub struct ElasticIpKind;
@@ -40,16 +40,7 @@ impl Kind for ElasticIpKind {
             .send()
             .await
             .map_err(sdk("ec2:DescribeAddresses"))?;
-        Ok(out
-            .addresses
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|a| {
-                let tags = from_tags(a.tags());
-                let name = scope.owner(&tags, None)?;
-                Some(live(name, &a, tags))
-            })
-            .collect())
+        Ok(claimed(out.addresses.unwrap_or_default(), scope, |a| a.tags(), |name, a, tags| live(name, &a, tags)))
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {

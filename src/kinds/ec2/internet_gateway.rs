@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, retry_dependency_violation};
-use crate::kinds::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
+use crate::kinds::ec2::{claimed, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, Scope};
 use crate::limits::Sent;
 
@@ -52,14 +52,7 @@ impl Kind for InternetGatewayKind {
             .try_collect()
             .await
             .map_err(sdk("ec2:DescribeInternetGateways"))?;
-        Ok(gws
-            .into_iter()
-            .filter_map(|g| {
-                let tags = from_tags(g.tags());
-                let name = scope.owner(&tags, None)?;
-                Some(live(name, &g, tags))
-            })
-            .collect())
+        Ok(claimed(gws, scope, |g| g.tags(), |name, g, tags| live(name, &g, tags)))
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {

@@ -18,6 +18,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
 use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
+use crate::kinds::{Live, Scope};
 use crate::tags::{TAG_ENV, TAG_RESOURCE, TAG_STACK};
 
 /// `TagSpecifications` for a create call: tags land atomically with the
@@ -28,6 +29,25 @@ pub fn tag_spec(resource_type: ResourceType, tags: &BTreeMap<String, String>) ->
 
 pub fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+/// The objects of a describe call that `scope` owns, as [`Live`]. EC2 is
+/// read by the identity tags' filters and its objects are claimed by those
+/// tags alone, never by a name.
+pub fn claimed<T>(
+    items: impl IntoIterator<Item = T>,
+    scope: &Scope,
+    tags_of: impl Fn(&T) -> &[Tag],
+    live: impl Fn(String, T, BTreeMap<String, String>) -> Live,
+) -> Vec<Live> {
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let tags = from_tags(tags_of(&item));
+            let name = scope.owner(&tags, None)?;
+            Some(live(name, item, tags))
+        })
+        .collect()
 }
 
 pub fn from_tags(tags: &[Tag]) -> BTreeMap<String, String> {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found, waiter_error};
-use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
+use crate::kinds::ec2::{claimed, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, Scope};
 use crate::limits::Sent;
 
@@ -67,17 +67,11 @@ impl Kind for NatGatewayKind {
             .try_collect()
             .await
             .map_err(sdk("ec2:DescribeNatGateways"))?;
-        Ok(gws
-            .into_iter()
-            // Deleted and failed gateways stay listed for a while; they
-            // route nothing.
-            .filter(|g| !matches!(g.state(), Some(NatGatewayState::Deleted | NatGatewayState::Failed)))
-            .filter_map(|g| {
-                let tags = from_tags(g.tags());
-                let name = scope.owner(&tags, None)?;
-                Some(live(name, &g, tags))
-            })
-            .collect())
+        // Deleted and failed gateways stay listed for a while; they route
+        // nothing.
+        let gone = |g: &NatGateway| matches!(g.state(), Some(NatGatewayState::Deleted | NatGatewayState::Failed));
+        let gws = gws.into_iter().filter(|g| !gone(g));
+        Ok(claimed(gws, scope, |g| g.tags(), |name, g, tags| live(name, &g, tags)))
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {

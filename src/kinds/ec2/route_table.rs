@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found, retry_dependency_violation};
-use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
+use crate::kinds::ec2::{claimed, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
 
@@ -101,14 +101,7 @@ impl Kind for RouteTableKind {
             .try_collect()
             .await
             .map_err(sdk("ec2:DescribeRouteTables"))?;
-        Ok(tables
-            .into_iter()
-            .filter_map(|t| {
-                let tags = from_tags(t.tags());
-                let name = scope.owner(&tags, None)?;
-                Some(live(name, &t, tags))
-            })
-            .collect())
+        Ok(claimed(tables, scope, |t| t.tags(), |name, t, tags| live(name, &t, tags)))
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found, retry_dependency_violation};
-use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
+use crate::kinds::ec2::{claimed, from_tags, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
 
@@ -221,14 +221,7 @@ impl Kind for SecurityGroupKind {
             .try_collect()
             .await
             .map_err(sdk("ec2:DescribeSecurityGroups"))?;
-        Ok(groups
-            .into_iter()
-            .filter_map(|g| {
-                let tags = from_tags(g.tags());
-                let name = scope.owner(&tags, None)?;
-                Some(live(name, g, tags))
-            })
-            .collect())
+        Ok(claimed(groups, scope, |g| g.tags(), |name, g, tags| live(name, g, tags)))
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {

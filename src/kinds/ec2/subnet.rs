@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, waiter_error};
-use crate::kinds::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
+use crate::kinds::ec2::{claimed, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
 
@@ -123,14 +123,7 @@ impl Kind for SubnetKind {
             .try_collect()
             .await
             .map_err(sdk("ec2:DescribeSubnets"))?;
-        Ok(subnets
-            .into_iter()
-            .filter_map(|s| {
-                let tags = from_tags(s.tags());
-                let name = scope.owner(&tags, None)?;
-                Some(live(name, s, tags))
-            })
-            .collect())
+        Ok(claimed(subnets, scope, |s| s.tags(), |name, s, tags| live(name, s, tags)))
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {

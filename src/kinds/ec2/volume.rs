@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found, retry_while_in_use, waiter_error};
-use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
+use crate::kinds::ec2::{claimed, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope, TAG_ENV, TAG_RESOURCE, TAG_STACK};
 use crate::limits::Sent;
 
@@ -161,15 +161,9 @@ impl Kind for VolumeKind {
             .try_collect()
             .await
             .map_err(sdk("ec2:DescribeVolumes"))?;
-        Ok(volumes
-            .into_iter()
-            .filter(|v| !matches!(v.state(), Some(VolumeState::Deleted | VolumeState::Deleting)))
-            .filter_map(|v| {
-                let tags = from_tags(v.tags());
-                let name = scope.owner(&tags, None)?;
-                Some(live(name, &v, tags))
-            })
-            .collect())
+        let volumes =
+            volumes.into_iter().filter(|v| !matches!(v.state(), Some(VolumeState::Deleted | VolumeState::Deleting)));
+        Ok(claimed(volumes, scope, |v| v.tags(), |name, v, tags| live(name, &v, tags)))
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {

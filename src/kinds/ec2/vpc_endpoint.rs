@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found};
-use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
+use crate::kinds::ec2::{claimed, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
 
@@ -69,21 +69,11 @@ impl Kind for VpcEndpointKind {
             .try_collect()
             .await
             .map_err(sdk("ec2:DescribeVpcEndpoints"))?;
-        Ok(eps
-            .into_iter()
-            // The API documents `Deleted`, answers `deleted`: compare
-            // without case.
-            .filter(|e| {
-                !e.state().is_some_and(|s| {
-                    [State::Deleted, State::Deleting].iter().any(|g| g.as_str().eq_ignore_ascii_case(s.as_str()))
-                })
-            })
-            .filter_map(|e| {
-                let tags = from_tags(e.tags());
-                let name = scope.owner(&tags, None)?;
-                Some(live(name, &e, tags))
-            })
-            .collect())
+        // The API documents `Deleted`, answers `deleted`: compare without case.
+        let gone =
+            |s: &State| [State::Deleted, State::Deleting].iter().any(|g| g.as_str().eq_ignore_ascii_case(s.as_str()));
+        let eps = eps.into_iter().filter(|e| !e.state().is_some_and(gone));
+        Ok(claimed(eps, scope, |e| e.tags(), |name, e, tags| live(name, &e, tags)))
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
