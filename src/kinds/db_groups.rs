@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::aws::{Aws, AwsError};
-use crate::kinds::{Desired, Facts, ImportBy, Kind, Live, PropsError, Scope, Target};
+use crate::kinds::{Desired, Facts, ImportBy, Kind, LinkProblem, Linked, Live, PropsError, Scope, Target};
 
 type Tags = BTreeMap<String, String>;
 
@@ -106,6 +106,40 @@ fn outputs(g: &Group) -> BTreeMap<String, Value> {
 
 fn default_description() -> String {
     "Managed by converge".into()
+}
+
+/// The check both engines' instances make against the parameter group
+/// they name in `attr` (a `group_kind`): its family must be the one their
+/// engine version needs (`family_of(engine, version)`), and a version must
+/// be given, or the service picks its default and, with it, maybe another
+/// family (`unpinned` says what the service then does).
+pub fn check_family<'a>(
+    props: &Value,
+    linked: &dyn Fn(&str) -> Option<Linked<'a>>,
+    (attr, group_kind): (&str, &str),
+    default_engine: &str,
+    family_of: fn(&str, &str) -> Option<String>,
+    unpinned: &str,
+) -> Vec<LinkProblem> {
+    let Some(group) = linked(attr).filter(|l| l.kind == group_kind) else { return Vec::new() };
+    let family = group.props.get("family").and_then(Value::as_str);
+    let Some(family) = family.filter(|f| !crate::value::is_unknown_str(f)) else { return Vec::new() };
+    let engine = props.get("engine").and_then(Value::as_str).unwrap_or(default_engine);
+    let other = Some((group.name.clone(), "family".to_string()));
+    let problem = |message: String| vec![LinkProblem { attr: "engine_version".into(), message, other: other.clone() }];
+    match props.get("engine_version").and_then(Value::as_str) {
+        None => {
+            problem(format!("no `engine_version`, but parameter group `{}` is for `{family}`: {unpinned}", group.name))
+        }
+        Some(v) if crate::value::is_unknown_str(v) => Vec::new(),
+        Some(v) => match family_of(engine, v) {
+            Some(want) if want != family => problem(format!(
+                "{engine} {v} needs a parameter group of family `{want}`, but `{}` is `{family}`",
+                group.name
+            )),
+            _ => Vec::new(),
+        },
+    }
 }
 
 // ---- parameter groups ------------------------------------------------------

@@ -154,38 +154,9 @@ impl Kind for ReplicationGroupKind {
         props: &Value,
         linked: &dyn Fn(&str) -> Option<crate::kinds::Linked<'a>>,
     ) -> Vec<crate::kinds::LinkProblem> {
-        let Some(group) = linked("parameter_group_name").filter(|l| l.kind == "elasticache.parameter_group") else {
-            return Vec::new();
-        };
-        let Some(family) =
-            group.props.get("family").and_then(Value::as_str).filter(|f| !crate::value::is_unknown_str(f))
-        else {
-            return Vec::new();
-        };
-        let engine = props.get("engine").and_then(Value::as_str).unwrap_or("redis");
-        let other = Some((group.name.clone(), "family".to_string()));
-        match props.get("engine_version").and_then(Value::as_str) {
-            None => vec![crate::kinds::LinkProblem {
-                attr: "engine_version".into(),
-                message: format!(
-                    "no `engine_version`, but parameter group `{}` is for `{family}`: ElastiCache would pick its default version; pin it (e.g. `engine_version: \"7.1\"`)",
-                    group.name
-                ),
-                other,
-            }],
-            Some(v) if crate::value::is_unknown_str(v) => Vec::new(),
-            Some(v) => match cache_family(engine, v) {
-                Some(want) if want != family => vec![crate::kinds::LinkProblem {
-                    attr: "engine_version".into(),
-                    message: format!(
-                        "{engine} {v} needs a parameter group of family `{want}`, but `{}` is `{family}`",
-                        group.name
-                    ),
-                    other,
-                }],
-                _ => Vec::new(),
-            },
-        }
+        let group = ("parameter_group_name", "elasticache.parameter_group");
+        let unpinned = "ElastiCache would pick its default version; pin it (e.g. `engine_version: \"7.1\"`)";
+        crate::kinds::db_groups::check_family(props, linked, group, "redis", cache_family, unpinned)
     }
 
     fn check_physical_name(&self, name: &str) -> Result<(), String> {

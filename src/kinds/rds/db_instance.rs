@@ -220,39 +220,9 @@ impl Kind for DbInstanceKind {
         props: &Value,
         linked: &dyn Fn(&str) -> Option<crate::kinds::Linked<'a>>,
     ) -> Vec<crate::kinds::LinkProblem> {
-        let Some(group) = linked("db_parameter_group_name").filter(|l| l.kind == "rds.db_parameter_group") else {
-            return Vec::new();
-        };
-        let Some(family) =
-            group.props.get("family").and_then(Value::as_str).filter(|f| !crate::value::is_unknown_str(f))
-        else {
-            return Vec::new();
-        };
-        let engine = props.get("engine").and_then(Value::as_str).unwrap_or("postgres");
-        let other = Some((group.name.clone(), "family".to_string()));
-        let version = props.get("engine_version").and_then(Value::as_str);
-        match version.filter(|v| !crate::value::is_unknown_str(v)) {
-            None if version.is_none() => vec![crate::kinds::LinkProblem {
-                attr: "engine_version".into(),
-                message: format!(
-                    "no `engine_version`, but parameter group `{}` is for `{family}`: RDS would pick its current default major version, and CreateDBInstance refuses a parameter group of another family; pin the version (e.g. `engine_version: \"16.4\"`)",
-                    group.name
-                ),
-                other,
-            }],
-            Some(v) => match db_family(engine, v) {
-                Some(want) if want != family => vec![crate::kinds::LinkProblem {
-                    attr: "engine_version".into(),
-                    message: format!(
-                        "{engine} {v} needs a parameter group of family `{want}`, but `{}` is `{family}`",
-                        group.name
-                    ),
-                    other,
-                }],
-                _ => Vec::new(),
-            },
-            None => Vec::new(),
-        }
+        let group = ("db_parameter_group_name", "rds.db_parameter_group");
+        let unpinned = "RDS would pick its current default major version, and CreateDBInstance refuses a parameter group of another family; pin the version (e.g. `engine_version: \"16.4\"`)";
+        crate::kinds::db_groups::check_family(props, linked, group, "postgres", db_family, unpinned)
     }
 
     fn check_physical_name(&self, name: &str) -> Result<(), String> {
