@@ -41,13 +41,30 @@ pub trait GroupApi: Send + Sync + 'static {
     fn check_name(name: &str) -> Result<(), String>;
     /// The group of this name; `None` if there is none.
     fn describe(aws: &Aws, name: &str) -> impl Future<Output = Result<Option<Group>, AwsError>> + Send;
-    /// Its tags by ARN; `None` if it is gone.
-    fn list_tags(aws: &Aws, arn: &str) -> impl Future<Output = Result<Option<Tags>, AwsError>> + Send;
-    /// Sets `set` on the group and removes the keys `remove`.
-    fn tag(aws: &Aws, arn: &str, set: Tags) -> impl Future<Output = Result<(), AwsError>> + Send;
-    fn untag(aws: &Aws, arn: &str, remove: Vec<String>) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// How the service tags a resource by ARN.
+    type Tagging: ArnTagging;
     /// Deletes the group; already gone is success.
     fn delete(aws: &Aws, name: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// How RDS and ElastiCache tag any of their resources: by ARN, with
+/// `ListTagsForResource`, `AddTagsToResource` and `RemoveTagsFromResource`.
+/// Implemented once per service (`rds::RdsTags`, `elasticache::CacheTags`).
+pub trait ArnTagging: Send + Sync + 'static {
+    /// The resource's tags; `None` if it is gone.
+    fn list_tags(aws: &Aws, arn: &str) -> impl Future<Output = Result<Option<Tags>, AwsError>> + Send;
+    fn tag(aws: &Aws, arn: &str, set: Tags) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn untag(aws: &Aws, arn: &str, keys: Vec<String>) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Sets changed tags and removes unwanted ones (never the `converge:`
+    /// ones).
+    fn sync_tags(
+        aws: &Aws,
+        arn: &str,
+        desired: &Tags,
+        live: &Tags,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send {
+        crate::tags::sync(desired, live, |set| Self::tag(aws, arn, set), |keys| Self::untag(aws, arn, keys))
+    }
 }
 
 /// The error of a create that met a group of the same name.
@@ -68,7 +85,7 @@ async fn created<A: GroupApi>(
         Ok(None) => Err(AwsError::other(A::FACTS.type_name, "the create's response has no group")),
         Err(e) if already_exists(&e) => {
             let g = A::describe(aws, &d.physical_name).await?.ok_or_else(|| e.clone())?;
-            let tags = A::list_tags(aws, &g.arn).await?.unwrap_or_default();
+            let tags = A::Tagging::list_tags(aws, &g.arn).await?.unwrap_or_default();
             if !crate::tags::same_resource(&tags, &d.tags) {
                 return Err(e);
             }
@@ -84,7 +101,7 @@ async fn created<A: GroupApi>(
 /// only by their tags.
 async fn owned<A: GroupApi>(aws: &Aws, scope: &Scope, t: &Target) -> Result<Option<(String, Group, Tags)>, AwsError> {
     let Some(g) = A::describe(aws, &t.id).await? else { return Ok(None) };
-    let Some(tags) = t.tags_or(A::list_tags(aws, &g.arn)).await? else { return Ok(None) };
+    let Some(tags) = t.tags_or(A::Tagging::list_tags(aws, &g.arn)).await? else { return Ok(None) };
     let by_name = matches!(A::FACTS.import_by, ImportBy::Name);
     Ok(scope.owner(&tags, by_name.then_some(t.id.as_str())).map(|owner| (owner, g, tags)))
 }
@@ -92,7 +109,7 @@ async fn owned<A: GroupApi>(aws: &Aws, scope: &Scope, t: &Target) -> Result<Opti
 /// Brings the group's tags to `desired`, never touching `converge:` ones.
 async fn sync_tags<A: GroupApi>(aws: &Aws, l: &Live, desired: &Tags) -> Result<(), AwsError> {
     let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default();
-    crate::tags::sync(desired, &l.tags, |set| A::tag(aws, arn, set), |keys| A::untag(aws, arn, keys)).await
+    A::Tagging::sync_tags(aws, arn, desired, &l.tags).await
 }
 
 fn outputs(g: &Group) -> BTreeMap<String, Value> {

@@ -20,6 +20,7 @@ pub type ParameterGroupKind = ParameterGroup<CacheParameterGroups>;
 const NOT_FOUND: &[&str] = &["CacheParameterGroupNotFound", "CacheParameterGroupNotFoundFault"];
 
 impl GroupApi for CacheParameterGroups {
+    type Tagging = crate::kinds::elasticache::CacheTags;
     const FACTS: &'static Facts = &Facts {
         type_name: "elasticache.parameter_group",
         doc: "An ElastiCache parameter group (Redis OSS or Valkey). Outputs: `id`, `name`, `arn`.",
@@ -57,18 +58,6 @@ impl GroupApi for CacheParameterGroups {
             .map_err(sdk("elasticache:DescribeCacheParameterGroups"));
         let found = not_found(res, NOT_FOUND)?;
         Ok(found.and_then(|out| out.cache_parameter_groups?.into_iter().next()).map(group))
-    }
-
-    async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<Tags>, AwsError> {
-        crate::kinds::elasticache::list_tags(aws, arn).await
-    }
-
-    async fn tag(aws: &Aws, arn: &str, set: Tags) -> Result<(), AwsError> {
-        crate::kinds::elasticache::tag(aws, arn, set).await
-    }
-
-    async fn untag(aws: &Aws, arn: &str, remove: Vec<String>) -> Result<(), AwsError> {
-        crate::kinds::elasticache::untag(aws, arn, remove).await
     }
 
     async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {

@@ -18,7 +18,8 @@ use serde_json::Value;
 use crate::aws::sdk;
 use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, Polled, not_found};
-use crate::kinds::elasticache::{check_id, list_tags, sync_tags, to_tags};
+use crate::kinds::db_groups::ArnTagging;
+use crate::kinds::elasticache::{CacheTags, check_id, to_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
 
@@ -169,7 +170,7 @@ impl Kind for ReplicationGroupKind {
             if g.status() == Some("deleting") {
                 return Ok(None);
             }
-            let Some(tags) = t.tags_or(list_tags(aws, g.arn().unwrap_or_default())).await? else {
+            let Some(tags) = t.tags_or(CacheTags::list_tags(aws, g.arn().unwrap_or_default())).await? else {
                 return Ok(None);
             };
             let Some(owner) = scope.owner(&tags, Some(&t.id)) else { return Ok(None) };
@@ -216,11 +217,11 @@ impl Kind for ReplicationGroupKind {
             Err(e) => return Err(e),
         }
         let g = wait_available(aws, &d.physical_name, d.timeout).await?;
-        let tags = list_tags(aws, g.arn().unwrap_or_default()).await?.unwrap_or_default();
+        let tags = CacheTags::list_tags(aws, g.arn().unwrap_or_default()).await?.unwrap_or_default();
         let l = live(d.name.clone(), g, None, tags);
         if l.tags != d.tags {
             let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default();
-            sync_tags(aws, arn, &d.tags, &l.tags).await?;
+            CacheTags::sync_tags(aws, arn, &d.tags, &l.tags).await?;
         }
         Ok(Live { tags: d.tags.clone(), ..l })
     }
@@ -296,7 +297,7 @@ impl Kind for ReplicationGroupKind {
             wait_available(aws, &l.id, d.timeout).await?;
         }
         let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default();
-        sync_tags(aws, arn, &d.tags, &l.tags).await?;
+        CacheTags::sync_tags(aws, arn, &d.tags, &l.tags).await?;
         let mut now = p.clone();
         now.auth_token = None;
         Ok(Live { props: crate::kinds::to_value(&now), tags: d.tags.clone(), ..l.clone() })

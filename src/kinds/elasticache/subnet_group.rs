@@ -18,6 +18,7 @@ pub struct CacheSubnetGroups;
 pub type SubnetGroupKind = SubnetGroup<CacheSubnetGroups>;
 
 impl GroupApi for CacheSubnetGroups {
+    type Tagging = crate::kinds::elasticache::CacheTags;
     const FACTS: &'static Facts = &Facts {
         type_name: "elasticache.subnet_group",
         doc: "An ElastiCache cache subnet group. Outputs: `id` and `name` (the group name), `arn`.",
@@ -49,18 +50,6 @@ impl GroupApi for CacheSubnetGroups {
             .map_err(sdk("elasticache:DescribeCacheSubnetGroups"));
         let found = not_found(res, &["CacheSubnetGroupNotFoundFault"])?;
         Ok(found.and_then(|out| out.cache_subnet_groups?.into_iter().next()).map(group))
-    }
-
-    async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<Tags>, AwsError> {
-        crate::kinds::elasticache::list_tags(aws, arn).await
-    }
-
-    async fn tag(aws: &Aws, arn: &str, set: Tags) -> Result<(), AwsError> {
-        crate::kinds::elasticache::tag(aws, arn, set).await
-    }
-
-    async fn untag(aws: &Aws, arn: &str, remove: Vec<String>) -> Result<(), AwsError> {
-        crate::kinds::elasticache::untag(aws, arn, remove).await
     }
 
     async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {

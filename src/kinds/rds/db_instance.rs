@@ -15,8 +15,9 @@ use serde_json::Value;
 use crate::aws::sdk;
 use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, Polled, not_found};
+use crate::kinds::db_groups::ArnTagging;
 use crate::kinds::rds::restore::{check_restore, restored_from, with_restore};
-use crate::kinds::rds::{check_identifier, from_tags, sync_tags, to_tags};
+use crate::kinds::rds::{RdsTags, check_identifier, from_tags, to_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
 
@@ -353,7 +354,7 @@ impl Kind for DbInstanceKind {
             m.send().await.map_err(sdk("rds:ModifyDBInstance"))?;
         }
         let arn = l.outputs.get("arn").and_then(Value::as_str).unwrap_or_default().to_string();
-        sync_tags(aws, &arn, &d.tags, &l.tags).await?;
+        RdsTags::sync_tags(aws, &arn, &d.tags, &l.tags).await?;
         if changed {
             return wait_available(aws, &l.id, d.timeout, l.name.clone()).await;
         }

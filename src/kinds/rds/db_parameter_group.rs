@@ -18,6 +18,7 @@ pub struct RdsParameterGroups;
 pub type DbParameterGroupKind = ParameterGroup<RdsParameterGroups>;
 
 impl GroupApi for RdsParameterGroups {
+    type Tagging = crate::kinds::rds::RdsTags;
     const FACTS: &'static Facts = &Facts {
         type_name: "rds.db_parameter_group",
         doc: "An RDS DB parameter group. Changes apply at the instance's next reboot (`pending-reboot`), never as a surprise restart. Outputs: `id`, `name`, `arn`.",
@@ -56,18 +57,6 @@ impl GroupApi for RdsParameterGroups {
             .map_err(sdk("rds:DescribeDBParameterGroups"));
         let found = not_found(res, &["DBParameterGroupNotFound"])?;
         Ok(found.and_then(|out| out.db_parameter_groups?.into_iter().next()).map(group))
-    }
-
-    async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<Tags>, AwsError> {
-        crate::kinds::rds::list_tags(aws, arn).await
-    }
-
-    async fn tag(aws: &Aws, arn: &str, set: Tags) -> Result<(), AwsError> {
-        crate::kinds::rds::tag(aws, arn, set).await
-    }
-
-    async fn untag(aws: &Aws, arn: &str, remove: Vec<String>) -> Result<(), AwsError> {
-        crate::kinds::rds::untag(aws, arn, remove).await
     }
 
     async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {

@@ -17,6 +17,7 @@ pub struct RdsSubnetGroups;
 pub type DbSubnetGroupKind = SubnetGroup<RdsSubnetGroups>;
 
 impl GroupApi for RdsSubnetGroups {
+    type Tagging = crate::kinds::rds::RdsTags;
     const FACTS: &'static Facts = &Facts {
         type_name: "rds.db_subnet_group",
         doc: "An RDS DB subnet group. Outputs: `id` and `name` (the group name), `arn`.",
@@ -48,18 +49,6 @@ impl GroupApi for RdsSubnetGroups {
             .map_err(sdk("rds:DescribeDBSubnetGroups"));
         let found = not_found(res, &["DBSubnetGroupNotFoundFault"])?;
         Ok(found.and_then(|out| out.db_subnet_groups?.into_iter().next()).map(group))
-    }
-
-    async fn list_tags(aws: &Aws, arn: &str) -> Result<Option<Tags>, AwsError> {
-        crate::kinds::rds::list_tags(aws, arn).await
-    }
-
-    async fn tag(aws: &Aws, arn: &str, set: Tags) -> Result<(), AwsError> {
-        crate::kinds::rds::tag(aws, arn, set).await
-    }
-
-    async fn untag(aws: &Aws, arn: &str, remove: Vec<String>) -> Result<(), AwsError> {
-        crate::kinds::rds::untag(aws, arn, remove).await
     }
 
     async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
