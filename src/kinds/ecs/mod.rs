@@ -120,14 +120,16 @@ pub fn services_by_cluster<'a, I: IntoIterator<Item = &'a str>>(arns: I) -> BTre
 }
 
 /// Deregisters ACTIVE revisions of `family` beyond the newest `keep`,
-/// except `current`, `previous` and the last known good's (marked
-/// `converge:known-good`).
+/// except `current`, `previous`, the last known good's (marked
+/// `converge:known-good`) and any not tagged for `owner`'s stack and
+/// environment (registered by hand, by another tool or stack).
 pub async fn prune_task_definitions(
     aws: &Aws,
     family: &str,
     keep: i32,
     current: &str,
     previous: Option<&str>,
+    owner: &Tags,
 ) -> Result<(), AwsError> {
     let active = active_revisions(aws, family).await?;
     let keep = keep.max(2) as usize;
@@ -136,10 +138,22 @@ pub async fn prune_task_definitions(
         if arn == current || Some(arn.as_str()) == previous {
             continue;
         }
-        let known_good =
-            describe_task_definition(aws, arn).await?.is_some_and(|(_, tags)| tags.contains_key(TAG_KNOWN_GOOD));
-        if !known_good {
+        let prunable = describe_task_definition(aws, arn)
+            .await?
+            .is_some_and(|(_, tags)| !tags.contains_key(TAG_KNOWN_GOOD) && crate::tags::same_owner(&tags, owner));
+        if prunable {
             deregister_task_definition(aws, arn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deregisters every ACTIVE revision of `family` tagged for `owner`'s stack
+/// and environment; others' revisions of the family stay.
+pub async fn deregister_family(aws: &Aws, family: &str, owner: &Tags) -> Result<(), AwsError> {
+    for arn in active_revisions(aws, family).await? {
+        if describe_task_definition(aws, &arn).await?.is_some_and(|(_, tags)| crate::tags::same_owner(&tags, owner)) {
+            deregister_task_definition(aws, &arn).await?;
         }
     }
     Ok(())

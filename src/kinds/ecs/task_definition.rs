@@ -403,12 +403,16 @@ impl Kind for TaskDefinitionKind {
             .send()
             .await
             .map_err(sdk("ecs:TagResource"))?;
+        // Only this stack and environment's revisions: another's mark in a
+        // family of the same name is its own.
+        let owner =
+            crate::kinds::ecs::describe_task_definition(aws, id).await?.map(|(_, tags)| tags).unwrap_or_default();
         for arn in crate::kinds::ecs::active_revisions(aws, family).await? {
             if arn == id {
                 continue;
             }
             let Some((_, tags)) = crate::kinds::ecs::describe_task_definition(aws, &arn).await? else { continue };
-            if tags.contains_key(TAG_KNOWN_GOOD) {
+            if tags.contains_key(TAG_KNOWN_GOOD) && crate::tags::same_owner(&tags, &owner) {
                 aws.ecs
                     .untag_resource()
                     .resource_arn(&arn)
@@ -423,10 +427,7 @@ impl Kind for TaskDefinitionKind {
 
     async fn delete(&self, aws: &Aws, l: &Live, _spec: Option<&Value>) -> Result<(), AwsError> {
         let family = l.outputs.get("family").and_then(Value::as_str).unwrap_or_default();
-        for arn in crate::kinds::ecs::active_revisions(aws, family).await? {
-            crate::kinds::ecs::deregister_task_definition(aws, &arn).await?;
-        }
-        Ok(())
+        crate::kinds::ecs::deregister_family(aws, family, &l.tags).await
     }
 }
 
@@ -490,7 +491,7 @@ async fn register(aws: &Aws, d: &Desired, previous: Option<&str>) -> Result<Live
         }
     };
     let arn = td.task_definition_arn().unwrap_or_default().to_string();
-    crate::kinds::ecs::prune_task_definitions(aws, family, keep, &arn, previous).await?;
+    crate::kinds::ecs::prune_task_definitions(aws, family, keep, &arn, previous, &d.tags).await?;
     Ok(live(d.name.clone(), &td, tags))
 }
 
