@@ -11,6 +11,9 @@
 //! - A second object of a resource still in the spec (an old half left by
 //!   a killed run) is deleted after every resource depending on the
 //!   resource was created or updated, so users have moved to the kept one.
+//! - A create starts after the delete, in the same run, of the object that
+//!   holds the physical name it needs (a resource renamed without
+//!   `renamed_from`): the name is free when it is asked for.
 //! - When an operation fails, running ones finish, independent branches go
 //!   on, and everything depending on the failure is skipped.
 //! - Safe to kill at any point: every create tags its object in the create
@@ -95,6 +98,8 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
     let mut replaced_create: BTreeMap<usize, usize> = BTreeMap::new();
     // Old halves of replaces created first: delete op → the resource.
     let mut created_first: BTreeMap<usize, &str> = BTreeMap::new();
+    // Creates that need a name an object deleted in this run holds.
+    let mut takes_name: Vec<(usize, &str)> = Vec::new();
     for rc in &plan.resources {
         let kind = crate::kinds::lookup(rc.kind).expect("planned kinds are registered");
         let mut push = |op: OpKind, replace: bool| {
@@ -129,6 +134,9 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
                     create_or_update.insert(&rc.name, c);
                 }
             },
+        }
+        if let (Some(holder), Some(&i)) = (rc.takes_name_of.as_deref(), create_or_update.get(rc.name.as_str())) {
+            takes_name.push((i, holder));
         }
     }
     let spec_graph = crate::graph::Graph::new(stack.resources.values().map(|r| (r.name.as_str(), &r.deps)));
@@ -172,7 +180,34 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
     for (j, i) in plan::delete_edges(stack, &objects) {
         deps[deletes[i]].insert(deletes[j]);
     }
+    // A create waits for the delete of the object that holds the name it
+    // needs ([`plan::ResourceChange::takes_name_of`]), unless that delete
+    // already waits for it.
+    for (create, holder) in takes_name {
+        let delete = (0..ops.len()).find(|&j| ops[j].op == OpKind::Delete && !ops[j].replace && ops[j].name == holder);
+        if let Some(delete) = delete
+            && ops[delete].kind.type_name() == ops[create].kind.type_name()
+            && !waits_for(&deps, delete, create)
+        {
+            deps[create].insert(delete);
+        }
+    }
     OpGraph { ops, deps }
+}
+
+/// Whether op `from` waits, directly or not, for op `to`.
+fn waits_for(deps: &[BTreeSet<usize>], from: usize, to: usize) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![from];
+    while let Some(k) = stack.pop() {
+        if k == to {
+            return true;
+        }
+        if seen.insert(k) {
+            stack.extend(deps[k].iter().copied());
+        }
+    }
+    false
 }
 
 /// How one operation ended.

@@ -126,6 +126,7 @@ mod tests {
                 replace_order: None,
                 replacement_name: None,
                 moved_from: None,
+                takes_name_of: None,
                 live: Some(kept_live.into()),
             }],
             read: Vec::new(),

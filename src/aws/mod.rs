@@ -219,12 +219,6 @@ impl AwsError {
         self.code == code
     }
 
-    /// A create that found `name` taken by an object that is not this
-    /// resource's ([`crate::tags::same_resource`]): never adopted.
-    pub fn not_ours(operation: &'static str, what: &str, name: &str) -> AwsError {
-        AwsError::other(operation, format!("{what} {name} exists and is not this resource's"))
-    }
-
     pub fn other(operation: &'static str, message: impl Into<String>) -> AwsError {
         AwsError { operation, code: "ConvergeError".into(), message: message.into(), transient: false }
     }

@@ -74,7 +74,7 @@ fn already_exists(e: &AwsError) -> bool {
 
 /// After a create: the group it made, or, when the name was taken (a lost
 /// response to a create that happened), the group of that name if it
-/// carries this resource's tags; else the create's error.
+/// carries this resource's tags ([`Desired::take_if_ours`]).
 async fn created<A: GroupApi>(
     aws: &Aws,
     d: &Desired,
@@ -86,9 +86,7 @@ async fn created<A: GroupApi>(
         Err(e) if already_exists(&e) => {
             let g = A::describe(aws, &d.physical_name).await?.ok_or_else(|| e.clone())?;
             let tags = A::Tagging::list_tags(aws, &g.arn).await?.unwrap_or_default();
-            if !crate::tags::same_resource(&tags, &d.tags) {
-                return Err(e);
-            }
+            d.take_if_ours(e.operation, &tags)?;
             Ok((g, tags))
         }
         Err(e) => Err(e),

@@ -8,7 +8,7 @@ use std::future::Future;
 
 use serde_json::Value;
 
-use super::{Live, TAG_ENV, TAG_RESOURCE, TAG_STACK};
+use super::{Desired, Live, TAG_ENV, TAG_RESOURCE, TAG_STACK};
 use crate::aws::{Aws, AwsError};
 
 /// Which stack and environment a read is for, and the resources of this kind
@@ -42,7 +42,10 @@ pub struct Scope {
 /// The calls of one kind's read of live state, named `service:Action` (as
 /// `--stats` and IAM name them). Besides these, a kind read through the
 /// ownership index shares its pages, and describes by name each spec name
-/// the index does not hold (none in a converged stack).
+/// the index does not hold; a kind whose names are unique and that lists
+/// its objects otherwise (launch templates, IAM, secrets) reads the names
+/// its list does not hold the same way ([`Scope::with_unheld_names`]). In a
+/// converged stack there are none.
 #[derive(Debug, Clone, Copy)]
 pub struct Reads {
     /// Made once per read, plus their pages: list and batch calls.
@@ -133,23 +136,99 @@ pub struct Conflict {
     pub owner: Option<(String, String, String)>,
 }
 
+impl Conflict {
+    /// Who holds the name, and what to do: the message after the resource.
+    fn holder(&self) -> String {
+        held(&format!("`{}`", self.physical_name), &self.resource, self.owner.as_ref())
+    }
+}
+
+/// `object` (how the message names it) exists, held by `owner` (`(stack,
+/// env, resource)` it is tagged for; `None`: untagged), where `resource`
+/// wants it.
+fn held(object: &str, resource: &str, owner: Option<&(String, String, String)>) -> String {
+    match owner {
+        Some((stack, env, other)) => format!(
+            "{object} exists and belongs to stack {stack}, environment {env} (its resource `{other}`); converge never touches another stack's or environment's objects: give `{resource}` another `name:`"
+        ),
+        None => format!(
+            "{object} exists and no converge stack manages it; to take it over, set `adopt: true` on `{resource}` (the plan shows the tags it adds), or give it another `name:`"
+        ),
+    }
+}
+
 impl std::fmt::Display for Conflict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Conflict { resource, kind, physical_name, owner } = self;
-        match owner {
-            Some((stack, env, other)) => write!(
-                f,
-                "resource `{resource}` ({kind}): `{physical_name}` exists and belongs to stack {stack}, environment {env} (its resource `{other}`); converge never touches another stack's or environment's objects: give `{resource}` another `name:`"
-            ),
-            None => write!(
-                f,
-                "resource `{resource}` ({kind}): `{physical_name}` exists and no converge stack manages it; to take it over, set `adopt: true` on `{resource}` (the plan shows the tags it adds), or give it another `name:`"
-            ),
+        write!(f, "resource `{}` ({}): {}", self.resource, self.kind, self.holder())
+    }
+}
+
+impl Desired {
+    /// The rule for an object found by this resource's physical name while
+    /// creating it: after a create that met "already exists", or a create
+    /// call AWS makes idempotent by name (it hands back what has the name).
+    /// The name may be held by what an earlier attempt of this very create
+    /// made (its response was lost), or by an object that is not this
+    /// resource's: made since the plan read it (by hand, by another run), or
+    /// one of this stack's that this run deletes under another key.
+    ///
+    /// # Guarantees
+    /// `Ok` only when `tags`, the found object's, are this resource's own
+    /// ([`crate::tags::same_resource`]: its stack, environment and resource,
+    /// which only its own create call sets). Otherwise the error says who
+    /// holds the name; the caller has not changed the object and must not.
+    pub fn take_if_ours(&self, operation: &'static str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
+        self.take_if_ours_as(operation, &format!("`{}`", self.physical_name), tags)
+    }
+
+    /// [`Desired::take_if_ours`] for an object found by something other than
+    /// the physical name (a listener by its port): `object` names it.
+    pub fn take_if_ours_as(
+        &self,
+        operation: &'static str,
+        object: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        if crate::tags::same_resource(tags, &self.tags) {
+            return Ok(());
         }
+        let other = tags.get(TAG_RESOURCE).map_or("?", String::as_str);
+        let message = match (tags.get(TAG_STACK), tags.get(TAG_ENV)) {
+            _ if crate::tags::same_owner(tags, &self.tags) => format!(
+                "{object} exists and is resource `{other}`'s of this stack and environment; converge never gives one resource's object to another: to move it, say `renamed_from: {other}` on `{}`",
+                self.name
+            ),
+            (Some(s), Some(e)) => held(object, &self.name, Some(&(s.clone(), e.clone(), other.to_string()))),
+            _ => held(object, &self.name, None),
+        };
+        Err(AwsError::other(operation, message))
+    }
+
+    /// The error for an object that holds this resource's physical name with
+    /// tags the caller cannot read, and other than this resource's.
+    pub fn name_taken(&self, operation: &'static str) -> AwsError {
+        let message = format!(
+            "`{}` exists with other tags than this resource's; converge never takes an object it did not make: run `converge plan` to see who holds it",
+            self.physical_name
+        );
+        AwsError::other(operation, message)
     }
 }
 
 impl Scope {
+    /// The names a kind that lists this stack's objects by something other
+    /// than the ownership index reads one by one: each listed, then each of
+    /// the spec's physical names none of them has (an object of another
+    /// stack or environment, an untagged one to adopt or refuse, or none:
+    /// [`Scope::owner`], given the name, tells). In a converged stack the
+    /// second part is empty.
+    pub fn with_unheld_names<'a>(&self, listed: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut names: Vec<String> = listed.into_iter().map(str::to_string).collect();
+        let unheld: Vec<String> = self.names.keys().filter(|n| !names.contains(n)).cloned().collect();
+        names.extend(unheld);
+        names
+    }
+
     /// What a kind read through the ownership index describes: each object
     /// the index says this stack/env owns (with its tags), then each of the
     /// spec's physical names no such object stands for (an object of

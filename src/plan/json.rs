@@ -114,6 +114,10 @@ pub struct ResourceDoc {
     /// (`renamed_from`): that key. The object is retagged, never recreated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<String>,
+    /// For a create: the resource this plan destroys whose object has the
+    /// name the create needs; its delete goes first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takes_name_of: Option<String>,
     /// A delete or replace of an object holding data or marked `protect`:
     /// apply refuses it without `protect: false` and `--allow-destroy`.
     pub protected: bool,
@@ -214,6 +218,7 @@ fn resource(r: &ResourceChange) -> ResourceDoc {
         }),
         replacement_name: r.replacement_name.clone(),
         moved_from: r.moved_from.clone(),
+        takes_name_of: r.takes_name_of.clone(),
         protected: r.protected,
         changes: r.changes.iter().map(change).collect(),
     }

@@ -83,6 +83,11 @@ pub struct ResourceChange {
     /// to this one (`renamed_from`): retagged in place, never recreated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<String>,
+    /// For a create (or a replace's new half): the resource this plan
+    /// destroys whose object holds the physical name it needs (a key
+    /// renamed without `renamed_from`). Its delete goes first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub takes_name_of: Option<String>,
     /// The live object, for the executor.
     #[serde(skip)]
     pub live: Option<Arc<Live>>,
@@ -452,7 +457,28 @@ fn delete_change(stack: &Stack, kind: &'static str, live: &Arc<Live>, reason: &s
         replace_order: None,
         replacement_name: None,
         moved_from: None,
+        takes_name_of: None,
         live: Some(Arc::clone(live)),
+    }
+}
+
+/// Sets [`ResourceChange::takes_name_of`]: a create whose physical name the
+/// object of a resource this plan destroys holds (same kind).
+fn mark_taken_names(stack: &Stack, resources: &mut [ResourceChange]) {
+    let mut held: BTreeMap<(&'static str, String), String> = BTreeMap::new();
+    for d in resources.iter().filter(|d| d.action == Action::Delete) {
+        let name = d.live.as_ref().and_then(|l| {
+            let output = crate::kinds::lookup(d.kind)?.physical_name_output()?;
+            l.outputs.get(output)?.as_str().map(str::to_string)
+        });
+        if let Some(name) = name {
+            held.insert((d.kind, name), d.name.clone());
+        }
+    }
+    for r in resources.iter_mut().filter(|r| matches!(r.action, Action::Create | Action::Replace)) {
+        let Some(spec) = stack.resources.get(&r.name) else { continue };
+        let wanted = r.replacement_name.clone().unwrap_or_else(|| spec.physical_name.clone());
+        r.takes_name_of = held.get(&(r.kind, wanted)).filter(|holder| **holder != r.name).cloned();
     }
 }
 
@@ -503,6 +529,7 @@ fn plan_resource<'a>(
             replace_order: None,
             replacement_name: None,
             moved_from: None,
+            takes_name_of: None,
             live: None,
         };
         return Planned { live: None, change: Some(Ok(rc)), outputs: None };
@@ -537,6 +564,7 @@ fn plan_resource<'a>(
         replace_order,
         replacement_name,
         moved_from: r.renamed_from.clone().filter(|old| *old == l.name),
+        takes_name_of: None,
         live: Some(Arc::clone(l)),
     };
     Planned { live: Some(l), change: Some(Ok(rc)), outputs }
@@ -644,6 +672,7 @@ fn plan_threaded(
         }
     }
     resources.extend(order_deletes(stack, deletes));
+    mark_taken_names(stack, &mut resources);
     Ok(Plan {
         stack: stack.name.clone(),
         env: stack.env.clone(),

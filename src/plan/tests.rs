@@ -312,6 +312,49 @@ fn a_subnet_in_the_same_vpc_is_replaced_delete_first_and_says_why() {
     }
 }
 
+#[test]
+fn a_key_renamed_without_renamed_from_frees_its_name_before_the_create() {
+    use crate::apply::{OpKind, operations};
+    let before = stack(STACK);
+    let bucket = live_of(&before, "bucket", "demo-bucket-1", &[("id", "demo-bucket-1"), ("name", "demo-bucket-1")]);
+    let live = state(vec![
+        ("ec2.vpc", live_of(&before, "vpc", "vpc-1", &[("id", "vpc-1")])),
+        ("ec2.subnet", live_of(&before, "subnet", "subnet-1", &[("id", "subnet-1")])),
+        ("s3.bucket", bucket),
+    ]);
+    let renamed = stack(&STACK.replace("  bucket:\n", "  store:\n"));
+    let p = plan(&renamed, &live, None).unwrap();
+    let changed: Vec<_> = actions(&p).into_iter().filter(|(_, a)| *a != Action::NoOp).collect();
+    assert_eq!(changed, [("store", Action::Create), ("bucket", Action::Delete)]);
+    assert_eq!(p.resources[0].takes_name_of.as_deref(), Some("bucket"));
+    let text = crate::plan::text::render(&p, &crate::printer::Printer::plain());
+    assert!(text.contains("after `bucket` is destroyed, whose object has the name it needs; to keep that object instead, say `renamed_from: bucket` on `store`"), "{text}");
+    let json = crate::plan::json::render(&p);
+    assert!(json.contains(r#""takes_name_of": "bucket""#), "{json}");
+
+    // The create waits for the delete: never two objects asked for one name.
+    let g = operations(&renamed, &p);
+    let op = |name: &str, kind: OpKind| g.ops.iter().position(|o| o.name == name && o.op == kind).unwrap();
+    assert!(g.deps[op("store", OpKind::Create)].contains(&op("bucket", OpKind::Delete)), "{:?}", g.deps);
+
+    // Another name: unrelated, in parallel.
+    let other = stack(&STACK.replace(
+        "  bucket:\n    type: s3.bucket\n    name: demo-bucket-1",
+        "  store:\n    type: s3.bucket\n    name: demo-bucket-2",
+    ));
+    let p = plan(&other, &live, None).unwrap();
+    assert_eq!(p.resources[0].takes_name_of, None);
+    let g = operations(&other, &p);
+    assert!(g.deps.iter().all(BTreeSet::is_empty), "{:?}", g.deps);
+
+    // With `renamed_from`, the object moves: nothing to free.
+    let moved = stack(
+        &STACK.replace("  bucket:\n    type: s3.bucket\n", "  store:\n    type: s3.bucket\n    renamed_from: bucket\n"),
+    );
+    let p = plan(&moved, &live, None).unwrap();
+    assert!(p.resources.iter().all(|r| r.takes_name_of.is_none()), "{:#?}", p.resources);
+}
+
 /// A plan with every action, for the renderers' snapshots: the VPC updated
 /// in place, the subnet replaced, a rendered file changed by one line, a
 /// bucket kept and a security group that left the spec.

@@ -128,6 +128,16 @@ fn resource(o: &mut Out<'_>, r: &ResourceChange) {
         Some(ReplaceOrder::DeleteFirst(why)) => o.line(6, Style::Plain, &format!("destroy before create: {why}")),
         None => {}
     }
+    if let Some(holder) = &r.takes_name_of {
+        o.line(
+            6,
+            Style::Plain,
+            &format!(
+                "after `{holder}` is destroyed, whose object has the name it needs; to keep that object instead, say `renamed_from: {holder}` on `{}`",
+                r.name
+            ),
+        );
+    }
     if r.protected {
         o.line(
             6,

@@ -495,3 +495,248 @@ fn import_takes_over_untagged_objects_by_name_or_by_id_and_never_anothers() {
     assert!(!r.stdout.contains("  + vpc (") && !r.stdout.contains("  + registry_bucket ("), "{}", r.stdout);
     assert_eq!(tagged(&moto, "production").len(), 1, "production's VPC untouched");
 }
+
+/// Four named kinds, each met by an object that appears between the plan's
+/// read and the create (see `a_create_never_takes_an_object_made_after_its_plan`).
+const RACE: &str = r#"stack: race
+region: eu-west-1
+resources:
+  template:
+    type: ec2.launch_template
+    name: race-template
+    properties:
+      image_id: ami-12c6146b
+      instance_type: t3.micro
+  role:
+    type: iam.role
+    name: race-role
+    properties:
+      assume_role_policy:
+        Version: "2012-10-17"
+        Statement: [{Effect: Allow, Principal: {Service: ec2.amazonaws.com}, Action: "sts:AssumeRole"}]
+  bucket:
+    type: s3.bucket
+    name: race-bucket-of-another
+  logs:
+    type: logs.log_group
+    name: race-logs
+"#;
+
+#[test]
+fn a_create_never_takes_an_object_made_after_its_plan() {
+    // converge's mutating requests (access key `slow`) wait 1.5 s at the
+    // server; while its creates wait, the test's own requests make objects
+    // with their names, tagged for another stack: the race a plan cannot
+    // see (a hand, another run), or a response lost after the fact.
+    let moto = Moto::start_with(&["--delay-mutations-ms", "1500", "--delay-key", "slow"]);
+    let dir = Scratch::new("race");
+    let spec = dir.write("race.yaml", RACE);
+    let child = moto
+        .converge()
+        .env("AWS_ACCESS_KEY_ID", "slow")
+        .args(["apply", path_str(&spec), "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("converge");
+    // (The log names an S3 request by its method and path.)
+    let creates = ["CreateLaunchTemplate", "CreateRole", "PUT /race-bucket-of-another/?", "CreateLogGroup"];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !creates.iter().all(|op| moto.calls().iter().any(|c| c.operation == *op)) {
+        assert!(std::time::Instant::now() < deadline, "converge never sent its creates: {:?}", moto.calls());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let theirs = |resource: &str| -> Tags {
+        [("converge:stack", "other"), ("converge:env", "default"), ("converge:resource", resource), ("team", "b")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    rt().block_on(async {
+        use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, Tag, TagSpecification};
+        let tags = theirs("template").into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
+        let spec =
+            TagSpecification::builder().resource_type(ResourceType::LaunchTemplate).set_tags(Some(tags.collect()));
+        let data = RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type("t3.large".into());
+        let lt = moto.ec2().create_launch_template().launch_template_name("race-template");
+        lt.launch_template_data(data.build()).tag_specifications(spec.build()).send().await.unwrap();
+
+        let tags = theirs("role").into_iter().map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build());
+        let trust = r#"{"Version":"2012-10-17","Statement":[]}"#;
+        let role = moto.iam().create_role().role_name("race-role").assume_role_policy_document(trust);
+        role.set_tags(Some(tags.map(Result::unwrap).collect())).send().await.unwrap();
+
+        let here = aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+            .build();
+        moto.s3()
+            .create_bucket()
+            .bucket("race-bucket-of-another")
+            .create_bucket_configuration(here)
+            .send()
+            .await
+            .unwrap();
+        let set = theirs("bucket").into_iter().map(|(k, v)| aws_sdk_s3::types::Tag::builder().key(k).value(v).build());
+        let tagging = aws_sdk_s3::types::Tagging::builder().set_tag_set(Some(set.map(Result::unwrap).collect()));
+        moto.s3()
+            .put_bucket_tagging()
+            .bucket("race-bucket-of-another")
+            .tagging(tagging.build().unwrap())
+            .send()
+            .await
+            .unwrap();
+
+        moto.logs()
+            .create_log_group()
+            .log_group_name("race-logs")
+            .set_tags(Some(theirs("logs").into_iter().collect()))
+            .send()
+            .await
+            .unwrap();
+    });
+    let r = harness::Run::from(child.wait_with_output().expect("converge"));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    for (resource, name) in [
+        ("template", "race-template"),
+        ("role", "race-role"),
+        ("bucket", "race-bucket-of-another"),
+        ("logs", "race-logs"),
+    ] {
+        let said = format!(
+            "`{name}` exists and belongs to stack other, environment default (its resource `{resource}`); converge never touches another stack's or environment's objects"
+        );
+        assert!(r.stdout.contains(&said) || r.stderr.contains(&said), "{resource}: {}{}", r.stdout, r.stderr);
+    }
+
+    // Theirs as they made them: no version added, no tag or setting changed.
+    rt().block_on(async {
+        let lt = moto.ec2().describe_launch_templates().launch_template_names("race-template").send().await.unwrap();
+        let lt = &lt.launch_templates()[0];
+        assert_eq!(lt.latest_version_number(), Some(1));
+        assert_eq!(ec2_tags(lt.tags()), theirs("template"));
+        let role = moto.iam().get_role().role_name("race-role").send().await.unwrap();
+        let role = role.role().unwrap();
+        let tags: Tags = role.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+        assert_eq!(tags, theirs("role"));
+        let trust = role.assume_role_policy_document().unwrap_or_default();
+        assert!(!trust.contains("ec2.amazonaws.com"), "their trust policy, not ours: {trust}");
+        let t = moto.s3().get_bucket_tagging().bucket("race-bucket-of-another").send().await.unwrap();
+        let tags: Tags = t.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+        assert_eq!(tags, theirs("bucket"));
+        let versioning = moto.s3().get_bucket_versioning().bucket("race-bucket-of-another").send().await.unwrap();
+        assert_eq!(versioning.status(), None, "versioning left as they made it");
+        let arn = "arn:aws:logs:eu-west-1:123456789012:log-group:race-logs";
+        let t = moto.logs().list_tags_for_resource().resource_arn(arn).send().await.unwrap();
+        assert_eq!(t.tags().cloned().unwrap_or_default().into_iter().collect::<Tags>(), theirs("logs"));
+    });
+}
+
+#[test]
+fn a_key_renamed_without_renamed_from_frees_its_name_before_the_create() {
+    // Every mutating call takes 0.3 s at the server, so a create sent
+    // beside the delete it needs would show in the log within that time.
+    let moto = Moto::start_with(&["--delay-mutations-ms", "300"]);
+    let dir = Scratch::new("rename");
+    let spec = dir.write("race.yaml", RACE);
+    moto.run(&["apply", path_str(&spec), "--auto-approve"]).expect(0);
+
+    // New keys, the same names, no `renamed_from`: two objects destroyed
+    // and two made, each create after the delete that frees its name.
+    let renamed = RACE.replace("  template:\n", "  launch:\n").replace("  logs:\n", "  app_logs:\n");
+    let spec = dir.write("race.yaml", &renamed);
+    let r = moto.run(&["plan", path_str(&spec)]).expect(0);
+    for (old, new) in [("template", "launch"), ("logs", "app_logs")] {
+        let said = format!(
+            "after `{old}` is destroyed, whose object has the name it needs; to keep that object instead, say `renamed_from: {old}` on `{new}`"
+        );
+        assert!(r.stdout.contains(&said), "{}", r.stdout);
+    }
+    let mark = moto.calls().len();
+    moto.run(&["apply", path_str(&spec), "--auto-approve"]).expect(0);
+    let calls = moto.calls().split_off(mark);
+    let at = |op: &str| calls.iter().find(|c| c.operation == op).unwrap_or_else(|| panic!("no {op}: {calls:?}")).t;
+    for (delete, create) in [("DeleteLaunchTemplate", "CreateLaunchTemplate"), ("DeleteLogGroup", "CreateLogGroup")] {
+        assert!(at(create) - at(delete) >= 0.3, "{create} sent before {delete} returned: {calls:?}");
+    }
+    moto.run(&["plan", path_str(&spec), "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn names_another_stack_holds_are_conflicts_before_anything_is_sent() {
+    // Kinds whose reads list this stack's objects (by IAM path, by tag
+    // filters) read the spec's other names one by one, so another stack's
+    // launch template, role, instance profile or secret of the same name is
+    // found by the plan, not by a create.
+    let moto = Moto::start();
+    let dir = Scratch::new("names");
+    let spec = format!(
+        "{RACE}  profile:\n    type: iam.instance_profile\n    name: race-profile\n    properties:\n      role: ${{resources.role.name}}\n  secret:\n    type: secretsmanager.secret\n    name: race-token\n"
+    );
+    let theirs = dir.write("theirs.yaml", &spec.replace("stack: race", "stack: other"));
+    moto.run(&["apply", path_str(&theirs), "--auto-approve"]).expect(0);
+    let ours = dir.write("ours.yaml", &spec);
+    let mark = moto.calls().len();
+    for command in ["plan", "apply"] {
+        let r =
+            moto.run(&[command, path_str(&ours), "--auto-approve"][..if command == "plan" { 2 } else { 3 }]).expect(1);
+        for (resource, kind, name) in [
+            ("template", "ec2.launch_template", "race-template"),
+            ("role", "iam.role", "race-role"),
+            ("profile", "iam.instance_profile", "race-profile"),
+            ("secret", "secretsmanager.secret", "race-token"),
+        ] {
+            let said = format!(
+                "resource `{resource}` ({kind}): `{name}` exists and belongs to stack other, environment default (its resource `{resource}`)"
+            );
+            assert!(r.stderr.contains(&said), "{command}, {resource}: {}", r.stderr);
+        }
+    }
+    assert_eq!(moto.mutating_since(mark).len(), 0, "{:?}", moto.mutating_since(mark));
+}
+
+#[test]
+fn a_secret_destroyed_within_its_recovery_window_comes_back_on_the_next_apply() {
+    // Secrets Manager keeps a deleted secret's name for its recovery window
+    // and refuses CreateSecret of it: converge restores this resource's own
+    // (with the value it had), and never another's.
+    let moto = Moto::start();
+    let dir = Scratch::new("secret");
+    let spec = "stack: vault\nregion: eu-west-1\nresources:\n  token:\n    type: secretsmanager.secret\n    name: vault-token\n    properties:\n      generate: {length: 32}\n";
+    let ours = dir.write("ours.yaml", spec);
+    moto.run(&["apply", path_str(&ours), "--auto-approve"]).expect(0);
+    let secret = |name: &str| {
+        rt().block_on(async { moto.secretsmanager().describe_secret().secret_id(name).send().await.unwrap() })
+    };
+    let value = |name: &str| {
+        rt().block_on(async {
+            let v = moto.secretsmanager().get_secret_value().secret_id(name).send().await.unwrap();
+            v.secret_string().unwrap_or_default().to_string()
+        })
+    };
+    let (arn, was) = (secret("vault-token").arn().unwrap().to_string(), value("vault-token"));
+    moto.run(&["destroy", path_str(&ours), "--auto-approve", "--allow-destroy", "*"]).expect(0);
+    assert!(secret("vault-token").deleted_date().is_some(), "scheduled for deletion");
+
+    moto.run(&["plan", path_str(&ours)]).expect(0);
+    moto.run(&["apply", path_str(&ours), "--auto-approve"]).expect(0);
+    let back = secret("vault-token");
+    assert_eq!((back.deleted_date(), back.arn()), (None, Some(arn.as_str())), "restored, not made anew");
+    assert_eq!(value("vault-token"), was, "with the value it had");
+    moto.run(&["plan", path_str(&ours), "--detailed-exitcode"]).expect(0);
+
+    // Another stack's secret, scheduled for deletion, with the same name.
+    let theirs =
+        dir.write("theirs.yaml", &spec.replace("stack: vault", "stack: other").replace("vault-token", "shared-token"));
+    moto.run(&["apply", path_str(&theirs), "--auto-approve"]).expect(0);
+    moto.run(&["destroy", path_str(&theirs), "--auto-approve", "--allow-destroy", "*"]).expect(0);
+    let clash = dir.write("clash.yaml", &spec.replace("vault-token", "shared-token"));
+    let r = moto.run(&["apply", path_str(&clash), "--auto-approve"]).expect(1);
+    assert!(
+        r.stdout
+            .contains("`shared-token` exists and belongs to stack other, environment default (its resource `token`)"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(secret("shared-token").deleted_date().is_some(), "theirs stays as they left it");
+}

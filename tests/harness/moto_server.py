@@ -8,7 +8,9 @@ small middleware that only observes:
   operation and whether it mutates. Tests count converge's AWS calls from
   this log, independently of converge.
 - --delay-mutations-ms N sleeps before each mutating request, so a test can
-  kill converge in the middle of an apply.
+  kill converge in the middle of an apply; with --delay-key KEY, only the
+  requests signed with that access key id wait, so a test's own requests
+  can overtake converge's (a race made on purpose).
 
 It also corrects one serialization bug of moto 5.2.5 that the AWS SDK for
 Rust (which, unlike botocore, checks XML root elements) cannot parse:
@@ -145,6 +147,10 @@ ELBv2 CreateLoadBalancer and CreateTargetGroup are idempotent, as on AWS:
 the same name and settings return the existing object (moto 5.2.5 makes a
 second load balancer of the same name, and refuses a repeated target group).
 
+Secrets Manager CreateSecret of a name scheduled for deletion fails with
+InvalidRequestException, as on AWS (moto 5.2.5 answers ResourceExistsException,
+or hands the deleted secret back).
+
 A launch template version's UserData is kept as moto keeps the first
 version's (a Base64EncodedString): moto 5.2.5 stores later versions' as a
 plain string and then cannot launch instances from them.
@@ -170,7 +176,7 @@ came back with the deleted one's tags (and so its owner).
 
 The code is the package emulator/ beside this file: one module per
 service's fixes (ec2, s3, elasticache, autoscaling, elbv2, iam, ecs, ecr,
-logs, backup, cloudwatch, tagging), the request log and routing
+logs, backup, cloudwatch, secretsmanager, tagging), the request log and routing
 (observer, wire, routes), --faults (faults), the slow creates (timing),
 and the CBOR bridge (cbor_bridge). This file is the launcher.
 
@@ -203,6 +209,7 @@ from emulator.elbv2 import fix_elbv2_idempotency
 from emulator.faults import Faults
 from emulator.iam import fix_list_instance_profiles
 from emulator.logs import add_logs_kms_calls
+from emulator.secretsmanager import fix_create_over_deleted_secret
 from emulator.observer import Observer, SocketRequestHandler
 from emulator.tagging import fix_tagging_api
 from emulator.timing import aws_latency, slow_db_create, slow_instance_start
@@ -214,6 +221,7 @@ def main():
     ap.add_argument("--port-file")
     ap.add_argument("--log")
     ap.add_argument("--delay-mutations-ms", type=int, default=0)
+    ap.add_argument("--delay-key", help="delay only requests signed with this access key id")
     ap.add_argument("--watch-stdin", action="store_true")
     ap.add_argument("--acm-certificate-file")
     ap.add_argument("--region", default="eu-west-1")
@@ -246,6 +254,7 @@ def main():
     add_backup_calls()
     fix_cloudwatch_delete_alarms()
     fix_ecs_run_task()
+    fix_create_over_deleted_secret()
     if args.acm_certificate_file:
         from moto.acm.models import acm_backends
         from moto.core import DEFAULT_ACCOUNT_ID
@@ -257,7 +266,7 @@ def main():
             f.write(arn)
     seed_amis(args.region)
     faults = Faults(args.faults, args.fault_seed, args.fault_key) if args.faults else None
-    app = Observer(DomainDispatcherApplication(create_backend_app), args.log, args.delay_mutations_ms, faults)
+    app = Observer(DomainDispatcherApplication(create_backend_app), args.log, args.delay_mutations_ms, faults, args.delay_key)
     app = Bridge(app)
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=SocketRequestHandler)
     port = server.server_address[1]

@@ -279,9 +279,11 @@ impl Kind for GroupKind {
                 // Suspended processes (and the wait) are the update's.
                 self.update(aws, d, &fresh).await
             }
-            // The name is unique: a retried create adopts the group.
+            // The name is unique: a retried create takes the group the
+            // first attempt made, and only that.
             Err(e) if e.is("AlreadyExists") => {
                 let l = describe(aws, d.name.clone(), &d.physical_name).await?;
+                d.take_if_ours("autoscaling:CreateAutoScalingGroup", &l.tags)?;
                 self.update(aws, d, &l).await
             }
             Err(e) => Err(e),

@@ -176,9 +176,7 @@ impl Kind for PlanKind {
             .ok_or_else(|| AwsError::other("backup:CreateBackupPlan", "the plan is not there after its create"))?;
         // Taken only if it carries this resource's tags.
         let tags = list_tags(aws, plan.backup_plan_arn().unwrap_or_default()).await?.unwrap_or_default();
-        if !crate::tags::same_resource(&tags, &d.tags) {
-            return Err(AwsError::not_ours("backup:CreateBackupPlan", "backup plan", &d.physical_name));
-        }
+        d.take_if_ours("backup:CreateBackupPlan", &tags)?;
         let found = live(d.name.clone(), &plan, tags);
         if found.props != d.props {
             // Taken back after a lost response, from an older spec.

@@ -98,9 +98,7 @@ impl Kind for VaultKind {
             .await?
             .ok_or_else(|| AwsError::other("backup:CreateBackupVault", "the vault is not there after its create"))?;
         let tags = list_tags(aws, v.backup_vault_arn().unwrap_or_default()).await?.unwrap_or_default();
-        if !crate::tags::same_resource(&tags, &d.tags) {
-            return Err(AwsError::not_ours("backup:CreateBackupVault", "backup vault", &d.physical_name));
-        }
+        d.take_if_ours("backup:CreateBackupVault", &tags)?;
         Ok(live(d.name.clone(), &v, tags))
     }
 

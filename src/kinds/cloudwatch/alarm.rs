@@ -241,9 +241,7 @@ impl Kind for AlarmKind {
         let before = describe(aws, std::slice::from_ref(&d.physical_name)).await?;
         if let Some(a) = before.get(&d.physical_name) {
             let tags = list_tags(aws, a.alarm_arn().unwrap_or_default()).await?.unwrap_or_default();
-            if !crate::tags::same_resource(&tags, &d.tags) {
-                return Err(AwsError::not_ours("cloudwatch:PutMetricAlarm", "alarm", &d.physical_name));
-            }
+            d.take_if_ours("cloudwatch:PutMetricAlarm", &tags)?;
         }
         put(aws, &d.physical_name, &p, Some(&d.tags)).await?;
         let after = describe(aws, std::slice::from_ref(&d.physical_name)).await?;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{
-    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    Filter, LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataOptionsRequest, RequestLaunchTemplateData, ResourceType,
 };
 use base64::Engine;
@@ -102,10 +102,22 @@ impl Kind for LaunchTemplateKind {
             .try_collect()
             .await
             .map_err(sdk("ec2:DescribeLaunchTemplates"))?;
+        // The name is unique in the region: a spec's name no template of
+        // this stack holds is looked up, so one of another stack or
+        // environment is a conflict (and an untagged one is adopted only
+        // with `adopt: true`) before anything is sent.
+        let held: Vec<&str> = templates.iter().filter_map(|t| t.launch_template_name()).collect();
+        let missing: Vec<String> = scope.names.keys().filter(|n| !held.contains(&n.as_str())).cloned().collect();
+        let mut named = Vec::new();
+        if !missing.is_empty() {
+            let by_name = Filter::builder().name("launch-template-name").set_values(Some(missing)).build();
+            let found = aws.ec2.describe_launch_templates().filters(by_name).into_paginator().items().send();
+            named = found.try_collect().await.map_err(sdk("ec2:DescribeLaunchTemplates"))?;
+        }
         let mut out = Vec::new();
-        for t in templates {
+        for t in templates.into_iter().chain(named) {
             let tags = from_tags(t.tags());
-            let Some(owner) = scope.owner(&tags, None) else { continue };
+            let Some(owner) = scope.owner(&tags, t.launch_template_name()) else { continue };
             let id = t.launch_template_id.clone().unwrap_or_default();
             // One deleted between the list and its own read (a destroy
             // running beside this plan) is gone, not an error.
@@ -130,7 +142,8 @@ impl Kind for LaunchTemplateKind {
         let id = match res {
             Ok(out) => out.launch_template.and_then(|t| t.launch_template_id).unwrap_or_default(),
             // The name is unique: a retried create finds the first one
-            // (the API ignores ClientToken on some endpoints).
+            // (the API ignores ClientToken on some endpoints), taken only
+            // if it is this resource's.
             Err(e) if e.code.contains("AlreadyExists") => {
                 let found = aws
                     .ec2
@@ -140,8 +153,9 @@ impl Kind for LaunchTemplateKind {
                     .await
                     .map_err(sdk("ec2:DescribeLaunchTemplates"))?;
                 let t = found.launch_templates.unwrap_or_default().into_iter().next().ok_or(e)?;
-                let l = describe(aws, d.name.clone(), t.launch_template_id().unwrap_or_default(), from_tags(t.tags()))
-                    .await?;
+                let tags = from_tags(t.tags());
+                d.take_if_ours("ec2:CreateLaunchTemplate", &tags)?;
+                let l = describe(aws, d.name.clone(), t.launch_template_id().unwrap_or_default(), tags).await?;
                 return if l.props != d.props || l.tags != d.tags { self.update(aws, d, &l).await } else { Ok(l) };
             }
             Err(e) => return Err(e),

@@ -221,13 +221,14 @@ impl Kind for SecurityGroupKind {
             .try_collect()
             .await
             .map_err(sdk("ec2:DescribeSecurityGroups"))?;
-        Ok(claimed(groups, scope, |g| g.tags(), |name, g, tags| live(name, g, tags)))
+        Ok(claimed(groups, scope, |g| g.tags(), live))
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
         let p: Canonical = parse(&d.props)?;
         // The name is unique per VPC: a create retried after a lost
-        // response fails with InvalidGroup.Duplicate, and we adopt.
+        // response fails with InvalidGroup.Duplicate, and the group the
+        // first attempt made is taken (another's never is).
         let res = aws
             .ec2
             .create_security_group()
@@ -238,8 +239,8 @@ impl Kind for SecurityGroupKind {
             .send()
             .await
             .map_err(sdk("ec2:CreateSecurityGroup"));
-        let fresh = match res {
-            Ok(out) => describe(aws, "group-id", out.group_id().unwrap_or_default()).await?,
+        let (fresh, existed) = match res {
+            Ok(out) => (describe(aws, "group-id", out.group_id().unwrap_or_default()).await?, false),
             Err(e) if e.is("InvalidGroup.Duplicate") => {
                 let found = aws
                     .ec2
@@ -249,12 +250,15 @@ impl Kind for SecurityGroupKind {
                     .send()
                     .await
                     .map_err(sdk("ec2:DescribeSecurityGroups"))?;
-                found.security_groups.unwrap_or_default().into_iter().next()
+                (found.security_groups.unwrap_or_default().into_iter().next(), true)
             }
             Err(e) => return Err(e),
         };
         let g = fresh.ok_or_else(|| AwsError::other("ec2:CreateSecurityGroup", "created group not found"))?;
         let tags = from_tags(g.tags());
+        if existed {
+            d.take_if_ours("ec2:CreateSecurityGroup", &tags)?;
+        }
         let l = live(d.name.clone(), g, tags);
         self.update(aws, d, &l).await
     }

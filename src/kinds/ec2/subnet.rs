@@ -123,7 +123,7 @@ impl Kind for SubnetKind {
             .try_collect()
             .await
             .map_err(sdk("ec2:DescribeSubnets"))?;
-        Ok(claimed(subnets, scope, |s| s.tags(), |name, s, tags| live(name, s, tags)))
+        Ok(claimed(subnets, scope, |s| s.tags(), live))
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {

@@ -139,9 +139,7 @@ impl Kind for RepositoryKind {
             .await?
             .ok_or_else(|| AwsError::other("ecr:CreateRepository", "the repository is not there after its create"))?;
         let tags = list_tags(aws, r.repository_arn().unwrap_or_default()).await?.unwrap_or_default();
-        if !crate::tags::same_resource(&tags, &d.tags) {
-            return Err(AwsError::not_ours("ecr:CreateRepository", "repository", &d.physical_name));
-        }
+        d.take_if_ours("ecr:CreateRepository", &tags)?;
         put_policy(aws, &d.physical_name, p.lifecycle_policy.as_ref(), None).await?;
         Ok(live(d.name.clone(), &r, tags, p.lifecycle_policy.clone()))
     }

@@ -96,14 +96,9 @@ impl Kind for ClusterKind {
             .await
             .map_err(sdk("ecs:CreateCluster"))?;
         let found = describe(aws, vec![d.physical_name.clone()]).await?;
-        let c = found.into_iter().find(|c| crate::tags::same_owner(&from_ecs_tags(c.tags()), &d.tags)).ok_or_else(
-            || {
-                AwsError::other(
-                    "ecs:CreateCluster",
-                    format!("cluster {} exists and is not this stack's", d.physical_name),
-                )
-            },
-        )?;
+        let c = found.into_iter().next();
+        let c = c.ok_or_else(|| AwsError::other("ecs:CreateCluster", "the cluster is not there after its create"))?;
+        d.take_if_ours("ecs:CreateCluster", &from_ecs_tags(c.tags()))?;
         Ok(live(d.name.clone(), &c))
     }
 

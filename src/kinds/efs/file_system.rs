@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_efs::types::{LifeCycleState, PerformanceMode, Tag, ThroughputMode};
+use aws_sdk_efs::types::{FileSystemDescription, LifeCycleState, PerformanceMode, Tag, ThroughputMode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -120,7 +120,12 @@ impl Kind for FileSystemKind {
             .map_err(sdk("efs:CreateFileSystem"));
         match res {
             Ok(_) => {}
-            Err(e) if e.is("FileSystemAlreadyExists") => {}
+            // The token is unique: what a lost response made, taken only if
+            // it is this resource's.
+            Err(e) if e.is("FileSystemAlreadyExists") => {
+                let found = by_token(aws, &d.physical_name).await?.ok_or(e)?;
+                d.take_if_ours("efs:CreateFileSystem", &tags_of(&found.tags))?;
+            }
             Err(e) => return Err(e),
         }
         let l = wait_for(aws, &d.physical_name, d.timeout, d.name.clone()).await?;
@@ -181,14 +186,7 @@ fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
 /// waiter), at most `timeout`.
 async fn wait_for(aws: &Aws, token: &str, timeout: Duration, name: String) -> Result<Live, AwsError> {
     let f = crate::aws::poll_until("efs:DescribeFileSystems (wait available)", "available", timeout, || async {
-        let out = aws
-            .efs
-            .describe_file_systems()
-            .creation_token(token)
-            .send()
-            .await
-            .map_err(sdk("efs:DescribeFileSystems"))?;
-        match out.file_systems.unwrap_or_default().into_iter().next() {
+        match by_token(aws, token).await? {
             Some(f) if f.life_cycle_state == LifeCycleState::Available => Ok(Polled::Ready(f)),
             Some(f) if f.life_cycle_state == LifeCycleState::Error => {
                 Err(AwsError::other("efs:CreateFileSystem", format!("{} is in state error", f.file_system_id)))
@@ -202,12 +200,14 @@ async fn wait_for(aws: &Aws, token: &str, timeout: Duration, name: String) -> Re
     Ok(live(name, f, tags, &aws.region))
 }
 
-fn live(
-    name: String,
-    f: aws_sdk_efs::types::FileSystemDescription,
-    tags: BTreeMap<String, String>,
-    region: &str,
-) -> Live {
+/// The file system with creation token `token`, if any.
+async fn by_token(aws: &Aws, token: &str) -> Result<Option<FileSystemDescription>, AwsError> {
+    let out =
+        aws.efs.describe_file_systems().creation_token(token).send().await.map_err(sdk("efs:DescribeFileSystems"))?;
+    Ok(out.file_systems.unwrap_or_default().into_iter().next())
+}
+
+fn live(name: String, f: FileSystemDescription, tags: BTreeMap<String, String>, region: &str) -> Live {
     let props = FileSystemProps {
         encrypted: f.encrypted.unwrap_or(false),
         kms_key_id: f.kms_key_id.clone(),

@@ -212,8 +212,13 @@ impl Kind for ReplicationGroupKind {
             .map_err(sdk("elasticache:CreateReplicationGroup"));
         match res {
             Ok(_) => {}
-            // The id is unique: a retried create adopts.
-            Err(e) if e.code.starts_with("ReplicationGroupAlreadyExists") => {}
+            // The id is unique: a retried create takes what the first
+            // attempt made, and only that.
+            Err(e) if e.code.starts_with("ReplicationGroupAlreadyExists") => {
+                let g = describe(aws, &d.physical_name).await?.ok_or(e)?;
+                let tags = CacheTags::list_tags(aws, g.arn().unwrap_or_default()).await?.unwrap_or_default();
+                d.take_if_ours("elasticache:CreateReplicationGroup", &tags)?;
+            }
             Err(e) => return Err(e),
         }
         let g = wait_available(aws, &d.physical_name, d.timeout).await?;

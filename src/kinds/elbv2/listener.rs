@@ -159,7 +159,8 @@ impl Kind for ListenerKind {
                 let l = l.ok_or_else(|| AwsError::other("elasticloadbalancing:CreateListener", "no listener"))?;
                 Ok(live(d.name.clone(), l, d.tags.clone()))
             }
-            // The port is taken: by the listener a lost response made.
+            // The port is taken: by the listener a lost response made
+            // (taken), or by another (refused).
             Err(e) if e.is("DuplicateListener") => {
                 let found = aws
                     .elbv2
@@ -171,6 +172,11 @@ impl Kind for ListenerKind {
                 let l = found.listeners.unwrap_or_default().into_iter().find(|l| l.port == Some(p.port)).ok_or(e)?;
                 let arn = l.listener_arn.clone().unwrap_or_default();
                 let tags = tags_of(aws, std::slice::from_ref(&arn)).await?.remove(&arn).unwrap_or_default();
+                d.take_if_ours_as(
+                    "elasticloadbalancing:CreateListener",
+                    &format!("listener {arn} (port {})", p.port),
+                    &tags,
+                )?;
                 let l = live(d.name.clone(), l, tags);
                 self.update(aws, d, &l).await
             }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::aws::sdk;
 use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, not_found};
-use crate::kinds::elbv2::{check_name, find, sync_tags, to_tags};
+use crate::kinds::elbv2::{check_name, find, sync_tags, tags_of, to_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
 
@@ -130,7 +130,8 @@ impl Kind for LoadBalancerKind {
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
         let p: LoadBalancerProps = LoadBalancerKind::props(&d.props)?;
         // CreateLoadBalancer is idempotent by name: a retry returns the
-        // load balancer the first attempt made.
+        // load balancer the first attempt made (and a create, whatever has
+        // the name and the same settings).
         let out = aws
             .elbv2
             .create_load_balancer()
@@ -144,6 +145,10 @@ impl Kind for LoadBalancerKind {
             .await
             .map_err(sdk("elasticloadbalancing:CreateLoadBalancer"))?;
         let arn = out.load_balancers().first().and_then(|l| l.load_balancer_arn()).unwrap_or_default().to_string();
+        // The name's load balancer may be another's that has the same
+        // settings: taken only if it is this resource's.
+        let tags = tags_of(aws, std::slice::from_ref(&arn)).await?.remove(&arn).unwrap_or_default();
+        d.take_if_ours("elasticloadbalancing:CreateLoadBalancer", &tags)?;
         crate::progress::note(Some(format!("waiting for {} to be active (provisioning)", d.physical_name)));
         let done = aws
             .elbv2

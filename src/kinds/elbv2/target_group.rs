@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
-use crate::kinds::elbv2::{check_name, find, sync_tags, to_tags};
+use crate::kinds::elbv2::{check_name, find, sync_tags, tags_of, to_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
 
@@ -180,7 +180,12 @@ impl Kind for TargetGroupKind {
             .map_err(sdk("elasticloadbalancing:CreateTargetGroup"))?;
         let g = out.target_groups.unwrap_or_default().into_iter().next();
         let g = g.ok_or_else(|| AwsError::other("elasticloadbalancing:CreateTargetGroup", "no target group"))?;
-        Ok(live(d.name.clone(), g, d.tags.clone()))
+        // Whatever has the name and the same settings comes back: taken
+        // only if it is this resource's.
+        let arn = g.target_group_arn().unwrap_or_default().to_string();
+        let tags = tags_of(aws, std::slice::from_ref(&arn)).await?.remove(&arn).unwrap_or_default();
+        d.take_if_ours("elasticloadbalancing:CreateTargetGroup", &tags)?;
+        Ok(live(d.name.clone(), g, tags))
     }
 
     async fn update(&self, aws: &Aws, d: &Desired, l: &Live) -> Result<Live, AwsError> {

@@ -57,7 +57,8 @@ impl Kind for InstanceProfileKind {
             .await
             .map_err(sdk("iam:ListInstanceProfiles"))?;
         // ListInstanceProfiles returns no tags; GetInstanceProfile does.
-        let reads = profiles.iter().map(|p| describe(aws, p.instance_profile_name(), scope));
+        let names = scope.with_unheld_names(profiles.iter().map(|p| p.instance_profile_name()));
+        let reads = names.iter().map(|name| describe(aws, name, scope));
         Ok(futures_util::future::try_join_all(reads).await?.into_iter().flatten().collect())
     }
 
@@ -73,16 +74,19 @@ impl Kind for InstanceProfileKind {
             .map_err(sdk("iam:CreateInstanceProfile"));
         match res {
             Ok(_) => {}
-            // A lost response to a create that happened: read back.
-            Err(e) if e.is("EntityAlreadyExists") => {}
+            // A lost response to a create that happened, taken only if it
+            // is this resource's.
+            Err(e) if e.is("EntityAlreadyExists") => {
+                let out = aws.iam.get_instance_profile().instance_profile_name(&d.physical_name).send().await;
+                let profile = out.map_err(sdk("iam:GetInstanceProfile"))?.instance_profile;
+                let tags = from_tags(profile.as_ref().map(|p| p.tags()).unwrap_or_default());
+                d.take_if_ours("iam:CreateInstanceProfile", &tags)?;
+            }
             Err(e) => return Err(e),
         }
-        let l = describe(aws, &d.physical_name, &owner_scope(d)).await?.ok_or_else(|| {
-            AwsError::other(
-                "iam:CreateInstanceProfile",
-                format!("instance profile {} exists and is not this stack's", d.physical_name),
-            )
-        })?;
+        let l = describe(aws, &d.physical_name, &owner_scope(d)).await?;
+        let l =
+            l.ok_or_else(|| AwsError::other("iam:CreateInstanceProfile", "the profile is not there after its create"))?;
         self.update(aws, d, &l).await
     }
 
@@ -172,7 +176,7 @@ async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, 
         return Ok(None);
     };
     let tags = from_tags(p.tags());
-    Ok(scope.owner(&tags, None).map(|owner| live(owner, &p, tags)))
+    Ok(scope.owner(&tags, Some(name)).map(|owner| live(owner, &p, tags)))
 }
 
 fn live(name: String, p: &InstanceProfile, tags: BTreeMap<String, String>) -> Live {

@@ -89,7 +89,8 @@ impl Kind for RoleKind {
             .try_collect()
             .await
             .map_err(sdk("iam:ListRoles"))?;
-        let reads = roles.iter().map(|r| describe(aws, r.role_name(), scope));
+        let names = scope.with_unheld_names(roles.iter().map(|r| r.role_name()));
+        let reads = names.iter().map(|name| describe(aws, name, scope));
         Ok(futures_util::future::try_join_all(reads).await?.into_iter().flatten().collect())
     }
 
@@ -109,14 +110,15 @@ impl Kind for RoleKind {
         match res {
             Ok(_) => {}
             // Names are unique: a lost response to a create that
-            // happened. The read below checks it is ours.
-            Err(e) if e.is("EntityAlreadyExists") => {}
+            // happened, taken only if it is this resource's.
+            Err(e) if e.is("EntityAlreadyExists") => {
+                let out = aws.iam.get_role().role_name(&d.physical_name).send().await.map_err(sdk("iam:GetRole"))?;
+                d.take_if_ours("iam:CreateRole", &from_tags(out.role().map(|r| r.tags()).unwrap_or_default()))?;
+            }
             Err(e) => return Err(e),
         }
-        let scope = owner_scope(d);
-        let l = describe(aws, &d.physical_name, &scope).await?.ok_or_else(|| {
-            AwsError::other("iam:CreateRole", format!("role {} exists and is not this stack's", d.physical_name))
-        })?;
+        let l = describe(aws, &d.physical_name, &owner_scope(d)).await?;
+        let l = l.ok_or_else(|| AwsError::other("iam:CreateRole", "the role is not there after its create"))?;
         self.update(aws, d, &l).await
     }
 
@@ -296,7 +298,7 @@ async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, 
         return Ok(None);
     };
     let tags = from_tags(role.tags());
-    let Some(owner) = scope.owner(&tags, None) else {
+    let Some(owner) = scope.owner(&tags, Some(name)) else {
         return Ok(None);
     };
     let names: Vec<String> = aws

@@ -127,9 +127,7 @@ impl Kind for LogGroupKind {
             .await?
             .ok_or_else(|| AwsError::other("logs:CreateLogGroup", "the log group is not there after its create"))?;
         let tags = list_tags(aws, &arn_of(&g)).await?.unwrap_or_default();
-        if !crate::tags::same_resource(&tags, &d.tags) {
-            return Err(AwsError::not_ours("logs:CreateLogGroup", "log group", &d.physical_name));
-        }
+        d.take_if_ours("logs:CreateLogGroup", &tags)?;
         let was = live(d.name.clone(), &g, tags);
         let settled = set_retention_and_key(aws, &d.physical_name, &p, &Self::props(&was.props)?).await?;
         Ok(Live { props: crate::kinds::to_value(&settled), ..was })

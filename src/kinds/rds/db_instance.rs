@@ -284,8 +284,13 @@ impl Kind for DbInstanceKind {
         };
         match res {
             Ok(_) => {}
-            // The identifier is unique: a retried create adopts.
-            Err(e) if e.is("DBInstanceAlreadyExists") || e.is("DBInstanceAlreadyExistsFault") => {}
+            // The identifier is unique: a retried create takes what the
+            // first attempt made, and only that.
+            Err(e) if e.is("DBInstanceAlreadyExists") || e.is("DBInstanceAlreadyExistsFault") => {
+                let op = e.operation;
+                let db = by_id(aws, &d.physical_name).await?.ok_or(e)?;
+                d.take_if_ours(op, &from_tags(db.tag_list()))?;
+            }
             Err(e) => return Err(e),
         }
         let l = wait_available(aws, &d.physical_name, d.timeout, d.name.clone()).await?;
@@ -468,17 +473,18 @@ fn comparable(p: &DbInstanceProps) -> DbInstanceProps {
     }
 }
 
+/// The DB instance `id`, if any.
+async fn by_id(aws: &Aws, id: &str) -> Result<Option<aws_sdk_rds::types::DbInstance>, AwsError> {
+    let res = aws.rds.describe_db_instances().db_instance_identifier(id).send().await;
+    let found =
+        not_found(res.map_err(sdk("rds:DescribeDBInstances")), &["DBInstanceNotFound", "DBInstanceNotFoundFault"])?;
+    Ok(found.and_then(|out| out.db_instances?.into_iter().next()))
+}
+
 async fn wait_available(aws: &Aws, id: &str, timeout: Duration, name: String) -> Result<Live, AwsError> {
     const OP: &str = "rds:DescribeDBInstances (wait available)";
     let db = crate::aws::poll_until(OP, "available", timeout, || async {
-        let out = aws
-            .rds
-            .describe_db_instances()
-            .db_instance_identifier(id)
-            .send()
-            .await
-            .map_err(sdk("rds:DescribeDBInstances"))?;
-        let db = out.db_instances.unwrap_or_default().into_iter().next();
+        let db = by_id(aws, id).await?;
         let db = db.ok_or_else(|| AwsError::other(OP, format!("{id} vanished while waiting")))?;
         let status = db.db_instance_status.clone().unwrap_or_default();
         // The states the SDK's waiter gives up on: they do not end in

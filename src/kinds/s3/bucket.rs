@@ -264,9 +264,22 @@ impl Kind for BucketKind {
             .await
             .map_err(sdk("s3:CreateBucket"));
         match res {
+            // In us-east-1 S3 answers 200 to a create of a bucket the
+            // account has (its legacy behaviour): one tagged by someone
+            // else is not taken. (Untagged, it may be this create's own on
+            // an endpoint that drops CreateBucketConfiguration.Tags.)
+            Ok(_) if aws.region == "us-east-1" => {
+                let tags = bucket_tags(aws, &d.physical_name).await?.unwrap_or_default();
+                if !tags.is_empty() {
+                    d.take_if_ours("s3:CreateBucket", &tags)?;
+                }
+            }
             Ok(_) => {}
-            // A retried create whose first attempt succeeded: ours.
-            Err(e) if e.is("BucketAlreadyOwnedByYou") => {}
+            // A retried create whose first attempt succeeded, taken only
+            // if it is this resource's.
+            Err(e) if e.is("BucketAlreadyOwnedByYou") => {
+                d.take_if_ours("s3:CreateBucket", &bucket_tags(aws, &d.physical_name).await?.unwrap_or_default())?;
+            }
             Err(e) if e.is("BucketAlreadyExists") => {
                 return Err(AwsError {
                     message: format!(

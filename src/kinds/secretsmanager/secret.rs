@@ -168,8 +168,12 @@ impl Kind for SecretKind {
                 Some((owner, s, tags))
             })
             .collect();
+        // A spec's name no secret of this stack has: read by name, so one of
+        // another stack or environment is a conflict before anything is sent.
+        let held: Vec<&str> = owned.iter().filter_map(|(_, s, _)| s.name()).collect();
+        let unheld: Vec<String> = scope.with_unheld_names(held).split_off(owned.len());
         use futures_util::{StreamExt, TryStreamExt};
-        futures_util::stream::iter(owned)
+        let mut out: Vec<Live> = futures_util::stream::iter(owned)
             .map(|(owner, s, tags)| async move {
                 let Some((d, _)) = describe(aws, s.arn().unwrap_or_default()).await? else { return Ok(None) };
                 Ok(Some(Live { name: owner, tags, ..d }))
@@ -177,7 +181,17 @@ impl Kind for SecretKind {
             .buffer_unordered(crate::kinds::READS)
             .try_filter_map(|x| async move { Ok(x) })
             .try_collect()
-            .await
+            .await?;
+        let named = unheld.iter().map(|name| async move {
+            match describe(aws, name).await? {
+                // Another region's replica is not this region's object.
+                Some((_, Some(primary))) if primary != scope.region => Ok(None),
+                Some((d, _)) => Ok(scope.owner(&d.tags, Some(name)).map(|owner| Live { name: owner, ..d })),
+                None => Ok::<_, AwsError>(None),
+            }
+        });
+        out.extend(futures_util::future::try_join_all(named).await?.into_iter().flatten());
+        Ok(out)
     }
 
     async fn create(&self, aws: &Aws, d: &Desired) -> Result<Live, AwsError> {
@@ -212,8 +226,19 @@ impl Kind for SecretKind {
             .map_err(sdk("secretsmanager:CreateSecret"));
         match res {
             Ok(_) => {}
-            // A lost response to a create that happened: read back.
+            // A lost response to a create that happened: read back, and
+            // taken only if it is this resource's.
             Err(e) if e.is("ResourceExistsException") => {}
+            // The name is held by a secret scheduled for deletion: this
+            // resource's own (destroyed within its recovery window) is
+            // restored, with the value it had; another's is refused.
+            Err(e) if e.is("InvalidRequestException") && e.message.contains("scheduled for deletion") => {
+                let res = aws.secretsmanager.describe_secret().secret_id(&d.physical_name).send().await;
+                let s = res.map_err(sdk("secretsmanager:DescribeSecret"))?;
+                d.take_if_ours("secretsmanager:CreateSecret", &tags_of(s.tags()))?;
+                let restore = aws.secretsmanager.restore_secret().secret_id(&d.physical_name).send().await;
+                restore.map_err(sdk("secretsmanager:RestoreSecret"))?;
+            }
             Err(e) => return Err(e),
         }
         let found = describe(aws, &d.physical_name).await?;
@@ -228,13 +253,10 @@ impl Kind for SecretKind {
                 ),
             ));
         }
-        let l = found.map(|(l, _)| l).filter(|l| crate::tags::same_owner(&l.tags, &d.tags));
-        let l = l.ok_or_else(|| {
-            AwsError::other(
-                "secretsmanager:CreateSecret",
-                format!("secret {} exists and is not this stack's", d.physical_name),
-            )
+        let (l, _) = found.ok_or_else(|| {
+            AwsError::other("secretsmanager:CreateSecret", "the secret is not there after its create")
         })?;
+        d.take_if_ours("secretsmanager:CreateSecret", &l.tags)?;
         Ok(Live { name: d.name.clone(), ..l })
     }
 
@@ -325,11 +347,16 @@ fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
 }
 
 /// The secret as `DescribeSecret` has it, and its primary region (another
-/// than this one for a replica).
+/// than this one for a replica); `None` when there is none or it is
+/// scheduled for deletion.
 async fn describe(aws: &Aws, name: &str) -> Result<Option<(Live, Option<String>)>, AwsError> {
     let res =
         aws.secretsmanager.describe_secret().secret_id(name).send().await.map_err(sdk("secretsmanager:DescribeSecret"));
     let Some(s) = not_found(res, &["ResourceNotFoundException"])? else { return Ok(None) };
+    // Scheduled for deletion: gone, as ListSecrets has it.
+    if s.deleted_date.is_some() {
+        return Ok(None);
+    }
     let mut regions: Vec<String> =
         s.replication_status().iter().filter_map(|r| r.region().map(str::to_string)).collect();
     crate::kinds::sort_ids(&mut regions);

@@ -181,16 +181,14 @@ impl Kind for TopicKind {
             Ok(out) => out.topic_arn().unwrap_or_default().to_string(),
             // SNS: "Topic already exists with different tags".
             Err(e) if e.is("InvalidParameter") && e.message.contains("already exists") => {
-                return Err(AwsError::not_ours("sns:CreateTopic", "topic", &d.physical_name));
+                return Err(d.name_taken("sns:CreateTopic"));
             }
             Err(e) => return Err(e),
         };
         // CreateTopic hands back a topic of the name that exists: only
         // this resource's is taken.
         let tags = list_tags(aws, &arn).await?.unwrap_or_default();
-        if !crate::tags::same_resource(&tags, &d.tags) {
-            return Err(AwsError::not_ours("sns:CreateTopic", "topic", &d.physical_name));
-        }
+        d.take_if_ours("sns:CreateTopic", &tags)?;
         let subs = subscriptions(aws, &arn).await?;
         set_subscriptions(aws, &arn, &p.subscriptions, &subs).await?;
         let attrs = attributes(aws, &arn)
