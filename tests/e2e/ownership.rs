@@ -740,3 +740,38 @@ fn a_secret_destroyed_within_its_recovery_window_comes_back_on_the_next_apply() 
     );
     assert!(secret("shared-token").deleted_date().is_some(), "theirs stays as they left it");
 }
+
+#[test]
+fn a_task_definition_family_prunes_and_destroys_only_its_own_revisions() {
+    // Another tool (a deploy script, another stack) registers revisions in
+    // the family too: converge's pruning and destroy leave them ACTIVE.
+    let moto = Moto::start();
+    let dir = Scratch::new("family");
+    let spec = |tag: &str| {
+        format!(
+            "stack: fam\nregion: eu-west-1\nresources:\n  app:\n    type: ecs.task_definition\n    name: shared-app\n    properties:\n      keep_revisions: 2\n      containers:\n        - name: app\n          image: nginx:{tag}\n"
+        )
+    };
+    let ecs = moto.ecs();
+    let register_theirs = || {
+        let c =
+            aws_sdk_ecs::types::ContainerDefinition::builder().name("app").image("nginx:theirs").memory(512).build();
+        let out = rt().block_on(ecs.register_task_definition().family("shared-app").container_definitions(c).send());
+        out.unwrap().task_definition().unwrap().task_definition_arn().unwrap().to_string()
+    };
+    let status = |arn: &str| {
+        let out = rt().block_on(ecs.describe_task_definition().task_definition(arn).send()).unwrap();
+        out.task_definition().unwrap().status().unwrap().as_str().to_string()
+    };
+    let first = dir.write("fam.yaml", &spec("1"));
+    moto.run(&["apply", path_str(&first), "--auto-approve"]).expect(0);
+    let theirs = register_theirs();
+    for tag in ["2", "3", "4", "5"] {
+        let next = dir.write("fam.yaml", &spec(tag));
+        moto.run(&["apply", path_str(&next), "--auto-approve"]).expect(0);
+    }
+    assert_eq!(status(&theirs), "ACTIVE", "pruning keeps another's revision");
+    let last = dir.path("fam.yaml");
+    moto.run(&["destroy", path_str(&last), "--auto-approve", "--allow-destroy", "*"]).expect(0);
+    assert_eq!(status(&theirs), "ACTIVE", "destroy keeps another's revision");
+}
