@@ -184,9 +184,12 @@ pub fn operations(stack: &Stack, plan: &Plan) -> OpGraph {
     // needs ([`plan::ResourceChange::takes_name_of`]), unless that delete
     // already waits for it.
     for (create, holder) in takes_name {
-        let delete = (0..ops.len()).find(|&j| ops[j].op == OpKind::Delete && !ops[j].replace && ops[j].name == holder);
+        let kind = ops[create].kind.type_name();
+        let delete = (0..ops.len()).find(|&j| {
+            let o = &ops[j];
+            o.op == OpKind::Delete && !o.replace && o.name == holder && o.kind.type_name() == kind
+        });
         if let Some(delete) = delete
-            && ops[delete].kind.type_name() == ops[create].kind.type_name()
             && !waits_for(&deps, delete, create)
         {
             deps[create].insert(delete);
