@@ -44,7 +44,7 @@ pub struct Scope {
 /// ownership index shares its pages, and describes by name each spec name
 /// the index does not hold; a kind whose names are unique and that lists
 /// its objects otherwise (launch templates, IAM, secrets) reads the names
-/// its list does not hold the same way ([`Scope::with_unheld_names`]). In a
+/// its list does not hold the same way ([`Scope::unheld_names`]). In a
 /// converged stack there are none.
 #[derive(Debug, Clone, Copy)]
 pub struct Reads {
@@ -143,6 +143,13 @@ impl Conflict {
     }
 }
 
+/// `(stack, env, resource)` an object's tags give it to; `None`: not
+/// tagged for any stack and environment.
+fn tagged_owner(tags: &BTreeMap<String, String>) -> Option<(String, String, String)> {
+    let (stack, env) = (tags.get(TAG_STACK)?, tags.get(TAG_ENV)?);
+    Some((stack.clone(), env.clone(), tags.get(TAG_RESOURCE).cloned().unwrap_or_else(|| "?".into())))
+}
+
 /// `object` (how the message names it) exists, held by `owner` (`(stack,
 /// env, resource)` it is tagged for; `None`: untagged), where `resource`
 /// wants it.
@@ -192,14 +199,14 @@ impl Desired {
         if crate::tags::same_resource(tags, &self.tags) {
             return Ok(());
         }
-        let other = tags.get(TAG_RESOURCE).map_or("?", String::as_str);
-        let message = match (tags.get(TAG_STACK), tags.get(TAG_ENV)) {
-            _ if crate::tags::same_owner(tags, &self.tags) => format!(
+        let message = if crate::tags::same_owner(tags, &self.tags) {
+            let other = tags.get(TAG_RESOURCE).map_or("?", String::as_str);
+            format!(
                 "{object} exists and is resource `{other}`'s of this stack and environment; converge never gives one resource's object to another: to move it, say `renamed_from: {other}` on `{}`",
                 self.name
-            ),
-            (Some(s), Some(e)) => held(object, &self.name, Some(&(s.clone(), e.clone(), other.to_string()))),
-            _ => held(object, &self.name, None),
+            )
+        } else {
+            held(object, &self.name, tagged_owner(tags).as_ref())
         };
         Err(AwsError::other(operation, message))
     }
@@ -216,17 +223,15 @@ impl Desired {
 }
 
 impl Scope {
-    /// The names a kind that lists this stack's objects by something other
-    /// than the ownership index reads one by one: each listed, then each of
-    /// the spec's physical names none of them has (an object of another
-    /// stack or environment, an untagged one to adopt or refuse, or none:
-    /// [`Scope::owner`], given the name, tells). In a converged stack the
-    /// second part is empty.
-    pub fn with_unheld_names<'a>(&self, listed: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-        let mut names: Vec<String> = listed.into_iter().map(str::to_string).collect();
-        let unheld: Vec<String> = self.names.keys().filter(|n| !names.contains(n)).cloned().collect();
-        names.extend(unheld);
-        names
+    /// The spec's physical names of this kind that none of `listed` (what
+    /// a kind's list of this stack's objects found, when it lists by
+    /// something other than the ownership index) has: each is read by
+    /// name, for [`Scope::owner`], given the name, to tell an object of
+    /// another stack or environment, an untagged one to adopt or refuse,
+    /// or none. In a converged stack there are none.
+    pub fn unheld_names<'a>(&self, listed: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let listed: Vec<&str> = listed.into_iter().collect();
+        self.names.keys().filter(|n| !listed.contains(&n.as_str())).cloned().collect()
     }
 
     /// What a kind read through the ownership index describes: each object
@@ -274,13 +279,10 @@ impl Scope {
         if !self.taggable || ours {
             return Some(resource.clone());
         }
-        let owner = match (stack, env) {
-            (Some(s), Some(e)) => {
-                Some((s.clone(), e.clone(), tags.get(TAG_RESOURCE).cloned().unwrap_or_else(|| "?".into())))
-            }
-            _ if *adopt => return Some(resource.clone()),
-            _ => None,
-        };
+        let owner = tagged_owner(tags);
+        if owner.is_none() && *adopt {
+            return Some(resource.clone());
+        }
         if let Ok(mut c) = self.conflicts.lock() {
             c.push(Conflict { resource: resource.clone(), kind: self.kind, physical_name: name.to_string(), owner });
         }

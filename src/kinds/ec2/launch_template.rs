@@ -106,8 +106,7 @@ impl Kind for LaunchTemplateKind {
         // this stack holds is looked up, so one of another stack or
         // environment is a conflict (and an untagged one is adopted only
         // with `adopt: true`) before anything is sent.
-        let held: Vec<&str> = templates.iter().filter_map(|t| t.launch_template_name()).collect();
-        let missing: Vec<String> = scope.names.keys().filter(|n| !held.contains(&n.as_str())).cloned().collect();
+        let missing = scope.unheld_names(templates.iter().filter_map(|t| t.launch_template_name()));
         let mut named = Vec::new();
         if !missing.is_empty() {
             let by_name = Filter::builder().name("launch-template-name").set_values(Some(missing)).build();

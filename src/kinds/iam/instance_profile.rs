@@ -57,8 +57,9 @@ impl Kind for InstanceProfileKind {
             .await
             .map_err(sdk("iam:ListInstanceProfiles"))?;
         // ListInstanceProfiles returns no tags; GetInstanceProfile does.
-        let names = scope.with_unheld_names(profiles.iter().map(|p| p.instance_profile_name()));
-        let reads = names.iter().map(|name| describe(aws, name, scope));
+        let unheld = scope.unheld_names(profiles.iter().map(|p| p.instance_profile_name()));
+        let names = profiles.iter().map(|p| p.instance_profile_name()).chain(unheld.iter().map(String::as_str));
+        let reads = names.map(|name| describe(aws, name, scope));
         Ok(futures_util::future::try_join_all(reads).await?.into_iter().flatten().collect())
     }
 

@@ -89,8 +89,9 @@ impl Kind for RoleKind {
             .try_collect()
             .await
             .map_err(sdk("iam:ListRoles"))?;
-        let names = scope.with_unheld_names(roles.iter().map(|r| r.role_name()));
-        let reads = names.iter().map(|name| describe(aws, name, scope));
+        let unheld = scope.unheld_names(roles.iter().map(|r| r.role_name()));
+        let names = roles.iter().map(|r| r.role_name()).chain(unheld.iter().map(String::as_str));
+        let reads = names.map(|name| describe(aws, name, scope));
         Ok(futures_util::future::try_join_all(reads).await?.into_iter().flatten().collect())
     }
 

@@ -170,8 +170,7 @@ impl Kind for SecretKind {
             .collect();
         // A spec's name no secret of this stack has: read by name, so one of
         // another stack or environment is a conflict before anything is sent.
-        let held: Vec<&str> = owned.iter().filter_map(|(_, s, _)| s.name()).collect();
-        let unheld: Vec<String> = scope.with_unheld_names(held).split_off(owned.len());
+        let unheld = scope.unheld_names(owned.iter().filter_map(|(_, s, _)| s.name()));
         use futures_util::{StreamExt, TryStreamExt};
         let mut out: Vec<Live> = futures_util::stream::iter(owned)
             .map(|(owner, s, tags)| async move {
