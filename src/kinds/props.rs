@@ -27,6 +27,23 @@ pub fn props<P: DeserializeOwned>(kind: &'static str, v: &Value) -> Result<P, Aw
     serde_json::from_value(v.clone()).map_err(|e| AwsError::other(kind, format!("unreadable properties: {e}")))
 }
 
+/// Serde's default for a flag that is on unless the spec turns it off:
+/// `#[serde(default = "crate::kinds::yes")]`.
+pub fn yes() -> bool {
+    true
+}
+
+/// Serde's default for a number, written where the field is:
+/// `#[serde(default = "crate::kinds::int::<300>")]`.
+pub fn int<const N: i32>() -> i32 {
+    N
+}
+
+/// [`int`] for the fields AWS types as a long.
+pub fn long<const N: i64>() -> i64 {
+    N
+}
+
 pub fn to_value<P: Serialize>(p: &P) -> Value {
     serde_json::to_value(p).expect("kind properties serialize to JSON")
 }

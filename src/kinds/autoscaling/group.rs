@@ -40,7 +40,7 @@ pub struct GroupProps {
     /// `EC2` (default) or `ELB`.
     #[serde(default = "ec2")]
     pub health_check_type: String,
-    #[serde(default = "grace")]
+    #[serde(default = "crate::kinds::int::<300>")]
     pub health_check_grace_period: i32,
     /// One launch template for every instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +110,7 @@ pub struct Mixed {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Refresh {
-    #[serde(default = "ninety")]
+    #[serde(default = "crate::kinds::int::<90>")]
     pub min_healthy_percentage: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_warmup_seconds: Option<i32>,
@@ -125,14 +125,8 @@ impl Default for Refresh {
 fn ec2() -> String {
     "EC2".into()
 }
-fn grace() -> i32 {
-    300
-}
 fn price_capacity() -> String {
     "price-capacity-optimized".into()
-}
-fn ninety() -> i32 {
-    90
 }
 
 impl Kind for GroupKind {

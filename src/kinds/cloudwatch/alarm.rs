@@ -70,7 +70,7 @@ pub struct AlarmProps {
     #[serde(default = "missing")]
     pub treat_missing_data: String,
     /// Whether the actions run on a state change (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub actions_enabled: bool,
     /// ARNs notified when the alarm goes to ALARM (an `sns.topic`'s `arn`).
     #[serde(default)]
@@ -85,10 +85,6 @@ pub struct AlarmProps {
 
 fn missing() -> String {
     "missing".into()
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// A checked property, or where and why not.

@@ -40,12 +40,8 @@ pub struct LaunchTemplateProps {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam_instance_profile: Option<String>,
     /// IMDSv2 only (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub require_imdsv2: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl Kind for LaunchTemplateKind {

@@ -40,7 +40,7 @@ pub struct VolumeProps {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<i32>,
     /// Encrypted at rest (default true). Changing it replaces the volume.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub encrypted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
@@ -51,15 +51,12 @@ pub struct VolumeProps {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
     /// Snapshot before deleting (default true). Not compared.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub snapshot_on_delete: bool,
 }
 
 fn gp3() -> String {
     "gp3".into()
-}
-fn yes() -> bool {
-    true
 }
 
 impl Kind for VolumeKind {

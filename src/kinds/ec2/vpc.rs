@@ -23,15 +23,11 @@ pub struct VpcProps {
     #[schemars(with = "String")]
     pub cidr_block: String,
     /// Amazon-provided DNS resolution (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub enable_dns_support: bool,
     /// DNS hostnames for instances (default true: RDS and EFS names need it).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub enable_dns_hostnames: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl Kind for VpcKind {

@@ -30,7 +30,7 @@ pub struct RepositoryProps {
     pub image_tag_mutability: String,
     /// Scan each image for vulnerabilities when pushed (default true).
     /// Updated in place.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub scan_on_push: bool,
     /// ECR lifecycle policy document (`rules:` …), e.g. expire untagged
     /// images after 14 days and keep the last 100. Updated in place.
@@ -44,9 +44,6 @@ pub struct RepositoryProps {
 
 fn immutable() -> String {
     "IMMUTABLE".into()
-}
-fn yes() -> bool {
-    true
 }
 
 impl Kind for RepositoryKind {

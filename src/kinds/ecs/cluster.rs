@@ -22,7 +22,7 @@ pub struct ClusterKind;
 #[serde(deny_unknown_fields)]
 pub struct ClusterProps {
     /// CloudWatch Container Insights (default on). Updated in place.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub container_insights: bool,
     /// Capacity providers the cluster's services may use (default
     /// `FARGATE` and `FARGATE_SPOT`). Updated in place.
@@ -30,9 +30,6 @@ pub struct ClusterProps {
     pub capacity_providers: Vec<String>,
 }
 
-fn yes() -> bool {
-    true
-}
 fn fargate() -> Vec<String> {
     vec!["FARGATE".into(), "FARGATE_SPOT".into()]
 }

@@ -42,7 +42,7 @@ pub struct ServiceProps {
     /// The task definition revision to run (`${resources.task.arn}`).
     pub task_definition: String,
     /// Tasks to keep running (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "crate::kinds::int::<1>")]
     pub desired_count: i32,
     /// `FARGATE` (default) or `EC2`. Changing it replaces the service.
     #[serde(default = "fargate")]
@@ -66,14 +66,14 @@ pub struct ServiceProps {
     /// ECS's deployment circuit breaker, with rollback (default on): a
     /// deployment whose tasks keep failing is stopped and ECS goes back to
     /// the last COMPLETED deployment.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub circuit_breaker: bool,
     /// Lower bound on running tasks during a deployment, in percent of
     /// `desired_count` (default 100).
-    #[serde(default = "hundred")]
+    #[serde(default = "crate::kinds::int::<100>")]
     pub minimum_healthy_percent: i32,
     /// Upper bound, in percent (default 200).
-    #[serde(default = "two_hundred")]
+    #[serde(default = "crate::kinds::int::<200>")]
     pub maximum_percent: i32,
     /// CloudWatch alarms ECS watches during each deployment (ECS
     /// deployment alarms, with rollback): one in ALARM fails the deployment
@@ -109,20 +109,8 @@ pub struct Balancer {
     pub container_port: i32,
 }
 
-fn one() -> i32 {
-    1
-}
 fn fargate() -> String {
     "FARGATE".into()
-}
-fn yes() -> bool {
-    true
-}
-fn hundred() -> i32 {
-    100
-}
-fn two_hundred() -> i32 {
-    200
 }
 
 impl Kind for ServiceKind {

@@ -44,11 +44,11 @@ pub struct TaskDefinitionKind;
 #[serde(deny_unknown_fields)]
 pub struct TaskDefinitionProps {
     /// CPU units for the task (default 256: a quarter vCPU).
-    #[serde(default = "cpu")]
+    #[serde(default = "crate::kinds::int::<256>")]
     pub cpu: i32,
     /// Memory in MiB (default 512). On Fargate, one of the sizes its CPU
     /// allows.
-    #[serde(default = "memory")]
+    #[serde(default = "crate::kinds::int::<512>")]
     pub memory: i32,
     /// `awsvpc` (default; Fargate needs it), `bridge`, `host`.
     #[serde(default = "awsvpc")]
@@ -80,7 +80,7 @@ pub struct Container {
     /// The image, e.g. `${resources.repo.uri}:${var.image_tag}`.
     pub image: String,
     /// The task stops when this container does (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub essential: bool,
     #[serde(default)]
     pub port_mappings: Vec<Port>,
@@ -130,12 +130,6 @@ fn texts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Stri
         .collect()
 }
 
-fn cpu() -> i32 {
-    256
-}
-fn memory() -> i32 {
-    512
-}
 fn awsvpc() -> String {
     "awsvpc".into()
 }
@@ -144,9 +138,6 @@ fn fargate() -> Vec<String> {
 }
 fn five() -> i32 {
     5
-}
-fn yes() -> bool {
-    true
 }
 fn tcp() -> String {
     "tcp".into()

@@ -24,7 +24,7 @@ pub struct FileSystemKind;
 #[serde(deny_unknown_fields)]
 pub struct FileSystemProps {
     /// Changing it replaces the file system (and its data).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub encrypted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
@@ -36,9 +36,6 @@ pub struct FileSystemProps {
     pub throughput_mode: String,
 }
 
-fn yes() -> bool {
-    true
-}
 fn general_purpose() -> String {
     "generalPurpose".into()
 }

@@ -39,11 +39,11 @@ pub struct ReplicationGroupProps {
     /// e.g. `cache.r7g.large`. Updated in place.
     pub node_type: String,
     /// Primary plus replicas (default 2). Updated in place.
-    #[serde(default = "two")]
+    #[serde(default = "crate::kinds::int::<2>")]
     pub num_cache_clusters: i32,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub automatic_failover: bool,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub multi_az: bool,
     /// Changing it replaces the group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,20 +55,20 @@ pub struct ReplicationGroupProps {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameter_group_name: Option<String>,
     /// Changing it replaces the group.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub at_rest_encryption: bool,
     /// Changing it replaces the group (GitLab: `gitlab_rails['redis_ssl']`).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub transit_encryption: bool,
     /// Changing it replaces the group.
-    #[serde(default = "redis_port")]
+    #[serde(default = "crate::kinds::int::<6379>")]
     pub port: i32,
     /// Delete without a final snapshot (default false: a group deleted or
     /// replaced leaves `<id>-final-<time>`). Not compared.
     #[serde(default)]
     pub skip_final_snapshot: bool,
     /// Days of daily snapshots (default 7; 0 turns them off).
-    #[serde(default = "seven")]
+    #[serde(default = "crate::kinds::int::<7>")]
     pub snapshot_retention_limit: i32,
     /// Redis AUTH token from a secret (`${env.REDIS_AUTH_TOKEN}`); needs
     /// transit encryption. Write-only.
@@ -81,18 +81,6 @@ fn default_description() -> String {
 }
 fn redis() -> String {
     "redis".into()
-}
-fn two() -> i32 {
-    2
-}
-fn yes() -> bool {
-    true
-}
-fn redis_port() -> i32 {
-    6379
-}
-fn seven() -> i32 {
-    7
 }
 
 impl Kind for ReplicationGroupKind {

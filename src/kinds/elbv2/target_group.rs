@@ -46,13 +46,13 @@ pub struct HealthCheck {
     /// HTTP codes that count as healthy.
     #[serde(default = "ok")]
     pub matcher: String,
-    #[serde(default = "fifteen")]
+    #[serde(default = "crate::kinds::int::<15>")]
     pub interval_seconds: i32,
-    #[serde(default = "five")]
+    #[serde(default = "crate::kinds::int::<5>")]
     pub timeout_seconds: i32,
-    #[serde(default = "two")]
+    #[serde(default = "crate::kinds::int::<2>")]
     pub healthy_threshold: i32,
-    #[serde(default = "three")]
+    #[serde(default = "crate::kinds::int::<3>")]
     pub unhealthy_threshold: i32,
 }
 
@@ -81,18 +81,6 @@ fn readiness() -> String {
 }
 fn ok() -> String {
     "200".into()
-}
-fn fifteen() -> i32 {
-    15
-}
-fn five() -> i32 {
-    5
-}
-fn two() -> i32 {
-    2
-}
-fn three() -> i32 {
-    3
 }
 
 impl Kind for TargetGroupKind {

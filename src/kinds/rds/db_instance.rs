@@ -44,11 +44,11 @@ pub struct DbInstanceProps {
     #[serde(default = "gp3")]
     pub storage_type: String,
     /// Changing it replaces the instance.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub storage_encrypted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub multi_az: bool,
     /// Changing it replaces the instance.
     pub db_subnet_group_name: String,
@@ -68,10 +68,10 @@ pub struct DbInstanceProps {
     /// (output `master_user_secret_arn`). Instead of `master_password`.
     #[serde(default)]
     pub manage_master_user_password: bool,
-    #[serde(default = "pg_port")]
+    #[serde(default = "crate::kinds::int::<5432>")]
     pub port: i32,
     /// Days of automated backups (default 7).
-    #[serde(default = "seven")]
+    #[serde(default = "crate::kinds::int::<7>")]
     pub backup_retention_period: i32,
     /// e.g. `03:00-04:00` (UTC). Omitted: RDS's choice, not compared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,12 +79,12 @@ pub struct DbInstanceProps {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_maintenance_window: Option<String>,
     /// Default true: RDS refuses to delete the instance until it is off.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub deletion_protection: bool,
     #[serde(default)]
     pub publicly_accessible: bool,
     /// Apply modifications now rather than in the maintenance window.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub apply_immediately: bool,
     /// Delete without a final snapshot (default false: a snapshot
     /// `<identifier>-final-<unix time>` is taken).
@@ -115,15 +115,6 @@ fn postgres() -> String {
 }
 fn gp3() -> String {
     "gp3".into()
-}
-fn yes() -> bool {
-    true
-}
-fn pg_port() -> i32 {
-    5432
-}
-fn seven() -> i32 {
-    7
 }
 
 impl Kind for DbInstanceKind {

@@ -81,18 +81,14 @@ impl Default for Encryption {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublicAccessBlock {
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub block_public_acls: bool,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub ignore_public_acls: bool,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub block_public_policy: bool,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub restrict_public_buckets: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl Default for PublicAccessBlock {
@@ -114,7 +110,7 @@ pub struct LifecycleRule {
     /// Key prefix the rule applies to (default: the whole bucket).
     #[serde(default)]
     pub prefix: String,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub enabled: bool,
     /// Delete current objects this many days after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -46,7 +46,7 @@ pub struct SecretProps {
     pub generate: Option<Generate>,
     /// Days Secrets Manager keeps a deleted secret recoverable (7-30, 30 by
     /// default), or 0 to delete it at once. Not compared.
-    #[serde(default = "thirty")]
+    #[serde(default = "crate::kinds::long::<30>")]
     pub recovery_window_days: i64,
     /// Regions the secret is replicated to (`[eu-central-1]`), each
     /// encrypted with that region's `aws/secretsmanager` key. Added and
@@ -59,21 +59,11 @@ pub struct SecretProps {
 #[serde(deny_unknown_fields)]
 pub struct Generate {
     /// Length (default 64).
-    #[serde(default = "sixty_four")]
+    #[serde(default = "crate::kinds::long::<64>")]
     pub length: i64,
     /// Letters and digits only (default true: tokens go into config files).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::kinds::yes")]
     pub exclude_punctuation: bool,
-}
-
-fn thirty() -> i64 {
-    30
-}
-fn sixty_four() -> i64 {
-    64
-}
-fn yes() -> bool {
-    true
 }
 
 impl Kind for SecretKind {
