@@ -253,10 +253,23 @@ fn describe_body(body: &[u8]) -> &'static str {
     }
 }
 
-/// A waiter's failure as an [`AwsError`].
-pub fn waiter_error(operation: &'static str, e: impl StdError + 'static) -> AwsError {
-    AwsError::other(operation, source_chain(&e))
+/// A waiter's failure as an [`AwsError`], for
+/// `.wait(timeout).await.map_err(waited("ec2:DescribeVpcs (wait available)"))`.
+pub fn waited<E: StdError + 'static>(operation: &'static str) -> impl FnOnce(E) -> AwsError {
+    move |e| AwsError::other(operation, source_chain(&e))
 }
+
+/// Every item of every page of a paginated request, or its first error as
+/// the [`AwsError`] of `action`:
+/// `all_items!(aws.ec2.describe_vpcs().set_filters(f), "ec2:DescribeVpcs")?`.
+/// A macro because each operation's paginator is a type of its own, with
+/// no trait in common to be generic over.
+macro_rules! all_items {
+    ($request:expr, $action:expr) => {
+        $request.into_paginator().items().send().try_collect().await.map_err($crate::aws::sdk($action))
+    };
+}
+pub(crate) use all_items;
 
 /// The naming rule RDS and ElastiCache share for identifiers: 1 to `max`
 /// lower-case letters, digits and hyphens, starting with a letter, with no

@@ -376,6 +376,21 @@ pub struct Live {
     pub outputs: BTreeMap<String, Value>,
 }
 
+impl Live {
+    /// An object as read: its properties in canonical form and its `id`
+    /// output, the AWS identifier; [`Live::output`] adds the others.
+    pub fn new<P: serde::Serialize>(name: String, id: String, props: &P, tags: BTreeMap<String, String>) -> Live {
+        let outputs = [("id".to_string(), Value::from(id.clone()))].into();
+        Live { name, id, props: crate::kinds::to_value(props), tags, outputs }
+    }
+
+    /// With output `key` (`${resources.NAME.key}`) set to `value`.
+    pub fn output(mut self, key: &str, value: impl Into<Value>) -> Live {
+        self.outputs.insert(key.to_string(), value.into());
+        self
+    }
+}
+
 /// A resource another one references, for [`Kind::check_links`].
 #[derive(Debug, Clone)]
 pub struct Linked<'a> {

@@ -16,8 +16,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
+use crate::aws::{all_items, sdk};
 use crate::kinds::autoscaling::to_tags;
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope, TAG_ENV, TAG_STACK};
 use crate::limits::Sent;
@@ -225,17 +225,13 @@ impl Kind for GroupKind {
     }
 
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let groups = aws
-            .autoscaling
-            .describe_auto_scaling_groups()
-            .filters(Filter::builder().name(format!("tag:{TAG_STACK}")).values(&scope.stack).build())
-            .filters(Filter::builder().name(format!("tag:{TAG_ENV}")).values(&scope.env).build())
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("autoscaling:DescribeAutoScalingGroups"))?;
+        let groups = all_items!(
+            aws.autoscaling
+                .describe_auto_scaling_groups()
+                .filters(Filter::builder().name(format!("tag:{TAG_STACK}")).values(&scope.stack).build())
+                .filters(Filter::builder().name(format!("tag:{TAG_ENV}")).values(&scope.env).build()),
+            "autoscaling:DescribeAutoScalingGroups"
+        )?;
         Ok(groups
             .into_iter()
             .filter(|g| g.status().is_none_or(|s| !s.starts_with("Delete")))
@@ -545,11 +541,7 @@ fn live(name: String, g: AutoScalingGroup, tags: BTreeMap<String, String>) -> Li
         new_instances_protected_from_scale_in: g.new_instances_protected_from_scale_in.unwrap_or(false),
         wait_for_capacity: false,
     };
-    let outputs = [
-        ("id".to_string(), Value::from(id.clone())),
-        ("name".to_string(), Value::from(id.clone())),
-        ("arn".to_string(), Value::from(g.auto_scaling_group_arn.clone().unwrap_or_default())),
-    ]
-    .into();
-    Live { name, id, props: crate::kinds::to_value(&props), tags, outputs }
+    Live::new(name, id.clone(), &props, tags)
+        .output("name", id.clone())
+        .output("arn", g.auto_scaling_group_arn.clone().unwrap_or_default())
 }

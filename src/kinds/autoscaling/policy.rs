@@ -13,8 +13,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
+use crate::aws::{all_items, sdk};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
 
@@ -78,16 +78,10 @@ impl Kind for PolicyKind {
         if scope.names.is_empty() {
             return Ok(Vec::new());
         }
-        let policies = aws
-            .autoscaling
-            .describe_policies()
-            .set_policy_names(Some(scope.names.keys().cloned().collect()))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("autoscaling:DescribePolicies"))?;
+        let policies = all_items!(
+            aws.autoscaling.describe_policies().set_policy_names(Some(scope.names.keys().cloned().collect())),
+            "autoscaling:DescribePolicies"
+        )?;
         Ok(policies
             .into_iter()
             .filter_map(|p| {
@@ -174,10 +168,5 @@ fn live(name: String, p: ScalingPolicy) -> Live {
             .unwrap_or_else(cpu),
         disable_scale_in: tt.and_then(|t| t.disable_scale_in).unwrap_or(false),
     };
-    let outputs = [
-        ("id".to_string(), Value::from(id.clone())),
-        ("arn".to_string(), Value::from(p.policy_arn.clone().unwrap_or_default())),
-    ]
-    .into();
-    Live { name, id, props: crate::kinds::to_value(&props), tags: BTreeMap::new(), outputs }
+    Live::new(name, id, &props, BTreeMap::new()).output("arn", p.policy_arn.clone().unwrap_or_default())
 }

@@ -15,8 +15,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::backup::build_err;
 use crate::kinds::{Desired, Facts, Kind, LinkProblem, Live, Member, PropsError, Scope};
 use crate::limits::Sent;
@@ -133,16 +133,8 @@ impl Kind for SelectionKind {
             scope.shared.owned(aws, "backup:backup-plan").await?.iter().map(|p| p.id().to_string()).collect();
         let mut found = Vec::new();
         for plan in plans {
-            let res = aws
-                .backup
-                .list_backup_selections()
-                .backup_plan_id(&plan)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(sdk("backup:ListBackupSelections"));
+            let res =
+                all_items!(aws.backup.list_backup_selections().backup_plan_id(&plan), "backup:ListBackupSelections");
             // The index lags deletes: a plan gone is skipped.
             for s in not_found(res, &["ResourceNotFoundException"])?.unwrap_or_default() {
                 found.push((plan.clone(), s.selection_id().unwrap_or_default().to_string()));
@@ -242,13 +234,7 @@ async fn get(aws: &Aws, plan: &str, id: &str) -> Result<Option<Live>, AwsError> 
         .unwrap_or_default();
     let props =
         SelectionProps { plan_id: plan.to_string(), iam_role_arn: s.iam_role_arn().to_string(), resources, match_tags };
-    Ok(Some(Live {
-        name: String::new(),
-        id: id.to_string(),
-        props: crate::kinds::to_value(&props),
-        tags: BTreeMap::new(),
-        outputs: [("id".to_string(), Value::from(id))].into(),
-    }))
+    Ok(Some(Live::new(String::new(), id.to_string(), &props, BTreeMap::new()).output("id", id)))
 }
 
 #[cfg(test)]

@@ -145,16 +145,7 @@ async fn describe(aws: &Aws, name: &str) -> Result<Option<DescribeBackupVaultOut
 fn live(name: String, v: &DescribeBackupVaultOutput, tags: std::collections::BTreeMap<String, String>) -> Live {
     let vault = v.backup_vault_name().unwrap_or_default().to_string();
     let props = VaultProps { encryption_key_arn: v.encryption_key_arn().map(str::to_string) };
-    Live {
-        name,
-        id: vault.clone(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(vault.clone())),
-            ("name".to_string(), Value::from(vault)),
-            ("arn".to_string(), Value::from(v.backup_vault_arn().unwrap_or_default())),
-        ]
-        .into(),
-    }
+    Live::new(name, vault.clone(), &props, tags)
+        .output("name", vault)
+        .output("arn", v.backup_vault_arn().unwrap_or_default())
 }

@@ -356,18 +356,7 @@ fn live(name: String, a: &MetricAlarm, tags: BTreeMap<String, String>) -> Live {
     for arns in [&mut p.alarm_actions, &mut p.ok_actions, &mut p.insufficient_data_actions] {
         crate::kinds::sort_ids(arns);
     }
-    Live {
-        name,
-        id: alarm.clone(),
-        props: crate::kinds::to_value(&p),
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(alarm.clone())),
-            ("name".to_string(), Value::from(alarm)),
-            ("arn".to_string(), Value::from(a.alarm_arn().unwrap_or_default())),
-        ]
-        .into(),
-    }
+    Live::new(name, alarm.clone(), &p, tags).output("name", alarm).output("arn", a.alarm_arn().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ impl Kind for ElasticIpKind {
         let out = aws
             .ec2
             .describe_addresses()
-            .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
+            .set_filters(scope_filters(scope))
             .send()
             .await
             .map_err(sdk("ec2:DescribeAddresses"))?;
@@ -95,15 +95,5 @@ async fn find(aws: &Aws, d: &Desired) -> Result<Option<Address>, AwsError> {
 
 fn live(name: String, a: &Address, tags: BTreeMap<String, String>) -> Live {
     let id = a.allocation_id.clone().unwrap_or_default();
-    Live {
-        name,
-        id: id.clone(),
-        props: crate::kinds::to_value(&ElasticIpProps {}),
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(id)),
-            ("public_ip".to_string(), Value::from(a.public_ip.clone().unwrap_or_default())),
-        ]
-        .into(),
-    }
+    Live::new(name, id, &ElasticIpProps {}, tags).output("public_ip", a.public_ip.clone().unwrap_or_default())
 }

@@ -10,8 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, retry_dependency_violation};
+use crate::aws::{all_items, sdk};
 use crate::kinds::ec2::{claimed, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, Scope};
 use crate::limits::Sent;
@@ -42,16 +42,10 @@ impl Kind for InternetGatewayKind {
         ..Facts::DEFAULT
     };
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let gws: Vec<InternetGateway> = aws
-            .ec2
-            .describe_internet_gateways()
-            .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("ec2:DescribeInternetGateways"))?;
+        let gws: Vec<InternetGateway> = all_items!(
+            aws.ec2.describe_internet_gateways().set_filters(scope_filters(scope)),
+            "ec2:DescribeInternetGateways"
+        )?;
         Ok(claimed(gws, scope, |g| g.tags(), |name, g, tags| live(name, &g, tags)))
     }
 
@@ -168,11 +162,5 @@ fn live(name: String, g: &InternetGateway, tags: BTreeMap<String, String>) -> Li
     // as a replacement of a gateway that no longer serves the VPC.
     let vpc_id = g.attachments().iter().find_map(|a| a.vpc_id.clone()).unwrap_or_default();
     let props = InternetGatewayProps { vpc_id };
-    Live {
-        name,
-        id: id.clone(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [("id".to_string(), Value::from(id))].into(),
-    }
+    Live::new(name, id.clone(), &props, tags)
 }

@@ -15,8 +15,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::ec2::{from_tags, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -88,16 +88,10 @@ impl Kind for LaunchTemplateKind {
     }
 
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let templates = aws
-            .ec2
-            .describe_launch_templates()
-            .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("ec2:DescribeLaunchTemplates"))?;
+        let templates = all_items!(
+            aws.ec2.describe_launch_templates().set_filters(scope_filters(scope)),
+            "ec2:DescribeLaunchTemplates"
+        )?;
         // The name is unique in the region: a spec's name no template of
         // this stack holds is looked up, so one of another stack or
         // environment is a conflict (and an untagged one is adopted only
@@ -106,8 +100,8 @@ impl Kind for LaunchTemplateKind {
         let mut named = Vec::new();
         if !missing.is_empty() {
             let by_name = Filter::builder().name("launch-template-name").set_values(Some(missing)).build();
-            let found = aws.ec2.describe_launch_templates().filters(by_name).into_paginator().items().send();
-            named = found.try_collect().await.map_err(sdk("ec2:DescribeLaunchTemplates"))?;
+            let by_name = aws.ec2.describe_launch_templates().filters(by_name);
+            named = all_items!(by_name, "ec2:DescribeLaunchTemplates")?;
         }
         let mut out = Vec::new();
         for t in templates.into_iter().chain(named) {
@@ -248,11 +242,8 @@ async fn describe(aws: &Aws, name: String, id: &str, tags: BTreeMap<String, Stri
         iam_instance_profile: data.iam_instance_profile.as_ref().and_then(|p| p.name.clone()),
         require_imdsv2: tokens.map(|t| t.as_str() == "required").unwrap_or(false),
     };
-    let outputs = [
-        ("id".to_string(), Value::from(id)),
-        ("name".to_string(), Value::from(template_name)),
-        ("version".to_string(), Value::from(number.to_string())),
-    ]
-    .into();
-    Ok(Live { name, id: id.to_string(), props: crate::kinds::to_value(&props), tags, outputs })
+    Ok(Live::new(name, id.to_string(), &props, tags)
+        .output("id", id)
+        .output("name", template_name)
+        .output("version", number.to_string()))
 }

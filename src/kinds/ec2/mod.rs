@@ -54,12 +54,13 @@ pub fn from_tags(tags: &[Tag]) -> BTreeMap<String, String> {
     crate::tags::tag_map(tags.iter().map(|t| (t.key.clone(), t.value.clone())))
 }
 
-/// Server-side filters selecting this stack/env's objects.
-pub fn scope_filters(stack: &str, env: &str) -> Vec<Filter> {
-    vec![
-        Filter::builder().name(format!("tag:{TAG_STACK}")).values(stack).build(),
-        Filter::builder().name(format!("tag:{TAG_ENV}")).values(env).build(),
-    ]
+/// Server-side filters selecting `scope`'s objects (stack and
+/// environment tags), for a describe call's `set_filters`.
+pub fn scope_filters(scope: &Scope) -> Option<Vec<Filter>> {
+    Some(vec![
+        Filter::builder().name(format!("tag:{TAG_STACK}")).values(&scope.stack).build(),
+        Filter::builder().name(format!("tag:{TAG_ENV}")).values(&scope.env).build(),
+    ])
 }
 
 /// Filters finding the one object a resource's create call tagged.

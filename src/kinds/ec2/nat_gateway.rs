@@ -4,6 +4,7 @@
 //! goes to an internet gateway) and holds an Elastic IP; private route
 //! tables send `0.0.0.0/0` to it.
 
+use crate::aws::waited;
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::client::Waiters;
@@ -12,8 +13,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
-use crate::aws::{Aws, AwsError, client_token, not_found, waiter_error};
+use crate::aws::{Aws, AwsError, client_token, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::ec2::{claimed, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, Scope};
 use crate::limits::Sent;
@@ -57,16 +58,8 @@ impl Kind for NatGatewayKind {
     }
 
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let gws: Vec<NatGateway> = aws
-            .ec2
-            .describe_nat_gateways()
-            .set_filter(Some(scope_filters(&scope.stack, &scope.env)))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("ec2:DescribeNatGateways"))?;
+        let gws: Vec<NatGateway> =
+            all_items!(aws.ec2.describe_nat_gateways().set_filter(scope_filters(scope)), "ec2:DescribeNatGateways")?;
         // Deleted and failed gateways stay listed for a while; they route
         // nothing.
         let gone = |g: &NatGateway| matches!(g.state(), Some(NatGatewayState::Deleted | NatGatewayState::Failed));
@@ -95,7 +88,7 @@ impl Kind for NatGatewayKind {
             .nat_gateway_ids(&id)
             .wait(d.timeout)
             .await
-            .map_err(|e| waiter_error("ec2:DescribeNatGateways (wait available)", e))?;
+            .map_err(waited("ec2:DescribeNatGateways (wait available)"))?;
         let mut l = live(d.name.clone(), &gw, d.tags.clone());
         l.props = crate::kinds::to_value(&p);
         Ok(l)
@@ -118,7 +111,7 @@ impl Kind for NatGatewayKind {
             .nat_gateway_ids(&l.id)
             .wait(crate::aws::MAX_WAIT)
             .await
-            .map_err(|e| waiter_error("ec2:DescribeNatGateways (wait deleted)", e))?;
+            .map_err(waited("ec2:DescribeNatGateways (wait deleted)"))?;
         Ok(())
     }
 }
@@ -129,11 +122,5 @@ fn live(name: String, g: &NatGateway, tags: BTreeMap<String, String>) -> Live {
         subnet_id: g.subnet_id.clone().unwrap_or_default(),
         allocation_id: g.nat_gateway_addresses().iter().find_map(|a| a.allocation_id.clone()).unwrap_or_default(),
     };
-    Live {
-        name,
-        id: id.clone(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [("id".to_string(), Value::from(id))].into(),
-    }
+    Live::new(name, id.clone(), &props, tags)
 }

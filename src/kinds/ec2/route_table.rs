@@ -13,8 +13,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found, retry_dependency_violation};
+use crate::aws::{all_items, sdk};
 use crate::kinds::ec2::{claimed, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -91,16 +91,8 @@ impl Kind for RouteTableKind {
     }
 
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let tables: Vec<RouteTable> = aws
-            .ec2
-            .describe_route_tables()
-            .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("ec2:DescribeRouteTables"))?;
+        let tables: Vec<RouteTable> =
+            all_items!(aws.ec2.describe_route_tables().set_filters(scope_filters(scope)), "ec2:DescribeRouteTables")?;
         Ok(claimed(tables, scope, |t| t.tags(), |name, t, tags| live(name, &t, tags)))
     }
 
@@ -282,11 +274,5 @@ fn live(name: String, t: &RouteTable, tags: BTreeMap<String, String>) -> Live {
         t.associations().iter().filter(|a| a.main != Some(true)).filter_map(|a| a.subnet_id.clone()).collect();
     subnet_ids.sort();
     let props = RouteTableProps { vpc_id: t.vpc_id.clone().unwrap_or_default(), routes, subnet_ids };
-    Live {
-        name,
-        id: id.clone(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [("id".to_string(), Value::from(id))].into(),
-    }
+    Live::new(name, id.clone(), &props, tags)
 }

@@ -12,8 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found, retry_dependency_violation};
+use crate::aws::{all_items, sdk};
 use crate::kinds::ec2::{claimed, from_tags, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -211,16 +211,10 @@ impl Kind for SecurityGroupKind {
     }
 
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let groups = aws
-            .ec2
-            .describe_security_groups()
-            .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("ec2:DescribeSecurityGroups"))?;
+        let groups = all_items!(
+            aws.ec2.describe_security_groups().set_filters(scope_filters(scope)),
+            "ec2:DescribeSecurityGroups"
+        )?;
         Ok(claimed(groups, scope, |g| g.tags(), live))
     }
 
@@ -467,8 +461,7 @@ fn live(name: String, g: AwsGroup, tags: BTreeMap<String, String>) -> Live {
         ingress: flatten_live(g.ip_permissions()),
         egress: Some(flatten_live(g.ip_permissions_egress())),
     };
-    let outputs = [("id".to_string(), Value::from(id.clone())), ("name".to_string(), Value::from(group_name))].into();
-    Live { name, id, props: crate::kinds::to_value(&props), tags, outputs }
+    Live::new(name, id, &props, tags).output("name", group_name)
 }
 
 #[cfg(test)]

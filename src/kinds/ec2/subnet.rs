@@ -1,5 +1,6 @@
 //! `ec2.subnet`: a subnet of a VPC in one availability zone.
 
+use crate::aws::waited;
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::client::Waiters;
@@ -8,10 +9,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
-use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, waiter_error};
+use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::ec2::{claimed, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
-use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
+use crate::kinds::{Desired, Facts, Kind, LinkProblem, Linked, Live, PropsError, Scope};
 use crate::limits::Sent;
 
 pub struct SubnetKind;
@@ -60,14 +61,10 @@ impl Kind for SubnetKind {
         crate::kinds::check_block_size(&p.cidr_block)?;
         Ok(p)
     }
-    fn check_links<'a>(
-        &self,
-        props: &Value,
-        linked: &dyn Fn(&str) -> Option<crate::kinds::Linked<'a>>,
-    ) -> Vec<crate::kinds::LinkProblem> {
+    fn check_links<'a>(&self, props: &Value, linked: &dyn Fn(&str) -> Option<Linked<'a>>) -> Vec<LinkProblem> {
         let (Some(vpc), Some(mine)) = (linked("vpc_id"), net(props)) else { return Vec::new() };
         match net(vpc.props) {
-            Some(outer) if !outer.contains(&mine) => vec![crate::kinds::LinkProblem {
+            Some(outer) if !outer.contains(&mine) => vec![LinkProblem {
                 attr: "cidr_block".into(),
                 message: format!("`{mine}` is not inside the VPC's block `{outer}`"),
                 other: Some((vpc.name, "cidr_block".into())),
@@ -75,7 +72,7 @@ impl Kind for SubnetKind {
             _ => Vec::new(),
         }
     }
-    fn check_all(&self, members: &[crate::kinds::Member<'_>]) -> Vec<(String, crate::kinds::LinkProblem)> {
+    fn check_all(&self, members: &[crate::kinds::Member<'_>]) -> Vec<(String, LinkProblem)> {
         // Two subnets of one VPC may not overlap: compared within each VPC
         // (a quota of 200 subnets a VPC by default), never across the stack.
         let mut by_vpc: BTreeMap<&str, Vec<(&str, ipnet::IpNet)>> = BTreeMap::new();
@@ -91,7 +88,7 @@ impl Kind for SubnetKind {
                     if na.contains(nb) || nb.contains(na) {
                         out.push((
                             b.to_string(),
-                            crate::kinds::LinkProblem {
+                            LinkProblem {
                                 attr: "cidr_block".into(),
                                 message: format!("`{nb}` overlaps `{na}` of subnet `{a}` in the same VPC"),
                                 other: Some((a.to_string(), "cidr_block".into())),
@@ -113,16 +110,7 @@ impl Kind for SubnetKind {
     }
 
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let subnets = aws
-            .ec2
-            .describe_subnets()
-            .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("ec2:DescribeSubnets"))?;
+        let subnets = all_items!(aws.ec2.describe_subnets().set_filters(scope_filters(scope)), "ec2:DescribeSubnets")?;
         Ok(claimed(subnets, scope, |s| s.tags(), live))
     }
 
@@ -154,7 +142,7 @@ impl Kind for SubnetKind {
             .subnet_ids(&id)
             .wait(d.timeout)
             .await
-            .map_err(|e| waiter_error("ec2:DescribeSubnets (wait available)", e))?;
+            .map_err(waited("ec2:DescribeSubnets (wait available)"))?;
         let fresh = live(d.name.clone(), subnet, d.tags.clone());
         self.update(aws, d, &fresh).await
     }
@@ -200,11 +188,7 @@ fn live(name: String, s: aws_sdk_ec2::types::Subnet, tags: BTreeMap<String, Stri
         availability_zone: s.availability_zone.unwrap_or_default(),
         map_public_ip_on_launch: s.map_public_ip_on_launch.unwrap_or(false),
     };
-    let outputs = [
-        ("id".to_string(), Value::from(id.clone())),
-        ("cidr_block".to_string(), Value::from(props.cidr_block.clone())),
-        ("availability_zone".to_string(), Value::from(props.availability_zone.clone())),
-    ]
-    .into();
-    Live { name, id, props: crate::kinds::to_value(&props), tags, outputs }
+    Live::new(name, id, &props, tags)
+        .output("cidr_block", props.cidr_block.clone())
+        .output("availability_zone", props.availability_zone.clone())
 }

@@ -5,6 +5,7 @@
 //! with what it was, unless the spec says `snapshot_on_delete: false`; a
 //! volume that left the spec always gets one.
 
+use crate::aws::waited;
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::client::Waiters;
@@ -13,8 +14,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
-use crate::aws::{Aws, AwsError, client_token, not_found, retry_while_in_use, waiter_error};
+use crate::aws::{Aws, AwsError, client_token, not_found, retry_while_in_use};
+use crate::aws::{all_items, sdk};
 use crate::kinds::ec2::{claimed, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope, TAG_ENV, TAG_RESOURCE, TAG_STACK};
 use crate::limits::Sent;
@@ -148,16 +149,8 @@ impl Kind for VolumeKind {
     }
 
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let volumes: Vec<Volume> = aws
-            .ec2
-            .describe_volumes()
-            .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("ec2:DescribeVolumes"))?;
+        let volumes: Vec<Volume> =
+            all_items!(aws.ec2.describe_volumes().set_filters(scope_filters(scope)), "ec2:DescribeVolumes")?;
         let volumes =
             volumes.into_iter().filter(|v| !matches!(v.state(), Some(VolumeState::Deleted | VolumeState::Deleting)));
         Ok(claimed(volumes, scope, |v| v.tags(), |name, v, tags| live(name, &v, tags)))
@@ -187,7 +180,7 @@ impl Kind for VolumeKind {
             .volume_ids(&id)
             .wait(d.timeout)
             .await
-            .map_err(|e| waiter_error("ec2:DescribeVolumes (wait available)", e))?;
+            .map_err(waited("ec2:DescribeVolumes (wait available)"))?;
         let v = Volume::builder()
             .volume_id(id)
             .availability_zone(&p.availability_zone)
@@ -263,7 +256,7 @@ impl Kind for VolumeKind {
                 .snapshot_ids(&id)
                 .wait(crate::aws::MAX_WAIT * 6)
                 .await
-                .map_err(|e| waiter_error("ec2:DescribeSnapshots (wait completed)", e))?;
+                .map_err(waited("ec2:DescribeSnapshots (wait completed)"))?;
             tracing::info!(volume = %l.id, snapshot = %id, "final snapshot taken");
         }
         // An instance being terminated releases the volume shortly.
@@ -291,17 +284,7 @@ fn live(name: String, v: &Volume, tags: BTreeMap<String, String>) -> Live {
     // Built empty is "no snapshot": null, so that a spec naming one differs.
     let mut value = crate::kinds::to_value(&props);
     value.as_object_mut().map(|m| m.entry("snapshot_id").or_insert(Value::Null));
-    Live {
-        name,
-        id: id.clone(),
-        props: value,
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(id)),
-            ("availability_zone".to_string(), Value::from(props.availability_zone.clone())),
-        ]
-        .into(),
-    }
+    Live::new(name, id, &value, tags).output("availability_zone", props.availability_zone.clone())
 }
 
 #[cfg(test)]

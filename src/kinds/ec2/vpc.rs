@@ -1,12 +1,13 @@
 //! `ec2.vpc`: a VPC.
 
+use crate::aws::waited;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
-use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found, waiter_error};
+use crate::aws::{Aws, AwsError, CREATE_ATTEMPTS, create_or_adopt, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::ec2::{from_tags, no_retry, resource_filters, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -56,16 +57,7 @@ impl Kind for VpcKind {
     }
 
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let vpcs = aws
-            .ec2
-            .describe_vpcs()
-            .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("ec2:DescribeVpcs"))?;
+        let vpcs = all_items!(aws.ec2.describe_vpcs().set_filters(scope_filters(scope)), "ec2:DescribeVpcs")?;
         let mut out = Vec::new();
         for v in vpcs {
             let tags = from_tags(v.tags());
@@ -102,7 +94,7 @@ impl Kind for VpcKind {
             .vpc_ids(&id)
             .wait(d.timeout)
             .await
-            .map_err(|e| waiter_error("ec2:DescribeVpcs (wait available)", e))?;
+            .map_err(waited("ec2:DescribeVpcs (wait available)"))?;
         let fresh = live(aws, id, p.cidr_block.clone(), d.name.clone(), d.tags.clone()).await?;
         self.update(aws, d, &fresh).await
     }
@@ -182,11 +174,5 @@ async fn live(
     )
     .await?;
     let props = VpcProps { cidr_block: cidr.clone(), enable_dns_support: support, enable_dns_hostnames: hostnames };
-    Ok(Live {
-        name,
-        id: id.clone(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [("id".to_string(), Value::from(id)), ("cidr_block".to_string(), Value::from(cidr))].into(),
-    })
+    Ok(Live::new(name, id.clone(), &props, tags).output("cidr_block", cidr))
 }

@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, client_token, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::ec2::{claimed, scope_filters, sync_tags, tag_spec};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -59,16 +59,8 @@ impl Kind for VpcEndpointKind {
     }
 
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let eps: Vec<VpcEndpoint> = aws
-            .ec2
-            .describe_vpc_endpoints()
-            .set_filters(Some(scope_filters(&scope.stack, &scope.env)))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("ec2:DescribeVpcEndpoints"))?;
+        let eps: Vec<VpcEndpoint> =
+            all_items!(aws.ec2.describe_vpc_endpoints().set_filters(scope_filters(scope)), "ec2:DescribeVpcEndpoints")?;
         // The API documents `Deleted`, answers `deleted`: compare without case.
         let gone =
             |s: &State| [State::Deleted, State::Deleting].iter().any(|g| g.as_str().eq_ignore_ascii_case(s.as_str()));
@@ -144,11 +136,5 @@ fn live(name: String, e: &VpcEndpoint, tags: BTreeMap<String, String>) -> Live {
         service_name: e.service_name.clone().unwrap_or_default(),
         route_table_ids,
     };
-    Live {
-        name,
-        id: id.clone(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [("id".to_string(), Value::from(id))].into(),
-    }
+    Live::new(name, id.clone(), &props, tags)
 }

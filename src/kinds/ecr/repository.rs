@@ -251,17 +251,8 @@ fn live(name: String, r: &Repository, tags: crate::tags::Tags, policy: Option<Va
         lifecycle_policy: policy,
         force_delete: false,
     };
-    Live {
-        name,
-        id: arn.clone(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(arn.clone())),
-            ("arn".to_string(), Value::from(arn)),
-            ("name".to_string(), Value::from(r.repository_name().unwrap_or_default())),
-            ("uri".to_string(), Value::from(r.repository_uri().unwrap_or_default())),
-        ]
-        .into(),
-    }
+    Live::new(name, arn.clone(), &props, tags)
+        .output("arn", arn)
+        .output("name", r.repository_name().unwrap_or_default())
+        .output("uri", r.repository_uri().unwrap_or_default())
 }

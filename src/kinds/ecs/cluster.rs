@@ -170,16 +170,7 @@ fn live(name: String, c: &Cluster) -> Live {
     let mut providers = c.capacity_providers().to_vec();
     providers.sort();
     let props = ClusterProps { container_insights: insights, capacity_providers: providers };
-    Live {
-        name,
-        id: arn.clone(),
-        props: crate::kinds::to_value(&props),
-        tags: from_ecs_tags(c.tags()),
-        outputs: [
-            ("id".to_string(), Value::from(arn.clone())),
-            ("arn".to_string(), Value::from(arn)),
-            ("name".to_string(), Value::from(c.cluster_name().unwrap_or_default())),
-        ]
-        .into(),
-    }
+    Live::new(name, arn.clone(), &props, from_ecs_tags(c.tags()))
+        .output("arn", arn)
+        .output("name", c.cluster_name().unwrap_or_default())
 }

@@ -542,16 +542,7 @@ fn live(name: String, s: &Service) -> Live {
             m.remove(k);
         }
     }
-    Live {
-        name,
-        id: arn.clone(),
-        props: value,
-        tags: from_ecs_tags(s.tags()),
-        outputs: [
-            ("id".to_string(), Value::from(arn.clone())),
-            ("arn".to_string(), Value::from(arn)),
-            ("name".to_string(), Value::from(s.service_name().unwrap_or_default())),
-        ]
-        .into(),
-    }
+    Live::new(name, arn.clone(), &value, from_ecs_tags(s.tags()))
+        .output("arn", arn)
+        .output("name", s.service_name().unwrap_or_default())
 }

@@ -32,7 +32,7 @@ use serde_json::Value;
 use crate::aws::sdk;
 use crate::aws::{Aws, AwsError};
 use crate::kinds::ecs::{ecs_tags, family_revision};
-use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
+use crate::kinds::{Desired, Facts, Kind, LinkProblem, Linked, Live, PropsError, Scope};
 use crate::limits::Sent;
 use crate::tags::{TAG_DEPLOYED, TAG_KNOWN_GOOD, Tags};
 
@@ -276,11 +276,7 @@ impl Kind for TaskDefinitionKind {
 
     /// A container's secrets against the execution role, when the role is
     /// the stack's: ECS starts no task whose role cannot read them.
-    fn check_links<'a>(
-        &self,
-        props: &Value,
-        linked: &dyn Fn(&str) -> Option<crate::kinds::Linked<'a>>,
-    ) -> Vec<crate::kinds::LinkProblem> {
+    fn check_links<'a>(&self, props: &Value, linked: &dyn Fn(&str) -> Option<Linked<'a>>) -> Vec<LinkProblem> {
         let Some(role) = linked("execution_role_arn").filter(|l| l.kind == "iam.role") else {
             return Vec::new();
         };
@@ -312,7 +308,7 @@ impl Kind for TaskDefinitionKind {
         }
         need.into_iter()
             .filter(|a| !can(a))
-            .map(|action| crate::kinds::LinkProblem {
+            .map(|action| LinkProblem {
                 attr: "execution_role_arn".into(),
                 message: format!(
                     "a container reads secrets, but execution role `{}` allows no `{action}`: ECS could not start the task; allow it in one of the role's policies, on the secrets' ARNs",
@@ -587,19 +583,10 @@ fn props_of(td: &TaskDefinition) -> TaskDefinitionProps {
 
 fn live(name: String, td: &TaskDefinition, tags: Tags) -> Live {
     let arn = td.task_definition_arn().unwrap_or_default().to_string();
-    Live {
-        name,
-        id: arn.clone(),
-        props: crate::kinds::to_value(&props_of(td)),
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(arn.clone())),
-            ("arn".to_string(), Value::from(arn)),
-            ("family".to_string(), Value::from(td.family().unwrap_or_default())),
-            ("revision".to_string(), Value::from(td.revision())),
-        ]
-        .into(),
-    }
+    Live::new(name, arn.clone(), &props_of(td), tags)
+        .output("arn", arn)
+        .output("family", td.family().unwrap_or_default())
+        .output("revision", td.revision())
 }
 
 #[cfg(test)]

@@ -216,12 +216,8 @@ fn live(name: String, f: FileSystemDescription, tags: BTreeMap<String, String>, 
             .unwrap_or_else(|| "bursting".into()),
     };
     let id = f.file_system_id.clone();
-    let outputs = [
-        ("id".to_string(), Value::from(id.clone())),
-        ("arn".to_string(), Value::from(f.file_system_arn.clone().unwrap_or_default())),
-        ("dns_name".to_string(), Value::from(format!("{id}.efs.{region}.amazonaws.com"))),
-        ("creation_token".to_string(), Value::from(f.creation_token.clone())),
-    ]
-    .into();
-    Live { name, id, props: crate::kinds::to_value(&props), tags, outputs }
+    Live::new(name, id.clone(), &props, tags)
+        .output("arn", f.file_system_arn.clone().unwrap_or_default())
+        .output("dns_name", format!("{id}.efs.{region}.amazonaws.com"))
+        .output("creation_token", f.creation_token.clone())
 }

@@ -13,8 +13,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, Polled, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
 
@@ -83,16 +83,7 @@ impl Kind for MountTargetKind {
             .collect();
         let mut targets = Vec::new();
         for fs in ours {
-            let res = aws
-                .efs
-                .describe_mount_targets()
-                .file_system_id(&fs)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(sdk("efs:DescribeMountTargets"));
+            let res = all_items!(aws.efs.describe_mount_targets().file_system_id(&fs), "efs:DescribeMountTargets");
             // The index lags deletes on AWS: a file system gone is skipped.
             let mts = not_found(res, &["FileSystemNotFound"])?.unwrap_or_default();
             targets.extend(mts.into_iter().filter(|m| m.life_cycle_state != LifeCycleState::Deleting));
@@ -237,16 +228,5 @@ async fn live(aws: &Aws, m: aws_sdk_efs::types::MountTargetDescription) -> Resul
     security_groups.sort();
     let props =
         MountTargetProps { file_system_id: m.file_system_id.clone(), subnet_id: m.subnet_id.clone(), security_groups };
-    let outputs: BTreeMap<String, Value> = [
-        ("id".to_string(), Value::from(m.mount_target_id.clone())),
-        ("ip_address".to_string(), m.ip_address.clone().map(Value::from).unwrap_or(Value::Null)),
-    ]
-    .into();
-    Ok(Live {
-        name: String::new(),
-        id: m.mount_target_id,
-        props: crate::kinds::to_value(&props),
-        tags: BTreeMap::new(),
-        outputs,
-    })
+    Ok(Live::new(String::new(), m.mount_target_id, &props, BTreeMap::new()).output("ip_address", m.ip_address))
 }

@@ -4,8 +4,8 @@
 
 use aws_sdk_elasticache::types::{CacheParameterGroup, ParameterNameValue};
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::db_groups::{Group, GroupApi, ParameterApi, ParameterGroup, ParameterGroupProps};
 use crate::kinds::elasticache::to_tags;
 use crate::kinds::{Facts, Reads};
@@ -88,17 +88,10 @@ impl ParameterApi for CacheParameterGroups {
     }
 
     async fn user_parameters(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
-        let params: Vec<aws_sdk_elasticache::types::Parameter> = aws
-            .elasticache
-            .describe_cache_parameters()
-            .cache_parameter_group_name(name)
-            .source("user")
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("elasticache:DescribeCacheParameters"))?;
+        let params: Vec<aws_sdk_elasticache::types::Parameter> = all_items!(
+            aws.elasticache.describe_cache_parameters().cache_parameter_group_name(name).source("user"),
+            "elasticache:DescribeCacheParameters"
+        )?;
         Ok(params
             .into_iter()
             .filter_map(|p| Some((p.parameter_name?, p.parameter_value.unwrap_or_default())))

@@ -6,6 +6,7 @@
 //! Subnet group and security groups are reported on the member clusters
 //! (one DescribeCacheClusters call for the whole kind).
 
+use crate::aws::waited;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -16,11 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::aws::sdk;
-use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, Polled, not_found};
 use crate::kinds::db_groups::ArnTagging;
 use crate::kinds::elasticache::{CacheTags, check_id, to_tags};
-use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
+use crate::kinds::{Desired, Facts, Kind, LinkProblem, Linked, Live, PropsError, Scope};
 use crate::limits::Sent;
 
 pub struct ReplicationGroupKind;
@@ -138,11 +138,7 @@ impl Kind for ReplicationGroupKind {
         }
         Ok(p)
     }
-    fn check_links<'a>(
-        &self,
-        props: &Value,
-        linked: &dyn Fn(&str) -> Option<crate::kinds::Linked<'a>>,
-    ) -> Vec<crate::kinds::LinkProblem> {
+    fn check_links<'a>(&self, props: &Value, linked: &dyn Fn(&str) -> Option<Linked<'a>>) -> Vec<LinkProblem> {
         let group = ("parameter_group_name", "elasticache.parameter_group");
         let unpinned = "ElastiCache would pick its default version; pin it (e.g. `engine_version: \"7.1\"`)";
         crate::kinds::db_groups::check_family(props, linked, group, "redis", cache_family, unpinned)
@@ -317,7 +313,7 @@ impl Kind for ReplicationGroupKind {
             .replication_group_id(&l.id)
             .wait(Self::FACTS.default_wait)
             .await
-            .map_err(|e| waiter_error("elasticache:DescribeReplicationGroups (wait deleted)", e))?;
+            .map_err(waited("elasticache:DescribeReplicationGroups (wait deleted)"))?;
         Ok(())
     }
 }
@@ -417,15 +413,11 @@ fn live(name: String, g: ReplicationGroup, member: Option<&Member>, tags: BTreeM
     let endpoint = |e: Option<&aws_sdk_elasticache::types::Endpoint>| {
         e.and_then(|e| e.address.clone()).map(Value::from).unwrap_or(Value::Null)
     };
-    let outputs = [
-        ("id".to_string(), Value::from(id.clone())),
-        ("primary_endpoint".to_string(), endpoint(primary)),
-        ("reader_endpoint".to_string(), endpoint(reader)),
-        ("port".to_string(), Value::from(port)),
-        ("arn".to_string(), Value::from(g.arn.clone().unwrap_or_default())),
-    ]
-    .into();
-    Live { name, id, props: crate::kinds::to_value(&props), tags, outputs }
+    Live::new(name, id, &props, tags)
+        .output("primary_endpoint", endpoint(primary))
+        .output("reader_endpoint", endpoint(reader))
+        .output("port", port)
+        .output("arn", g.arn.clone().unwrap_or_default())
 }
 
 /// The cache parameter group family an engine version needs (ElastiCache:

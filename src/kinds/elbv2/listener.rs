@@ -11,8 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::elbv2::{sync_tags, tags_of, to_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -114,16 +114,10 @@ impl Kind for ListenerKind {
         // the ownership index (a load balancer gone since is skipped).
         let mut listeners = Vec::new();
         for lb in scope.shared.owned(aws, "elasticloadbalancing:loadbalancer").await? {
-            let res = aws
-                .elbv2
-                .describe_listeners()
-                .load_balancer_arn(&lb.arn)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(sdk("elasticloadbalancing:DescribeListeners"));
+            let res = all_items!(
+                aws.elbv2.describe_listeners().load_balancer_arn(&lb.arn),
+                "elasticloadbalancing:DescribeListeners"
+            );
             listeners.extend(not_found(res, &["LoadBalancerNotFound"])?.unwrap_or_default());
         }
         let arns: Vec<String> = listeners.iter().filter_map(|l| l.listener_arn.clone()).collect();
@@ -266,6 +260,5 @@ fn live(name: String, l: Listener, tags: BTreeMap<String, String>) -> Live {
         ssl_policy: l.ssl_policy.clone(),
         default_action,
     };
-    let outputs = [("id".to_string(), Value::from(arn.clone())), ("arn".to_string(), Value::from(arn.clone()))].into();
-    Live { name, id: arn, props: crate::kinds::to_value(&props), tags, outputs }
+    Live::new(name, arn.clone(), &props, tags).output("arn", arn.clone())
 }

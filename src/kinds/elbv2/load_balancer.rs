@@ -1,6 +1,7 @@
 //! `elbv2.load_balancer`: an application (or network) load balancer,
 //! internal by default.
 
+use crate::aws::waited;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -13,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::aws::sdk;
-use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, not_found};
 use crate::kinds::elbv2::{check_name, find, sync_tags, tags_of, to_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
@@ -156,7 +156,7 @@ impl Kind for LoadBalancerKind {
             .load_balancer_arns(&arn)
             .wait(d.timeout)
             .await
-            .map_err(|e| waiter_error("elasticloadbalancing:DescribeLoadBalancers (wait available)", e))?;
+            .map_err(waited("elasticloadbalancing:DescribeLoadBalancers (wait available)"))?;
         let lb = done.into_result().ok().and_then(|o| o.load_balancers.unwrap_or_default().into_iter().next());
         let lb =
             lb.ok_or_else(|| AwsError::other("elasticloadbalancing:DescribeLoadBalancers", format!("{arn} vanished")))?;
@@ -220,7 +220,7 @@ impl Kind for LoadBalancerKind {
             .load_balancer_arns(&l.id)
             .wait(Self::FACTS.default_wait)
             .await
-            .map_err(|e| waiter_error("elasticloadbalancing:DescribeLoadBalancers (wait deleted)", e))?;
+            .map_err(waited("elasticloadbalancing:DescribeLoadBalancers (wait deleted)"))?;
         Ok(())
     }
 }
@@ -275,14 +275,10 @@ fn live(name: String, lb: LoadBalancer, tags: BTreeMap<String, String>) -> Live 
         security_groups,
         idle_timeout_seconds: None,
     };
-    let outputs = [
-        ("id".to_string(), Value::from(arn.clone())),
-        ("arn".to_string(), Value::from(arn.clone())),
-        ("name".to_string(), Value::from(lb.load_balancer_name.clone().unwrap_or_default())),
-        ("dns_name".to_string(), Value::from(lb.dns_name.clone().unwrap_or_default())),
-        ("zone_id".to_string(), Value::from(lb.canonical_hosted_zone_id.clone().unwrap_or_default())),
-        ("arn_suffix".to_string(), Value::from(crate::kinds::elbv2::arn_suffix(&arn))),
-    ]
-    .into();
-    Live { name, id: arn, props: crate::kinds::to_value(&props), tags, outputs }
+    Live::new(name, arn.clone(), &props, tags)
+        .output("arn", arn.clone())
+        .output("name", lb.load_balancer_name.clone().unwrap_or_default())
+        .output("dns_name", lb.dns_name.clone().unwrap_or_default())
+        .output("zone_id", lb.canonical_hosted_zone_id.clone().unwrap_or_default())
+        .output("arn_suffix", crate::kinds::elbv2::arn_suffix(&arn))
 }

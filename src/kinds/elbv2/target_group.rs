@@ -251,12 +251,8 @@ fn live(name: String, g: TargetGroup, tags: BTreeMap<String, String>) -> Live {
         props.health_check.path = String::new();
         props.health_check.matcher = String::new();
     }
-    let outputs = [
-        ("id".to_string(), Value::from(arn.clone())),
-        ("arn".to_string(), Value::from(arn.clone())),
-        ("name".to_string(), Value::from(g.target_group_name.clone().unwrap_or_default())),
-        ("arn_suffix".to_string(), Value::from(crate::kinds::elbv2::arn_suffix(&arn))),
-    ]
-    .into();
-    Live { name, id: arn, props: crate::kinds::to_value(&props), tags, outputs }
+    Live::new(name, arn.clone(), &props, tags)
+        .output("arn", arn.clone())
+        .output("name", g.target_group_name.clone().unwrap_or_default())
+        .output("arn_suffix", crate::kinds::elbv2::arn_suffix(&arn))
 }

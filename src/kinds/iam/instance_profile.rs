@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::iam::role::{check_iam_name, owner_scope};
 use crate::kinds::iam::{from_tags, path, path_of, to_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, Scope};
@@ -46,16 +46,10 @@ impl Kind for InstanceProfileKind {
     }
 
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let profiles: Vec<InstanceProfile> = aws
-            .iam
-            .list_instance_profiles()
-            .path_prefix(path(&scope.stack, &scope.env))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("iam:ListInstanceProfiles"))?;
+        let profiles: Vec<InstanceProfile> = all_items!(
+            aws.iam.list_instance_profiles().path_prefix(path(&scope.stack, &scope.env)),
+            "iam:ListInstanceProfiles"
+        )?;
         // ListInstanceProfiles returns no tags; GetInstanceProfile does.
         let unheld = scope.unheld_names(profiles.iter().map(|p| p.instance_profile_name()));
         let names = profiles.iter().map(|p| p.instance_profile_name()).chain(unheld.iter().map(String::as_str));
@@ -183,16 +177,5 @@ async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, 
 fn live(name: String, p: &InstanceProfile, tags: BTreeMap<String, String>) -> Live {
     let id = p.instance_profile_name().to_string();
     let props = InstanceProfileProps { role: p.roles().first().map(|r| r.role_name().to_string()).unwrap_or_default() };
-    Live {
-        name,
-        id: id.clone(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(id.clone())),
-            ("name".to_string(), Value::from(id)),
-            ("arn".to_string(), Value::from(p.arn().to_string())),
-        ]
-        .into(),
-    }
+    Live::new(name, id.clone(), &props, tags).output("name", id).output("arn", p.arn().to_string())
 }

@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::iam::{decode_document, encode_document, from_tags, path, path_of, to_tags};
 use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
 use crate::limits::Sent;
@@ -79,16 +79,8 @@ impl Kind for RoleKind {
     }
 
     async fn read(&self, aws: &Aws, scope: &Scope) -> Result<Vec<Live>, AwsError> {
-        let roles: Vec<Role> = aws
-            .iam
-            .list_roles()
-            .path_prefix(path(&scope.stack, &scope.env))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("iam:ListRoles"))?;
+        let roles: Vec<Role> =
+            all_items!(aws.iam.list_roles().path_prefix(path(&scope.stack, &scope.env)), "iam:ListRoles")?;
         let unheld = scope.unheld_names(roles.iter().map(|r| r.role_name()));
         let names = roles.iter().map(|r| r.role_name()).chain(unheld.iter().map(String::as_str));
         let reads = names.map(|name| describe(aws, name, scope));
@@ -158,15 +150,7 @@ impl Kind for RoleKind {
             }
         }
         for name in was.policies.keys().filter(|n| !p.policies.contains_key(*n)) {
-            let res = aws
-                .iam
-                .delete_role_policy()
-                .role_name(&l.id)
-                .policy_name(name)
-                .send()
-                .await
-                .map_err(sdk("iam:DeleteRolePolicy"));
-            not_found(res, &["NoSuchEntity"])?;
+            delete_policy(aws, &l.id, name).await?;
         }
         for arn in p.managed_policy_arns.iter().filter(|a| !was.managed_policy_arns.contains(a)) {
             aws.iam
@@ -188,15 +172,7 @@ impl Kind for RoleKind {
         // IAM refuses to delete a role with policies or profiles.
         let was: RoleProps = RoleKind::props(&l.props)?;
         for name in was.policies.keys() {
-            let res = aws
-                .iam
-                .delete_role_policy()
-                .role_name(&l.id)
-                .policy_name(name)
-                .send()
-                .await
-                .map_err(sdk("iam:DeleteRolePolicy"));
-            not_found(res, &["NoSuchEntity"])?;
+            delete_policy(aws, &l.id, name).await?;
         }
         for arn in &was.managed_policy_arns {
             detach(aws, &l.id, arn).await?;
@@ -263,6 +239,12 @@ pub fn owner_scope(d: &Desired) -> Scope {
     }
 }
 
+/// Deletes inline policy `name` of `role`; one already gone is success.
+async fn delete_policy(aws: &Aws, role: &str, name: &str) -> Result<(), AwsError> {
+    let res = aws.iam.delete_role_policy().role_name(role).policy_name(name).send().await;
+    not_found(res.map_err(sdk("iam:DeleteRolePolicy")), &["NoSuchEntity"]).map(|_| ())
+}
+
 async fn detach(aws: &Aws, role: &str, arn: &str) -> Result<(), AwsError> {
     let res =
         aws.iam.detach_role_policy().role_name(role).policy_arn(arn).send().await.map_err(sdk("iam:DetachRolePolicy"));
@@ -302,16 +284,7 @@ async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, 
     let Some(owner) = scope.owner(&tags, Some(name)) else {
         return Ok(None);
     };
-    let names: Vec<String> = aws
-        .iam
-        .list_role_policies()
-        .role_name(name)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(sdk("iam:ListRolePolicies"))?;
+    let names: Vec<String> = all_items!(aws.iam.list_role_policies().role_name(name), "iam:ListRolePolicies")?;
     let mut policies = BTreeMap::new();
     for policy in names {
         let out = aws
@@ -324,16 +297,8 @@ async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, 
             .map_err(sdk("iam:GetRolePolicy"))?;
         policies.insert(policy, decode_document("iam:GetRolePolicy", out.policy_document())?);
     }
-    let attached: Vec<_> = aws
-        .iam
-        .list_attached_role_policies()
-        .role_name(name)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(sdk("iam:ListAttachedRolePolicies"))?;
+    let attached: Vec<_> =
+        all_items!(aws.iam.list_attached_role_policies().role_name(name), "iam:ListAttachedRolePolicies")?;
     let mut managed_policy_arns: Vec<String> = attached.into_iter().filter_map(|p| p.policy_arn).collect();
     managed_policy_arns.sort();
     let assume = role.assume_role_policy_document().unwrap_or("{}");
@@ -344,16 +309,5 @@ async fn describe(aws: &Aws, name: &str, scope: &Scope) -> Result<Option<Live>, 
         description: role.description.clone().filter(|d| !d.is_empty()),
     };
     let id = role.role_name().to_string();
-    Ok(Some(Live {
-        name: owner,
-        id: id.clone(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(id.clone())),
-            ("name".to_string(), Value::from(id)),
-            ("arn".to_string(), Value::from(role.arn().to_string())),
-        ]
-        .into(),
-    }))
+    Ok(Some(Live::new(owner, id.clone(), &props, tags).output("name", id).output("arn", role.arn().to_string())))
 }

@@ -243,16 +243,5 @@ fn live(name: String, g: &LogGroup, tags: BTreeMap<String, String>) -> Live {
     let group = g.log_group_name().unwrap_or_default().to_string();
     let props =
         LogGroupProps { retention_in_days: g.retention_in_days(), kms_key_id: g.kms_key_id().map(str::to_string) };
-    Live {
-        name,
-        id: group.clone(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(group.clone())),
-            ("name".to_string(), Value::from(group)),
-            ("arn".to_string(), Value::from(arn_of(g))),
-        ]
-        .into(),
-    }
+    Live::new(name, group.clone(), &props, tags).output("name", group).output("arn", arn_of(g))
 }

@@ -3,6 +3,7 @@
 //! Identity: the DB instance identifier (the physical name) and the
 //! `converge:` tags, which DescribeDBInstances returns inline.
 
+use crate::aws::waited;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -12,13 +13,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::sdk;
-use crate::aws::waiter_error;
 use crate::aws::{Aws, AwsError, Polled, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::db_groups::ArnTagging;
 use crate::kinds::rds::restore::{check_restore, restored_from, with_restore};
 use crate::kinds::rds::{RdsTags, check_identifier, from_tags, to_tags};
-use crate::kinds::{Desired, Facts, Kind, Live, PropsError, Scope};
+use crate::kinds::{Desired, Facts, Kind, LinkProblem, Linked, Live, PropsError, Scope};
 use crate::limits::Sent;
 
 pub struct DbInstanceKind;
@@ -207,11 +207,7 @@ impl Kind for DbInstanceKind {
         }
         Ok(p)
     }
-    fn check_links<'a>(
-        &self,
-        props: &Value,
-        linked: &dyn Fn(&str) -> Option<crate::kinds::Linked<'a>>,
-    ) -> Vec<crate::kinds::LinkProblem> {
+    fn check_links<'a>(&self, props: &Value, linked: &dyn Fn(&str) -> Option<Linked<'a>>) -> Vec<LinkProblem> {
         let group = ("db_parameter_group_name", "rds.db_parameter_group");
         let unpinned = "RDS would pick its current default major version, and CreateDBInstance refuses a parameter group of another family; pin the version (e.g. `engine_version: \"16.4\"`)";
         crate::kinds::db_groups::check_family(props, linked, group, "postgres", db_family, unpinned)
@@ -228,16 +224,8 @@ impl Kind for DbInstanceKind {
         let ids: Vec<String> = scope.targets(aws).await?.into_iter().map(|t| t.arn.unwrap_or(t.id)).collect();
         let mut found = Vec::new();
         for batch in ids.chunks(FILTER_VALUES) {
-            let dbs: Vec<_> = aws
-                .rds
-                .describe_db_instances()
-                .filters(Filter::builder().name("db-instance-id").set_values(Some(batch.to_vec())).build())
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(sdk("rds:DescribeDBInstances"))?;
+            let by_id = Filter::builder().name("db-instance-id").set_values(Some(batch.to_vec())).build();
+            let dbs: Vec<_> = all_items!(aws.rds.describe_db_instances().filters(by_id), "rds:DescribeDBInstances")?;
             found.extend(dbs);
         }
         Ok(found
@@ -387,7 +375,7 @@ impl Kind for DbInstanceKind {
             .db_instance_identifier(&l.id)
             .wait(Self::FACTS.default_wait)
             .await
-            .map_err(|e| waiter_error("rds:DescribeDBInstances (wait deleted)", e))?;
+            .map_err(waited("rds:DescribeDBInstances (wait deleted)"))?;
         Ok(())
     }
 }
@@ -538,16 +526,12 @@ fn live(name: String, db: aws_sdk_rds::types::DbInstance, tags: BTreeMap<String,
     for key in ["snapshot_identifier", "restore_time", "restore_source"] {
         props.as_object_mut().map(|m| m.entry(key).or_insert(Value::Null));
     }
-    let mut outputs: BTreeMap<String, Value> = [
-        ("id".to_string(), Value::from(id.clone())),
-        ("address".to_string(), Value::from(address.clone())),
-        ("port".to_string(), Value::from(port)),
-        ("endpoint".to_string(), Value::from(format!("{address}:{port}"))),
-        ("arn".to_string(), Value::from(db.db_instance_arn.clone().unwrap_or_default())),
-    ]
-    .into();
-    outputs.insert("master_user_secret_arn".into(), secret.map(Value::from).unwrap_or(Value::Null));
-    Live { name, id, props, tags, outputs }
+    Live::new(name, id, &props, tags)
+        .output("address", address.clone())
+        .output("port", port)
+        .output("endpoint", format!("{address}:{port}"))
+        .output("arn", db.db_instance_arn.clone().unwrap_or_default())
+        .output("master_user_secret_arn", secret)
 }
 
 /// The DB parameter group family an engine version needs (RDS: `postgres16`

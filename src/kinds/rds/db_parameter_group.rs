@@ -4,8 +4,8 @@
 
 use aws_sdk_rds::types::{ApplyMethod, DbParameterGroup, Parameter};
 
-use crate::aws::sdk;
 use crate::aws::{Aws, AwsError, not_found};
+use crate::aws::{all_items, sdk};
 use crate::kinds::db_groups::{Group, GroupApi, ParameterApi, ParameterGroup, ParameterGroupProps};
 use crate::kinds::rds::{check_identifier, to_tags};
 use crate::kinds::{Facts, ImportBy, Reads};
@@ -87,17 +87,10 @@ impl ParameterApi for RdsParameterGroups {
     }
 
     async fn user_parameters(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
-        let params = aws
-            .rds
-            .describe_db_parameters()
-            .db_parameter_group_name(name)
-            .source("user")
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(sdk("rds:DescribeDBParameters"))?;
+        let params = all_items!(
+            aws.rds.describe_db_parameters().db_parameter_group_name(name).source("user"),
+            "rds:DescribeDBParameters"
+        )?;
         Ok(params
             .into_iter()
             .filter_map(|p| Some((p.parameter_name?, p.parameter_value.unwrap_or_default())))

@@ -5,6 +5,7 @@
 //! S3 has no tag filter on ListBuckets, so a read lists the region's buckets
 //! once and reads their tags concurrently (bounded).
 
+use crate::aws::waited;
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::client::Waiters;
@@ -292,7 +293,7 @@ impl Kind for BucketKind {
             .bucket(&d.physical_name)
             .wait(d.timeout)
             .await
-            .map_err(|e| crate::aws::waiter_error("s3:HeadBucket (wait exists)", e))?;
+            .map_err(waited("s3:HeadBucket (wait exists)"))?;
         // Everything a new bucket lacks; tags too (CreateBucket set them
         // on AWS; the call is idempotent and covers endpoints that drop
         // CreateBucketConfiguration.Tags).

@@ -370,18 +370,7 @@ fn live(name: String, s: &SecretListEntry, tags: BTreeMap<String, String>, repli
         recovery_window_days: 30,
         replica_regions,
     };
-    Live {
-        name,
-        id: arn.clone(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(arn.clone())),
-            ("arn".to_string(), Value::from(arn)),
-            ("name".to_string(), Value::from(s.name.clone().unwrap_or_default())),
-        ]
-        .into(),
-    }
+    Live::new(name, arn.clone(), &props, tags).output("arn", arn).output("name", s.name.clone().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -351,18 +351,7 @@ fn live(
     subscriptions.dedup();
     let props =
         TopicProps { display_name: attr("DisplayName"), kms_master_key_id: attr("KmsMasterKeyId"), subscriptions };
-    Live {
-        name,
-        id: arn.to_string(),
-        props: crate::kinds::to_value(&props),
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(arn)),
-            ("arn".to_string(), Value::from(arn)),
-            ("name".to_string(), Value::from(topic)),
-        ]
-        .into(),
-    }
+    Live::new(name, arn.to_string(), &props, tags).output("id", arn).output("arn", arn).output("name", topic)
 }
 
 #[cfg(test)]
