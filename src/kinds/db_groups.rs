@@ -110,13 +110,9 @@ async fn sync_tags<A: GroupApi>(aws: &Aws, l: &Live, desired: &Tags) -> Result<(
     A::Tagging::sync_tags(aws, arn, desired, &l.tags).await
 }
 
-fn outputs(g: &Group) -> BTreeMap<String, Value> {
-    [
-        ("id".to_string(), Value::from(g.name.clone())),
-        ("name".to_string(), Value::from(g.name.clone())),
-        ("arn".to_string(), Value::from(g.arn.clone())),
-    ]
-    .into()
+/// A group as read: its `name` and `arn` outputs besides the `id`.
+fn group_live<P: serde::Serialize>(name: String, g: &Group, props: &P, tags: Tags) -> Live {
+    Live::new(name, g.name.clone(), props, tags).output("name", g.name.clone()).output("arn", g.arn.clone())
 }
 
 fn default_description() -> String {
@@ -204,7 +200,7 @@ impl<A> ParameterGroup<A> {
 
 fn parameter_live(name: String, g: &Group, parameters: Tags, tags: Tags) -> Live {
     let props = ParameterGroupProps { family: g.family.clone(), description: g.description.clone(), parameters };
-    Live { name, id: g.name.clone(), props: crate::kinds::to_value(&props), tags, outputs: outputs(g) }
+    group_live(name, g, &props, tags)
 }
 
 impl<A: ParameterApi> Kind for ParameterGroup<A> {
@@ -299,7 +295,7 @@ impl<A> SubnetGroup<A> {
 fn subnet_live(name: String, mut g: Group, tags: Tags) -> Live {
     g.subnet_ids.sort();
     let props = SubnetGroupProps { description: g.description.clone(), subnet_ids: g.subnet_ids.clone() };
-    Live { name, id: g.name.clone(), props: crate::kinds::to_value(&props), tags, outputs: outputs(&g) }
+    group_live(name, &g, &props, tags)
 }
 
 impl<A: SubnetApi> Kind for SubnetGroup<A> {

@@ -391,18 +391,9 @@ fn live(name: String, out: &GetBackupPlanOutput, tags: BTreeMap<String, String>)
         })
         .unwrap_or_default();
     let id = out.backup_plan_id().unwrap_or_default().to_string();
-    Live {
-        name,
-        id: id.clone(),
-        props: crate::kinds::to_value(&PlanProps { rules }),
-        tags,
-        outputs: [
-            ("id".to_string(), Value::from(id)),
-            ("arn".to_string(), Value::from(out.backup_plan_arn().unwrap_or_default())),
-            ("version_id".to_string(), Value::from(out.version_id().unwrap_or_default())),
-        ]
-        .into(),
-    }
+    Live::new(name, id, &PlanProps { rules }, tags)
+        .output("arn", out.backup_plan_arn().unwrap_or_default())
+        .output("version_id", out.version_id().unwrap_or_default())
 }
 
 #[cfg(test)]

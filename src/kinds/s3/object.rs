@@ -267,14 +267,9 @@ async fn fetch(
 
 fn live(name: String, p: ObjectProps, tags: BTreeMap<String, String>, etag: String) -> Live {
     let id = format!("{}/{}", p.bucket, p.key);
-    let outputs = [
-        ("id".to_string(), Value::from(id.clone())),
-        ("url".to_string(), Value::from(format!("s3://{id}"))),
-        // S3 quotes ETags; the value is what is inside.
-        ("etag".to_string(), Value::from(etag.trim_matches('"'))),
-    ]
-    .into();
-    Live { name, id, props: crate::kinds::to_value(&p), tags, outputs }
+    let url = format!("s3://{id}");
+    // S3 quotes ETags; the value is what is inside.
+    Live::new(name, id, &p, tags).output("url", url).output("etag", etag.trim_matches('"'))
 }
 
 #[cfg(test)]
